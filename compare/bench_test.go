@@ -1,0 +1,158 @@
+package compare_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/strangler-proxy/strangler/compare"
+)
+
+// product is a typical item of a paginated catalogue API.
+type product struct {
+	ID        int64             `json:"id"`
+	SKU       string            `json:"sku"`
+	Name      string            `json:"name"`
+	Price     float64           `json:"price"`
+	Currency  string            `json:"currency"`
+	Tags      []string          `json:"tags"`
+	Stock     map[string]int    `json:"stock"`
+	Attrs     map[string]string `json:"attributes"`
+	Active    bool              `json:"active"`
+	Discount  *float64          `json:"discount"`
+	UpdatedAt string            `json:"updatedAt"`
+}
+
+type page struct {
+	Data []product `json:"data"`
+	Meta struct {
+		Page    int    `json:"page"`
+		PerPage int    `json:"perPage"`
+		Total   int    `json:"total"`
+		Next    string `json:"next"`
+	} `json:"meta"`
+}
+
+// catalogue returns a page of at least 64 KiB, as the monolith would
+// serialise it (struct order), and the same page as a service that
+// serialises maps would (sorted keys), so the two differ in every byte
+// but not in value.
+func catalogue(tb testing.TB) (monolith, service []byte) {
+	tb.Helper()
+	var p page
+	for i := 0; ; i++ {
+		p.Data = append(p.Data, product{
+			ID:        int64(1_000_000 + i),
+			SKU:       fmt.Sprintf("SKU-%06d", i),
+			Name:      fmt.Sprintf("Stainless steel water bottle, %d cl", 50+i%5*25),
+			Price:     float64(1999+i*7%1000) / 100,
+			Currency:  "EUR",
+			Tags:      []string{"outdoor", "kitchen", fmt.Sprint("batch-", i%13)},
+			Stock:     map[string]int{"berlin": i % 17, "paris": i % 5},
+			Attrs:     map[string]string{"colour": "steel", "material": "18/8 stainless"},
+			Active:    i%9 != 0,
+			UpdatedAt: fmt.Sprintf("2024-03-%02dT10:%02d:00Z", 1+i%28, i%60),
+		})
+		p.Meta.Page, p.Meta.PerPage, p.Meta.Total, p.Meta.Next = 1, len(p.Data), 5_000, "/products?page=2"
+		b, err := json.Marshal(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(b) >= 64<<10 {
+			var generic any
+			if err := json.Unmarshal(b, &generic); err != nil {
+				tb.Fatal(err)
+			}
+			sorted, err := json.Marshal(generic)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return b, sorted
+		}
+	}
+}
+
+func benchCompare(b *testing.B, primary, shadow *compare.Response, want compare.Outcome) {
+	r := mustRules(b, compare.RulesConfig{IgnoreJSON: []string{"/data/*/updatedAt"}})
+	b.SetBytes(int64(len(primary.Body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := compare.Compare(primary, shadow, r); res.Outcome != want {
+			b.Fatalf("outcome %v, want %v: %s", res.Outcome, want, diffsJSON(b, res.Differences))
+		}
+	}
+}
+
+func BenchmarkCompareJSON64KiBEqual(b *testing.B) {
+	mono, svc := catalogue(b)
+	b.Run("identical", func(b *testing.B) {
+		benchCompare(b, jsonResp(string(mono)), jsonResp(string(mono)), compare.Match)
+	})
+	b.Run("reordered", func(b *testing.B) {
+		benchCompare(b, jsonResp(string(mono)), jsonResp(string(svc)), compare.Match)
+	})
+	b.Run("gzip", func(b *testing.B) {
+		benchCompare(b, jsonResp(string(mono)), encoded("gzip", gzipped(b, svc)), compare.Match)
+	})
+}
+
+func BenchmarkCompareJSON64KiBOneDiff(b *testing.B) {
+	mono, svc := catalogue(b)
+	changed := bytes.Replace(mono, []byte(`"SKU-000042"`), []byte(`"SKU-00042"`), 1)
+	changedSvc := bytes.Replace(svc, []byte(`"SKU-000042"`), []byte(`"SKU-00042"`), 1)
+	if bytes.Equal(changed, mono) || bytes.Equal(changedSvc, svc) {
+		b.Fatal("no SKU to change")
+	}
+	b.Run("same order", func(b *testing.B) {
+		benchCompare(b, jsonResp(string(mono)), jsonResp(string(changed)), compare.Mismatch)
+	})
+	b.Run("reordered", func(b *testing.B) {
+		benchCompare(b, jsonResp(string(mono)), jsonResp(string(changedSvc)), compare.Mismatch)
+	})
+}
+
+func BenchmarkCompareHeaders(b *testing.B) {
+	h := func(date, reqID string) http.Header {
+		return hdr(
+			"Content-Type", "application/json; charset=utf-8",
+			"Cache-Control", "private, max-age=0",
+			"Date", date,
+			"Server", "nginx",
+			"Vary", "Accept-Encoding, Authorization",
+			"X-Request-Id", reqID,
+			"Traceparent", "00-"+reqID+"-01",
+			"Strict-Transport-Security", "max-age=63072000",
+			"X-Content-Type-Options", "nosniff",
+			"X-Frame-Options", "DENY",
+			"Content-Security-Policy", "default-src 'self'",
+			"Set-Cookie", "session="+reqID+"; Path=/; HttpOnly; Secure",
+			"Set-Cookie", "csrf="+reqID+"; Path=/",
+			"X-Ratelimit-Remaining", "99",
+			"Link", `</products?page=2>; rel="next"`,
+		)
+	}
+	primary := &compare.Response{Status: 200, Header: h("Mon, 01 Jan 2024 00:00:00 GMT", "4bf92f3577b34da6a3ce929d0e0e4736")}
+	shadow := &compare.Response{Status: 200, Header: h("Mon, 01 Jan 2024 00:00:01 GMT", "00f067aa0ba902b7a3ce929d0e0e4736")}
+	r := mustRules(b, compare.RulesConfig{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := compare.Compare(primary, shadow, r); res.Outcome != compare.Match {
+			b.Fatalf("outcome %v: %s", res.Outcome, diffsJSON(b, res.Differences))
+		}
+	}
+}
+
+func BenchmarkNoiseCompare(b *testing.B) {
+	var m monolith
+	primary, shadow, extra := m.answer(10), m.answer(12), m.answer(10)
+	r := mustRules(b, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := noise.Compare(primary, shadow, primary, extra, r); len(res.Differences) != 1 {
+			b.Fatalf("differences %s", diffsJSON(b, res.Differences))
+		}
+	}
+}

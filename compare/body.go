@@ -1,0 +1,154 @@
+package compare
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// compareBodies decodes both bodies and compares them as JSON when both
+// are JSON, else byte for byte. It reports at most one difference unless
+// both are JSON.
+func (c *comparison) compareBodies(a, b *Response) {
+	if c.rules.ignoreRoot {
+		return // ignore_json "" ignores the whole body, JSON or not
+	}
+	ca := appendCodings(c.body.codings[primarySide][:0], a.Header)
+	cb := appendCodings(c.body.codings[shadowSide][:0], b.Header)
+	c.body.codings[primarySide], c.body.codings[shadowSide] = ca, cb
+	// Identical bytes under identical codings decode identically: the
+	// common case skips decoding, and so does an identical zip bomb.
+	if bytes.Equal(a.Body, b.Body) && slices.Equal(ca, cb) {
+		return
+	}
+
+	da, errA := c.decode(a.Body, primarySide)
+	db, errB := c.decode(b.Body, shadowSide)
+	if errA != nil || errB != nil {
+		if c.keysOnly {
+			// Learning noise: an answer that cannot be decoded is a
+			// failure, not a sample of the route's nondeterminism.
+			// Learning from it would mark the whole body (pointer "")
+			// as noise for good and hide every later whole-body
+			// difference.
+			return
+		}
+		c.addUndecodable(a.Body, b.Body, da, db, errA, errB)
+		return
+	}
+	if bytes.Equal(da, db) {
+		return
+	}
+	jsonA := c.isJSON(a.Header, da) && c.walk.docs[primarySide].parse(da)
+	jsonB := c.isJSON(b.Header, db) && c.walk.docs[shadowSide].parse(db)
+	if jsonA && jsonB {
+		c.compareJSON()
+		return
+	}
+	if jsonA != jsonB && c.keysOnly {
+		return // a failure too, as for an undecodable answer
+	}
+	var note string
+	switch {
+	case jsonA:
+		note = "only the primary body is JSON; "
+	case jsonB:
+		note = "only the shadow body is JSON; "
+	}
+	c.addBytes(da, db, note)
+}
+
+// isJSON decides whether a decoded body is compared as JSON, before it is
+// parsed: when its media type says JSON (application/json or any
+// +json suffix, RFC 6839), or when the type says nothing useful (missing,
+// text/plain, application/octet-stream) and the body starts like an object
+// or array. Scalars are not sniffed: "OK" vs "ok" or "1" vs "1.0" in a
+// text body are real differences. Bodies over max_decoded (possible when
+// they were not encoded) are compared as bytes, which costs no memory.
+func (c *comparison) isJSON(h http.Header, body []byte) bool {
+	if int64(len(body)) > c.rules.maxDecoded {
+		return false
+	}
+	mt := h.Get("Content-Type")
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.TrimSpace(mt)
+	switch {
+	case strings.EqualFold(mt, "application/json") || hasSuffixFold(mt, "+json"):
+		return true
+	case mt == "" || strings.EqualFold(mt, "text/plain") || strings.EqualFold(mt, "application/octet-stream"):
+		i := skipSpace(body, 0)
+		return i < len(body) && (body[i] == '{' || body[i] == '[')
+	}
+	return false
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+// addBytes reports two different non-JSON bodies as one difference: an
+// excerpt of each, starting a little before the first differing byte.
+func (c *comparison) addBytes(a, b []byte, note string) {
+	if !c.admit(KindBody, "") {
+		return
+	}
+	d := Difference{Kind: KindBody}
+	if !c.keysOnly {
+		off := firstDifference(a, b)
+		start := max(0, off-excerptLead)
+		d.Primary, d.Shadow = excerpt(a, start), excerpt(b, start)
+		d.Note = fmt.Sprintf("%sbodies differ from byte %d (primary %d bytes, shadow %d bytes); excerpts start at byte %d",
+			note, off, len(a), len(b), start)
+	}
+	c.diffs = append(c.diffs, d)
+}
+
+func firstDifference(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// addUndecodable reports bodies that could not be decoded. A side that
+// failed shows an excerpt of what was decoded before the output grew too
+// large, or else of the bytes received (often the explanation: a plain
+// body labelled gzip); a side that decoded shows its decoded start.
+func (c *comparison) addUndecodable(rawA, rawB, da, db []byte, errA, errB error) {
+	if !c.admit(KindBody, "") {
+		return
+	}
+	d := Difference{Kind: KindBody}
+	if !c.keysOnly {
+		d.Primary = undecodableExcerpt(rawA, da, errA)
+		d.Shadow = undecodableExcerpt(rawB, db, errB)
+		var notes []string
+		if errA != nil {
+			notes = append(notes, "primary body: "+errA.Error())
+		}
+		if errB != nil {
+			notes = append(notes, "shadow body: "+errB.Error())
+		}
+		d.Note = strings.Join(notes, "; ")
+	}
+	c.diffs = append(c.diffs, d)
+}
+
+func undecodableExcerpt(raw, decoded []byte, err error) []byte {
+	var tooLarge tooLargeError
+	switch {
+	case err == nil:
+		return excerpt(decoded, 0)
+	case errors.As(err, &tooLarge):
+		return excerpt(decoded, 0)
+	}
+	return excerpt(raw, 0)
+}

@@ -1,0 +1,211 @@
+package compare
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// Response is a captured HTTP response: what the proxy read from the
+// primary or the shadow. Compare only reads it, and keeps no reference to
+// it once it returns, so the caller may reuse Body afterwards.
+type Response struct {
+	Status int
+	Header http.Header
+	// Body is the body as received, still Content-Encoded.
+	Body []byte
+}
+
+// Kind is what a Difference is about. Its String is the label used in
+// metrics and in JSON.
+type Kind uint8
+
+// The kinds of Difference.
+const (
+	KindStatus Kind = iota + 1
+	KindHeader
+	KindBody
+)
+
+var kindNames = [...]string{KindStatus: "status", KindHeader: "header", KindBody: "body"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// MarshalText makes a Kind marshal as its label.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Outcome is the verdict of one comparison. Its String is the label used
+// in metrics and in JSON. The zero Outcome is not a verdict, so a Result
+// nobody filled in is never mistaken for a match.
+type Outcome uint8
+
+// The outcomes of a comparison.
+const (
+	// Match: no differences beyond the configured and learned noise.
+	Match Outcome = iota + 1
+	// Mismatch: at least one difference.
+	Mismatch
+	// Error: there was nothing to compare because the shadow call failed.
+	// Compare never returns it; the proxy records it.
+	Error
+)
+
+var outcomeNames = [...]string{Match: "match", Mismatch: "mismatch", Error: "error"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) && outcomeNames[o] != "" {
+		return outcomeNames[o]
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// MarshalText makes an Outcome marshal as its label.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Result is the outcome of comparing a primary and a shadow response.
+type Result struct {
+	Outcome Outcome `json:"outcome"`
+	// Differences lists at most RulesConfig.MaxDifferences differences:
+	// status first, then headers by name, then the body in document order.
+	Differences []Difference `json:"differences,omitempty"`
+	// Omitted counts the differences found beyond that limit.
+	Omitted int `json:"omitted,omitempty"`
+	// Noisy counts the differences dropped by noise cancellation.
+	Noisy int `json:"noisy,omitempty"`
+}
+
+// Difference is one place where the primary and shadow responses differ.
+// Primary and Shadow hold the value on each side as JSON: a number for a
+// status, a string for a header (values joined with ", "), the JSON value
+// at Pointer for a JSON body, an excerpt string for other bodies. A side
+// where the header or member is absent is nil, so it is left out of the
+// JSON, which keeps "absent" apart from a JSON null.
+type Difference struct {
+	Kind Kind `json:"kind"`
+	// Pointer is the RFC 6901 JSON Pointer of a body difference; "" (and
+	// left out of the JSON) for the whole body.
+	Pointer string `json:"pointer,omitempty"`
+	// Header is the canonical name of a header difference.
+	Header  string          `json:"header,omitempty"`
+	Primary json.RawMessage `json:"primary,omitempty"`
+	Shadow  json.RawMessage `json:"shadow,omitempty"`
+	// Note says what the values alone cannot: where two non-JSON bodies
+	// start to differ, why a body could not be decoded, that a value was
+	// truncated.
+	Note string `json:"note,omitempty"`
+}
+
+// Compare compares a shadow response with the primary one under r, which
+// must come from NewRules. It is safe for concurrent use and never panics
+// on malformed input: bodies that cannot be decoded or parsed become
+// differences.
+func Compare(primary, shadow *Response, r *Rules) Result {
+	c := getComparison(r)
+	defer putComparison(c)
+	c.run(primary, shadow)
+	return c.result()
+}
+
+// comparison is the working state of one Compare call. It is pooled
+// because its buffers (decoded bodies, parse tapes, path stack) are what
+// would otherwise be allocated per comparison.
+type comparison struct {
+	rules *Rules
+	limit int
+
+	// noise, when set, drops differences it knows as noise before they
+	// count towards the limit.
+	noise *noiseFilter
+	// keysOnly records differences without their values: learning noise
+	// needs only where two answers differ.
+	keysOnly bool
+
+	diffs   []Difference
+	omitted int
+	noisy   int
+
+	headerNames []headerName
+	body        bodyScratch
+	walk        jsonWalk
+	tmp         []byte // pointers and values under construction
+}
+
+var comparisonPool = sync.Pool{New: func() any { return new(comparison) }}
+
+func getComparison(r *Rules) *comparison {
+	c := comparisonPool.Get().(*comparison)
+	c.rules = r
+	c.limit = r.maxDifferences
+	return c
+}
+
+// putComparison drops buffers grown past retainBytes so that one huge
+// response does not pin its memory in the pool for the life of the process.
+func putComparison(c *comparison) {
+	const retainBytes = 1 << 20
+	c.rules, c.noise, c.keysOnly = nil, nil, false
+	c.diffs, c.omitted, c.noisy = nil, 0, 0
+	c.headerNames = keep(c.headerNames, 40, retainBytes)
+	c.body.reset(retainBytes)
+	c.walk.reset(retainBytes)
+	c.tmp = keep(c.tmp, 1, retainBytes)
+	comparisonPool.Put(c)
+}
+
+func (c *comparison) run(primary, shadow *Response) {
+	if primary.Status != shadow.Status {
+		c.addStatus(primary.Status, shadow.Status)
+	}
+	c.compareHeaders(primary.Header, shadow.Header)
+	c.compareBodies(primary, shadow)
+}
+
+// result hands the differences to the caller; c.diffs is not reused, so
+// the caller owns them.
+func (c *comparison) result() Result {
+	res := Result{Outcome: Match, Differences: c.diffs, Omitted: c.omitted, Noisy: c.noisy}
+	if len(c.diffs) > 0 || c.omitted > 0 {
+		res.Outcome = Mismatch
+	}
+	return res
+}
+
+// admit decides the fate of a difference found at (kind, where): false
+// when it is noise or over the limit (and counted as such). where is the
+// header name or pointer; the caller builds the values only when admitted.
+func (c *comparison) admit(kind Kind, where string) bool {
+	if c.noise != nil && c.noise.drops(kind, where) {
+		c.noisy++
+		return false
+	}
+	if len(c.diffs) >= c.limit {
+		c.omitted++
+		return false
+	}
+	return true
+}
+
+// full reports whether no further difference can be listed, so callers can
+// count one without building its pointer. With a noise filter every
+// difference has to be named first, to tell noise from an omission.
+func (c *comparison) full() bool {
+	return c.noise == nil && len(c.diffs) >= c.limit
+}
+
+func (c *comparison) addStatus(primary, shadow int) {
+	if !c.admit(KindStatus, "") {
+		return
+	}
+	d := Difference{Kind: KindStatus}
+	if !c.keysOnly {
+		d.Primary = strconv.AppendInt(nil, int64(primary), 10)
+		d.Shadow = strconv.AppendInt(nil, int64(shadow), 10)
+	}
+	c.diffs = append(c.diffs, d)
+}

@@ -1,0 +1,182 @@
+// Package compare decides whether a shadow response is equivalent to the
+// primary one, and if not, where they differ. It is a pure library: the
+// proxy captures both responses, compiles each route's rules once with
+// [NewRules], and calls [Compare] (or [Noise.Compare]) from its comparison
+// pool. Rules and Noise are safe for concurrent use.
+//
+// A comparison yields a [Result]: the [Outcome] ("match" or "mismatch";
+// "error" is the proxy's, for a shadow call that failed) and the list of
+// [Difference] values, status first, then headers by name, then the body in
+// document order. At most max_differences (default 100) are listed; the
+// rest are counted in Result.Omitted. A Difference marshals as
+//
+//	{"kind":"status","primary":200,"shadow":500}
+//	{"kind":"header","header":"X-Foo","primary":"a","shadow":"b"}
+//	{"kind":"body","pointer":"/items/0/price","primary":10,"shadow":12}
+//
+// where a side on which the header or JSON member is absent is left out,
+// so that an absent member and a null one stay distinct.
+//
+// # Status
+//
+// Different status codes are one difference of kind "status".
+//
+// # Headers
+//
+// Header names are compared case-insensitively (in canonical form). A
+// header present on one side only is a difference. Values are compared as
+// the combined field value of RFC 9110 §5.3, in order: "a" and "b" on two
+// lines equal "a, b" on one, but not "b, a". There is one difference per
+// header name, with each side's values joined by ", ".
+//
+// Not compared at all:
+//
+//   - Hop-by-hop headers, which describe one connection, not the
+//     response: Connection, Keep-Alive, Proxy-Connection,
+//     Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
+//     Transfer-Encoding, Upgrade, and any header named in either side's
+//     Connection header.
+//   - Date, Age, Expires, Last-Modified: they record when the answer was
+//     made or cached, which differs between any two answers.
+//   - ETag: a hash or version of the exact representation; two services
+//     serialising the same data compute different tags.
+//   - Content-Length, Content-Encoding: bodies are compared decoded, so
+//     compression and formatting must not count.
+//   - Server, X-Powered-By, Via, Alt-Svc: they name the implementation and
+//     the infrastructure in front of it, which differ by design during a
+//     migration.
+//   - X-Request-Id, X-Correlation-Id, Request-Id, X-Trace-Id, Traceparent,
+//     Tracestate, B3, X-B3-TraceId, X-B3-SpanId, X-B3-ParentSpanId,
+//     X-B3-Sampled, X-B3-Flags, X-Amzn-Trace-Id, X-Amzn-RequestId,
+//     X-Cloud-Trace-Context: per-request identifiers and tracing state.
+//   - X-Runtime, X-Response-Time, Server-Timing: timings.
+//   - Report-To, Reporting-Endpoints, NEL: browser reporting endpoints,
+//     configured per deployment.
+//   - Headers listed in the route's ignore_headers.
+//
+// Compared with rules of their own:
+//
+//   - Set-Cookie: only the set of cookie names. Values and attributes
+//     (session ids, expiry dates) differ on every answer; a cookie that is
+//     set on one side only is what breaks users.
+//   - Vary: a case-insensitive set of field names, without
+//     Accept-Encoding, which compression middleware adds. Other names are
+//     kept on purpose: a Vary: Authorization missing from the service lets
+//     a shared cache serve one user's answer to another.
+//   - Content-Type: by meaning, so "text/html; charset=utf-8" equals
+//     "text/html;charset=UTF-8". For JSON types "charset=utf-8" equals no
+//     charset: JSON is always UTF-8 (RFC 8259 §11), and frameworks
+//     disagree on whether to say so.
+//
+// Secrets never leave the comparator. The values of Authorization,
+// Proxy-Authorization, Cookie and the route's secret_headers appear in a
+// Difference as "[redacted]". Set-Cookie, also secret, shows the sorted
+// cookie names it was compared by ("csrf, session"), never a value.
+//
+// # Bodies
+//
+// Content-Encoding is removed first: gzip (and x-gzip), deflate (zlib as
+// RFC 9110 says, or raw DEFLATE as some servers send it), br, identity.
+// Stacked codings ("Content-Encoding: gzip, br") are undone last one
+// first. Decoding stops at max_decoded bytes (default 8 MiB): a larger
+// body, a zip bomb included, is a difference noting that it exceeds the
+// limit, and costs at most about twice the limit in memory. A body that
+// cannot be decoded (corrupt, truncated, or an unsupported coding such as
+// zstd) is a difference whose note says why, never a panic. Byte-identical
+// bodies with the same codings are equal without being decoded.
+//
+// Both decoded bodies are compared as JSON when each one is JSON:
+//
+//   - its Content-Type is application/json or ends in +json, and it
+//     parses; or
+//   - its Content-Type is missing, text/plain or application/octet-stream,
+//     it starts (after whitespace) with "{" or "[", and it parses. Bare
+//     scalars are not sniffed: "1" and "1.0" in a text body differ.
+//
+// Otherwise bodies are compared byte for byte, and a difference carries an
+// excerpt of each (at most 256 bytes, from a little before the first
+// differing byte; text as is, binary Go-quoted) and a note with the
+// offset and sizes. A body over max_decoded that arrived unencoded is
+// compared that way too: it is already in memory, and structural
+// comparison would double it.
+//
+// # JSON rules
+//
+// Two JSON documents are equal when they hold the same values:
+//
+//   - Object member order is ignored. Members with the same name (which
+//     RFC 8259 leaves undefined, and parsers resolve differently) are paired
+//     in order of appearance.
+//   - Arrays are compared by position; an element beyond the end of the
+//     other array is a difference of its own.
+//   - Numbers are compared by exact decimal value: 1 == 1.0 == 1e0 ==
+//     10e-1 and -0 == 0, while 12345678901234567890 and
+//     12345678901234567891 differ (float64 would call them equal).
+//   - Strings are compared after decoding escapes: "caf\u00e9" == "café".
+//   - A value of another type is a difference: 1 and "1", false and null.
+//   - Documents nested deeper than 10000 levels are compared as bytes.
+//
+// Each difference is reported at its RFC 6901 JSON Pointer, with "~"
+// written "~0" and "/" written "~1" (member "a/b" inside "m~n" is
+// "/m~0n/a~1b"), and the compact JSON value on each side. A value larger
+// than 4 KiB is replaced by an excerpt string, with a note saying so.
+//
+// ignore_json lists JSON Pointers that are not compared, each with its
+// whole subtree. A segment of exactly "*" matches any one member name or
+// array index:
+//
+//	ignore_json:
+//	  - /generatedAt          # a top-level member
+//	  - /items/*/updatedAt    # updatedAt of every element of items
+//	  - /meta                 # meta and everything in it
+//	  - ""                    # the whole body, JSON or not
+//
+// Patterns are checked by NewRules: a pointer is "" or starts with "/",
+// and "~" is only followed by "0" or "1". RFC 6901 has no escape for "*",
+// so a member literally named "*" is matched by the wildcard alone.
+//
+// # Noise cancellation
+//
+// Some fields differ between any two answers, even two answers of the
+// monolith to the same request: timestamps, generated ids, the node that
+// served. Listing them in ignore_json works once they are known;
+// [Noise.Compare] learns them. For each compared request the proxy obtains
+// a second answer from the monolith and passes the two monolith answers:
+// (primary, extra) when the monolith served the primary, (shadow, extra)
+// when it was shadowed. Where the two monolith answers differ is noise:
+//
+//   - a difference between primary and shadow at the same place (same
+//     header, or same pointer, array indexes taken literally) is dropped
+//     and counted in Result.Noisy instead;
+//   - the place is remembered in the route's [Noise], with every numeric
+//     pointer segment generalised to "*", and differences there are
+//     dropped from then on, even when no second monolith answer is
+//     available. Generalising keeps one entry for a field of every array
+//     element instead of one per index;
+//   - a status difference is never noise, and two monolith answers with
+//     different statuses teach nothing: one of them failed, and an error
+//     page differs from a real answer everywhere. Likewise a body that
+//     cannot be decoded, or is JSON on one side only, teaches nothing
+//     about the body: learning "" (the whole body) from a failure would
+//     hide every later whole-body difference;
+//   - a Noise holds at most DefaultNoiseFields (256) fields, or the bound
+//     given to NewNoise; beyond it, fields are still dropped for the
+//     request they were seen in, but not remembered.
+//
+// [Noise.Fields] lists what was learned in ignore_json syntax, headers as
+// "header:Name", ready to be moved into the route's configuration.
+//
+// Worked example. The monolith serves the primary; the service is
+// shadowed. For GET /orders/7:
+//
+//	primary (monolith):  X-Node: a   {"id":7,"total":10,"at":"12:00:01","lines":[{"ts":1}]}
+//	shadow (service):    X-Node: s1  {"id":7,"total":12,"at":"12:00:01","lines":[{"ts":2}]}
+//	extra (monolith):    X-Node: b   {"id":7,"total":10,"at":"12:00:02","lines":[{"ts":3}]}
+//
+// Primary and shadow differ at header X-Node, /total and /lines/0/ts. The
+// monolith answers differ at header X-Node, /at and /lines/0/ts, so those
+// are noise: the result lists only /total (10 vs 12, a real divergence)
+// with Noisy = 2, and Fields() becomes ["/at", "/lines/*/ts",
+// "header:X-Node"]. A later request whose answers differ only at
+// /lines/5/ts and /at is a match.
+package compare

@@ -1,0 +1,275 @@
+package compare_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math/big"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/strangler-proxy/strangler/compare"
+)
+
+// fuzzMedia and fuzzCodings are the headers FuzzCompare picks from, so it
+// explores JSON, sniffed and byte comparison, and every decoder.
+var (
+	fuzzMedia   = []string{"", "application/json", "application/problem+json", "text/plain", "text/html"}
+	fuzzCodings = []string{"", "gzip", "deflate", "br", "identity"}
+)
+
+// FuzzCompare checks the comparator's laws on arbitrary input: it never
+// panics, a response equals itself, the outcome does not depend on which
+// side is primary, results marshal to valid JSON, and a match between two
+// JSON bodies agrees with encoding/json (and, where encoding/json's
+// semantics are exact, so does a mismatch). Seeds are in
+// testdata/fuzz/FuzzCompare; mode picks the media type and coding.
+func FuzzCompare(f *testing.F) {
+	f.Fuzz(func(t *testing.T, mode uint8, statusA, statusB int, a, b []byte) {
+		media := fuzzMedia[int(mode)%len(fuzzMedia)]
+		coding := fuzzCodings[int(mode)/len(fuzzMedia)%len(fuzzCodings)]
+		ra := &compare.Response{Status: statusA, Header: hdr("Content-Type", media, "Content-Encoding", coding), Body: a}
+		rb := &compare.Response{Status: statusB, Header: hdr("Content-Type", media), Body: b}
+		r := mustRules(t, compare.RulesConfig{MaxDecoded: 1 << 20})
+
+		if res := compare.Compare(ra, ra, r); res.Outcome != compare.Match {
+			t.Fatalf("Compare(a, a) = %v: %s", res.Outcome, diffsJSON(t, res.Differences))
+		}
+		ab, ba := compare.Compare(ra, rb, r), compare.Compare(rb, ra, r)
+		if ab.Outcome != ba.Outcome {
+			t.Fatalf("Compare(a, b) = %v but Compare(b, a) = %v", ab.Outcome, ba.Outcome)
+		}
+		out, err := json.Marshal(ab)
+		if err != nil || !json.Valid(out) {
+			t.Fatalf("result does not marshal: %v", err)
+		}
+
+		// Against encoding/json, on plain bodies both sides read as JSON.
+		if coding != "" || statusA != statusB {
+			return
+		}
+		va, errA := decodeStd(a)
+		vb, errB := decodeStd(b)
+		if errA != nil || errB != nil {
+			return
+		}
+		std := reflect.DeepEqual(va, vb)
+		if ab.Outcome == compare.Match && !std {
+			t.Fatalf("Match, but encoding/json decodes %v and %v", va, vb)
+		}
+		// A mismatch is only wrong where encoding/json is exact too: no
+		// duplicate names (it keeps the last, we pair them), valid UTF-8
+		// and no escaped surrogates (it writes U+FFFD, we keep the bytes),
+		// and numbers it can represent.
+		if media != "application/json" && media != "application/problem+json" {
+			return
+		}
+		if ab.Outcome == compare.Mismatch && exactForStd(a) && exactForStd(b) && ratEqual(a, b) {
+			t.Fatalf("Mismatch, but the values are equal: %s", diffsJSON(t, ab.Differences))
+		}
+	})
+}
+
+func decodeStd(b []byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// exactForStd reports whether encoding/json's view of b loses nothing that
+// the comparator looks at.
+func exactForStd(b []byte) bool {
+	return utf8.Valid(b) && !bytes.Contains(bytes.ToLower(b), []byte(`\ud`)) && !hasDuplicateNames(b)
+}
+
+func hasDuplicateNames(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		object bool
+		names  map[string]bool
+		key    bool // the next string token is a name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return false
+		}
+		if err != nil {
+			return true // be conservative
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			switch tok {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				stack = append(stack, &frame{object: tok == '{', names: map[string]bool{}, key: tok == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.key {
+				if top.names[tok] {
+					return true
+				}
+				top.names[tok] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true
+		}
+	}
+}
+
+// ratEqual compares two JSON documents with numbers as exact rationals.
+func ratEqual(a, b []byte) bool {
+	va, okA := decodeNumbers(a)
+	vb, okB := decodeNumbers(b)
+	return okA && okB && ratDeepEqual(va, vb)
+}
+
+func decodeNumbers(b []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+func ratDeepEqual(a, b any) bool {
+	switch a := a.(type) {
+	case json.Number:
+		b, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		// big.Rat would expand 1e999999999 digit by digit.
+		if len(a) > 40 || len(b) > 40 || strings.ContainsAny(string(a)+string(b), "eE") {
+			return a == b
+		}
+		ra, okA := new(big.Rat).SetString(string(a))
+		rb, okB := new(big.Rat).SetString(string(b))
+		return okA && okB && ra.Cmp(rb) == 0
+	case []any:
+		b, ok := b.([]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !ratDeepEqual(a[i], b[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, va := range a {
+			vb, ok := b[k]
+			if !ok || !ratDeepEqual(va, vb) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// FuzzPointerPattern checks ignore_json patterns: compiling never panics
+// and rejects exactly the malformed pointers; a pattern without "*" names
+// the member it ignores, so a document that differs only there matches
+// under the pattern and, without it, differs at exactly that pointer.
+// Seeds are in testdata/fuzz/FuzzPointerPattern.
+func FuzzPointerPattern(f *testing.F) {
+	f.Fuzz(func(t *testing.T, p string) {
+		_, err := compare.NewRules(compare.RulesConfig{IgnoreJSON: []string{p}})
+		if (err == nil) != validPointer(p) {
+			t.Fatalf("NewRules(%q) error %v, want valid=%v", p, err, validPointer(p))
+		}
+		if err != nil || p == "" || strings.Count(p, "/") > 1000 {
+			return
+		}
+		segs := strings.Split(p[1:], "/")
+		keys := make([]string, len(segs))
+		wildcard := false
+		for i, s := range segs {
+			if s == "*" {
+				wildcard = true
+				s = "anything"
+			}
+			keys[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
+		}
+		a, b := nestedJSON(keys, "1"), nestedJSON(keys, "2")
+
+		ignoring := mustRules(t, compare.RulesConfig{IgnoreJSON: []string{p}})
+		if res := compare.Compare(jsonResp(a), jsonResp(b), ignoring); res.Outcome != compare.Match {
+			t.Fatalf("%s vs %s ignoring %q: %s", a, b, p, diffsJSON(t, res.Differences))
+		}
+		if wildcard {
+			return
+		}
+		res := compare.Compare(jsonResp(a), jsonResp(b), mustRules(t, compare.RulesConfig{}))
+		if len(res.Differences) != 1 || res.Differences[0].Pointer != p {
+			t.Fatalf("%s vs %s: %s, want one difference at %q", a, b, diffsJSON(t, res.Differences), p)
+		}
+	})
+}
+
+// validPointer is RFC 6901 syntax, restated independently of the package.
+func validPointer(p string) bool {
+	if p == "" {
+		return true
+	}
+	if p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return false
+		}
+	}
+	return true
+}
+
+// nestedJSON builds {"k1":{"k2":...leaf}}, writing key bytes as they are
+// (invalid UTF-8 included) and escaping only what JSON requires.
+func nestedJSON(keys []string, leaf string) string {
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(`{"`)
+		for i := 0; i < len(k); i++ {
+			switch c := k[i]; {
+			case c == '"' || c == '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c < 0x20:
+				b.WriteString(`\u00`)
+				b.WriteByte("0123456789abcdef"[c>>4])
+				b.WriteByte("0123456789abcdef"[c&0xf])
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteString(`":`)
+	}
+	b.WriteString(leaf)
+	b.WriteString(strings.Repeat("}", len(keys)))
+	return b.String()
+}

@@ -1,0 +1,171 @@
+package compare_test
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/strangler-proxy/strangler/compare"
+)
+
+// monolith answers like a real one: the same data, a fresh timestamp and
+// node header every time.
+type monolith struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (m *monolith) answer(price int) *compare.Response {
+	m.mu.Lock()
+	m.n++
+	n := m.n
+	m.mu.Unlock()
+	return &compare.Response{
+		Status: 200,
+		Header: hdr("Content-Type", "application/json", "X-Node", fmt.Sprint("node-", n)),
+		Body: fmt.Appendf(nil, `{"id":1,"price":%d,"generatedAt":"2024-01-01T00:00:%02dZ","items":[{"sku":"a","ts":%d},{"sku":"b","ts":%d}]}`,
+			price, n%60, n, n+1),
+	}
+}
+
+func TestNoiseDropsWhatTheMonolithVaries(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	var m monolith
+	// The monolith is the primary; the service is the shadow and has a
+	// real bug: the price.
+	primary, service, extra := m.answer(10), m.answer(12), m.answer(10)
+
+	plain := compare.Compare(primary, service, r)
+	if len(plain.Differences) != 5 {
+		t.Fatalf("without noise: %s, want price, generatedAt, two ts and X-Node", diffsJSON(t, plain.Differences))
+	}
+
+	noise := compare.NewNoise(0)
+	res := noise.Compare(primary, service, primary, extra, r)
+	if got, want := diffsJSON(t, res.Differences), `[{"kind":"body","pointer":"/price","primary":10,"shadow":12}]`; got != want {
+		t.Errorf("with noise: %s, want %s", got, want)
+	}
+	if res.Outcome != compare.Mismatch || res.Noisy != 4 {
+		t.Errorf("outcome %v, noisy %d; want mismatch, 4", res.Outcome, res.Noisy)
+	}
+	wantFields := []string{"/generatedAt", "/items/*/ts", "header:X-Node"}
+	if got := noise.Fields(); !slices.Equal(got, wantFields) {
+		t.Errorf("Fields() = %q, want %q", got, wantFields)
+	}
+	if noise.Len() != 3 {
+		t.Errorf("Len() = %d, want 3", noise.Len())
+	}
+
+	// Later comparisons drop learned noise even without a second monolith
+	// answer, and the service fixed its price.
+	res = noise.Compare(m.answer(10), m.answer(10), nil, nil, r)
+	if res.Outcome != compare.Match || res.Noisy != 4 {
+		t.Errorf("after learning: %v with %s, noisy %d; want match, noisy 4", res.Outcome, diffsJSON(t, res.Differences), res.Noisy)
+	}
+}
+
+func TestNoiseMonolithAsShadow(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	var m monolith
+	service, shadow, extra := m.answer(10), m.answer(10), m.answer(10)
+	res := compare.NewNoise(0).Compare(service, shadow, shadow, extra, r)
+	if res.Outcome != compare.Match {
+		t.Errorf("got %v with %s, want match", res.Outcome, diffsJSON(t, res.Differences))
+	}
+}
+
+func TestNoiseArrayIndexes(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	// Noise at /items/0/ts drops /items/0/ts now, and any /items/N/ts later.
+	res := noise.Compare(jsonResp(`{"items":[{"ts":1},{"ts":5}]}`), jsonResp(`{"items":[{"ts":2},{"ts":6}]}`),
+		jsonResp(`{"items":[{"ts":1},{"ts":5}]}`), jsonResp(`{"items":[{"ts":3},{"ts":5}]}`), r)
+	if res.Noisy != 2 || res.Outcome != compare.Match {
+		t.Errorf("first: noisy %d, %v: %s; want both ts dropped", res.Noisy, res.Outcome, diffsJSON(t, res.Differences))
+	}
+	res = noise.Compare(jsonResp(`{"items":[{"ts":1},{"ts":1},{"ts":1,"id":1}]}`), jsonResp(`{"items":[{"ts":1},{"ts":1},{"ts":2,"id":2}]}`), nil, nil, r)
+	if got, want := diffsJSON(t, res.Differences), `[{"kind":"body","pointer":"/items/2/id","primary":1,"shadow":2}]`; got != want || res.Noisy != 1 {
+		t.Errorf("later: %s, noisy %d; want %s, noisy 1", got, res.Noisy, want)
+	}
+}
+
+func TestNoiseLearnsNothingFromFailedMonolith(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	ok, failed := jsonResp(`{"a":1}`), &compare.Response{Status: 503, Body: []byte("busy")}
+	res := noise.Compare(ok, jsonResp(`{"a":2}`), ok, failed, r)
+	if res.Outcome != compare.Mismatch || noise.Len() != 0 {
+		t.Errorf("got %v with %d learned fields %q, want mismatch and nothing learned", res.Outcome, noise.Len(), noise.Fields())
+	}
+	// Status differences are never noise, even between monolith answers
+	// that agree on status but not on the shadow's.
+	res = noise.Compare(ok, &compare.Response{Status: 500}, ok, ok, r)
+	if res.Outcome != compare.Mismatch || res.Differences[0].Kind != compare.KindStatus {
+		t.Errorf("got %s, want a status difference", diffsJSON(t, res.Differences))
+	}
+}
+
+// TestNoiseLearnsNothingFromBrokenBodies: a monolith answer that cannot be
+// decoded, or is not JSON when the other is, must not make the whole body
+// noise.
+func TestNoiseLearnsNothingFromBrokenBodies(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	good := jsonResp(`{"a":1}`)
+	for name, broken := range map[string]*compare.Response{
+		"undecodable": encoded("gzip", []byte(`{"a":1}`)),
+		"not JSON":    {Status: 200, Header: hdr("Content-Type", "application/json"), Body: []byte("<html>oops</html>")},
+	} {
+		noise := compare.NewNoise(0)
+		res := noise.Compare(good, &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json"), Body: []byte("[]")}, good, broken, r)
+		if noise.Len() != 0 || res.Outcome != compare.Mismatch {
+			t.Errorf("%s: learned %q, outcome %v; want nothing learned and a mismatch", name, noise.Fields(), res.Outcome)
+		}
+	}
+}
+
+func TestNoiseIsBounded(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(2)
+	a, b := jsonResp(`{"a":1,"b":1,"c":1,"d":1}`), jsonResp(`{"a":2,"b":2,"c":2,"d":2}`)
+	res := noise.Compare(a, b, a, b, r)
+	if noise.Len() != 2 {
+		t.Errorf("Len() = %d, want 2", noise.Len())
+	}
+	// What did not fit is still noise for this request.
+	if res.Outcome != compare.Match || res.Noisy != 4 {
+		t.Errorf("got %v, noisy %d; want match, noisy 4", res.Outcome, res.Noisy)
+	}
+	res = noise.Compare(a, b, nil, nil, r)
+	if res.Noisy != 2 || len(res.Differences) != 2 {
+		t.Errorf("later: noisy %d, %d differences; want 2 and 2", res.Noisy, len(res.Differences))
+	}
+}
+
+// TestNoiseConcurrent shares a Noise between goroutines that learn and
+// read; run with -race.
+func TestNoiseConcurrent(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	var m monolith
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				noise.Compare(m.answer(10), m.answer(12), m.answer(10), m.answer(10), r)
+				_ = noise.Fields()
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := noise.Fields(), []string{"/generatedAt", "/items/*/ts", "header:X-Node"}; !slices.Equal(got, want) {
+		t.Errorf("Fields() = %q, want %q", got, want)
+	}
+}

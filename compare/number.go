@@ -1,0 +1,123 @@
+package compare
+
+import (
+	"bytes"
+	"math/big"
+)
+
+// numbersEqual compares two JSON number literals by exact decimal value:
+// 1 == 1.0 == 1e0 == 0.1e1, -0 == 0, and 12345678901234567890 differs
+// from 12345678901234567891 although both round to the same float64.
+// It does not allocate unless an exponent has more than 18 digits.
+func numbersEqual(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	da, db := parseDecimal(a), parseDecimal(b)
+	if da.zero() || db.zero() {
+		return da.zero() && db.zero()
+	}
+	if da.neg != db.neg || da.len() != db.len() {
+		return false
+	}
+	for i := range da.len() {
+		if da.digit(i) != db.digit(i) {
+			return false
+		}
+	}
+	if da.expBig == nil && db.expBig == nil {
+		return da.exp == db.exp
+	}
+	return da.bigExp().Cmp(db.bigExp()) == 0
+}
+
+// decimal is a number literal read as 0.d₁d₂…dₙ × 10^exp with d₁ ≠ 0 and
+// dₙ ≠ 0. The significant digits are hi followed by lo, two sub-slices of
+// the literal on either side of the decimal point, so nothing is copied.
+type decimal struct {
+	neg    bool
+	hi, lo []byte
+	exp    int64
+	// expBig holds the literal's exponent digits when they do not fit in
+	// int64 arithmetic; exp then holds only the adjustment from the point.
+	expBig []byte
+	expNeg bool
+}
+
+func (d decimal) zero() bool { return len(d.hi)+len(d.lo) == 0 }
+func (d decimal) len() int   { return len(d.hi) + len(d.lo) }
+func (d decimal) digit(i int) byte {
+	if i < len(d.hi) {
+		return d.hi[i]
+	}
+	return d.lo[i-len(d.hi)]
+}
+
+func (d decimal) bigExp() *big.Int {
+	e := new(big.Int)
+	if d.expBig != nil {
+		e.SetString(string(d.expBig), 10)
+		if d.expNeg {
+			e.Neg(e)
+		}
+	}
+	return e.Add(e, big.NewInt(d.exp))
+}
+
+// parseDecimal reads a literal already validated by scanNumber.
+func parseDecimal(lit []byte) decimal {
+	var d decimal
+	if lit[0] == '-' {
+		d.neg = true
+		lit = lit[1:]
+	}
+	intPart := lit
+	var frac, expo []byte
+	if i := bytes.IndexAny(lit, "eE"); i >= 0 {
+		intPart, expo = lit[:i], lit[i+1:]
+	}
+	if i := bytes.IndexByte(intPart, '.'); i >= 0 {
+		intPart, frac = intPart[:i], intPart[i+1:]
+	}
+
+	// The point sits after intPart: value = 0.(intPart frac) × 10^len(intPart).
+	// Stripping leading zeros moves the first significant digit left.
+	pointExp := int64(len(intPart))
+	for len(intPart) > 0 && intPart[0] == '0' {
+		intPart = intPart[1:]
+		pointExp--
+	}
+	if len(intPart) == 0 {
+		for len(frac) > 0 && frac[0] == '0' {
+			frac = frac[1:]
+			pointExp--
+		}
+	}
+	frac = bytes.TrimRight(frac, "0")
+	if len(frac) == 0 {
+		intPart = bytes.TrimRight(intPart, "0")
+	}
+	d.hi, d.lo = intPart, frac
+	d.exp = pointExp
+
+	if len(expo) > 0 {
+		neg := expo[0] == '-'
+		if expo[0] == '-' || expo[0] == '+' {
+			expo = expo[1:]
+		}
+		expo = bytes.TrimLeft(expo, "0")
+		if len(expo) > 18 {
+			d.expBig, d.expNeg = expo, neg
+			return d
+		}
+		var e int64
+		for _, c := range expo {
+			e = e*10 + int64(c-'0')
+		}
+		if neg {
+			e = -e
+		}
+		d.exp += e
+	}
+	return d
+}

@@ -1,0 +1,396 @@
+package compare
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+)
+
+// This file compares two parsed JSON documents. It is written by hand
+// rather than with github.com/wI2L/jsondiff because jsondiff decodes into
+// `any` (float64 numbers: 12345678901234567890 == 12345678901234567891),
+// matches ignores by exact pointer only (no "/items/*/ts"), formats a
+// pointer string per visited node when ignores are set, and reports only
+// the new value of a replaced member. The walk below keeps raw bytes,
+// compares numbers by decimal value, matches compiled patterns against a
+// path stack, and builds a pointer only for a difference it reports.
+
+// jsonWalk is the pooled state of a structural comparison. Its slices are
+// arenas used as stacks: an object appends its members, recurses, then
+// truncates back, so they are indexed, never held across a recursive call.
+type jsonWalk struct {
+	docs    [2]document
+	members []member
+	order   []int32 // member indexes sorted by key, for unaligned objects
+	pair    []int32 // the member each member is paired with, or -1
+	keys    []byte  // decoded keys that contained escapes
+	path    []pathSeg
+	str     [2][]byte // decoded strings being compared
+}
+
+// reset empties the walk for reuse, dropping any buffer larger than
+// retainBytes (the element sizes are approximate: 16 bytes per node,
+// 24 per member).
+func (w *jsonWalk) reset(retainBytes int) {
+	for i := range w.docs {
+		w.docs[i].src = nil
+		w.docs[i].nodes = keep(w.docs[i].nodes, 16, retainBytes)
+		w.str[i] = keep(w.str[i], 1, retainBytes)
+	}
+	w.members = keep(w.members, 24, retainBytes)
+	w.order = keep(w.order, 4, retainBytes)
+	w.pair = keep(w.pair, 4, retainBytes)
+	w.keys = keep(w.keys, 1, retainBytes)
+	w.path = keep(w.path, 24, retainBytes)
+}
+
+// keep returns s emptied, or nil when its capacity exceeds retainBytes.
+func keep[S ~[]E, E any](s S, elemBytes, retainBytes int) S {
+	if cap(s)*elemBytes > retainBytes {
+		return nil
+	}
+	return s[:0]
+}
+
+// keyRef locates a member name: in its document's source (without the
+// quotes) when it has no escapes, else decoded in jsonWalk.keys.
+type keyRef struct {
+	start, end int32
+	decoded    bool
+	side       side
+}
+
+type member struct {
+	key keyRef
+	val int32 // node index of the value
+}
+
+// pathSeg is one step from the root to the value being compared.
+type pathSeg struct {
+	key     keyRef
+	index   int32
+	isIndex bool
+}
+
+func (w *jsonWalk) keyBytes(k keyRef) []byte {
+	if k.decoded {
+		return w.keys[k.start:k.end]
+	}
+	return w.docs[k.side].src[k.start:k.end]
+}
+
+func (w *jsonWalk) keyRefOf(s side, keyNode int32) keyRef {
+	n := &w.docs[s].nodes[keyNode]
+	if !n.escaped {
+		return keyRef{start: n.start + 1, end: n.end - 1, side: s}
+	}
+	start := len(w.keys)
+	w.keys = appendUnquoted(w.keys, w.docs[s].src[n.start:n.end])
+	return keyRef{start: int32(start), end: int32(len(w.keys)), decoded: true, side: s}
+}
+
+func (w *jsonWalk) raw(s side, i int32) []byte {
+	n := &w.docs[s].nodes[i]
+	return w.docs[s].src[n.start:n.end]
+}
+
+// compareJSON compares the two parsed documents from their roots.
+func (c *comparison) compareJSON() {
+	c.walk.path = c.walk.path[:0]
+	c.diffValue(0, 0)
+}
+
+// diffValue compares primary node ai with shadow node bi at the current path.
+func (c *comparison) diffValue(ai, bi int32) {
+	w := &c.walk
+	// Equal bytes are equal values, whatever they hold: the common case of
+	// identically serialised subtrees costs one memcmp.
+	if bytes.Equal(w.raw(primarySide, ai), w.raw(shadowSide, bi)) {
+		return
+	}
+	a, b := &w.docs[primarySide].nodes[ai], &w.docs[shadowSide].nodes[bi]
+	if a.kind != b.kind {
+		c.addJSON(ai, bi)
+		return
+	}
+	switch a.kind {
+	case nodeNumber:
+		if !numbersEqual(w.raw(primarySide, ai), w.raw(shadowSide, bi)) {
+			c.addJSON(ai, bi)
+		}
+	case nodeString:
+		if !w.stringsEqual(ai, bi) {
+			c.addJSON(ai, bi)
+		}
+	case nodeArray:
+		c.diffArray(ai, bi)
+	case nodeObject:
+		c.diffObject(ai, bi)
+	}
+	// null, true and false are equal to their own kind.
+}
+
+func (w *jsonWalk) stringsEqual(ai, bi int32) bool {
+	a, b := &w.docs[primarySide].nodes[ai], &w.docs[shadowSide].nodes[bi]
+	if !a.escaped && !b.escaped {
+		return false // diffValue already found the raw bytes different
+	}
+	w.str[0] = appendUnquoted(w.str[0][:0], w.raw(primarySide, ai))
+	w.str[1] = appendUnquoted(w.str[1][:0], w.raw(shadowSide, bi))
+	return bytes.Equal(w.str[0], w.str[1])
+}
+
+// diffArray compares arrays position by position; elements beyond the
+// shorter array are each present on one side only.
+func (c *comparison) diffArray(ai, bi int32) {
+	w := &c.walk
+	aEnd, bEnd := w.docs[primarySide].nodes[ai].next, w.docs[shadowSide].nodes[bi].next
+	ca, cb := ai+1, bi+1
+	for i := int32(0); ca < aEnd || cb < bEnd; i++ {
+		w.path = append(w.path, pathSeg{index: i, isIndex: true})
+		switch {
+		case c.ignored():
+		case ca < aEnd && cb < bEnd:
+			c.diffValue(ca, cb)
+		case ca < aEnd:
+			c.addJSON(ca, -1)
+		default:
+			c.addJSON(-1, cb)
+		}
+		w.path = w.path[:len(w.path)-1]
+		if ca < aEnd {
+			ca = w.docs[primarySide].nodes[ca].next
+		}
+		if cb < bEnd {
+			cb = w.docs[shadowSide].nodes[cb].next
+		}
+	}
+}
+
+// diffObject compares objects by member name, ignoring member order.
+// Members with the same name (RFC 8259 leaves their meaning open, and
+// parsers disagree on which one wins) are paired in order of appearance,
+// so a difference in any of them counts.
+func (c *comparison) diffObject(ai, bi int32) {
+	w := &c.walk
+	keysStart := len(w.keys)
+	start := len(w.members)
+	w.appendMembers(primarySide, ai)
+	mid := len(w.members)
+	w.appendMembers(shadowSide, bi)
+	end := len(w.members)
+
+	aligned := mid-start == end-mid
+	for i := 0; aligned && i < mid-start; i++ {
+		aligned = bytes.Equal(w.keyBytes(w.members[start+i].key), w.keyBytes(w.members[mid+i].key))
+	}
+	if aligned {
+		// The usual case: both sides serialise members in the same order.
+		for i := 0; i < mid-start; i++ {
+			c.diffMember(w.members[start+i], w.members[mid+i].val)
+		}
+	} else {
+		c.diffUnaligned(start, mid, end)
+	}
+	w.members = w.members[:start]
+	w.keys = w.keys[:keysStart]
+}
+
+func (w *jsonWalk) appendMembers(s side, obj int32) {
+	nodes := w.docs[s].nodes
+	for k := obj + 1; k < nodes[obj].next; k = nodes[k+1].next {
+		w.members = append(w.members, member{key: w.keyRefOf(s, k), val: k + 1})
+	}
+}
+
+// diffMember compares member m below the current path. A primary member
+// is compared with bval, its paired shadow value, or reported alone when
+// bval is -1; a shadow member is only ever passed when it has no pair.
+func (c *comparison) diffMember(m member, bval int32) {
+	w := &c.walk
+	w.path = append(w.path, pathSeg{key: m.key})
+	switch {
+	case c.ignored():
+	case m.key.side == shadowSide:
+		c.addJSON(-1, m.val)
+	case bval < 0:
+		c.addJSON(m.val, -1)
+	default:
+		c.diffValue(m.val, bval)
+	}
+	w.path = w.path[:len(w.path)-1]
+}
+
+// diffUnaligned compares differently ordered objects. Each primary
+// member is paired with the first unpaired shadow member of the same name,
+// so duplicates pair in order of appearance; then differences are reported
+// in primary document order followed by the shadow-only members, so that
+// output order is deterministic.
+func (c *comparison) diffUnaligned(start, mid, end int) {
+	w := &c.walk
+	pairStart := len(w.pair)
+	for range end - start {
+		w.pair = append(w.pair, -1)
+	}
+	if (mid-start)*(end-mid) <= maxScanPairs {
+		w.pairByScan(start, mid, end, pairStart)
+	} else {
+		w.pairBySort(start, mid, end, pairStart)
+	}
+
+	for i := start; i < mid; i++ {
+		bval := int32(-1)
+		if p := w.pair[pairStart+i-start]; p >= 0 {
+			bval = w.members[p].val
+		}
+		c.diffMember(w.members[i], bval)
+	}
+	for i := mid; i < end; i++ {
+		if w.pair[pairStart+i-start] < 0 {
+			c.diffMember(w.members[i], -1)
+		}
+	}
+	w.pair = w.pair[:pairStart]
+}
+
+// maxScanPairs is the size (primary × shadow members) below which pairing
+// by scanning beats sorting: typical API objects of a dozen members cost
+// fewer key comparisons, most of them rejected on length.
+const maxScanPairs = 16 * 16
+
+// pairByScan pairs members in O(n·m) comparisons. Scans start at the
+// first unpaired shadow member, so an object that is mostly in order
+// pairs in nearly one pass.
+func (w *jsonWalk) pairByScan(start, mid, end, pairStart int) {
+	first := mid
+	for i := start; i < mid; i++ {
+		key := w.keyBytes(w.members[i].key)
+		for j := first; j < end; j++ {
+			if w.pair[pairStart+j-start] < 0 && bytes.Equal(key, w.keyBytes(w.members[j].key)) {
+				w.pair[pairStart+i-start] = int32(j)
+				w.pair[pairStart+j-start] = int32(i)
+				break
+			}
+		}
+		for first < end && w.pair[pairStart+first-start] >= 0 {
+			first++
+		}
+	}
+}
+
+// pairBySort pairs members in O(n log n) comparisons by sorting each
+// side's members by name (stably, so duplicates keep their order) and
+// merging.
+func (w *jsonWalk) pairBySort(start, mid, end, pairStart int) {
+	orderStart := len(w.order)
+	for i := start; i < end; i++ {
+		w.order = append(w.order, int32(i))
+	}
+	byKey := func(x, y int32) int {
+		return bytes.Compare(w.keyBytes(w.members[x].key), w.keyBytes(w.members[y].key))
+	}
+	sortedA := w.order[orderStart : orderStart+mid-start]
+	sortedB := w.order[orderStart+mid-start:]
+	slices.SortStableFunc(sortedA, byKey)
+	slices.SortStableFunc(sortedB, byKey)
+	for i, j := 0, 0; i < len(sortedA) && j < len(sortedB); {
+		switch n := byKey(sortedA[i], sortedB[j]); {
+		case n < 0:
+			i++
+		case n > 0:
+			j++
+		default:
+			w.pair[pairStart+int(sortedA[i])-start] = sortedB[j]
+			w.pair[pairStart+int(sortedB[j])-start] = sortedA[i]
+			i++
+			j++
+		}
+	}
+	w.order = w.order[:orderStart]
+}
+
+// ignored reports whether an ignore_json pattern matches the current path.
+// Only patterns as deep as the path are tried, last segment first, where
+// paths differ most; matching compares bytes and ints, so it does not
+// allocate.
+func (c *comparison) ignored() bool {
+	w := &c.walk
+	byDepth := c.rules.patternsByDepth
+	if len(w.path) >= len(byDepth) {
+		return false
+	}
+next:
+	for _, p := range byDepth[len(w.path)] {
+		for i := len(p.segs) - 1; i >= 0; i-- {
+			ps, seg := &p.segs[i], &w.path[i]
+			switch {
+			case ps.wildcard:
+			case seg.isIndex:
+				if ps.index != int(seg.index) {
+					continue next
+				}
+			case string(w.keyBytes(seg.key)) != ps.lit:
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// pointer formats the current path as an RFC 6901 JSON Pointer.
+func (c *comparison) pointer() string {
+	w := &c.walk
+	b := c.tmp[:0]
+	for _, seg := range w.path {
+		b = append(b, '/')
+		if seg.isIndex {
+			b = strconv.AppendInt(b, int64(seg.index), 10)
+			continue
+		}
+		for _, ch := range w.keyBytes(seg.key) {
+			switch ch {
+			case '~':
+				b = append(b, '~', '0')
+			case '/':
+				b = append(b, '~', '1')
+			default:
+				b = append(b, ch)
+			}
+		}
+	}
+	c.tmp = b
+	return string(b)
+}
+
+// addJSON reports a difference at the current path between primary node
+// ai and shadow node bi, either of which is -1 when absent on its side.
+func (c *comparison) addJSON(ai, bi int32) {
+	if c.full() {
+		c.omitted++ // spare building a pointer nobody will read
+		return
+	}
+	ptr := c.pointer()
+	if !c.admit(KindBody, ptr) {
+		return
+	}
+	d := Difference{Kind: KindBody, Pointer: ptr}
+	if !c.keysOnly {
+		var truncA, truncB bool
+		if ai >= 0 {
+			d.Primary, truncA = jsonValue(c.walk.raw(primarySide, ai))
+		}
+		if bi >= 0 {
+			d.Shadow, truncB = jsonValue(c.walk.raw(shadowSide, bi))
+		}
+		switch {
+		case truncA && truncB:
+			d.Note = "values longer than " + strconv.Itoa(maxValueBytes) + " bytes are shown as excerpts"
+		case truncA:
+			d.Note = "primary value longer than " + strconv.Itoa(maxValueBytes) + " bytes is shown as an excerpt"
+		case truncB:
+			d.Note = "shadow value longer than " + strconv.Itoa(maxValueBytes) + " bytes is shown as an excerpt"
+		}
+	}
+	c.diffs = append(c.diffs, d)
+}
