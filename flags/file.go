@@ -1,0 +1,298 @@
+package flags
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/open-feature/flagd/core/pkg/model"
+)
+
+// File is a parsed and validated flag file. It is a snapshot: it does not
+// watch the file and starts nothing, so `strangler validate` and Ramp can use
+// it without an OpenFeature provider.
+type File struct {
+	flags map[string]fileFlag
+}
+
+// fileFlag is one flag definition as flagd will see it.
+type fileFlag struct {
+	state          string
+	defaultVariant string
+	variants       map[string]any
+	// targeted reports a non-empty targeting rule: flagd then evaluates the
+	// rule per request, so its value may depend on the evaluation context.
+	targeted bool
+}
+
+// Load reads and validates the flag file at path. The error names the file
+// and the problem: a missing file, invalid JSON (with line and column), a
+// missing "flags" object, a flag with a bad state, no variants, or a
+// defaultVariant that is not one of its variants.
+//
+// Load is stricter than flagd, never looser: whatever it accepts, flagd
+// accepts (FuzzLoad checks this), so a file that passes Load can be handed to
+// the in-process provider or to a flagd daemon.
+func Load(path string) (*File, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("flag file: %w", err)
+	}
+	f, err := parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("flag file %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Has reports whether the file defines the flag.
+func (f *File) Has(name string) bool {
+	_, ok := f.flags[name]
+	return ok
+}
+
+// Names returns the names of all flags in the file, sorted.
+func (f *File) Names() []string {
+	names := make([]string, 0, len(f.flags))
+	for n := range f.flags {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// CheckPercent reports whether the flag can serve as a traffic percentage:
+// it exists and every variant (not only the default: targeting may pick any
+// of them) is a number within 0..100. The error names the flag and variant
+// and wraps ErrNotFound, ErrType or ErrRange.
+func (f *File) CheckPercent(name string) error {
+	fl, ok := f.flags[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	variants := make([]string, 0, len(fl.variants))
+	for v := range fl.variants {
+		variants = append(variants, v)
+	}
+	slices.Sort(variants) // report the same variant every time
+	for _, v := range variants {
+		switch x := fl.variants[v].(type) {
+		case float64:
+			if !inRange(x) {
+				return fmt.Errorf("%w: flag %q variant %q is %v", ErrRange, name, v, x)
+			}
+		default:
+			return fmt.Errorf("%w: flag %q variant %q is %s", ErrType, name, v, jsonKind(x))
+		}
+	}
+	return nil
+}
+
+func inRange(v float64) bool { return v >= 0 && v <= 100 } // false for NaN
+
+// parse validates a flag file. It decodes the document the way flagd's
+// evaluator does (configToFlagDefinition in flagd/core: $evaluators are
+// substituted into a normalized copy, then "flags" is decoded into
+// model.Flag), so that both agree on what every flag is, including
+// encoding/json's case-insensitive field names and last-duplicate-wins.
+// On top of that it rejects what flagd only warns about or silently
+// tolerates.
+func parse(raw []byte) (*File, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, errors.New("file is empty")
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, jsonError(raw, err)
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return nil, fmt.Errorf(`top level is %s, want an object with a "flags" object`, jsonKind(doc))
+	}
+
+	var evaluators struct {
+		Evaluators map[string]json.RawMessage `json:"$evaluators"`
+	}
+	if err := json.Unmarshal(raw, &evaluators); err != nil {
+		return nil, fmt.Errorf(`"$evaluators" must be an object of JsonLogic rules: %v`, err)
+	}
+	normalized, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err // cannot happen: doc came from json.Unmarshal
+	}
+	transposed := string(normalized)
+	for name, rule := range evaluators.Evaluators {
+		if len(rule) < 3 { // flagd's own check, on the raw text
+			return nil, fmt.Errorf(`"$evaluators" %q is empty`, name)
+		}
+		transposed = strings.ReplaceAll(transposed, `{"$ref":"`+name+`"}`, string(rule))
+	}
+
+	var def struct {
+		Flags    json.RawMessage `json:"flags"`
+		Metadata map[string]any  `json:"metadata"`
+	}
+	if err := json.Unmarshal([]byte(transposed), &def); err != nil {
+		return nil, fmt.Errorf(`top level: %s`, fieldError(err))
+	}
+	switch {
+	case len(def.Flags) == 0:
+		return nil, errors.New(`no "flags" object`)
+	case def.Flags[0] == '[':
+		return nil, errors.New(`"flags" is an array; use an object keyed by flag name`)
+	case def.Flags[0] != '{':
+		return nil, fmt.Errorf(`"flags" is %s, want an object keyed by flag name`, rawKind(def.Flags))
+	}
+	var defs map[string]json.RawMessage
+	if err := json.Unmarshal(def.Flags, &defs); err != nil {
+		return nil, fmt.Errorf(`"flags": %v`, err) // cannot happen: it is an object
+	}
+
+	f := &File{flags: make(map[string]fileFlag, len(defs))}
+	for name, d := range defs {
+		fl, err := parseFlag(name, d, def.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("flag %q: %w", name, err)
+		}
+		f.flags[name] = fl
+	}
+	return f, nil
+}
+
+func parseFlag(name string, d json.RawMessage, setMetadata map[string]any) (fileFlag, error) {
+	// flagd's store (go-memdb) drops a flag whose name or flagSetId is
+	// empty, and matches names by prefix up to a NUL byte.
+	if name == "" || strings.ContainsRune(name, 0) {
+		return fileFlag{}, errors.New("a flag name must be non-empty and free of NUL bytes")
+	}
+	if d[0] != '{' {
+		return fileFlag{}, fmt.Errorf("definition is %s, want an object", rawKind(d))
+	}
+	var m model.Flag
+	if err := json.Unmarshal(d, &m); err != nil {
+		return fileFlag{}, errors.New(fieldError(err))
+	}
+	setID, ok := m.Metadata["flagSetId"]
+	if !ok {
+		setID = setMetadata["flagSetId"] // the flag's own metadata wins, as in flagd
+	}
+	if id, ok := setID.(string); ok && (id == "" || strings.ContainsRune(id, 0)) {
+		return fileFlag{}, errors.New(`metadata "flagSetId" must be non-empty and free of NUL bytes`)
+	}
+	fl := fileFlag{state: m.State, defaultVariant: m.DefaultVariant, variants: m.Variants}
+	if m.State != "ENABLED" && m.State != "DISABLED" {
+		// flagd only warns and then treats the flag as enabled.
+		return fileFlag{}, fmt.Errorf(`state is %q, want "ENABLED" or "DISABLED"`, m.State)
+	}
+	if len(m.Variants) == 0 {
+		return fileFlag{}, errors.New(`no "variants"`)
+	}
+	if m.DefaultVariant == "" {
+		// flagd would fall back to the caller's default value, which for
+		// a traffic split means a number nobody wrote down.
+		return fileFlag{}, errors.New(`no "defaultVariant"`)
+	}
+	if _, ok := m.Variants[m.DefaultVariant]; !ok {
+		names := make([]string, 0, len(m.Variants))
+		for v := range m.Variants {
+			names = append(names, v)
+		}
+		slices.Sort(names)
+		return fileFlag{}, fmt.Errorf("defaultVariant %q is not one of its variants %q", m.DefaultVariant, names)
+	}
+	if len(m.Targeting) > 0 {
+		var rule any
+		_ = json.Unmarshal(m.Targeting, &rule) // valid: it came from the document
+		obj, ok := rule.(map[string]any)
+		if !ok {
+			return fileFlag{}, fmt.Errorf("targeting is %s, want a JsonLogic object", jsonKind(rule))
+		}
+		// flagd skips the rule only when it is exactly {}.
+		fl.targeted = len(obj) > 0
+	}
+	return fl, nil
+}
+
+// jsonError turns a decoding error into one that says where the problem is.
+func jsonError(raw []byte, err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		if syn.Offset >= int64(len(raw)) {
+			return errors.New("invalid JSON: unexpected end of file (truncated?)")
+		}
+		line, col := position(raw, syn.Offset)
+		msg := fmt.Sprintf("invalid JSON at line %d, column %d: %v", line, col, syn)
+		if bytes.HasPrefix(raw, []byte("\xef\xbb\xbf")) {
+			msg += " (the file starts with a UTF-8 byte order mark; save it without one)"
+		}
+		return errors.New(msg)
+	}
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) { // a number that does not fit a float64
+		line, col := position(raw, typ.Offset)
+		return fmt.Errorf("invalid JSON at line %d, column %d: %s is out of range", line, col, typ.Value)
+	}
+	return fmt.Errorf("invalid JSON: %v", err)
+}
+
+// position converts a byte offset (just past the problem, as encoding/json
+// reports it) into a 1-based line and column.
+func position(raw []byte, off int64) (line, col int) {
+	if off > int64(len(raw)) {
+		off = int64(len(raw))
+	}
+	before := raw[:off]
+	line = 1 + bytes.Count(before, []byte("\n"))
+	col = int(off) - bytes.LastIndexByte(before, '\n') - 1
+	return line, max(col, 1)
+}
+
+// fieldError rewrites encoding/json's "cannot unmarshal X into Go struct
+// field Flag.state of type string" in the file's own words.
+func fieldError(err error) string {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return fmt.Sprintf("%q is %s, want %s", typ.Field, typ.Value, goKind(typ.Type.Kind().String()))
+	}
+	return err.Error()
+}
+
+func goKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "map", "struct":
+		return "an object"
+	default:
+		return k
+	}
+}
+
+// jsonKind names the JSON type of a decoded value, for error messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+func rawKind(raw json.RawMessage) string {
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	return jsonKind(v)
+}

@@ -1,0 +1,145 @@
+package flags
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// Ramp sets the traffic percentage of a flag in the flag file at path and
+// returns the previous one. It rewrites only the value of the flag's
+// default variant, leaving every other byte of the file as it was (other
+// flags, targeting rules, formatting), and replaces the file atomically
+// (temporary file in the same directory, fsync, rename), keeping its
+// permissions, so a running Source never sees a half-written file.
+//
+// Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, an
+// unknown flag (ErrNotFound), a default variant that is not a number
+// (ErrType), and a path that is a symlink: that is how Kubernetes mounts a
+// ConfigMap, and a local edit would be lost on the next sync.
+//
+// Concurrent Ramps on one file are not serialized: the last one wins.
+func Ramp(path, flag string, percent float64) (old float64, err error) {
+	if !inRange(percent) {
+		return 0, fmt.Errorf("ramp: %w: %v", ErrRange, percent)
+	}
+	if percent == 0 {
+		percent = 0 // -0 would be written as "-0"
+	}
+	info, err := os.Lstat(path)
+	if err != nil {
+		return 0, fmt.Errorf("ramp: %w", err)
+	}
+	if info.Mode()&os.ModeSymlink != 0 {
+		return 0, fmt.Errorf("ramp: %s is a symlink, as in a ConfigMap volume: the file is managed by Kubernetes; edit the ConfigMap instead", path)
+	}
+	if !info.Mode().IsRegular() {
+		return 0, fmt.Errorf("ramp: %s is not a regular file", path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("ramp: %w", err)
+	}
+	file, err := parse(raw)
+	if err != nil {
+		return 0, fmt.Errorf("ramp: flag file %s: %w", path, err)
+	}
+	fl, ok := file.flags[flag]
+	if !ok {
+		return 0, fmt.Errorf("ramp: %w: %q in %s", ErrNotFound, flag, path)
+	}
+	old, ok = fl.variants[fl.defaultVariant].(float64)
+	if !ok {
+		return 0, fmt.Errorf("ramp: %w: flag %q default variant %q is %s",
+			ErrType, flag, fl.defaultVariant, jsonKind(fl.variants[fl.defaultVariant]))
+	}
+
+	// Edit the bytes, not a re-encoded document, so the rest of the file
+	// stays as its author wrote it.
+	at := "flags." + escapePathKey(flag) + ".variants." + escapePathKey(fl.defaultVariant)
+	if cur := gjson.GetBytes(raw, at); cur.Type != gjson.Number || cur.Float() != old {
+		// Keys spelled differently (encoding/json matches "Flags" too) or
+		// repeated: the text does not say plainly which value is live.
+		return 0, fmt.Errorf("ramp: cannot find flags.%s.variants.%s in %s as written (duplicate or differently cased keys?)",
+			flag, fl.defaultVariant, path)
+	}
+	edited, err := sjson.SetRawBytes(raw, at, []byte(strconv.FormatFloat(percent, 'f', -1, 64)))
+	if err != nil {
+		return 0, fmt.Errorf("ramp: %w", err)
+	}
+	// Read the result back the way the provider will.
+	check, err := parse(edited)
+	if err != nil {
+		return 0, fmt.Errorf("ramp: edited file would be invalid: %w", err)
+	}
+	if got := check.flags[flag].variants[fl.defaultVariant]; got != percent {
+		return 0, fmt.Errorf("ramp: edit of %s did not take (flag %q reads %v)", path, flag, got)
+	}
+	if err := replaceFile(path, edited, info.Mode().Perm()); err != nil {
+		return 0, fmt.Errorf("ramp: %w", err)
+	}
+	return old, nil
+}
+
+// escapePathKey makes a JSON object key safe as one component of a gjson or
+// sjson path: flag names may contain dots, wildcards, '#', '@', '|' or a
+// leading ':' (all path syntax). Escaping every byte that is not a letter,
+// digit, '_' or '-' is always correct, if sometimes more than needed.
+func escapePathKey(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// replaceFile atomically replaces path with data: readers see the old file
+// or the new one, never a mix, and after a crash the file is whole.
+func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ramp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(perm); err != nil { // CreateTemp makes it 0600
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// Persist the rename itself.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
+}

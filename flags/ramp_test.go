@@ -1,0 +1,177 @@
+package flags
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// rampFile has formatting, a targeting rule and neighbours that Ramp must
+// leave byte for byte.
+const rampFile = `{
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "flags": {
+    "orders-percent": {
+      "state": "ENABLED",
+      "variants": { "on": 10, "off": 0 },
+      "defaultVariant": "on",
+      "targeting": {"if": [{"==": [{"var": "method"}, "DELETE"]}, "off", null]}
+    },
+    "payments-percent": {"state": "ENABLED", "variants": {"on": 10}, "defaultVariant": "on"},
+    "a.b": {"state": "DISABLED", "variants": {"x.y": 2.5, "on": 10}, "defaultVariant": "x.y"}
+  }
+}
+`
+
+func TestRampRewritesOnlyTheValue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		flag    string
+		percent float64
+		old     float64
+		from    string // the text Ramp replaces in rampFile
+		to      string
+	}{
+		{"orders-percent", 25, 10, `"on": 10, "off"`, `"on": 25, "off"`},
+		{"orders-percent", 2.5, 10, `"on": 10, "off"`, `"on": 2.5, "off"`},
+		{"orders-percent", 100, 10, `"on": 10, "off"`, `"on": 100, "off"`},
+		{"orders-percent", math.Copysign(0, -1), 10, `"on": 10, "off"`, `"on": 0, "off"`},
+		{"payments-percent", 0.125, 10, `"variants": {"on": 10}`, `"variants": {"on": 0.125}`},
+		{"a.b", 33, 2.5, `"x.y": 2.5`, `"x.y": 33`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			t.Parallel()
+			path := writeFlags(t, t.TempDir(), rampFile)
+			old, err := Ramp(path, tt.flag, tt.percent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if old != tt.old {
+				t.Errorf("old = %v, want %v", old, tt.old)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.Replace(rampFile, tt.from, tt.to, 1); string(got) != want {
+				t.Errorf("file after Ramp:\n%s\nwant:\n%s", got, want)
+			}
+			f, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fl := f.flags[tt.flag]; fl.variants[fl.defaultVariant] != tt.percent {
+				t.Errorf("Load reads %v, want %v", fl.variants[fl.defaultVariant], tt.percent)
+			}
+		})
+	}
+}
+
+func TestRampKeepsModeAndLeavesNoTempFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, rampFile)
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ramp(path, "orders-percent", 30); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o640 {
+		t.Errorf("mode after Ramp = %v, want 0640", info.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory after Ramp holds %d entries, want only flags.json", len(entries))
+	}
+}
+
+// Flag and variant names are JSON keys, not path syntax.
+func TestRampEscapesNames(t *testing.T) {
+	t.Parallel()
+	names := []string{"a.b", "a*b", "a?b", "#", "@this", "a|b", ":0", "0", "é.ü", `a\b`, "a b", `a"b`}
+	for _, name := range names {
+		key := strings.ReplaceAll(strings.ReplaceAll(name, `\`, `\\`), `"`, `\"`)
+		content := `{"flags":{"` + key + `":{"state":"ENABLED","variants":{"` + key + `":10},"defaultVariant":"` + key + `"},` +
+			`"other":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"}}}`
+		path := writeFlags(t, t.TempDir(), content)
+		if old, err := Ramp(path, name, 42); err != nil || old != 10 {
+			t.Errorf("Ramp(%q) = %v, %v; want 10, nil", name, old, err)
+			continue
+		}
+		got, _ := os.ReadFile(path)
+		if want := strings.Replace(content, ":10}", ":42}", 1); string(got) != want {
+			t.Errorf("Ramp(%q) wrote\n%s\nwant\n%s", name, got, want)
+		}
+	}
+}
+
+func TestRampRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		content string
+		flag    string
+		percent float64
+		wantErr error
+		want    string
+	}{
+		{"above 100", rampFile, "orders-percent", 101, ErrRange, "101"},
+		{"negative", rampFile, "orders-percent", -1, ErrRange, "-1"},
+		{"NaN", rampFile, "orders-percent", math.NaN(), ErrRange, "NaN"},
+		{"infinity", rampFile, "orders-percent", math.Inf(1), ErrRange, "Inf"},
+		{"unknown flag", rampFile, "nope", 5, ErrNotFound, `"nope"`},
+		{"string default", `{"flags":{"a":{"state":"ENABLED","variants":{"on":"x"},"defaultVariant":"on"}}}`, "a", 5, ErrType, "a string"},
+		{"invalid file", `{"flags":5}`, "a", 5, nil, `"flags" is a number`},
+		{"differently cased key", `{"Flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},
+		{"duplicate flag", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"},
+			"a":{"state":"ENABLED","variants":{"on":2},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFlags(t, t.TempDir(), tt.content)
+			_, err := Ramp(path, tt.flag, tt.percent)
+			if err == nil {
+				t.Fatal("Ramp did not refuse")
+			}
+			if (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Ramp error = %q, want %v containing %q", err, tt.wantErr, tt.want)
+			}
+			if got, _ := os.ReadFile(path); string(got) != tt.content {
+				t.Error("a refused Ramp changed the file")
+			}
+		})
+	}
+}
+
+func TestRampRefusesSymlinkAndMissingFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	target := writeFlags(t, dir, rampFile)
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Ramp(link, "orders-percent", 20)
+	if err == nil || !strings.Contains(err.Error(), "is a symlink") || !strings.Contains(err.Error(), "ConfigMap") {
+		t.Errorf("Ramp(symlink) = %v, want a ConfigMap refusal", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("Ramp replaced the symlink")
+	}
+	if got, _ := os.ReadFile(target); string(got) != rampFile {
+		t.Error("Ramp wrote through the symlink")
+	}
+	if _, err := Ramp(filepath.Join(dir, "missing.json"), "a", 1); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Ramp(missing) = %v", err)
+	}
+}

@@ -1,0 +1,322 @@
+package flags
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Not parallel, like TestReloadSeesRamp: it measures latency, which
+// parallel tests hammering the CPU would distort.
+func TestReloadEditInPlace(t *testing.T) {
+	dir := t.TempDir()
+	s, r := open(t, writeFlags(t, dir, flagFile("10")))
+	f := s.Flag("orders")
+	start := time.Now()
+	writeFlags(t, dir, flagFile("20"))
+	eventually(t, "the in-place edit", percentIs(f, 20))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("edit took %v to go live, want < 2s", d)
+	}
+	eventually(t, "OnChange", func() bool { return r.changeCount() == 1 })
+	if n := r.errorCount(); n != 0 {
+		t.Errorf("OnReloadError called %d times for a clean edit: %v", n, r.lastError())
+	}
+}
+
+func TestReloadRenameOver(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	s, _ := open(t, path)
+	f := s.Flag("orders")
+	for _, v := range []float64{20, 30} { // the watch survives the first rename
+		tmp := filepath.Join(dir, "flags.json.tmp")
+		if err := os.WriteFile(tmp, []byte(flagFile(fmt.Sprint(v))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("rename to %v", v), percentIs(f, v))
+	}
+}
+
+func TestReloadDeleteThenRecreate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	s, r := open(t, path)
+	f := s.Flag("orders")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "OnReloadError for the deleted file", func() bool { return r.errorCount() == 1 })
+	if err := r.lastError(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OnReloadError(%v), want a not-exist error", err)
+	}
+	if !percentIs(f, 10)() {
+		t.Error("deleting the file dropped the last good flags")
+	}
+	writeFlags(t, dir, flagFile("40"))
+	eventually(t, "the recreated file", percentIs(f, 40))
+	if n := r.errorCount(); n != 1 {
+		t.Errorf("OnReloadError called %d times, want once per bad version", n)
+	}
+}
+
+// When the directory itself is removed and recreated, the poll finds the
+// file again and the watch is restored for the edits after it.
+func TestReloadDirectoryRecreated(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "config")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, r := open(t, writeFlags(t, dir, flagFile("10")))
+	f := s.Flag("orders")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "OnReloadError for the missing file", func() bool { return r.errorCount() == 1 })
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFlags(t, dir, flagFile("20"))
+	eventually(t, "the file in the new directory", percentIs(f, 20))
+	eventually(t, "the watch on the new directory", func() bool { return len(s.feed.watcher.WatchList()) == 1 })
+	writeFlags(t, dir, flagFile("30"))
+	eventually(t, "an edit in the new directory", percentIs(f, 30))
+}
+
+// TestReloadKubeletSymlinkSwap lays out a ConfigMap volume as kubelet does
+// (AtomicWriter): the file is a symlink into ..data, ..data a symlink to a
+// timestamped directory, and an update writes a new directory and renames a
+// new ..data link over the old one. No event names flags.json.
+func TestReloadKubeletSymlinkSwap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	publish := func(ts, content string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ts, "flags.json"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("..2026_11_25_10_00_00.123456789", flagFile("10"))
+	path := filepath.Join(dir, "flags.json")
+	if err := os.Symlink(filepath.Join("..data", "flags.json"), path); err != nil {
+		t.Fatal(err)
+	}
+
+	s, _ := open(t, path)
+	f := s.Flag("orders")
+	if !percentIs(f, 10)() {
+		t.Fatal("initial value not read through the symlinks")
+	}
+	publish("..2026_11_25_10_05_00.987654321", flagFile("55"))
+	if err := os.RemoveAll(filepath.Join(dir, "..2026_11_25_10_00_00.123456789")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ConfigMap update", percentIs(f, 55))
+
+	if _, err := Ramp(path, "orders", 60); err == nil || !strings.Contains(err.Error(), "edit the ConfigMap") {
+		t.Errorf("Ramp on a ConfigMap file = %v, want a refusal", err)
+	}
+}
+
+func TestReloadKeepsLastGoodFlags(t *testing.T) {
+	t.Parallel()
+	bad := []struct{ name, content string }{
+		{"empty", ""},
+		{"open brace", "{"},
+		{"empty object", "{}"},
+		{"flags is a number", `{"flags":5}`},
+		{"truncated", flagFile("20")[:40]},
+		{"bad defaultVariant", `{"flags":{"orders":{"state":"ENABLED","variants":{"on":20},"defaultVariant":"off"}}}`},
+		{"bad state", `{"flags":{"orders":{"state":"BOGUS","variants":{"on":20},"defaultVariant":"on"}}}`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s, r := open(t, writeFlags(t, dir, flagFile("10")))
+			f := s.Flag("orders")
+			writeFlags(t, dir, tt.content)
+			eventually(t, "OnReloadError", func() bool { return r.errorCount() >= 1 })
+			if err := r.lastError(); !strings.Contains(err.Error(), filepath.Join(dir, "flags.json")) {
+				t.Errorf("OnReloadError(%q) does not name the file", err)
+			}
+			if !percentIs(f, 10)() {
+				t.Fatal("the invalid file replaced the last good flags")
+			}
+			if r.changeCount() != 0 {
+				t.Error("OnChange called for an invalid file")
+			}
+			writeFlags(t, dir, flagFile("30"))
+			eventually(t, "the next good file", percentIs(f, 30))
+			eventually(t, "OnChange", func() bool { return r.changeCount() == 1 })
+		})
+	}
+}
+
+// TestReloadOnChangeSeesTheNewFlags checks the ordering promise: by the
+// time OnChange runs, the provider has the new flags and the cache of every
+// handle is refreshed, including handles on flags with targeting (which
+// ask the provider) and on flags that appear only now.
+func TestReloadOnChangeSeesTheNewFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	var s *Source
+	var seen atomic.Value // string: what OnChange observed
+	s, err := Open(context.Background(), Options{
+		File:   path,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnChange: func() {
+			plainV, err1 := s.Flag("orders").Current()
+			ruled, err2 := s.Flag("ruled").Percent(context.Background(), "vip", Attrs{})
+			seen.Store(fmt.Sprint(plainV, err1, ruled, err2))
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if _, err := s.Flag("ruled").Current(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ruled before it exists: %v", err)
+	}
+	for i := range 20 {
+		v := float64(11 + i)
+		writeFlags(t, dir, `{"flags":{
+		  "orders":{"state":"ENABLED","variants":{"on":`+fmt.Sprint(v)+`},"defaultVariant":"on"},
+		  "ruled":{"state":"ENABLED","variants":{"all":100,"x":`+fmt.Sprint(v)+`},"defaultVariant":"all",
+		    "targeting":{"if":[{"==":[{"var":"targetingKey"},"vip"]},"x",null]}}}}`)
+		want := fmt.Sprint(v, nil, v, nil)
+		eventually(t, "OnChange with "+want, func() bool { return seen.Load() == want })
+	}
+}
+
+// A flag can gain or lose its targeting rule in a reload; the same handle
+// switches between cached and per-request answers.
+func TestReloadTargetingComesAndGoes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, _ := open(t, writeFlags(t, dir, flagFile("10")))
+	f := s.Flag("orders")
+	writeFlags(t, dir, `{"flags":{"orders":{"state":"ENABLED","variants":{"on":10,"all":100},"defaultVariant":"on",
+	  "targeting":{"if":[{"==":[{"var":"method"},"POST"]},"all",null]}}}}`)
+	eventually(t, "the rule", func() bool {
+		v, err := f.Percent(context.Background(), "k", Attrs{Method: "POST"})
+		return v == 100 && err == nil
+	})
+	writeFlags(t, dir, flagFile("15"))
+	eventually(t, "the rule to go", func() bool {
+		v, err := f.Percent(context.Background(), "k", Attrs{Method: "POST"})
+		return v == 15 && err == nil && !f.state.Load().perRequest
+	})
+}
+
+func TestReloadSeesRamp(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	s, _ := open(t, path)
+	f := s.Flag("orders")
+	start := time.Now()
+	if _, err := Ramp(path, "orders", 25); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ramp", percentIs(f, 25))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("ramp took %v to go live, want < 2s", d)
+	}
+}
+
+// TestReloadUnderLoad evaluates from 4 goroutines while the file is edited
+// 50 times, half in place (truncate and write, so the watcher can catch a
+// partial file) and half by Ramp. No evaluation may fail or see a value
+// that was never written.
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, `{"flags":{
+	  "orders":{"state":"ENABLED","variants":{"on":0},"defaultVariant":"on"},
+	  "ruled":{"state":"ENABLED","variants":{"on":0,"all":100},"defaultVariant":"on",
+	    "targeting":{"if":[{"==":[{"var":"targetingKey"},"vip"]},"all",null]}}}}`)
+	s, _ := open(t, path)
+	flags := []*Flag{s.Flag("orders"), s.Flag("ruled")}
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			ctx := context.Background()
+			for i := 0; !stop.Load(); i++ {
+				f := flags[(g+i)%2]
+				v, err := f.Percent(ctx, fmt.Sprint("user-", i), Attrs{Method: "GET"})
+				if err == nil && (v < 0 || v > 50 || v != float64(int(v))) {
+					err = fmt.Errorf("%s = %v, never written", f.Name(), v)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for i := 1; i <= 50; i++ {
+		if i%2 == 0 {
+			if _, err := Ramp(path, "orders", float64(i)); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			writeFlags(t, dir, `{"flags":{
+			  "orders":{"state":"ENABLED","variants":{"on":`+fmt.Sprint(i)+`},"defaultVariant":"on"},
+			  "ruled":{"state":"ENABLED","variants":{"on":`+fmt.Sprint(i)+`,"all":100},"defaultVariant":"on",
+			    "targeting":{"if":[{"==":[{"var":"targetingKey"},"vip"]},"all",null]}}}}`)
+		}
+		// One reload per edit, each under load.
+		eventually(t, fmt.Sprint("edit ", i), percentIs(flags[0], float64(i)))
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestCloseIsIdempotentAndStopsReloads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, _ := open(t, writeFlags(t, dir, flagFile("10")))
+	f := s.Flag("orders")
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	writeFlags(t, dir, flagFile("20"))
+	if v, err := f.Percent(context.Background(), "k", Attrs{}); v != 10 || err != nil {
+		t.Errorf("after Close: Percent = %v, %v; want the cached 10", v, err)
+	}
+}
