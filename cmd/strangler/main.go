@@ -1,0 +1,262 @@
+// Command strangler runs the Strangler proxy and its operator commands.
+//
+//	strangler serve    --config strangler.yaml
+//	strangler validate --config strangler.yaml
+//	strangler ramp     --config strangler.yaml ROUTE PERCENT
+//	strangler demo
+//	strangler version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/strangler-proxy/strangler/flags"
+	"github.com/strangler-proxy/strangler/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// otherwise the module version or VCS revision is reported.
+var version = ""
+
+const usage = `strangler: a reverse proxy for strangler-fig migrations
+
+Usage:
+  strangler serve    --config FILE            run the proxy
+  strangler validate --config FILE            check config and flag file (exit 0 or 1)
+  strangler ramp     --config FILE ROUTE PCT  set a route's percentage (0..100) in the flag file
+  strangler demo     [--listen ADDR] [--admin ADDR]
+                                              run a built-in monolith and service behind the proxy
+  strangler version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code, so tests can
+// drive every command.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, stderr)
+	case "validate":
+		err = validate(args, stdout, stderr)
+	case "ramp":
+		err = ramp(args, stdout)
+	case "demo":
+		err = demo(args, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "strangler", buildVersion())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "strangler: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	var ce *proxy.ConfigError
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			fmt.Fprintln(stderr, p)
+		}
+	} else {
+		fmt.Fprintln(stderr, "strangler:", err)
+	}
+	return 1
+}
+
+// parseArgs parses flags wherever they stand among the positional
+// arguments: operators type `ramp orders 25 --config x.yaml` as often as
+// `ramp --config x.yaml orders 25`.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "strangler.yaml", "path of the YAML config file")
+}
+
+// loadChecked loads, validates and cross-checks a config, printing the
+// warnings; any problem is an error and nothing starts.
+func loadChecked(path string, stderr io.Writer) (*proxy.Config, error) {
+	cfg, err := proxy.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	warnings, err := proxy.Check(cfg)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	return cfg, err
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if pos, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", pos[0])
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadChecked(*path, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runServer(ctx, cfg, log)
+}
+
+// runServer listens, serves until ctx ends, and shuts down.
+func runServer(ctx context.Context, cfg *proxy.Config, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	admin, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+	srv, err := proxy.New(ctx, cfg, proxy.Options{Logger: log})
+	if err != nil {
+		ln.Close()
+		admin.Close()
+		return err
+	}
+	defer srv.Close(context.Background())
+	return srv.Serve(ctx, ln, admin)
+}
+
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if pos, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("validate: unexpected argument %q", pos[0])
+	}
+	cfg, err := loadChecked(*path, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *path, len(cfg.Routes))
+	return nil
+}
+
+func ramp(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("ramp", flag.ContinueOnError)
+	path := configFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return errors.New("ramp: want ROUTE PERCENT, e.g. strangler ramp --config strangler.yaml orders 25")
+	}
+	name := pos[0]
+	pct, err := strconv.ParseFloat(strings.TrimSuffix(pos[1], "%"), 64)
+	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
+		return fmt.Errorf("ramp: percent %q: want a number from 0 to 100", pos[1])
+	}
+	cfg, err := proxy.LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	var flagName string
+	var names []string
+	for _, r := range cfg.Routes {
+		names = append(names, r.Name)
+		if r.Name == name {
+			flagName = r.Flag
+		}
+	}
+	if flagName == "" {
+		return fmt.Errorf("ramp: no route %q in %s (routes: %s)", name, *path, strings.Join(names, ", "))
+	}
+	old, err := flags.Ramp(cfg.FlagFile(), flagName, pct)
+	if err != nil {
+		return fmt.Errorf("ramp: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s: %s -> %s\n", name, fmtPercent(old), fmtPercent(pct))
+	return nil
+}
+
+func fmtPercent(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q: want json or text", format)
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			return "devel-" + s.Value
+		}
+	}
+	return "devel"
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeSetup(t *testing.T, flagsJSON string) (cfgPath, flagPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath, flagPath = filepath.Join(dir, "strangler.yaml"), filepath.Join(dir, "flags.json")
+	cfg := `listen: 127.0.0.1:8080
+admin_listen: 127.0.0.1:9090
+monolith: http://127.0.0.1:8081
+flags:
+  file: flags.json
+routes:
+  - name: orders
+    path: /api/orders/*
+    service: http://127.0.0.1:8082
+  - name: users
+    path: /api/users/*
+    service: http://127.0.0.1:8083
+`
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flagPath, []byte(flagsJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, flagPath
+}
+
+const twoFlags = `{
+  "flags": {
+    "orders-percent": {"state": "ENABLED", "variants": {"on": 10}, "defaultVariant": "on"},
+    "other": {"state": "ENABLED", "variants": {"a": 1, "b": 2}, "defaultVariant": "a",
+      "targeting": {"if": [{"==": [{"var": "targetingKey"}, "x"]}, "b", null]}}
+  }
+}`
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRampRoundTrip(t *testing.T) {
+	t.Parallel()
+	cfg, flagFile := writeSetup(t, twoFlags)
+	code, out, errOut := runCmd("ramp", "--config", cfg, "orders", "25")
+	if code != 0 || out != "orders: 10 -> 25\n" {
+		t.Fatalf("ramp: code %d, out %q, err %q", code, out, errOut)
+	}
+	// Flags after the positional arguments work too.
+	code, out, _ = runCmd("ramp", "orders", "2.5", "--config", cfg)
+	if code != 0 || out != "orders: 25 -> 2.5\n" {
+		t.Fatalf("ramp: code %d, out %q", code, out)
+	}
+	b, _ := os.ReadFile(flagFile)
+	if !strings.Contains(string(b), `"targeting": {"if": [{"==": [{"var": "targetingKey"}, "x"]}, "b", null]}`) {
+		t.Errorf("ramp changed another flag:\n%s", b)
+	}
+	if code, _, _ := runCmd("validate", "--config", cfg); code != 0 {
+		t.Errorf("validate after ramp: %d", code)
+	}
+	for _, bad := range [][]string{{"orders", "101"}, {"orders", "-1"}, {"orders", "NaN"}, {"orders", "ten"}, {"nosuch", "5"}, {"orders"}} {
+		code, _, errOut := runCmd(append([]string{"ramp", "--config", cfg}, bad...)...)
+		if code != 1 || errOut == "" {
+			t.Errorf("ramp %v: code %d, stderr %q; want 1 with a message", bad, code, errOut)
+		}
+	}
+	if b2, _ := os.ReadFile(flagFile); !bytes.Equal(b, b2) {
+		t.Error("a refused ramp changed the file")
+	}
+}
+
+func TestValidateExitCodes(t *testing.T) {
+	t.Parallel()
+	cfg, flagFile := writeSetup(t, twoFlags)
+	code, out, errOut := runCmd("validate", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "ok (2 routes)") {
+		t.Errorf("valid: code %d out %q", code, out)
+	}
+	if !strings.Contains(errOut, `warning: routes[1].flag: flag "users-percent" is not in`) {
+		t.Errorf("missing-flag warning absent: %q", errOut)
+	}
+	os.WriteFile(flagFile, []byte("{"), 0o644)
+	if code, _, errOut := runCmd("validate", "--config", cfg); code != 1 || !strings.HasPrefix(errOut, "flags.file:") {
+		t.Errorf("broken flags: code %d, stderr %q", code, errOut)
+	}
+	os.WriteFile(cfg, []byte("listen: x\nbogus: 1\n"), 0o644)
+	code, _, errOut = runCmd("validate", "--config", cfg)
+	if code != 1 || !strings.Contains(errOut, "bogus: unknown key (line 2)") {
+		t.Errorf("bad config: code %d, stderr %q", code, errOut)
+	}
+	if code, _, _ := runCmd("serve", "--config", cfg); code != 1 {
+		t.Errorf("serve on a bad config: exit %d, want 1", code)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
+	if code, out, _ := runCmd("version"); code != 0 || !strings.HasPrefix(out, "strangler ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errOut := runCmd("frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: %d %q", code, errOut)
+	}
+}

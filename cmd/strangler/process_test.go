@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test run the real command in a child process: the test
+// binary re-executes itself with STRANGLER_MAIN=1, so signals and exit
+// codes are those of the shipped program.
+func TestMain(m *testing.M) {
+	if os.Getenv("STRANGLER_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func command(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "STRANGLER_MAIN=1")
+	return cmd
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d in time (last: %v)", url, want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	mono := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		fmt.Fprint(w, "monolith")
+	})}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go mono.Serve(ln)
+	t.Cleanup(func() { mono.Close() })
+
+	dir := t.TempDir()
+	listen, admin := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: http://%s\nflags: {file: flags.json}\nroutes: []\n", listen, admin, ln.Addr())
+	os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(dir, "flags.json"), []byte(`{"flags":{}}`), 0o644)
+	cmd := command(t, "serve", "--config", filepath.Join(dir, "s.yaml"))
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitHTTP(t, "http://"+admin+"/readyz", 200)
+
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + listen + "/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- string(b)
+	}()
+	time.Sleep(100 * time.Millisecond) // let the request reach the monolith; failure mode is a false pass only
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	if got := <-slow; got != "monolith" {
+		t.Errorf("in-flight request got %q", got)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"shutting down"`) {
+		t.Errorf("logs are not JSON or lack the shutdown line:\n%s", logs.String())
+	}
+}
+
+func TestDemoRunsAndStopsOnCtrlC(t *testing.T) {
+	t.Parallel()
+	cmd := command(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--requests", "100")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var text strings.Builder
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		text.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "Press Ctrl-C") {
+			break
+		}
+	}
+	got := text.String()
+	m := regexp.MustCompile(`proxy:\s+(http://\S+)`).FindStringSubmatch(got)
+	a := regexp.MustCompile(`admin:\s+(http://\S+)/api/routes`).FindStringSubmatch(got)
+	if m == nil || a == nil {
+		t.Fatalf("demo output lacks URLs:\n%s\nstderr:\n%s", got, stderr.String())
+	}
+	split := regexp.MustCompile(`(\d+) served by the service, (\d+) by the monolith`).FindStringSubmatch(got)
+	if split == nil || split[1] == "0" || split[2] == "0" {
+		t.Errorf("demo traffic summary: %q", got)
+	}
+	waitHTTP(t, a[1]+"/readyz", 200)
+	resp, err := http.Get(a[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `strangler_route_percent{route="orders"} 10`) {
+		t.Errorf("demo metrics lack the 10%% route")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo exit: %v\n%s", err, stderr.String())
+	}
+}

@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminHandler serves the operator's endpoints: probes, the route table
+// and metrics. It is meant for a separate, private listener.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			writeText(w, http.StatusServiceUnavailable, "not ready\n")
+			return
+		}
+		writeText(w, http.StatusOK, "ready\n")
+	})
+	mux.HandleFunc("GET /api/routes", s.apiRoutes)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		EnableOpenMetrics: true,
+		ErrorLog:          slogPrinter{s.log},
+	}))
+	return mux
+}
+
+// RouteStatus is one entry of GET /api/routes.
+type RouteStatus struct {
+	Name    string   `json:"name"`
+	Path    string   `json:"path"`
+	Methods []string `json:"methods,omitempty"`
+	Service string   `json:"service"`
+	Flag    string   `json:"flag"`
+	Percent float64  `json:"percent"`
+	// FlagError says why the flag cannot be used; the route's traffic then
+	// stays on the monolith and Percent is 0.
+	FlagError string `json:"flag_error,omitempty"`
+}
+
+func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
+	t := s.table.Load()
+	out := make([]RouteStatus, 0, len(t.routes))
+	for _, rt := range t.routes {
+		st := RouteStatus{Name: rt.name, Path: rt.pattern, Methods: rt.methods, Service: rt.cfg.Service, Flag: rt.flag.Name()}
+		if v, err := rt.flag.Current(); err != nil {
+			st.FlagError = err.Error()
+		} else {
+			st.Percent = v
+		}
+		out = append(out, st)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
+}

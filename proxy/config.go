@@ -1,0 +1,578 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/strangler-proxy/strangler/compare"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the YAML configuration of one proxy, as the operator wrote it.
+// It is plain data: Validate checks it, Compile turns it into the immutable
+// route table that the hot path reads.
+type Config struct {
+	Listen          string      `yaml:"listen"`
+	AdminListen     string      `yaml:"admin_listen"`
+	Monolith        string      `yaml:"monolith"`
+	Flags           FlagsConfig `yaml:"flags"`
+	Routes          []Route     `yaml:"routes"`
+	ShutdownTimeout Duration    `yaml:"shutdown_timeout"`
+	PreserveHost    *bool       `yaml:"preserve_host"`
+	Timeouts        Timeouts    `yaml:"timeouts"`
+	TrustedProxies  []string    `yaml:"trusted_proxies"`
+	SecretHeaders   []string    `yaml:"secret_headers"`
+	ShadowWorkers   int         `yaml:"shadow_workers"`
+	ShadowQueue     int         `yaml:"shadow_queue"`
+
+	// dir is the folder of the config file: relative paths in it are
+	// resolved against it, as the operator reads them.
+	dir string
+}
+
+// FlagsConfig names the flag source.
+type FlagsConfig struct {
+	File string `yaml:"file"`
+}
+
+// Route sends a share of the requests matching Path (and Methods) to
+// Service instead of the monolith.
+type Route struct {
+	Name         string   `yaml:"name"`
+	Path         string   `yaml:"path"`
+	Methods      []string `yaml:"methods"`
+	Service      string   `yaml:"service"`
+	Flag         string   `yaml:"flag"`
+	Sticky       string   `yaml:"sticky"`
+	PreserveHost *bool    `yaml:"preserve_host"`
+	Timeouts     Timeouts `yaml:"timeouts"`
+	Shadow       Shadow   `yaml:"shadow"`
+}
+
+// Shadow configures comparison for a route: a share of its eligible
+// requests is also sent to the side the split did not choose, and the two
+// answers are compared off the request path.
+type Shadow struct {
+	// Percent of eligible requests compared; 0 (the default) is off. The
+	// flag, when present in the flag file, overrides it live.
+	Percent       float64  `yaml:"percent"`
+	Flag          string   `yaml:"flag"`
+	Methods       []string `yaml:"methods"`
+	IgnoreHeaders []string `yaml:"ignore_headers"`
+	IgnoreJSON    []string `yaml:"ignore_json"`
+	MaxBody       Size     `yaml:"max_body"`
+	Timeout       Duration `yaml:"timeout"`
+	Noise         bool     `yaml:"noise"`
+}
+
+// Timeouts bound the upstream calls. A zero field inherits: a route's from
+// the top level, the top level's from the defaults.
+type Timeouts struct {
+	Connect        Duration `yaml:"connect"`
+	ResponseHeader Duration `yaml:"response_header"`
+	Idle           Duration `yaml:"idle"`
+}
+
+// Defaults applied where the config is silent.
+const (
+	DefaultShutdownTimeout = 15 * time.Second
+	DefaultConnect         = 2 * time.Second
+	DefaultResponseHeader  = 30 * time.Second
+	DefaultIdle            = 90 * time.Second
+
+	DefaultShadowMaxBody = 1 << 20
+	DefaultShadowTimeout = 5 * time.Second
+	DefaultShadowQueue   = 1024
+	// maxShadowBody bounds max_body: every compared request may hold this
+	// much twice (both answers) in memory while it waits in the queue.
+	maxShadowBody = 64 << 20
+)
+
+// DefaultShadowMethods are the methods shadowed unless a route lists its
+// own: those that must not change anything (RFC 9110 §9.2.1). A write is
+// shadowed only when listed, since the copy reaches a real backend.
+var DefaultShadowMethods = []string{"GET", "HEAD", "OPTIONS"}
+
+// DefaultSecretHeaders are never logged or stored, whatever the config says.
+var DefaultSecretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
+
+// Duration is a time.Duration written in Go syntax ("250ms", "2s").
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration syntax only: a bare number would be
+// ambiguous (seconds? nanoseconds?), so it is refused.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("invalid duration %q (use Go syntax such as 250ms, 2s, 1m)", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Size is a byte count written as a number of bytes or with a KiB, MiB or
+// GiB suffix ("1MiB").
+type Size int64
+
+// ParseSize parses a Size.
+func ParseSize(s string) (Size, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q (use bytes or KiB, MiB, GiB, e.g. 1MiB)", s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalYAML parses a Size.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("invalid size: not a scalar")
+	}
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// ConfigError lists every problem found in a config, one per line, each
+// naming its place (routes[1].service: ...). Nothing is started or swapped
+// when a config has any.
+type ConfigError struct {
+	Problems []string
+}
+
+func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+
+func (e *ConfigError) add(format string, args ...any) {
+	e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
+}
+
+func (e *ConfigError) err() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
+// LoadConfig reads, parses and validates the config file at path.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(b, filepath.Dir(abs))
+	if err != nil {
+		return nil, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// ParseConfig parses YAML into a Config without validating values. Unknown
+// keys are errors, all of them reported at once with their place, because a
+// misspelt optional key (servce, timeuots) would otherwise silently fall back
+// to a default in production. dir resolves relative paths.
+func ParseConfig(b []byte, dir string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, &ConfigError{Problems: []string{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	cfg := &Config{dir: dir}
+	if len(doc.Content) == 0 {
+		return nil, &ConfigError{Problems: []string{"config: empty"}}
+	}
+	root := doc.Content[0]
+	var ce ConfigError
+	checkKeys(root, reflect.TypeOf(*cfg), "", &ce)
+	if err := ce.err(); err != nil {
+		return nil, err
+	}
+	if err := root.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				ce.add("config: %s", m)
+			}
+			return nil, &ce
+		}
+		return nil, &ConfigError{Problems: []string{"config: " + err.Error()}}
+	}
+	return cfg, nil
+}
+
+// checkKeys walks the YAML tree beside the Go type and reports every key
+// that the type does not have, with its path and line.
+func checkKeys(n *yaml.Node, t reflect.Type, path string, ce *ConfigError) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.AliasNode:
+		checkKeys(n.Alias, t, path, ce)
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); tag != "" && tag != "-" {
+				fields[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			ft, ok := fields[k]
+			if !ok {
+				ce.add("%s: unknown key (line %d)", join(path, k), n.Content[i].Line)
+				continue
+			}
+			checkKeys(n.Content[i+1], ft, join(path, k), ce)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, c := range n.Content {
+			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), ce)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var routeName = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// Sticky kinds, as written after "sticky:".
+const (
+	stickyHeader = "header"
+	stickyCookie = "cookie"
+	stickyQuery  = "query"
+	stickyIP     = "ip"
+	stickyRandom = "random"
+)
+
+var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// Validate checks every value and fills in defaults. It reports all problems
+// at once, each naming its place. It checks the flag file exists; whether the
+// flags are in it is the caller's business (a missing flag is a warning).
+func (c *Config) Validate() error {
+	var ce ConfigError
+	checkAddr(&ce, "listen", c.Listen, true)
+	checkAddr(&ce, "admin_listen", c.AdminListen, true)
+	if c.Listen != "" && c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
+		ce.add("admin_listen: same address as listen (%q)", c.Listen)
+	}
+	checkUpstream(&ce, "monolith", c.Monolith)
+	if c.Flags.File == "" {
+		ce.add("flags.file: required")
+	} else if fi, err := os.Stat(c.FlagFile()); err != nil {
+		ce.add("flags.file: %s", describeFileErr(c.FlagFile(), err))
+	} else if fi.IsDir() {
+		ce.add("flags.file: %q is a directory", c.FlagFile())
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	c.Timeouts = c.Timeouts.inherit(Timeouts{Connect: Duration(DefaultConnect), ResponseHeader: Duration(DefaultResponseHeader), Idle: Duration(DefaultIdle)})
+	if c.PreserveHost == nil {
+		t := true
+		c.PreserveHost = &t
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			ce.add("trusted_proxies[%d]: invalid CIDR %q", i, p)
+		}
+	}
+	for i, h := range c.SecretHeaders {
+		if !validHeaderName(h) {
+			ce.add("secret_headers[%d]: invalid header name %q", i, h)
+		}
+	}
+	names := map[string]int{}
+	byPattern := map[string][]int{} // route indexes already using a pattern
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		at := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Name == "":
+			ce.add("%s.name: required", at)
+		case r.Name == "_default":
+			ce.add("%s.name: %q is reserved for requests that match no route", at, r.Name)
+		case !routeName.MatchString(r.Name):
+			ce.add("%s.name: invalid name %q (use lower-case letters, digits and -)", at, r.Name)
+		default:
+			if j, dup := names[r.Name]; dup {
+				ce.add("%s.name: duplicate name %q (also routes[%d])", at, r.Name, j)
+			}
+			names[r.Name] = i
+		}
+		if err := checkPattern(r.Path); err != nil {
+			ce.add("%s.path: %v", at, err)
+		}
+		for j, m := range r.Methods {
+			up := strings.ToUpper(m)
+			if !slices.Contains(knownMethods, up) {
+				ce.add("%s.methods[%d]: unknown method %q", at, j, m)
+				continue
+			}
+			r.Methods[j] = up
+		}
+		if r.Path != "" {
+			for _, j := range byPattern[r.Path] {
+				if methodsOverlap(c.Routes[j].Methods, r.Methods) {
+					ce.add("%s.path: %q is already routed by routes[%d] for the same methods", at, r.Path, j)
+				}
+			}
+			byPattern[r.Path] = append(byPattern[r.Path], i)
+		}
+		checkUpstream(&ce, at+".service", r.Service)
+		if r.Flag == "" && r.Name != "" {
+			r.Flag = r.Name + "-percent"
+		}
+		if r.Sticky == "" {
+			r.Sticky = stickyIP
+		}
+		if _, _, err := parseSticky(r.Sticky); err != nil {
+			ce.add("%s.sticky: %v", at, err)
+		}
+		if r.PreserveHost == nil {
+			r.PreserveHost = c.PreserveHost
+		}
+		r.Timeouts = r.Timeouts.inherit(c.Timeouts)
+		c.validateShadow(&ce, at+".shadow", r)
+	}
+	if c.ShadowWorkers < 0 {
+		ce.add("shadow_workers: must not be negative")
+	} else if c.ShadowWorkers == 0 {
+		c.ShadowWorkers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if c.ShadowQueue < 0 {
+		ce.add("shadow_queue: must not be negative")
+	} else if c.ShadowQueue == 0 {
+		c.ShadowQueue = DefaultShadowQueue
+	}
+	return ce.err()
+}
+
+func (c *Config) validateShadow(ce *ConfigError, at string, r *Route) {
+	sh := &r.Shadow
+	if math.IsNaN(sh.Percent) || sh.Percent < 0 || sh.Percent > 100 {
+		ce.add("%s.percent: %v is outside 0..100", at, sh.Percent)
+	}
+	if sh.Flag == "" && r.Name != "" {
+		sh.Flag = r.Name + "-shadow"
+	}
+	if len(sh.Methods) == 0 {
+		sh.Methods = slices.Clone(DefaultShadowMethods)
+	}
+	for j, m := range sh.Methods {
+		up := strings.ToUpper(m)
+		if !slices.Contains(knownMethods, up) {
+			ce.add("%s.methods[%d]: unknown method %q", at, j, m)
+			continue
+		}
+		sh.Methods[j] = up
+	}
+	for j, h := range sh.IgnoreHeaders {
+		if !validHeaderName(h) {
+			ce.add("%s.ignore_headers[%d]: invalid header name %q", at, j, h)
+		}
+	}
+	if _, err := compare.NewRules(compare.RulesConfig{IgnoreJSON: sh.IgnoreJSON}); err != nil {
+		ce.add("%s.%v", at, err)
+	}
+	if sh.MaxBody == 0 {
+		sh.MaxBody = DefaultShadowMaxBody
+	} else if sh.MaxBody > maxShadowBody {
+		ce.add("%s.max_body: %d bytes is more than the 64MiB a comparison may hold", at, sh.MaxBody)
+	}
+	if sh.Timeout == 0 {
+		sh.Timeout = Duration(DefaultShadowTimeout)
+	}
+}
+
+// FlagFile is the flag file's path, resolved against the config's folder.
+func (c *Config) FlagFile() string {
+	if c.Flags.File == "" || filepath.IsAbs(c.Flags.File) {
+		return c.Flags.File
+	}
+	return filepath.Join(c.dir, c.Flags.File)
+}
+
+func (t Timeouts) inherit(from Timeouts) Timeouts {
+	if t.Connect == 0 {
+		t.Connect = from.Connect
+	}
+	if t.ResponseHeader == 0 {
+		t.ResponseHeader = from.ResponseHeader
+	}
+	if t.Idle == 0 {
+		t.Idle = from.Idle
+	}
+	return t
+}
+
+// methodsOverlap reports whether two method lists (empty: all) share one.
+func methodsOverlap(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return true
+	}
+	for _, m := range a {
+		if slices.Contains(b, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeFileErr(path string, err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("%q does not exist", path)
+	}
+	return err.Error()
+}
+
+func checkAddr(ce *ConfigError, at, addr string, required bool) {
+	if addr == "" {
+		if required {
+			ce.add("%s: required (host:port)", at)
+		}
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ce.add("%s: invalid address %q (want host:port)", at, addr)
+		return
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		ce.add("%s: invalid port in %q", at, addr)
+	}
+}
+
+func checkUpstream(ce *ConfigError, at, raw string) {
+	if raw == "" {
+		ce.add("%s: required (http://host:port)", at)
+		return
+	}
+	if _, err := parseUpstream(raw); err != nil {
+		ce.add("%s: %v", at, err)
+	}
+}
+
+func parseUpstream(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("invalid URL %q (want http://host:port or https://host:port, optionally with a path prefix)", raw)
+	}
+	if _, port, err := net.SplitHostPort(u.Host); err == nil {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("invalid URL %q: bad port", raw)
+		}
+	}
+	return u, nil
+}
+
+// checkPattern accepts what chi accepts and refuses, with a reason, what
+// would make chi panic at registration time.
+func checkPattern(p string) (err error) {
+	if p == "" {
+		return errors.New("required (a chi pattern such as /api/orders/*)")
+	}
+	if p[0] != '/' {
+		return fmt.Errorf("invalid pattern %q: must start with /", p)
+	}
+	if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
+		return fmt.Errorf("invalid pattern %q: * is allowed only at the end", p)
+	}
+	if strings.Count(p, "{") != strings.Count(p, "}") {
+		return fmt.Errorf("invalid pattern %q: unbalanced braces", p)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("invalid pattern %q: %v", p, r)
+		}
+	}()
+	chi.NewMux().Handle(p, http.NotFoundHandler())
+	return nil
+}
+
+// parseSticky splits "header:X-User-Id" into its kind and name.
+func parseSticky(s string) (kind, name string, err error) {
+	kind, name, hasName := strings.Cut(s, ":")
+	switch kind {
+	case stickyHeader, stickyCookie, stickyQuery:
+		if !hasName || name == "" {
+			return "", "", fmt.Errorf("invalid sticky %q: %s needs a name (%s:NAME)", s, kind, kind)
+		}
+		if kind == stickyHeader && !validHeaderName(name) {
+			return "", "", fmt.Errorf("invalid sticky %q: bad header name", s)
+		}
+		return kind, name, nil
+	case stickyIP, stickyRandom:
+		if hasName {
+			return "", "", fmt.Errorf("invalid sticky %q: %s takes no name", s, kind)
+		}
+		return kind, "", nil
+	}
+	return "", "", fmt.Errorf("invalid sticky %q (want header:NAME, cookie:NAME, query:NAME, ip or random)", s)
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`()<>@,;:\"/[]?={}`), c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// parsePrefix accepts a CIDR or a bare address (a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

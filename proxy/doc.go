@@ -1,0 +1,52 @@
+// Package proxy is Strangler's request path: it parses and validates the
+// YAML config, compiles it into an immutable route table, and for each
+// request matches a route, decides the side (monolith or extracted
+// service), forwards, and records metrics. It also serves the admin API.
+//
+// # Routes
+//
+// A route's path is a chi pattern, and the most specific pattern that
+// accepts the request's method wins. `/api/orders/*` matches
+// `/api/orders/7` and `/api/orders/7/items` but not `/api/orders` (write a
+// second route for that). `/users/{id}` matches one segment. A route with
+// `methods` accepts only those: a request with another method falls to a
+// less specific route that accepts it, or to the monolith. Requests that
+// match no route go to the monolith and are counted as route "_default".
+//
+// # The split
+//
+// Each route has a percentage: a float flag in 0..100 (see package flags),
+// evaluated per request with the sticky key as targeting key and the
+// attributes route, method and path. The sticky key comes from a header,
+// cookie or query parameter, or is the client address (sticky: ip, and
+// whenever the chosen key is absent). The key, hashed with the route's
+// name, falls in one of 10,000 buckets; the request goes to the service
+// when
+//
+//	bucket < percent × 100
+//
+// That one rule makes the split sticky (a key keeps its bucket, so its
+// side, while the percentage holds) and monotonic (raising the percentage
+// only adds buckets, so no user moves from the service back to the
+// monolith during a ramp). Different routes hash differently, so the users
+// who reach the service first differ from route to route. With
+// sticky: random, every request draws a bucket.
+//
+// A flag that is missing, disabled, not a number or outside 0..100 sends
+// the route's traffic to the monolith, the side known to work, and counts
+// strangler_flag_errors_total{flag}.
+//
+// # Forwarding
+//
+// Forwarding is net/http/httputil.ReverseProxy with one tuned transport per
+// distinct timeout set: bodies stream both ways, responses are flushed as
+// they arrive (Server-Sent Events included), WebSocket upgrades pass
+// through, other upgrades (h2c) are stripped. Hop-by-hop headers go; the
+// peer is appended to X-Forwarded-For, X-Forwarded-Host and
+// X-Forwarded-Proto are set after that, so a client cannot strip them via
+// Connection; the query is forwarded byte for byte; the incoming Host is
+// kept unless preserve_host is false. An upstream that cannot be reached
+// answers 502, one that sends no headers within timeouts.response_header
+// 504, both with a short plain-text body naming the route, never the
+// upstream's address.
+package proxy

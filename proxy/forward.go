@@ -1,0 +1,207 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// upstream forwards requests to one backend (the monolith or a route's
+// service) on behalf of one route. It is built once per route table and only
+// read afterwards.
+type upstream struct {
+	route   string
+	backend string
+	target  *url.URL
+	rp      *httputil.ReverseProxy
+	metrics *backendMetrics
+}
+
+// transports pools upstream connections. A transport is shared by every
+// upstream with the same timeouts, since net/http keeps one pool per host
+// inside it; a route that overrides its timeouts gets its own.
+type transports struct {
+	mu sync.Mutex
+	m  map[Timeouts]*http.Transport
+}
+
+func (ts *transports) get(t Timeouts) *http.Transport {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if tr, ok := ts.m[t]; ok {
+		return tr
+	}
+	if ts.m == nil {
+		ts.m = map[Timeouts]*http.Transport{}
+	}
+	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   time.Duration(t.Connect),
+		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
+		IdleConnTimeout:       time.Duration(t.Idle),
+		ExpectContinueTimeout: time.Second,
+		// net/http's default of 2 idle connections per host makes every
+		// burst open new connections to the upstream.
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 512,
+		// Pass Accept-Encoding and compressed bodies through untouched:
+		// the client, not the proxy, decides what it can decode.
+		DisableCompression: true,
+	}
+	ts.m[t] = tr
+	return tr
+}
+
+func (ts *transports) closeIdle() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, tr := range ts.m {
+		tr.CloseIdleConnections()
+	}
+}
+
+// bufferPool lends ReverseProxy its copy buffers, so that streaming a body
+// costs no allocation per request.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (bp *bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+type upstreamOptions struct {
+	route, backend string
+	target         *url.URL
+	preserveHost   bool
+	transport      http.RoundTripper
+	buffers        httputil.BufferPool
+	metrics        *backendMetrics
+	log            *slog.Logger
+}
+
+func newUpstream(o upstreamOptions) *upstream {
+	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics}
+	u.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(o.target)
+			// Forward the query byte for byte: Rewrite's re-encoding drops
+			// pairs with ';' and reorders keys, so the upstream would not see
+			// what the client sent.
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			if o.preserveHost {
+				pr.Out.Host = pr.In.Host
+			}
+			setForwarded(pr)
+			// Only WebSocket may be upgraded through: other protocols
+			// (h2c above all) would tunnel past the proxy's routing.
+			if up := pr.Out.Header.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+				pr.Out.Header.Del("Upgrade")
+				pr.Out.Header.Del("Connection")
+			}
+		},
+		Transport:     o.transport,
+		BufferPool:    o.buffers,
+		FlushInterval: -1, // stream: never hold back what the upstream sent
+		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			kind, status := classify(r, err)
+			u.metrics.errors[kind].Inc()
+			if kind != errCanceled {
+				o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)
+			}
+			writeError(w, status, fmt.Sprintf("route %s: %s %s", o.route, o.backend, describeKind(kind)))
+		},
+	}
+	return u
+}
+
+// setForwarded appends the peer to X-Forwarded-For (as nginx's
+// $proxy_add_x_forwarded_for does: SetXForwarded would replace the chain)
+// and sets X-Forwarded-Proto and X-Forwarded-Host. It runs after
+// ReverseProxy removed hop-by-hop headers, so a client cannot strip these
+// by naming them in Connection.
+func setForwarded(pr *httputil.ProxyRequest) {
+	ip := peerIP(pr.In.RemoteAddr)
+	if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	h := pr.Out.Header
+	h["X-Forwarded-For"] = []string{ip}
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	if pr.In.TLS != nil {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+}
+
+// classify maps a transport error to the kind counted and the status the
+// client gets: 502 when the upstream could not answer, 504 when it did not
+// answer in time.
+func classify(r *http.Request, err error) (kind string, status int) {
+	if r.Context().Err() != nil {
+		return errCanceled, 499 // nginx's "client closed request"; nobody reads it
+	}
+	var op *net.OpError
+	var dns *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns),
+		errors.As(err, &certErr), errors.As(err, &recErr):
+		return errConnect, http.StatusBadGateway
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errTimeout, http.StatusGatewayTimeout
+	}
+	return errReset, http.StatusBadGateway
+}
+
+func describeKind(kind string) string {
+	switch kind {
+	case errConnect:
+		return "unreachable"
+	case errTimeout:
+		return "did not answer in time"
+	case errCanceled:
+		return "request canceled by client"
+	}
+	return "connection failed"
+}
+
+// writeError answers with a short plain-text body naming the route and the
+// reason, never the upstream's address or a Go error string.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	io.WriteString(w, http.StatusText(status)+": "+msg+"\n")
+}
+
+// parseTrusted compiles trusted_proxies (validated already).
+func parseTrusted(cidrs []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		if p, err := parsePrefix(c); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Backend and role label values. They are a contract with dashboards and
+// alert rules: never rename them.
+const (
+	backendMonolith = "monolith"
+	backendService  = "service"
+	rolePrimary     = "primary"
+	roleShadow      = "shadow"
+	defaultRoute    = "_default"
+)
+
+// Kinds of upstream error, the kind label of strangler_upstream_errors_total.
+const (
+	errConnect  = "connect"  // nothing reached the upstream: refused, unreachable, DNS, TLS handshake
+	errTimeout  = "timeout"  // no response headers within timeouts.response_header
+	errReset    = "reset"    // the connection broke after the request may have reached the upstream
+	errCanceled = "canceled" // the client went away first
+)
+
+// durationBuckets suit a proxy: from 100 µs (a cached answer on loopback)
+// to 10 s (the slowest request worth telling apart from a timeout).
+var durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Metrics are the proxy's Prometheus series, registered on one registry
+// per server so that tests and embedded servers stay isolated.
+type Metrics struct {
+	requests         *prometheus.CounterVec
+	duration         *prometheus.HistogramVec
+	percent          *prometheus.GaugeVec
+	flagErrors       *prometheus.CounterVec
+	flagReloadErrors prometheus.Counter
+	upstreamErrors   *prometheus.CounterVec
+	comparisons      *prometheus.CounterVec
+	mismatches       *prometheus.CounterVec
+	shadowSkipped    *prometheus.CounterVec
+	noiseFields      *prometheus.GaugeVec
+}
+
+// NewMetrics creates the series and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_requests_total",
+			Help: "Requests answered to clients, by route, the backend that served them, and status code.",
+		}, []string{"route", "backend", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "strangler_request_duration_seconds",
+			Help:                            "Time from receiving a request to the end of its response, by route, backend and role (primary: served the client).",
+			Buckets:                         durationBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: 3600e9,
+		}, []string{"route", "backend", "role"}),
+		percent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strangler_route_percent",
+			Help: "The route's flag value (percent of traffic to the service) with an empty evaluation context.",
+		}, []string{"route"}),
+		flagErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_flag_errors_total",
+			Help: "Flag evaluations that failed (missing flag, not a number, outside 0..100); their requests went to the monolith.",
+		}, []string{"flag"}),
+		flagReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strangler_flag_reload_errors_total",
+			Help: "Flag file changes that were refused (unreadable, invalid, deleted); the last good flags stayed in force.",
+		}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_upstream_errors_total",
+			Help: "Upstream calls that failed, by route, backend and kind (connect, timeout, reset, canceled).",
+		}, []string{"route", "backend", "kind"}),
+	}
+	m.comparisons = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strangler_comparisons_total",
+		Help: "Shadow comparisons by route and result (match, mismatch, error: the shadow call failed).",
+	}, []string{"route", "result"})
+	m.mismatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strangler_mismatches_total",
+		Help: "Mismatched comparisons by route and kind of difference (status, header, body); one comparison counts once per kind.",
+	}, []string{"route", "kind"})
+	m.shadowSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strangler_shadow_skipped_total",
+		Help: "Sampled requests not compared, by route and reason (method, too_large, overload).",
+	}, []string{"route", "reason"})
+	m.noiseFields = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strangler_noise_fields",
+		Help: "Fields found noisy (differing between two monolith answers) and ignored, by route.",
+	}, []string{"route"})
+	reg.MustRegister(m.requests, m.duration, m.percent, m.flagErrors, m.flagReloadErrors, m.upstreamErrors,
+		m.comparisons, m.mismatches, m.shadowSkipped, m.noiseFields)
+	return m
+}
+
+// backendMetrics are one route×backend's series, bound once at compile time
+// so that the hot path does no label hashing or allocation.
+type backendMetrics struct {
+	primary prometheus.Observer
+	codes   codeCounters
+	errors  map[string]prometheus.Counter
+}
+
+func (m *Metrics) bindBackend(route, backend string) *backendMetrics {
+	bm := &backendMetrics{
+		primary: m.duration.WithLabelValues(route, backend, rolePrimary),
+		errors:  map[string]prometheus.Counter{},
+	}
+	bm.codes.vec, bm.codes.route, bm.codes.backend = m.requests, route, backend
+	for _, k := range []string{errConnect, errTimeout, errReset, errCanceled} {
+		bm.errors[k] = m.upstreamErrors.WithLabelValues(route, backend, k)
+	}
+	return bm
+}
+
+// codeCounters binds strangler_requests_total children per status code
+// lazily: codes are few in practice but not known in advance.
+type codeCounters struct {
+	vec            *prometheus.CounterVec
+	route, backend string
+	byCode         [600]atomic.Pointer[prometheus.Counter]
+}
+
+func (c *codeCounters) inc(code int) {
+	if code < 100 || code >= len(c.byCode) {
+		code = 0 // never seen from net/http; keep the label bounded anyway
+	}
+	p := c.byCode[code].Load()
+	if p == nil {
+		counter := c.vec.WithLabelValues(c.route, c.backend, strconv.Itoa(code))
+		p = &counter
+		c.byCode[code].Store(p)
+	}
+	(*p).Inc()
+}

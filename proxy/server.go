@@ -1,0 +1,236 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/strangler-proxy/strangler/flags"
+)
+
+// Server is a running Strangler: the proxy handler, the admin handler, the
+// flag source and the metrics, wired together.
+type Server struct {
+	cfg     *Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *Metrics
+	flags   *flags.Source
+	ts      transports
+	bufs    *bufferPool
+	table   atomic.Pointer[table]
+	ready   atomic.Bool
+	recs    sync.Pool // *recorder
+}
+
+// Options are the parts of a Server that are not in the config file.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// New validates nothing (call cfg.Validate and Check first), opens the flag
+// source, compiles the route table and returns a Server ready to serve.
+func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), bufs: newBufferPool()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = NewMetrics(s.reg)
+	s.recs.New = func() any { return new(recorder) }
+	src, err := flags.Open(ctx, flags.Options{
+		File:     cfg.FlagFile(),
+		Logger:   log,
+		OnChange: s.refreshPercents,
+		OnReloadError: func(err error) {
+			s.metrics.flagReloadErrors.Inc()
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("flags.file: %w", err)
+	}
+	s.flags = src
+	t, err := compile(cfg, src, s.metrics, &s.ts, s.bufs, log)
+	if err != nil {
+		src.Close(ctx)
+		return nil, err
+	}
+	s.table.Store(t)
+	s.refreshPercents()
+	return s, nil
+}
+
+// Registry is the server's Prometheus registry, served on /metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// refreshPercents publishes every route's flag value with an empty context.
+// It runs on every flag change, off the request path.
+func (s *Server) refreshPercents() {
+	t := s.table.Load()
+	if t == nil {
+		return
+	}
+	for _, rt := range t.routes {
+		v, err := rt.flag.Current()
+		if err != nil {
+			v = 0 // what the route does: all traffic on the monolith
+		}
+		s.metrics.percent.WithLabelValues(rt.name).Set(v)
+	}
+}
+
+// ServeHTTP proxies one request: match a route, split, forward, record.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	// A client must not be able to mark a real request as a shadow copy,
+	// which a service may answer without side effects.
+	delete(r.Header, shadowHeader)
+	t := s.table.Load()
+	rt := t.match(r)
+	up := rt.monolith
+	if rt.service != nil && s.split(t, rt, r) {
+		up = rt.service
+	}
+	if r.ContentLength != 0 && r.Body != http.NoBody {
+		// HTTP/1 servers otherwise drain the request body before the first
+		// response byte, so an upstream that answers while the body still
+		// streams (an echo, an early 413) would deadlock with the client.
+		http.NewResponseController(w).EnableFullDuplex()
+	}
+	rec := s.recs.Get().(*recorder)
+	rec.ResponseWriter, rec.status = w, 0
+	// Deferred so that a response aborted mid-body (ReverseProxy panics
+	// with http.ErrAbortHandler) is still counted.
+	defer s.finish(rec, up, start)
+	up.rp.ServeHTTP(rec, r)
+}
+
+// finish records one request's outcome and returns its recorder.
+func (s *Server) finish(rec *recorder, up *upstream, start time.Time) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing: net/http answers 200
+	}
+	rec.ResponseWriter = nil
+	s.recs.Put(rec)
+	up.metrics.codes.inc(status)
+	up.metrics.primary.Observe(time.Since(start).Seconds())
+}
+
+// shadowHeader marks the copies Strangler sends to the other side.
+const shadowHeader = "X-Strangler-Shadow"
+
+// split decides whether the request goes to the route's service. Any flag
+// problem keeps the request on the monolith, the side that is known to work.
+func (s *Server) split(t *table, rt *route, r *http.Request) bool {
+	var key string
+	var b uint32
+	if rt.sticky.kind == stickyRandom {
+		b = randomBucket()
+		key = clientIP(r, t.trusted)
+	} else {
+		key = rt.sticky.key(r, t.trusted)
+		b = bucket(rt.seed, key)
+	}
+	pct, err := rt.flag.Percent(r.Context(), key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path})
+	if err != nil {
+		rt.flagErrs.Inc()
+		return false
+	}
+	return toService(b, pct)
+}
+
+// recorder notes the status code the client got. It is pooled: one per
+// request would be the hot path's largest avoidable allocation.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *recorder) WriteHeader(code int) {
+	// 1xx answers (103 Early Hints) precede the final one; 101 is final.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush is direct rather than through Unwrap because ReverseProxy flushes
+// after every write when streaming.
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach Hijack (WebSocket upgrades)
+// and deadlines on the real writer.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Serve runs the proxy on ln and the admin API on admin until ctx is
+// cancelled, then shuts down gracefully: it stops accepting, reports not
+// ready, lets in-flight requests finish for up to shutdown_timeout, and
+// returns.
+func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
+	proxySrv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	adminSrv := &http.Server{
+		Handler:           s.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- proxySrv.Serve(ln) }()
+	go func() { errc <- adminSrv.Serve(admin) }()
+	s.ready.Store(true)
+	s.log.Info("serving", "listen", ln.Addr().String(), "admin", admin.Addr().String(), "routes", len(s.table.Load().routes))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc: // a listener failed: shut the other down too
+	}
+	s.ready.Store(false)
+	timeout := time.Duration(s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s.log.Info("shutting down", "timeout", timeout.String())
+	if serr := proxySrv.Shutdown(sctx); serr != nil {
+		s.log.Warn("in-flight requests did not finish in time; closing them", "error", serr)
+		proxySrv.Close()
+	}
+	adminSrv.Shutdown(sctx)
+	s.ts.closeIdle()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the flag source. Call it after Serve returned.
+func (s *Server) Close(ctx context.Context) error {
+	s.ts.closeIdle()
+	return s.flags.Close(ctx)
+}

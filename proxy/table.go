@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strangler-proxy/strangler/flags"
+)
+
+// table is a compiled config: everything the hot path needs, precomputed
+// and immutable. A reload builds a new table and swaps the pointer, so a
+// request runs from start to end on the table it started with.
+type table struct {
+	mux       *chi.Mux
+	byPattern map[string][]*route // routes sharing a pattern differ in methods
+	fallback  *route              // "_default": requests that match no route
+	routes    []*route            // in config order, for the admin API
+	trusted   []netip.Prefix
+	rctx      sync.Pool // chi route contexts, reused across requests
+}
+
+// route is one compiled config route.
+type route struct {
+	name     string
+	pattern  string
+	methods  []string // empty: all
+	flag     *flags.Flag
+	flagErrs prometheus.Counter
+	sticky   sticky
+	seed     uint64
+	monolith *upstream
+	service  *upstream // nil for the default route
+	cfg      Route
+}
+
+// compile builds a table from a validated config. It shares transports with
+// earlier tables so that a reload keeps warm upstream connections.
+func compile(cfg *Config, src *flags.Source, m *Metrics, ts *transports, bufs *bufferPool, log *slog.Logger) (*table, error) {
+	monolithURL, err := parseUpstream(cfg.Monolith)
+	if err != nil {
+		return nil, err
+	}
+	t := &table{
+		mux:       chi.NewMux(),
+		byPattern: map[string][]*route{},
+		trusted:   parseTrusted(cfg.TrustedProxies),
+	}
+	t.rctx.New = func() any { return chi.NewRouteContext() }
+	t.fallback = &route{
+		name: defaultRoute,
+		monolith: newUpstream(upstreamOptions{
+			route: defaultRoute, backend: backendMonolith, target: monolithURL,
+			preserveHost: *cfg.PreserveHost, transport: ts.get(cfg.Timeouts), buffers: bufs,
+			metrics: m.bindBackend(defaultRoute, backendMonolith), log: log,
+		}),
+	}
+	// chi serves only as the matcher: Find gives the most specific pattern
+	// for the method without wrapping the request in a new context, so the
+	// handlers registered here are never called.
+	never := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, rc := range cfg.Routes {
+		serviceURL, err := parseUpstream(rc.Service)
+		if err != nil {
+			return nil, err
+		}
+		tr := ts.get(rc.Timeouts)
+		rt := &route{
+			name:     rc.Name,
+			pattern:  rc.Path,
+			methods:  rc.Methods,
+			flag:     src.Flag(rc.Flag),
+			flagErrs: m.flagErrors.WithLabelValues(rc.Flag),
+			sticky:   newSticky(rc.Sticky),
+			seed:     routeSeed(rc.Name),
+			cfg:      rc,
+		}
+		rt.monolith = newUpstream(upstreamOptions{
+			route: rc.Name, backend: backendMonolith, target: monolithURL,
+			preserveHost: *rc.PreserveHost, transport: tr, buffers: bufs,
+			metrics: m.bindBackend(rc.Name, backendMonolith), log: log,
+		})
+		rt.service = newUpstream(upstreamOptions{
+			route: rc.Name, backend: backendService, target: serviceURL,
+			preserveHost: *rc.PreserveHost, transport: tr, buffers: bufs,
+			metrics: m.bindBackend(rc.Name, backendService), log: log,
+		})
+		if len(rc.Methods) == 0 {
+			t.mux.Handle(rc.Path, never)
+		} else {
+			for _, method := range rc.Methods {
+				t.mux.Method(method, rc.Path, never)
+			}
+		}
+		t.byPattern[rc.Path] = append(t.byPattern[rc.Path], rt)
+		t.routes = append(t.routes, rt)
+	}
+	return t, nil
+}
+
+// match finds the route for a request: chi's most specific pattern that
+// accepts the method. chi falls back to a less specific pattern when the
+// more specific one does not take the method; a request no route takes
+// goes to the monolith.
+func (t *table) match(r *http.Request) *route {
+	if len(t.routes) == 0 {
+		return t.fallback
+	}
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	rctx := t.rctx.Get().(*chi.Context)
+	rctx.Reset()
+	pattern := t.mux.Find(rctx, r.Method, path)
+	t.rctx.Put(rctx)
+	if pattern == "" {
+		return t.fallback
+	}
+	for _, rt := range t.byPattern[pattern] {
+		if rt.accepts(r.Method) {
+			return rt
+		}
+	}
+	return t.fallback
+}
+
+func (rt *route) accepts(method string) bool {
+	if len(rt.methods) == 0 {
+		return true
+	}
+	for _, m := range rt.methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
