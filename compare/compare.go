@@ -2,6 +2,7 @@ package compare
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -40,6 +41,18 @@ func (k Kind) String() string {
 // MarshalText makes a Kind marshal as its label.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads a label back, so that clients of the admin API can
+// decode differences into this type.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for i, name := range kindNames {
+		if name != "" && name == string(b) {
+			*k = Kind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("compare: unknown difference kind %q", b)
+}
+
 // Outcome is the verdict of one comparison. Its String is the label used
 // in metrics and in JSON. The zero Outcome is not a verdict, so a Result
 // nobody filled in is never mistaken for a match.
@@ -67,6 +80,17 @@ func (o Outcome) String() string {
 
 // MarshalText makes an Outcome marshal as its label.
 func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText reads a label back.
+func (o *Outcome) UnmarshalText(b []byte) error {
+	for i, name := range outcomeNames {
+		if name != "" && name == string(b) {
+			*o = Outcome(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("compare: unknown outcome %q", b)
+}
 
 // Result is the outcome of comparing a primary and a shadow response.
 type Result struct {

@@ -22,6 +22,7 @@ func (s *Server) AdminHandler() http.Handler {
 		writeText(w, http.StatusOK, "ready\n")
 	})
 	mux.HandleFunc("GET /api/routes", s.apiRoutes)
+	mux.HandleFunc("GET /api/diffs", s.apiDiffs)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorLog:          slogPrinter{s.log},
@@ -40,13 +41,21 @@ type RouteStatus struct {
 	// FlagError says why the flag cannot be used; the route's traffic then
 	// stays on the monolith and Percent is 0.
 	FlagError string `json:"flag_error,omitempty"`
+	// NoiseFields are the fields found to differ between two answers of
+	// the monolith itself, and so ignored in comparisons: JSON Pointers for
+	// body fields, "header:Name" for headers.
+	NoiseFields []string `json:"noise_fields"`
 }
 
 func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
 	t := s.table.Load()
 	out := make([]RouteStatus, 0, len(t.routes))
 	for _, rt := range t.routes {
-		st := RouteStatus{Name: rt.name, Path: rt.pattern, Methods: rt.methods, Service: rt.cfg.Service, Flag: rt.flag.Name()}
+		st := RouteStatus{Name: rt.name, Path: rt.pattern, Methods: rt.methods, Service: rt.cfg.Service, Flag: rt.flag.Name(),
+			NoiseFields: rt.shadow.state.noise.Fields()}
+		if st.NoiseFields == nil {
+			st.NoiseFields = []string{}
+		}
 		if v, err := rt.flag.Current(); err != nil {
 			st.FlagError = err.Error()
 		} else {

@@ -18,6 +18,12 @@ func Check(cfg *Config) (warnings []string, err error) {
 	}
 	var ce ConfigError
 	for i, r := range cfg.Routes {
+		// The shadow flag is optional: without it, shadow.percent applies.
+		if f.Has(r.Shadow.Flag) {
+			if err := f.CheckPercent(r.Shadow.Flag); err != nil {
+				ce.add("routes[%d].shadow.flag: %v", i, err)
+			}
+		}
 		if !f.Has(r.Flag) {
 			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is not in %s: route %q stays on the monolith until it is", i, r.Flag, cfg.Flags.File, r.Name))
 			continue

@@ -49,4 +49,25 @@
 // answers 502, one that sends no headers within timeouts.response_header
 // 504, both with a short plain-text body naming the route, never the
 // upstream's address.
+//
+// # Shadow comparison
+//
+// A route's shadow.percent (or its flag, "<name>-shadow" by default, which
+// overrides it live) samples requests to compare. A sampled request whose
+// method is in shadow.methods (GET, HEAD, OPTIONS unless listed: a write
+// is copied only when the operator says so) is sent to the side the split
+// chose, which answers the client, and a copy, marked X-Strangler-Shadow: 1,
+// to the other side. The request body is read once, up to
+// shadow.max_body, and given to both; the primary's answer is teed up to
+// max_body while it streams to the client. The copy is sent by a pool of
+// shadow_workers goroutines fed by a queue of shadow_queue; a full queue
+// drops the comparison (strangler_shadow_skipped_total{reason="overload"})
+// rather than make the client wait. Copies have their own connection pool
+// and their own deadline (shadow.timeout), so a slow or broken shadow side
+// never delays, alters or fails the client's answer. Whichever answer
+// comes second hands the pair to package compare; mismatches are counted
+// and the last 100 per route are kept for GET /api/diffs. With
+// shadow.noise, the monolith gets a second copy, and what differs between
+// its two answers is noise, not divergence (listed as the route's
+// noise_fields).
 package proxy

@@ -212,6 +212,21 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
+// waitMetric polls one series until it has the wanted value (metrics are
+// recorded after the response reaches the client) and returns the last
+// value read.
+func (e *env) waitMetric(series string, want float64) float64 {
+	e.t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		v := e.metric(series)
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // metric returns the value of one series from /metrics, or -1.
 func (e *env) metric(series string) float64 {
 	e.t.Helper()

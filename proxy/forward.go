@@ -91,10 +91,17 @@ type upstreamOptions struct {
 	buffers        httputil.BufferPool
 	metrics        *backendMetrics
 	log            *slog.Logger
+	// shadow marks the copies (X-Strangler-Shadow: 1) and records failures
+	// in the capture instead of answering a client.
+	shadow bool
 }
 
 func newUpstream(o upstreamOptions) *upstream {
 	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics}
+	flush := time.Duration(-1) // stream: never hold back what the upstream sent
+	if o.shadow {
+		flush = 0 // nobody waits on a capture
+	}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(o.target)
@@ -106,6 +113,9 @@ func newUpstream(o upstreamOptions) *upstream {
 				pr.Out.Host = pr.In.Host
 			}
 			setForwarded(pr)
+			if o.shadow {
+				pr.Out.Header[shadowHeader] = shadowMark
+			}
 			// Only WebSocket may be upgraded through: other protocols
 			// (h2c above all) would tunnel past the proxy's routing.
 			if up := pr.Out.Header.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
@@ -115,10 +125,19 @@ func newUpstream(o upstreamOptions) *upstream {
 		},
 		Transport:     o.transport,
 		BufferPool:    o.buffers,
-		FlushInterval: -1, // stream: never hold back what the upstream sent
+		FlushInterval: flush,
 		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			kind, status := classify(r, err)
+			if c, ok := w.(*capture); ok {
+				// A shadow call: its failure is a comparison result, not an
+				// upstream error of the route's traffic.
+				if kind == errCanceled {
+					kind = errTimeout // the copy's own deadline, not a client
+				}
+				c.failed = kind
+				return
+			}
 			u.metrics.errors[kind].Inc()
 			if kind != errCanceled {
 				o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)

@@ -125,10 +125,10 @@ routes:
 			t.Errorf("%s %s: served by %q, want %q (status %d)", c.method, c.path, got, c.want, resp.StatusCode)
 		}
 	}
-	if v := e.metric(`strangler_requests_total{backend="monolith",code="200",route="_default"}`); v != 6 {
+	if v := e.waitMetric(`strangler_requests_total{backend="monolith",code="200",route="_default"}`, 6); v != 6 {
 		t.Errorf("_default monolith requests = %v, want 6", v)
 	}
-	if v := e.metric(`strangler_requests_total{backend="service",code="200",route="special"}`); v != 1 {
+	if v := e.waitMetric(`strangler_requests_total{backend="service",code="200",route="special"}`, 1); v != 1 {
 		t.Errorf("special service requests = %v, want 1", v)
 	}
 }
@@ -306,10 +306,10 @@ func TestUnreachableUpstreamIs502(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("Content-Type %q", ct)
 	}
-	if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="connect",route="orders"}`); v != 1 {
+	if v := e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="connect",route="orders"}`, 1); v != 1 {
 		t.Errorf("connect errors = %v, want 1", v)
 	}
-	if v := e.metric(`strangler_requests_total{backend="service",code="502",route="orders"}`); v != 1 {
+	if v := e.waitMetric(`strangler_requests_total{backend="service",code="502",route="orders"}`, 1); v != 1 {
 		t.Errorf("502s counted = %v, want 1", v)
 	}
 }
@@ -330,7 +330,7 @@ func TestSlowUpstreamIs504(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("status %d (%q), want 504", resp.StatusCode, body)
 	}
-	if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); v != 1 {
+	if v := e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`, 1); v != 1 {
 		t.Errorf("timeout errors = %v, want 1", v)
 	}
 }
@@ -420,6 +420,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("route entry %v", r)
 	}
 	e.get("/api/orders/1", "X-User-Id", "a")
+	e.waitMetric(`strangler_requests_total{backend="monolith",code="200",route="orders"}`, 1)
 	_, metrics := e.adminGet("/metrics")
 	for _, name := range []string{
 		"strangler_requests_total", "strangler_request_duration_seconds_bucket", "strangler_route_percent",

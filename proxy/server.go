@@ -19,16 +19,20 @@ import (
 // Server is a running Strangler: the proxy handler, the admin handler, the
 // flag source and the metrics, wired together.
 type Server struct {
-	cfg     *Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	metrics *Metrics
-	flags   *flags.Source
-	ts      transports
-	bufs    *bufferPool
-	table   atomic.Pointer[table]
-	ready   atomic.Bool
-	recs    sync.Pool // *recorder
+	cfg      *Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *Metrics
+	flags    *flags.Source
+	ts       transports // primary calls
+	shadowTS transports // shadow calls: their own pools, so a slow shadow side cannot starve the primary
+	pool     *shadowPool
+	statesMu sync.Mutex
+	states   map[string]*routeState // by route name, kept across reloads
+	bufs     *bufferPool
+	table    atomic.Pointer[table]
+	ready    atomic.Bool
+	recs     sync.Pool // *recorder
 }
 
 // Options are the parts of a Server that are not in the config file.
@@ -43,7 +47,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), bufs: newBufferPool()}
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), bufs: newBufferPool(), states: map[string]*routeState{}}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = NewMetrics(s.reg)
 	s.recs.New = func() any { return new(recorder) }
@@ -59,11 +63,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("flags.file: %w", err)
 	}
 	s.flags = src
-	t, err := compile(cfg, src, s.metrics, &s.ts, s.bufs, log)
+	t, err := s.compile(cfg)
 	if err != nil {
 		src.Close(ctx)
 		return nil, err
 	}
+	s.pool = newShadowPool(s, cfg.ShadowWorkers, cfg.ShadowQueue)
 	s.table.Store(t)
 	s.refreshPercents()
 	return s, nil
@@ -97,8 +102,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := s.table.Load()
 	rt := t.match(r)
 	up := rt.monolith
-	if rt.service != nil && s.split(t, rt, r) {
-		up = rt.service
+	var pair *shadowPair
+	if rt.service != nil {
+		key, toSvc := s.split(t, rt, r)
+		if toSvc {
+			up = rt.service
+		}
+		pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc)
 	}
 	if r.ContentLength != 0 && r.Body != http.NoBody {
 		// HTTP/1 servers otherwise drain the request body before the first
@@ -107,31 +117,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NewResponseController(w).EnableFullDuplex()
 	}
 	rec := s.recs.Get().(*recorder)
-	rec.ResponseWriter, rec.status = w, 0
+	rec.ResponseWriter, rec.status, rec.tee = w, 0, nil
+	if pair != nil {
+		rec.tee = &pair.primary
+	}
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
-	defer s.finish(rec, up, start)
+	defer s.finish(rec, up, start, pair)
 	up.rp.ServeHTTP(rec, r)
 }
 
 // finish records one request's outcome and returns its recorder.
-func (s *Server) finish(rec *recorder, up *upstream, start time.Time) {
+func (s *Server) finish(rec *recorder, up *upstream, start time.Time, pair *shadowPair) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http answers 200
 	}
 	rec.ResponseWriter = nil
 	s.recs.Put(rec)
+	d := time.Since(start)
 	up.metrics.codes.inc(status)
-	up.metrics.primary.Observe(time.Since(start).Seconds())
+	up.metrics.primary.Observe(d.Seconds())
+	if pair != nil {
+		if pair.primary.status == 0 {
+			pair.primary.status = status
+		}
+		s.primaryDone(pair, d)
+	}
 }
 
 // shadowHeader marks the copies Strangler sends to the other side.
 const shadowHeader = "X-Strangler-Shadow"
 
-// split decides whether the request goes to the route's service. Any flag
-// problem keeps the request on the monolith, the side that is known to work.
-func (s *Server) split(t *table, rt *route, r *http.Request) bool {
+// split decides whether the request goes to the route's service, and
+// returns the sticky key it used. Any flag problem keeps the request on the
+// monolith, the side that is known to work.
+func (s *Server) split(t *table, rt *route, r *http.Request) (string, bool) {
 	var key string
 	var b uint32
 	if rt.sticky.kind == stickyRandom {
@@ -144,29 +165,40 @@ func (s *Server) split(t *table, rt *route, r *http.Request) bool {
 	pct, err := rt.flag.Percent(r.Context(), key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path})
 	if err != nil {
 		rt.flagErrs.Inc()
-		return false
+		return key, false
 	}
-	return toService(b, pct)
+	return key, toService(b, pct)
 }
 
 // recorder notes the status code the client got. It is pooled: one per
 // request would be the hot path's largest avoidable allocation.
+//
+// For a compared request it also tees the answer into the pair's capture
+// (status, headers, body up to max_body) as it streams to the client.
 type recorder struct {
 	http.ResponseWriter
 	status int
+	tee    *capture
 }
 
 func (w *recorder) WriteHeader(code int) {
 	// 1xx answers (103 Early Hints) precede the final one; 101 is final.
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		if w.tee != nil {
+			w.tee.status = code
+			w.tee.header = w.Header().Clone()
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.tee != nil {
+		w.tee.append(b)
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -229,8 +261,11 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	return nil
 }
 
-// Close releases the flag source. Call it after Serve returned.
+// Close stops the comparison pool and releases the flag source. Call it
+// after Serve returned.
 func (s *Server) Close(ctx context.Context) error {
+	s.pool.stop()
 	s.ts.closeIdle()
+	s.shadowTS.closeIdle()
 	return s.flags.Close(ctx)
 }

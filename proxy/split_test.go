@@ -205,7 +205,7 @@ func TestFlagProblemsSendTrafficToMonolith(t *testing.T) {
 			if got := e.servedBy(20, "/api/orders/1"); got["monolith"] != 20 {
 				t.Fatalf("%v; want all on the monolith", got)
 			}
-			if v := e.metric(`strangler_flag_errors_total{flag="orders-percent"}`); v < 20 {
+			if v := e.waitMetric(`strangler_flag_errors_total{flag="orders-percent"}`, 20); v < 20 {
 				t.Errorf("strangler_flag_errors_total = %v, want >= 20", v)
 			}
 		})

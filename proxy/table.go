@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -34,12 +33,15 @@ type route struct {
 	seed     uint64
 	monolith *upstream
 	service  *upstream // nil for the default route
+	shadow   *routeShadow
 	cfg      Route
 }
 
-// compile builds a table from a validated config. It shares transports with
-// earlier tables so that a reload keeps warm upstream connections.
-func compile(cfg *Config, src *flags.Source, m *Metrics, ts *transports, bufs *bufferPool, log *slog.Logger) (*table, error) {
+// compile builds a table from a validated config. It shares transports and
+// what routes have learned with earlier tables, so that a reload keeps warm
+// upstream connections, noise fields and diff samples.
+func (s *Server) compile(cfg *Config) (*table, error) {
+	src, m, ts, bufs, log := s.flags, s.metrics, &s.ts, s.bufs, s.log
 	monolithURL, err := parseUpstream(cfg.Monolith)
 	if err != nil {
 		return nil, err
@@ -94,6 +96,9 @@ func compile(cfg *Config, src *flags.Source, m *Metrics, ts *transports, bufs *b
 			for _, method := range rc.Methods {
 				t.mux.Method(method, rc.Path, never)
 			}
+		}
+		if rt.shadow, err = s.compileShadow(cfg, rc); err != nil {
+			return nil, err
 		}
 		t.byPattern[rc.Path] = append(t.byPattern[rc.Path], rt)
 		t.routes = append(t.routes, rt)

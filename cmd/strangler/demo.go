@@ -48,6 +48,10 @@ routes:
     path: /api/orders/*
     service: %s
     sticky: header:X-User-Id
+    shadow:
+      percent: 100
+      noise: true
+      ignore_headers: [X-Served-By]
 `
 
 func demo(args []string, stdout, stderr io.Writer) error {
@@ -125,6 +129,8 @@ func demo(args []string, stdout, stderr io.Writer) error {
 
 	if err := demoTraffic(ctx, proxyURL, *requests, stdout); err != nil {
 		fmt.Fprintln(stderr, "demo traffic:", err)
+	} else if *requests > 0 {
+		demoDiff(ctx, adminURL, stdout)
 	}
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	return <-done
@@ -154,6 +160,30 @@ func demoTraffic(ctx context.Context, base string, n int, w io.Writer) error {
 	fmt.Fprintf(w, "Sent %d order requests as %d users: %d served by the service, %d by the monolith.\n",
 		n, n, served["service"], served["monolith"])
 	return nil
+}
+
+// demoDiff shows one mismatch the comparison found, once the pool has
+// compared some requests.
+func demoDiff(ctx context.Context, adminURL string, w io.Writer) {
+	var samples []proxy.DiffSample
+	for range 50 {
+		resp, err := http.Get(adminURL + "/api/diffs?route=orders&limit=1")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&samples)
+			resp.Body.Close()
+		}
+		if len(samples) > 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(samples) == 0 || len(samples[0].Differences) == 0 {
+		return
+	}
+	d := samples[0].Differences[0]
+	s := samples[0]
+	fmt.Fprintf(w, "Shadow comparison found: %s %s: %s %s%s: %s=%s, %s=%s  (all: %s/api/diffs)\n",
+		s.Method, s.Path, d.Kind, d.Pointer, d.Header, s.Primary.Backend, d.Primary, s.Shadow.Backend, d.Shadow, adminURL)
 }
 
 type backend struct {

@@ -146,6 +146,9 @@ func TestDemoRunsAndStopsOnCtrlC(t *testing.T) {
 	if split == nil || split[1] == "0" || split[2] == "0" {
 		t.Errorf("demo traffic summary: %q", got)
 	}
+	if !strings.Contains(got, "Shadow comparison found: GET /api/orders/") || !strings.Contains(got, `body /total`) {
+		t.Errorf("demo did not show the deliberate divergence:\n%s", got)
+	}
 	waitHTTP(t, a[1]+"/readyz", 200)
 	resp, err := http.Get(a[1] + "/metrics")
 	if err != nil {

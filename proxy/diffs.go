@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/strangler-proxy/strangler/compare"
+)
+
+// Samples kept per route and body bytes kept per side of a sample: enough
+// to see what diverged, bounded so memory stays flat however often a
+// route mismatches.
+const (
+	samplesPerRoute = 100
+	sampleBodyBytes = 4 << 10
+)
+
+// DiffSample is one mismatched comparison, as GET /api/diffs shows it.
+// Secret headers (Authorization, Cookie, Set-Cookie, secret_headers) never
+// reach it: the comparator redacts their values, and no other header is
+// stored.
+type DiffSample struct {
+	Time        time.Time            `json:"time"`
+	Route       string               `json:"route"`
+	Method      string               `json:"method"`
+	Path        string               `json:"path"` // query values redacted
+	Primary     SampleSide           `json:"primary"`
+	Shadow      SampleSide           `json:"shadow"`
+	Differences []compare.Difference `json:"differences"`
+	Omitted     int                  `json:"omitted,omitempty"`
+}
+
+// SampleSide is one side of a DiffSample.
+type SampleSide struct {
+	Backend         string  `json:"backend"`
+	Status          int     `json:"status"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Body is the start of the answer's body when it is plain text (not
+	// content-encoded), at most 4 KiB.
+	Body          string `json:"body,omitempty"`
+	BodyTruncated bool   `json:"body_truncated,omitempty"`
+}
+
+func newSample(p *shadowPair, res compare.Result) DiffSample {
+	return DiffSample{
+		Time:        time.Now().UTC(),
+		Route:       p.rt.name,
+		Method:      p.req.Method,
+		Path:        redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
+		Primary:     sampleSide(p.primaryBackend(), &p.primary, p.primaryDur),
+		Shadow:      sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur),
+		Differences: res.Differences,
+		Omitted:     res.Omitted,
+	}
+}
+
+func sampleSide(backend string, c *capture, d time.Duration) SampleSide {
+	side := SampleSide{Backend: backend, Status: c.status, DurationSeconds: d.Seconds()}
+	if enc := c.header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return side
+	}
+	b := c.body.Bytes()
+	if len(b) > sampleBodyBytes {
+		b, side.BodyTruncated = b[:sampleBodyBytes], true
+		for len(b) > 0 && !utf8.Valid(b) && len(b) > sampleBodyBytes-utf8.UTFMax {
+			b = b[:len(b)-1] // do not cut a character in half
+		}
+	}
+	if utf8.Valid(b) {
+		side.Body = string(b)
+	}
+	return side
+}
+
+// redactQuery keeps the query's names and drops its values: values carry
+// tokens, emails and search terms; names are what a reader needs to tell
+// requests apart.
+func redactQuery(path, rawQuery string) string {
+	if rawQuery == "" {
+		return path
+	}
+	var b strings.Builder
+	b.WriteString(path)
+	b.WriteByte('?')
+	for i, pair := range strings.Split(rawQuery, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		name, _, hasValue := strings.Cut(pair, "=")
+		b.WriteString(name)
+		if hasValue {
+			b.WriteString("=[redacted]")
+		}
+	}
+	return b.String()
+}
+
+// diffRing keeps a route's last samples. Only comparison workers write it,
+// so its lock is never taken on the request path.
+type diffRing struct {
+	mu    sync.Mutex
+	buf   [samplesPerRoute]DiffSample
+	next  int
+	count int
+}
+
+func (d *diffRing) add(s DiffSample) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.buf[d.next] = s
+	d.next = (d.next + 1) % len(d.buf)
+	d.count = min(d.count+1, len(d.buf))
+}
+
+// newest returns up to limit samples, newest first.
+func (d *diffRing) newest(limit int) []DiffSample {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := min(limit, d.count)
+	out := make([]DiffSample, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, d.buf[(d.next-i+len(d.buf))%len(d.buf)])
+	}
+	return out
+}
+
+// apiDiffs serves GET /api/diffs?route=orders&limit=20: the latest
+// mismatch samples, newest first, of one route or all.
+func (s *Server) apiDiffs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 20
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > samplesPerRoute {
+			writeText(w, http.StatusBadRequest, "limit: want a number from 1 to 100\n")
+			return
+		}
+		limit = n
+	}
+	t := s.table.Load()
+	var out []DiffSample
+	found := false
+	for _, rt := range t.routes {
+		if name := q.Get("route"); name != "" && name != rt.name {
+			continue
+		}
+		found = true
+		out = append(out, rt.shadow.state.samples.newest(limit)...)
+	}
+	if !found && q.Get("route") != "" {
+		writeText(w, http.StatusNotFound, "route "+strconv.Quote(q.Get("route"))+": no such route\n")
+		return
+	}
+	// Merge the routes' lists by time, newest first.
+	slices.SortStableFunc(out, func(a, b DiffSample) int { return b.Time.Compare(a.Time) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	if out == nil {
+		out = []DiffSample{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

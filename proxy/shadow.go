@@ -1,0 +1,482 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strangler-proxy/strangler/compare"
+	"github.com/strangler-proxy/strangler/flags"
+)
+
+// Reasons a sampled request is not compared, the reason label of
+// strangler_shadow_skipped_total.
+const (
+	skipMethod   = "method"    // the method is not in shadow.methods
+	skipTooLarge = "too_large" // a request or response body is over shadow.max_body
+	skipOverload = "overload"  // the comparison pool's queue was full
+)
+
+// routeShadow is a route's compiled shadow config and its pre-bound series.
+type routeShadow struct {
+	percent  float64 // from the config; the flag overrides it when present
+	flag     *flags.Flag
+	flagErrs prometheus.Counter
+	methods  []string
+	maxBody  int64
+	timeout  time.Duration
+	rules    *compare.Rules
+	noise    *compare.Noise // nil: noise cancellation off
+	// monolith and service send the copies: their own transports (a slow
+	// shadow side cannot take the primary's connections) and the
+	// X-Strangler-Shadow mark.
+	monolith, service *upstream
+	state             *routeState
+
+	skipMethod, skipTooLarge, skipOverload prometheus.Counter
+	results                                [compare.Error + 1]prometheus.Counter // by compare.Outcome
+	kinds                                  [compare.KindBody + 1]prometheus.Counter
+	noiseFields                            prometheus.Gauge
+}
+
+// routeState is what a route learns while it serves, kept across reloads
+// of the route table.
+type routeState struct {
+	noise   *compare.Noise
+	samples diffRing
+}
+
+// eligible reports whether the method may be shadowed.
+func (sh *routeShadow) eligible(method string) bool {
+	for _, m := range sh.methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// sampled draws whether this request is compared. The share is the shadow
+// flag when the flag file has it (targeting rules included), otherwise the
+// configured percent. A broken flag turns shadowing off: comparing is
+// optional, serving is not.
+func (sh *routeShadow) sampled(ctx context.Context, key string, attrs flags.Attrs) bool {
+	p, err := sh.flag.Percent(ctx, key, attrs)
+	switch {
+	case errors.Is(err, flags.ErrNotFound):
+		p = sh.percent
+	case err != nil:
+		sh.flagErrs.Inc()
+		return false
+	}
+	if p <= 0 {
+		return false
+	}
+	return p >= 100 || rand.Float64()*100 < p
+}
+
+// shadowPair follows one compared request: the primary's answer, teed by
+// the recorder while it streams to the client, and the shadow's, fetched
+// by a pool worker. Whichever half finishes second hands the pair to the
+// comparison.
+type shadowPair struct {
+	rt             *route
+	sh             *routeShadow
+	req            *http.Request // the copy: same method, URL and headers
+	body           []byte        // the request body, read once, sent to each call
+	primaryService bool
+	queued         time.Time
+
+	primary    capture
+	primaryDur time.Duration
+	shadow     capture
+	shadowDur  time.Duration
+	extra      *capture // the monolith's second answer, for noise
+
+	called  bool         // the shadow call ran (written by the worker before halves.Add)
+	dropped atomic.Bool  // given up: counted as skipped, nothing compared
+	halves  atomic.Int32 // 2 when both answers are in
+}
+
+func (p *shadowPair) primaryBackend() string { return backendName(p.primaryService) }
+func (p *shadowPair) shadowBackend() string  { return backendName(!p.primaryService) }
+
+func backendName(service bool) string {
+	if service {
+		return backendService
+	}
+	return backendMonolith
+}
+
+// capture holds one answer for comparison, its body bounded by max_body.
+// It is the http.ResponseWriter of shadow calls, and the recorder's tee
+// for the primary.
+type capture struct {
+	status    int
+	header    http.Header
+	body      bytes.Buffer
+	max       int64
+	truncated bool
+	failed    string // kind of upstream error; "" when an answer came
+}
+
+func (c *capture) Header() http.Header {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	return c.header
+}
+
+func (c *capture) WriteHeader(code int) {
+	if c.status == 0 && code >= 200 {
+		c.status = code
+	}
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.append(b)
+	return len(b), nil
+}
+
+// append keeps at most max bytes; the rest is noted, not stored, so a
+// large answer costs the comparison nothing but a skip.
+func (c *capture) append(b []byte) {
+	if room := c.max - int64(c.body.Len()); int64(len(b)) > room {
+		c.truncated = true
+		b = b[:max(room, 0)]
+	}
+	c.body.Write(b)
+}
+
+func (c *capture) response() *compare.Response {
+	return &compare.Response{Status: c.status, Header: c.header, Body: c.body.Bytes()}
+}
+
+// startShadow decides whether this request is compared and, if so, reads
+// its body once (up to max_body) so that both sides get it, and queues the
+// shadow call. It returns nil when the request is not compared.
+func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags.Attrs, primaryService bool) *shadowPair {
+	sh := rt.shadow
+	if r.Header["Upgrade"] != nil {
+		return nil // a tunnel, not a request/response pair to compare
+	}
+	if !sh.sampled(r.Context(), key, attrs) {
+		return nil
+	}
+	if !sh.eligible(r.Method) {
+		sh.skipMethod.Inc()
+		return nil
+	}
+	var body []byte
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > sh.maxBody {
+			sh.skipTooLarge.Inc()
+			return nil
+		}
+		var ok bool
+		if body, ok = readBounded(r, sh.maxBody); !ok {
+			sh.skipTooLarge.Inc()
+			return nil
+		}
+	}
+	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now()}
+	p.primary.max, p.shadow.max = sh.maxBody, sh.maxBody
+	// The copy outlives the client's request (the shadow may answer after
+	// the client has gone) but keeps its values, such as the trace.
+	p.req = r.Clone(context.WithoutCancel(r.Context()))
+	p.body = body
+	p.req.Body = http.NoBody // each call reads its own reader over p.body
+	if !s.pool.submit(p) {
+		sh.skipOverload.Inc()
+		return nil
+	}
+	return p
+}
+
+// readBounded reads the request body up to limit and gives the primary an
+// identical body back: the bytes read, then whatever was not. It reports
+// false when the body is over the limit (or broke), in which case the
+// request is not compared but still proxied whole.
+func readBounded(r *http.Request, limit int64) ([]byte, bool) {
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit+1)))
+	_, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
+	read := buf.Bytes()
+	if err != nil || int64(len(read)) > limit {
+		rest := io.Reader(r.Body)
+		if err != nil {
+			rest = errReader{err}
+		}
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(read), rest), r.Body}
+		return nil, false
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(read), r.Body}
+	return read, true
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func bodyOf(b []byte) io.ReadCloser {
+	if len(b) == 0 {
+		return http.NoBody
+	}
+	return io.NopCloser(bytes.NewReader(b))
+}
+
+// primaryDone is called when the client's response is complete.
+func (s *Server) primaryDone(p *shadowPair, d time.Duration) {
+	p.primaryDur = d
+	if p.halves.Add(1) == 2 && !s.pool.submit(p) {
+		p.sh.skipOverload.Inc()
+	}
+}
+
+// shadowPool runs shadow calls and comparisons off the request path:
+// a fixed number of workers and a bounded queue. A request that finds the
+// queue full is not compared (and counted); it is never made to wait.
+type shadowPool struct {
+	s    *Server
+	jobs chan *shadowPair
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newShadowPool(s *Server, workers, queue int) *shadowPool {
+	sp := &shadowPool{s: s, jobs: make(chan *shadowPair, queue), done: make(chan struct{})}
+	sp.wg.Add(workers)
+	for range workers {
+		go sp.work()
+	}
+	return sp
+}
+
+func (sp *shadowPool) submit(p *shadowPair) bool {
+	select {
+	case sp.jobs <- p:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the workers after their current job; queued jobs are dropped.
+// The jobs channel is never closed: request goroutines may still submit.
+func (sp *shadowPool) stop() {
+	close(sp.done)
+	sp.wg.Wait()
+}
+
+func (sp *shadowPool) work() {
+	defer sp.wg.Done()
+	for {
+		select {
+		case <-sp.done:
+			return
+		case p := <-sp.jobs:
+			sp.run(p)
+		}
+	}
+}
+
+func (sp *shadowPool) run(p *shadowPair) {
+	defer func() {
+		// Nothing on the shadow side may take the process down.
+		if v := recover(); v != nil {
+			sp.s.log.Error("shadow comparison panicked", "route", p.rt.name, "panic", v)
+		}
+	}()
+	if p.called {
+		sp.s.compare(p)
+		return
+	}
+	if time.Since(p.queued) > p.sh.timeout {
+		// Too late to be a copy of the same moment: the comparison would
+		// say more about the queue than about the service.
+		p.dropped.Store(true)
+		p.sh.skipOverload.Inc()
+	} else {
+		sp.s.callShadow(p)
+	}
+	p.called = true
+	if p.halves.Add(1) == 2 {
+		sp.s.compare(p)
+	}
+}
+
+// callShadow sends the copy to the side the client did not get, and for
+// noise cancellation a second copy to the monolith.
+func (s *Server) callShadow(p *shadowPair) {
+	sh := p.sh
+	up := sh.monolith
+	if !p.primaryService {
+		up = sh.service
+	}
+	start := time.Now()
+	call(up, p.req, p.body, &p.shadow, sh.timeout)
+	p.shadowDur = time.Since(start)
+	up.metrics.primary.Observe(p.shadowDur.Seconds()) // bound to role="shadow"
+	if sh.noise != nil && p.shadow.failed == "" {
+		p.extra = &capture{max: sh.maxBody}
+		call(sh.monolith, p.req, p.body, p.extra, sh.timeout)
+	}
+}
+
+// call runs one shadow request into c through up's ReverseProxy, so the
+// copy is forwarded exactly as the primary is (same header rules).
+func call(up *upstream, req *http.Request, body []byte, c *capture, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(req.Context(), timeout)
+	defer cancel()
+	r := req.WithContext(ctx)
+	r.Body = bodyOf(body)
+	defer func() {
+		// ReverseProxy aborts with http.ErrAbortHandler when the answer
+		// breaks mid-body.
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			c.failed = errReset
+		}
+	}()
+	up.rp.ServeHTTP(c, r)
+	if c.failed == "" && ctx.Err() != nil {
+		c.failed = errTimeout
+	}
+}
+
+// compare compares the two answers and records the result.
+func (s *Server) compare(p *shadowPair) {
+	sh := p.sh
+	if p.dropped.Load() {
+		return
+	}
+	if p.shadow.failed != "" {
+		sh.results[compare.Error].Inc()
+		return
+	}
+	if p.primary.truncated || p.shadow.truncated || (p.extra != nil && p.extra.truncated) {
+		sh.skipTooLarge.Inc()
+		return
+	}
+	primary, shadow := p.primary.response(), p.shadow.response()
+	var res compare.Result
+	if sh.noise != nil {
+		var a, b *compare.Response
+		if p.extra != nil && p.extra.failed == "" {
+			a, b = shadow, p.extra.response()
+			if !p.primaryService {
+				a = primary
+			}
+		}
+		res = sh.noise.Compare(primary, shadow, a, b, sh.rules)
+		sh.noiseFields.Set(float64(sh.noise.Len()))
+	} else {
+		res = compare.Compare(primary, shadow, sh.rules)
+	}
+	if res.Outcome == compare.Mismatch {
+		var seen [compare.KindBody + 1]bool
+		for _, d := range res.Differences {
+			if !seen[d.Kind] {
+				seen[d.Kind] = true
+				sh.kinds[d.Kind].Inc()
+			}
+		}
+		sh.state.samples.add(newSample(p, res))
+	}
+	// Counted last, so that whoever sees the count sees the sample too.
+	sh.results[res.Outcome].Inc()
+}
+
+// shadowMark is the value of X-Strangler-Shadow on every copy, shared:
+// header values are never modified in place.
+var shadowMark = []string{"1"}
+
+// compileShadow builds a route's shadow side. Every route with a service
+// gets one, so that its shadow flag can turn comparison on live even where
+// the config left shadow.percent at 0.
+func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
+	sc := rc.Shadow
+	rules, err := compare.NewRules(compare.RulesConfig{
+		IgnoreHeaders: sc.IgnoreHeaders,
+		IgnoreJSON:    sc.IgnoreJSON,
+		SecretHeaders: cfg.SecretHeaders,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("routes %s: shadow: %w", rc.Name, err)
+	}
+	st := s.routeState(rc.Name)
+	m := s.metrics
+	sh := &routeShadow{
+		percent:  sc.Percent,
+		flag:     s.flags.Flag(sc.Flag),
+		flagErrs: m.flagErrors.WithLabelValues(sc.Flag),
+		methods:  sc.Methods,
+		maxBody:  int64(sc.MaxBody),
+		timeout:  time.Duration(sc.Timeout),
+		rules:    rules,
+		state:    st,
+
+		skipMethod:   m.shadowSkipped.WithLabelValues(rc.Name, skipMethod),
+		skipTooLarge: m.shadowSkipped.WithLabelValues(rc.Name, skipTooLarge),
+		skipOverload: m.shadowSkipped.WithLabelValues(rc.Name, skipOverload),
+		noiseFields:  m.noiseFields.WithLabelValues(rc.Name),
+	}
+	if sc.Noise {
+		sh.noise = st.noise
+	}
+	for _, o := range []compare.Outcome{compare.Match, compare.Mismatch, compare.Error} {
+		sh.results[o] = m.comparisons.WithLabelValues(rc.Name, o.String())
+	}
+	for _, k := range []compare.Kind{compare.KindStatus, compare.KindHeader, compare.KindBody} {
+		sh.kinds[k] = m.mismatches.WithLabelValues(rc.Name, k.String())
+	}
+	monolithURL, _ := parseUpstream(cfg.Monolith)
+	serviceURL, _ := parseUpstream(rc.Service)
+	t := rc.Timeouts
+	t.ResponseHeader = sc.Timeout
+	tr := s.shadowTS.get(t)
+	for _, side := range []struct {
+		up      **upstream
+		backend string
+		target  *url.URL
+	}{{&sh.monolith, backendMonolith, monolithURL}, {&sh.service, backendService, serviceURL}} {
+		bm := &backendMetrics{primary: m.duration.WithLabelValues(rc.Name, side.backend, roleShadow)}
+		*side.up = newUpstream(upstreamOptions{
+			route: rc.Name, backend: side.backend, target: side.target,
+			preserveHost: *rc.PreserveHost, transport: tr, buffers: s.bufs,
+			metrics: bm, log: s.log, shadow: true,
+		})
+	}
+	return sh, nil
+}
+
+// routeState returns what the named route has learned so far.
+func (s *Server) routeState(name string) *routeState {
+	s.statesMu.Lock()
+	defer s.statesMu.Unlock()
+	st, ok := s.states[name]
+	if !ok {
+		st = &routeState{noise: compare.NewNoise(0)}
+		s.states[name] = st
+	}
+	return st
+}

@@ -1,0 +1,472 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// shadowConfig routes /api/orders/* with shadow options spliced in.
+func shadowConfig(shadow string, top ...string) string {
+	return `
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+monolith: {{monolith}}
+flags: {file: flags.json}
+` + strings.Join(top, "\n") + `
+routes:
+  - name: orders
+    path: /api/orders/*
+    methods: [GET, HEAD, POST, PUT]
+    service: {{service}}
+    sticky: header:X-User-Id
+    shadow:
+` + shadow
+}
+
+// answer is a backend that always gives the same response.
+func answer(status int, body string, hdr ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Add(hdr[i], hdr[i+1])
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	})
+}
+
+// comparisons waits until the route has n comparisons in all and returns
+// them by result.
+func (e *env) comparisons(n int) map[string]float64 {
+	e.t.Helper()
+	got := map[string]float64{}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		total := 0.0
+		for _, r := range []string{"match", "mismatch", "error"} {
+			v := e.metric(fmt.Sprintf(`strangler_comparisons_total{result=%q,route="orders"}`, r))
+			got[r] = max(v, 0)
+			total += got[r]
+		}
+		if total >= float64(n) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) diffs(query string) []DiffSample {
+	e.t.Helper()
+	code, body := e.adminGet("/api/diffs" + query)
+	if code != 200 {
+		e.t.Fatalf("/api/diffs%s: %d %s", query, code, body)
+	}
+	var out []DiffSample
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func TestShadowComparisons(t *testing.T) {
+	t.Parallel()
+	const doc = `{"id":7,"total":42.5,"items":[{"sku":"a","qty":1}],"meta":{"requestId":"r1"}}`
+	cases := []struct {
+		name              string
+		shadowCfg         string
+		monolith, service http.Handler
+		want              string // match or mismatch
+		wantDiff          string // kind:pointer-or-header of the first difference
+	}{
+		{"identical", "", answer(200, doc), answer(200, doc), "match", ""},
+		{"status differs", "", answer(200, doc), answer(500, doc), "mismatch", "status:"},
+		{"header differs", "", answer(200, doc, "X-Version", "1"), answer(200, doc, "X-Version", "2"), "mismatch", "header:X-Version"},
+		{"json field differs", "", answer(200, doc), answer(200, strings.Replace(doc, "42.5", `"42.50"`, 1)), "mismatch", "body:/total"},
+		{"nested array field", "", answer(200, doc), answer(200, strings.Replace(doc, `"qty":1`, `"qty":2`, 1)), "mismatch", "body:/items/0/qty"},
+		{"key order and 1 vs 1.0", "", answer(200, `{"a":1,"b":2}`), answer(200, `{"b":2.0,"a":1.0}`), "match", ""},
+		{"ignored pointer", "      ignore_json: [/meta/requestId]\n", answer(200, doc), answer(200, strings.Replace(doc, "r1", "r2", 1)), "match", ""},
+		{"ignored header", "      ignore_headers: [X-Version]\n", answer(200, doc, "X-Version", "1"), answer(200, doc, "X-Version", "2"), "match", ""},
+		{"built-in ignored header", "", answer(200, doc, "Date", "Mon, 01 Jan 2024 00:00:00 GMT"), answer(200, doc, "Date", "Tue, 02 Jan 2024 00:00:00 GMT"), "match", ""},
+		{"gzip vs plain", "", answer(200, doc), answer(200, gzipped(doc), "Content-Encoding", "gzip"), "match", ""},
+		{"text bodies", "", answer(200, "hello", "Content-Type", "text/plain"), answer(200, "hellO", "Content-Type", "text/plain"), "mismatch", "body:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, shadowConfig("      percent: 100\n"+c.shadowCfg), flagJSON("orders-percent", 0), c.monolith, c.service)
+			if resp, body := e.get("/api/orders/7", "X-User-Id", "u1"); resp.StatusCode != 200 {
+				t.Fatalf("client got %d %q", resp.StatusCode, body)
+			}
+			got := e.comparisons(1)
+			if got[c.want] != 1 {
+				t.Fatalf("comparisons %v, want one %s", got, c.want)
+			}
+			samples := e.diffs("?route=orders")
+			if c.want == "match" {
+				if len(samples) != 0 {
+					t.Errorf("samples for a match: %+v", samples)
+				}
+				return
+			}
+			if len(samples) != 1 || len(samples[0].Differences) == 0 {
+				t.Fatalf("samples: %+v", samples)
+			}
+			d := samples[0].Differences[0]
+			if got := d.Kind.String() + ":" + d.Pointer + d.Header; got != c.wantDiff {
+				t.Errorf("first difference %s, want %s (%+v)", got, c.wantDiff, d)
+			}
+			s := samples[0]
+			if s.Route != "orders" || s.Method != "GET" || s.Path != "/api/orders/7" || s.Primary.Backend != "monolith" || s.Shadow.Backend != "service" || s.Primary.Status == 0 {
+				t.Errorf("sample %+v", s)
+			}
+			kind, _, _ := strings.Cut(c.wantDiff, ":")
+			if v := e.metric(fmt.Sprintf(`strangler_mismatches_total{kind=%q,route="orders"}`, kind)); v != 1 {
+				t.Errorf("strangler_mismatches_total{kind=%s} = %v", kind, v)
+			}
+		})
+	}
+}
+
+func gzipped(s string) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.String()
+}
+
+func TestShadowGoesToTheOtherSide(t *testing.T) {
+	t.Parallel()
+	var monolithShadows, serviceShadows atomic.Int32
+	side := func(name string, n *atomic.Int32) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Strangler-Shadow") == "1" {
+				n.Add(1)
+			}
+			w.Header().Set("X-Served-By", name)
+			io.WriteString(w, `{"ok":true}`)
+		})
+	}
+	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 100), side("monolith", &monolithShadows), side("service", &serviceShadows))
+	resp, _ := e.get("/api/orders/1", "X-User-Id", "u")
+	if resp.Header.Get("X-Served-By") != "service" {
+		t.Fatal("primary is not the service at 100%")
+	}
+	e.comparisons(1)
+	if monolithShadows.Load() != 1 || serviceShadows.Load() != 0 {
+		t.Errorf("shadow copies: monolith %d, service %d; want the monolith to get the copy", monolithShadows.Load(), serviceShadows.Load())
+	}
+	if v := e.metric(`strangler_request_duration_seconds_count{backend="monolith",role="shadow",route="orders"}`); v != 1 {
+		t.Errorf("shadow latency observations = %v", v)
+	}
+}
+
+func TestShadowWrites(t *testing.T) {
+	t.Parallel()
+	type seen struct{ method, body, mark string }
+	record := func(ch chan seen) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			ch <- seen{r.Method, string(b), r.Header.Get("X-Strangler-Shadow")}
+			io.WriteString(w, `{"saved":true}`)
+		})
+	}
+	t.Run("not by default", func(t *testing.T) {
+		t.Parallel()
+		mono, svc := make(chan seen, 4), make(chan seen, 4)
+		e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), record(mono), record(svc))
+		req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", strings.NewReader(`{"qty":3}`))
+		e.do(req)
+		if got := <-mono; got.body != `{"qty":3}` || got.mark != "" {
+			t.Errorf("primary got %+v", got)
+		}
+		eventually(t, 2*time.Second, "skip counted", func() bool {
+			return e.metric(`strangler_shadow_skipped_total{reason="method",route="orders"}`) == 1
+		})
+		if len(svc) != 0 {
+			t.Errorf("a POST reached the service as a shadow: %+v", <-svc)
+		}
+	})
+	t.Run("when listed", func(t *testing.T) {
+		t.Parallel()
+		mono, svc := make(chan seen, 4), make(chan seen, 4)
+		e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n"), flagJSON("orders-percent", 0), record(mono), record(svc))
+		req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", strings.NewReader(`{"qty":3}`))
+		req.Header.Set("X-Strangler-Shadow", "1") // a client's mark must not survive
+		e.do(req)
+		if got := <-mono; got.body != `{"qty":3}` || got.mark != "" {
+			t.Errorf("primary got %+v", got)
+		}
+		select {
+		case got := <-svc:
+			if got.method != "POST" || got.body != `{"qty":3}` || got.mark != "1" {
+				t.Errorf("shadow got %+v", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no shadow POST")
+		}
+		if got := e.comparisons(1); got["match"] != 1 {
+			t.Errorf("comparisons %v", got)
+		}
+	})
+}
+
+func TestSlowShadowLeavesThePrimaryAlone(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var shadowStarted atomic.Bool
+	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		shadowStarted.Store(true)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 10s\n"), flagJSON("orders-percent", 0), answer(200, `{"a":1}`), hang)
+	defer close(release)
+	// The client's answers come while the shadow side still holds every
+	// copy: nothing here waits for the shadow.
+	for i := range 20 {
+		resp, body := e.get("/api/orders/1", "X-User-Id", fmt.Sprint("u", i))
+		if resp.StatusCode != 200 || body != `{"a":1}` {
+			t.Fatalf("client got %d %q", resp.StatusCode, body)
+		}
+	}
+	eventually(t, 5*time.Second, "shadow call reached the service", shadowStarted.Load)
+	if got := e.comparisons(0); got["match"]+got["mismatch"]+got["error"] != 0 {
+		t.Errorf("comparisons finished although the shadow hangs: %v", got)
+	}
+}
+
+func TestShadowTimeoutIsAnError(t *testing.T) {
+	t.Parallel()
+	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 100ms\n"), flagJSON("orders-percent", 0), answer(200, `{}`), hang)
+	e.get("/api/orders/1", "X-User-Id", "u")
+	if got := e.comparisons(1); got["error"] != 1 {
+		t.Errorf("comparisons %v, want one error", got)
+	}
+	if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); v != 0 {
+		t.Errorf("a shadow timeout was counted as the route's upstream error: %v", v)
+	}
+}
+
+func TestShadowGarbageAndResetsNeverReachTheClient(t *testing.T) {
+	t.Parallel()
+	reset := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.Write([]byte(`{"partial":`))
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), answer(200, `{"a":1}`), reset)
+	for i := range 10 {
+		resp, body := e.get("/api/orders/1", "X-User-Id", fmt.Sprint("u", i))
+		if resp.StatusCode != 200 || body != `{"a":1}` {
+			t.Fatalf("client got %d %q", resp.StatusCode, body)
+		}
+	}
+	if got := e.comparisons(10); got["error"] != 10 {
+		t.Errorf("comparisons %v, want 10 errors", got)
+	}
+}
+
+func TestFullQueueDropsAndCounts(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 10s\n", "shadow_workers: 1", "shadow_queue: 2"),
+		flagJSON("orders-percent", 0), answer(200, `{}`), hang)
+	defer close(release)
+	for i := range 10 {
+		if resp, _ := e.get("/api/orders/1", "X-User-Id", fmt.Sprint("u", i)); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	// One copy in the worker, two queued: the other seven are dropped.
+	if v := e.metric(`strangler_shadow_skipped_total{reason="overload",route="orders"}`); v < 7 {
+		t.Errorf("overload skips = %v, want >= 7", v)
+	}
+}
+
+func TestShadowSkipsLargeBodies(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 2048)
+	var primaryGot atomic.Value
+	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		primaryGot.Store(string(b))
+		if r.URL.Path == "/api/orders/big-answer" {
+			io.WriteString(w, big)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n      max_body: 1KiB\n      methods: [POST, GET]\n"), flagJSON("orders-percent", 0), mono, answer(200, "ok"))
+	// Request body over max_body, sent chunked so the proxy must read to find out.
+	req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", io.MultiReader(strings.NewReader(big)))
+	resp, _ := e.do(req)
+	if resp.StatusCode != 200 || primaryGot.Load() != big {
+		t.Fatalf("primary did not get the whole body: %d, %d bytes", resp.StatusCode, len(primaryGot.Load().(string)))
+	}
+	// Declared too large: skipped without reading.
+	req, _ = http.NewRequest("POST", e.proxyURL+"/api/orders/1", strings.NewReader(big))
+	e.do(req)
+	// Answer over max_body.
+	if _, body := e.get("/api/orders/big-answer", "X-User-Id", "u"); body != big {
+		t.Fatalf("client did not get the whole answer")
+	}
+	eventually(t, 5*time.Second, "3 too_large skips", func() bool {
+		return e.metric(`strangler_shadow_skipped_total{reason="too_large",route="orders"}`) == 3
+	})
+	if got := e.comparisons(0); got["match"]+got["mismatch"] != 0 {
+		t.Errorf("compared anyway: %v", got)
+	}
+}
+
+func TestNoiseCancellation(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	fresh := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":7,"generatedAt":%d,"total":10}`, n.Add(1))
+	})
+	for _, noise := range []bool{false, true} {
+		t.Run(fmt.Sprint("noise=", noise), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, shadowConfig(fmt.Sprintf("      percent: 100\n      noise: %v\n", noise)), flagJSON("orders-percent", 0), fresh, fresh)
+			for i := range 5 {
+				e.get("/api/orders/7", "X-User-Id", fmt.Sprint("u", i))
+			}
+			got := e.comparisons(5)
+			if noise && got["match"] != 5 {
+				t.Errorf("with noise: %v, want 5 matches", got)
+			}
+			if !noise && got["mismatch"] != 5 {
+				t.Errorf("without noise: %v, want 5 mismatches", got)
+			}
+			_, body := e.adminGet("/api/routes")
+			var routes []RouteStatus
+			json.Unmarshal([]byte(body), &routes)
+			if noise && (len(routes) != 1 || strings.Join(routes[0].NoiseFields, ",") != "/generatedAt") {
+				t.Errorf("noise_fields %v, want [/generatedAt]", routes)
+			}
+			if noise && e.metric(`strangler_noise_fields{route="orders"}`) != 1 {
+				t.Errorf("strangler_noise_fields != 1")
+			}
+		})
+	}
+	t.Run("real differences still count", func(t *testing.T) {
+		t.Parallel()
+		svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":7,"generatedAt":%d,"total":11}`, n.Add(1))
+		})
+		e := newEnv(t, shadowConfig("      percent: 100\n      noise: true\n"), flagJSON("orders-percent", 0), fresh, svc)
+		e.get("/api/orders/7", "X-User-Id", "u")
+		if got := e.comparisons(1); got["mismatch"] != 1 {
+			t.Fatalf("comparisons %v", got)
+		}
+		d := e.diffs("")[0].Differences
+		if len(d) != 1 || d[0].Pointer != "/total" {
+			t.Errorf("differences %+v, want only /total", d)
+		}
+	})
+}
+
+func TestSecretsNeverInDiffs(t *testing.T) {
+	t.Parallel()
+	mono := answer(200, `{"user":"a"}`, "Set-Cookie", "session=monolith-secret-cookie; HttpOnly", "X-Api-Key", "mono-api-key-secret")
+	svc := answer(200, `{"user":"b"}`, "Set-Cookie", "session=service-secret-cookie; HttpOnly", "Set-Cookie", "extra=1", "X-Api-Key", "svc-api-key-secret")
+	e := newEnv(t, shadowConfig("      percent: 100\n", "secret_headers: [X-Api-Key]"), flagJSON("orders-percent", 0), mono, svc)
+	req, _ := http.NewRequest("GET", e.proxyURL+"/api/orders/1?token=query-secret&page=2", nil)
+	req.Header.Set("Authorization", "Bearer auth-secret")
+	req.Header.Set("Cookie", "session=request-cookie-secret")
+	req.Header.Set("X-Api-Key", "request-api-key-secret")
+	e.do(req)
+	e.comparisons(1)
+	_, body := e.adminGet("/api/diffs")
+	if !strings.Contains(body, `"header": "X-Api-Key"`) || !strings.Contains(body, `"header": "Set-Cookie"`) {
+		t.Errorf("header differences missing:\n%s", body)
+	}
+	for _, secret := range []string{"secret-cookie", "api-key-secret", "auth-secret", "request-cookie", "query-secret"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/api/diffs leaks %q:\n%s", secret, body)
+		}
+	}
+	if !strings.Contains(body, `/api/orders/1?token=[redacted]\u0026page=[redacted]`) {
+		t.Errorf("path not redacted:\n%s", body)
+	}
+}
+
+func TestShadowFlagOverridesPercentLive(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, shadowConfig("      percent: 0\n"), flagJSON("orders-percent", 0), answer(200, "{}"), answer(200, "{}"))
+	e.get("/api/orders/1", "X-User-Id", "u")
+	writeFile(t, e.flagFile, flagJSON("orders-percent", 0, "orders-shadow", 100))
+	eventually(t, 3*time.Second, "shadow flag applied", func() bool {
+		e.get("/api/orders/1", "X-User-Id", "u")
+		return e.metric(`strangler_comparisons_total{result="match",route="orders"}`) >= 1
+	})
+}
+
+func TestDiffsAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), answer(200, `{"v":1}`), answer(200, `{"v":2}`))
+	for i := range 5 {
+		e.get(fmt.Sprintf("/api/orders/%d", i), "X-User-Id", "u")
+	}
+	e.comparisons(5)
+	all := e.diffs("?limit=3")
+	if len(all) != 3 || all[0].Path != "/api/orders/4" || !all[0].Time.After(all[2].Time) && !all[0].Time.Equal(all[2].Time) {
+		t.Errorf("limit=3: want the 3 newest first, got %d: %+v", len(all), all)
+	}
+	if code, _ := e.adminGet("/api/diffs?limit=101"); code != 400 {
+		t.Errorf("limit=101: %d", code)
+	}
+	if code, _ := e.adminGet("/api/diffs?route=nope"); code != 404 {
+		t.Errorf("unknown route: %d", code)
+	}
+	if got := e.diffs("?route=orders"); len(got) != 5 {
+		t.Errorf("route=orders: %d samples", len(got))
+	}
+}
+
+// BenchmarkShadowedRequest measures a request compared at 100 %: the
+// client's cost includes reading the (empty) body and teeing the answer;
+// the shadow call and comparison run in the pool.
+func BenchmarkShadowedRequest(b *testing.B) {
+	body := strings.Repeat(`{"k":"v"},`, 100)
+	backend := answer(200, "["+body+`{"k":"v"}]`)
+	e := newEnv(b, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 10), backend, backend)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", e.proxyURL+"/api/orders/1", nil)
+		req.Header.Set("X-User-Id", "u")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
