@@ -40,6 +40,7 @@ type Config struct {
 	SecretHeaders   []string    `yaml:"secret_headers"`
 	ShadowWorkers   int         `yaml:"shadow_workers"`
 	ShadowQueue     int         `yaml:"shadow_queue"`
+	AccessLog       bool        `yaml:"access_log"`
 
 	// dir is the folder of the config file: relative paths in it are
 	// resolved against it, as the operator reads them.

@@ -61,17 +61,23 @@ func flagJSON(pairs ...any) string {
 // {{service}}), writes flags and config, and serves the proxy.
 func newEnv(t testing.TB, cfgYAML, flags string, monolith, service http.Handler) *env {
 	t.Helper()
-	return startEnv(t, cfgYAML, flags, monolith, service, true)
+	return startEnv(t, cfgYAML, flags, monolith, service, true, Options{})
+}
+
+// newEnvWith starts a proxy with server options (tracing, logging).
+func newEnvWith(t testing.TB, cfgYAML, flags string, monolith, service http.Handler, opts Options) *env {
+	t.Helper()
+	return startEnv(t, cfgYAML, flags, monolith, service, true, opts)
 }
 
 // newEnvNoCheck starts a proxy on a flag file that `validate` would refuse,
 // as a running proxy may meet one after a reload.
 func newEnvNoCheck(t testing.TB, cfgYAML, flags string) *env {
 	t.Helper()
-	return startEnv(t, cfgYAML, flags, nil, nil, false)
+	return startEnv(t, cfgYAML, flags, nil, nil, false, Options{})
 }
 
-func startEnv(t testing.TB, cfgYAML, flags string, monolith, service http.Handler, check bool) *env {
+func startEnv(t testing.TB, cfgYAML, flags string, monolith, service http.Handler, check bool, opts Options) *env {
 	t.Helper()
 	if monolith == nil {
 		monolith = whoAmI("monolith")
@@ -98,7 +104,10 @@ func startEnv(t testing.TB, cfgYAML, flags string, monolith, service http.Handle
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop = cancel
-	srv, err := New(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv, err := New(ctx, cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

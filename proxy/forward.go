@@ -93,7 +93,8 @@ type upstreamOptions struct {
 	log            *slog.Logger
 	// shadow marks the copies (X-Strangler-Shadow: 1) and records failures
 	// in the capture instead of answering a client.
-	shadow bool
+	shadow  bool
+	tracing *tracing
 }
 
 func newUpstream(o upstreamOptions) *upstream {
@@ -123,7 +124,7 @@ func newUpstream(o upstreamOptions) *upstream {
 				pr.Out.Header.Del("Connection")
 			}
 		},
-		Transport:     o.transport,
+		Transport:     o.tracing.transport(o.transport, o.route, o.backend, role(o.shadow)),
 		BufferPool:    o.buffers,
 		FlushInterval: flush,
 		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
@@ -146,6 +147,13 @@ func newUpstream(o upstreamOptions) *upstream {
 		},
 	}
 	return u
+}
+
+func role(shadow bool) string {
+	if shadow {
+		return roleShadow
+	}
+	return rolePrimary
 }
 
 // setForwarded appends the peer to X-Forwarded-For (as nginx's

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/strangler-proxy/strangler/flags"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Server is a running Strangler: the proxy handler, the admin handler, the
@@ -29,6 +31,7 @@ type Server struct {
 	pool     *shadowPool
 	statesMu sync.Mutex
 	states   map[string]*routeState // by route name, kept across reloads
+	tracing  *tracing               // nil: off
 	bufs     *bufferPool
 	table    atomic.Pointer[table]
 	ready    atomic.Bool
@@ -38,6 +41,13 @@ type Server struct {
 // Options are the parts of a Server that are not in the config file.
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
+	// TracerProvider, when set, traces every request: a server span, and a
+	// client span for each upstream call (primary and shadow). nil: no
+	// tracing, at no cost; traceparent still passes through unchanged.
+	TracerProvider trace.TracerProvider
+	// Propagator reads and writes trace context; nil: W3C traceparent,
+	// tracestate and baggage.
+	Propagator propagation.TextMapPropagator
 }
 
 // New validates nothing (call cfg.Validate and Check first), opens the flag
@@ -47,7 +57,8 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), bufs: newBufferPool(), states: map[string]*routeState{}}
+	s := &Server{cfg: cfg, log: log, reg: prometheus.NewRegistry(), bufs: newBufferPool(), states: map[string]*routeState{},
+		tracing: newTracing(opts.TracerProvider, opts.Propagator)}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = NewMetrics(s.reg)
 	s.recs.New = func() any { return new(recorder) }
@@ -103,13 +114,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := t.match(r)
 	up := rt.monolith
 	var pair *shadowPair
+	var pct float64
 	if rt.service != nil {
-		key, toSvc := s.split(t, rt, r)
+		key, p, toSvc := s.split(t, rt, r)
 		if toSvc {
 			up = rt.service
 		}
+		pct = p
 		pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc)
 	}
+	s.tracing.annotate(r.Context(), r, rt, up.backend, pct)
 	if r.ContentLength != 0 && r.Body != http.NoBody {
 		// HTTP/1 servers otherwise drain the request body before the first
 		// response byte, so an upstream that answers while the body still
@@ -123,12 +137,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
-	defer s.finish(rec, up, start, pair)
+	defer s.finish(r, rec, up, start, pair)
 	up.rp.ServeHTTP(rec, r)
 }
 
 // finish records one request's outcome and returns its recorder.
-func (s *Server) finish(rec *recorder, up *upstream, start time.Time, pair *shadowPair) {
+func (s *Server) finish(r *http.Request, rec *recorder, up *upstream, start time.Time, pair *shadowPair) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http answers 200
@@ -137,7 +151,14 @@ func (s *Server) finish(rec *recorder, up *upstream, start time.Time, pair *shad
 	s.recs.Put(rec)
 	d := time.Since(start)
 	up.metrics.codes.inc(status)
-	up.metrics.primary.Observe(d.Seconds())
+	observe(up.metrics.primary, r.Context(), d)
+	if s.cfg.AccessLog {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+			slog.String("route", up.route), slog.String("backend", up.backend),
+			slog.String("method", r.Method), slog.String("path", r.URL.EscapedPath()),
+			slog.Int("status", status), slog.Float64("duration_seconds", d.Seconds()),
+			slog.String("trace_id", traceID(r.Context())))
+	}
 	if pair != nil {
 		if pair.primary.status == 0 {
 			pair.primary.status = status
@@ -152,8 +173,7 @@ const shadowHeader = "X-Strangler-Shadow"
 // split decides whether the request goes to the route's service, and
 // returns the sticky key it used. Any flag problem keeps the request on the
 // monolith, the side that is known to work.
-func (s *Server) split(t *table, rt *route, r *http.Request) (string, bool) {
-	var key string
+func (s *Server) split(t *table, rt *route, r *http.Request) (key string, percent float64, toSvc bool) {
 	var b uint32
 	if rt.sticky.kind == stickyRandom {
 		b = randomBucket()
@@ -165,9 +185,9 @@ func (s *Server) split(t *table, rt *route, r *http.Request) (string, bool) {
 	pct, err := rt.flag.Percent(r.Context(), key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path})
 	if err != nil {
 		rt.flagErrs.Inc()
-		return key, false
+		return key, 0, false
 	}
-	return key, toService(b, pct)
+	return key, pct, toService(b, pct)
 }
 
 // recorder notes the status code the client got. It is pooled: one per
@@ -221,7 +241,7 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // returns.
 func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	proxySrv := &http.Server{
-		Handler:           s,
+		Handler:           s.tracing.handler(s),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
 		MaxHeaderBytes:    64 << 10,

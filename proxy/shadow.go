@@ -333,7 +333,7 @@ func (s *Server) callShadow(p *shadowPair) {
 	start := time.Now()
 	call(up, p.req, p.body, &p.shadow, sh.timeout)
 	p.shadowDur = time.Since(start)
-	up.metrics.primary.Observe(p.shadowDur.Seconds()) // bound to role="shadow"
+	observe(up.metrics.primary, p.req.Context(), p.shadowDur) // bound to role="shadow"
 	if sh.noise != nil && p.shadow.failed == "" {
 		p.extra = &capture{max: sh.maxBody}
 		call(sh.monolith, p.req, p.body, p.extra, sh.timeout)
@@ -463,7 +463,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		*side.up = newUpstream(upstreamOptions{
 			route: rc.Name, backend: side.backend, target: side.target,
 			preserveHost: *rc.PreserveHost, transport: tr, buffers: s.bufs,
-			metrics: bm, log: s.log, shadow: true,
+			metrics: bm, log: s.log, shadow: true, tracing: s.tracing,
 		})
 	}
 	return sh, nil

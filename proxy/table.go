@@ -57,7 +57,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 		monolith: newUpstream(upstreamOptions{
 			route: defaultRoute, backend: backendMonolith, target: monolithURL,
 			preserveHost: *cfg.PreserveHost, transport: ts.get(cfg.Timeouts), buffers: bufs,
-			metrics: m.bindBackend(defaultRoute, backendMonolith), log: log,
+			metrics: m.bindBackend(defaultRoute, backendMonolith), log: log, tracing: s.tracing,
 		}),
 	}
 	// chi serves only as the matcher: Find gives the most specific pattern
@@ -83,12 +83,12 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 		rt.monolith = newUpstream(upstreamOptions{
 			route: rc.Name, backend: backendMonolith, target: monolithURL,
 			preserveHost: *rc.PreserveHost, transport: tr, buffers: bufs,
-			metrics: m.bindBackend(rc.Name, backendMonolith), log: log,
+			metrics: m.bindBackend(rc.Name, backendMonolith), log: log, tracing: s.tracing,
 		})
 		rt.service = newUpstream(upstreamOptions{
 			route: rc.Name, backend: backendService, target: serviceURL,
 			preserveHost: *rc.PreserveHost, transport: tr, buffers: bufs,
-			metrics: m.bindBackend(rc.Name, backendService), log: log,
+			metrics: m.bindBackend(rc.Name, backendService), log: log, tracing: s.tracing,
 		})
 		if len(rc.Methods) == 0 {
 			t.mux.Handle(rc.Path, never)

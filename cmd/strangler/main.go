@@ -160,7 +160,19 @@ func runServer(ctx context.Context, cfg *proxy.Config, log *slog.Logger) error {
 		ln.Close()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
-	srv, err := proxy.New(ctx, cfg, proxy.Options{Logger: log})
+	tp, stopTracing, err := setupTracing(ctx)
+	if err != nil {
+		ln.Close()
+		admin.Close()
+		return err
+	}
+	defer stopTracing(context.Background())
+	opts := proxy.Options{Logger: log}
+	if tp != nil {
+		opts.TracerProvider = tp
+		log.Info("tracing on")
+	}
+	srv, err := proxy.New(ctx, cfg, opts)
 	if err != nil {
 		ln.Close()
 		admin.Close()

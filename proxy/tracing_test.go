@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// traceparentEcho answers with the traceparent it received.
+func traceparentEcho(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", name)
+		w.Header().Set("X-Got-Traceparent", r.Header.Get("Traceparent"))
+		io.WriteString(w, `{"ok":true}`)
+	})
+}
+
+func TestTracingSpansAndPropagation(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	e := newEnvWith(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 100),
+		traceparentEcho("monolith"), traceparentEcho("service"), Options{TracerProvider: tp})
+
+	const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, _ := e.get("/api/orders/7", "X-User-Id", "u", "Traceparent", incoming)
+	got := resp.Header.Get("X-Got-Traceparent")
+	if !strings.HasPrefix(got, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || got == incoming {
+		t.Fatalf("upstream traceparent %q: want the same trace with the proxy's client span as parent", got)
+	}
+	e.comparisons(1)
+
+	var spans []sdktrace.ReadOnlySpan
+	eventually(t, 5*time.Second, "3 spans ended", func() bool {
+		spans = rec.Ended()
+		return len(spans) >= 3
+	})
+	byRole := map[string]sdktrace.ReadOnlySpan{}
+	var server sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.SpanKind() == trace.SpanKindServer {
+			server = s
+			continue
+		}
+		for _, a := range s.Attributes() {
+			if a.Key == attrRole {
+				byRole[a.Value.AsString()] = s
+			}
+		}
+	}
+	if server == nil || server.Name() != "GET /api/orders/*" {
+		t.Fatalf("server span: %v", server)
+	}
+	if server.SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || server.Parent().SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("incoming trace not continued: trace %s parent %s", server.SpanContext().TraceID(), server.Parent().SpanID())
+	}
+	wantAttrs(t, "server", server, map[string]string{"strangler.route": "orders", "strangler.backend": "service", "strangler.percent": "100"})
+	for role, backend := range map[string]string{"primary": "service", "shadow": "monolith"} {
+		s := byRole[role]
+		if s == nil {
+			t.Errorf("no %s client span", role)
+			continue
+		}
+		if s.Parent().SpanID() != server.SpanContext().SpanID() || s.SpanContext().TraceID() != server.SpanContext().TraceID() {
+			t.Errorf("%s span is not a child of the server span", role)
+		}
+		wantAttrs(t, role, s, map[string]string{"strangler.route": "orders", "strangler.backend": backend, "strangler.role": role})
+	}
+	if p := byRole["primary"]; p != nil && !strings.Contains(got, p.SpanContext().SpanID().String()) {
+		t.Errorf("upstream parent %q is not the primary client span %s", got, p.SpanContext().SpanID())
+	}
+
+	// The duration histogram carries the trace id as exemplar (OpenMetrics).
+	req, _ := http.NewRequest("GET", e.adminURL+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+	mresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !bytes.Contains(body, []byte(`# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"}`)) {
+		t.Error("no exemplar with the trace id in the OpenMetrics exposition")
+	}
+}
+
+func wantAttrs(t *testing.T, what string, s sdktrace.ReadOnlySpan, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, a := range s.Attributes() {
+		got[string(a.Key)] = a.Value.String()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s span %s = %q, want %q", what, k, got[k], v)
+		}
+	}
+}
+
+func TestTracingOffPassesTraceparentThrough(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, traceparentEcho("service"))
+	const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, _ := e.get("/api/orders/7", "X-User-Id", "u", "Traceparent", incoming)
+	if got := resp.Header.Get("X-Got-Traceparent"); got != incoming {
+		t.Errorf("traceparent %q, want it unchanged", got)
+	}
+}
+
+// syncBuffer is a log destination tests can read while servers write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAccessLog(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	e := newEnvWith(t, basicConfig+"access_log: true\n", flagJSON("orders-percent", 100), nil, nil,
+		Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), TracerProvider: tp})
+	e.get("/api/orders/7?token=secret", "X-User-Id", "u", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	var line map[string]any
+	eventually(t, 2*time.Second, "access log line", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"access"`) {
+				return json.Unmarshal([]byte(l), &line) == nil
+			}
+		}
+		return false
+	})
+	want := map[string]any{"route": "orders", "backend": "service", "status": 200.0, "method": "GET", "path": "/api/orders/7", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("access log %s = %v, want %v", k, line[k], v)
+		}
+	}
+	if _, ok := line["duration_seconds"]; !ok || strings.Contains(logs.String(), "secret") {
+		t.Errorf("access log line %v", line)
+	}
+}
+
+// TestMetricsPassPromtool runs Prometheus's own linter on the exposition,
+// with every series family populated.
+func TestMetricsPassPromtool(t *testing.T) {
+	t.Parallel()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool not installed (apt-get install prometheus); CI must have it")
+		}
+		t.Skip("promtool not installed")
+	}
+	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 50), answer(200, `{"a":1}`), answer(200, `{"a":2}`))
+	for _, u := range []string{"a", "b", "c", "d"} {
+		e.get("/api/orders/1", "X-User-Id", u)
+	}
+	e.get("/elsewhere")
+	e.comparisons(4)
+	_, body := e.adminGet("/metrics")
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
