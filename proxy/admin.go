@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -21,8 +22,8 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		writeText(w, http.StatusOK, "ready\n")
 	})
-	mux.HandleFunc("GET /api/routes", s.apiRoutes)
-	mux.HandleFunc("GET /api/diffs", s.apiDiffs)
+	mux.Handle("GET /api/routes", s.requireToken(http.HandlerFunc(s.apiRoutes)))
+	mux.Handle("GET /api/diffs", s.requireToken(http.HandlerFunc(s.apiDiffs)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorLog:          slogPrinter{s.log},
@@ -45,6 +46,10 @@ type RouteStatus struct {
 	// the monolith itself, and so ignored in comparisons: JSON Pointers for
 	// body fields, "header:Name" for headers.
 	NoiseFields []string `json:"noise_fields"`
+	// State is "serving", or "ejected" while the service is out of the
+	// route after consecutive failures, until EjectedUntil.
+	State        string     `json:"state"`
+	EjectedUntil *time.Time `json:"ejected_until,omitempty"`
 }
 
 func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +60,10 @@ func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
 			NoiseFields: rt.shadow.state.noise.Fields()}
 		if st.NoiseFields == nil {
 			st.NoiseFields = []string{}
+		}
+		st.State = "serving"
+		if until := rt.eject.ejectedUntil(time.Now()); !until.IsZero() {
+			st.State, st.EjectedUntil = "ejected", &until
 		}
 		if v, err := rt.flag.Current(); err != nil {
 			st.FlagError = err.Error()

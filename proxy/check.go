@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/strangler-proxy/strangler/flags"
 )
@@ -15,6 +16,9 @@ func Check(cfg *Config) (warnings []string, err error) {
 	f, err := flags.Load(cfg.FlagFile())
 	if err != nil {
 		return nil, &ConfigError{Problems: []string{fmt.Sprintf("flags.file: %v", err)}}
+	}
+	if cfg.AdminTokenFile == "" && !loopback(cfg.AdminListen) {
+		warnings = append(warnings, fmt.Sprintf("admin_listen: %s is reachable from other hosts and admin_token_file is not set: anyone who reaches it can read /api/routes and /api/diffs (response samples)", cfg.AdminListen))
 	}
 	var ce ConfigError
 	for i, r := range cfg.Routes {
@@ -33,4 +37,17 @@ func Check(cfg *Config) (warnings []string, err error) {
 		}
 	}
 	return warnings, ce.err()
+}
+
+// loopback reports whether addr listens only on the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

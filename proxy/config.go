@@ -41,10 +41,14 @@ type Config struct {
 	ShadowWorkers   int         `yaml:"shadow_workers"`
 	ShadowQueue     int         `yaml:"shadow_queue"`
 	AccessLog       bool        `yaml:"access_log"`
+	Limits          Limits      `yaml:"limits"`
+	AdminTokenFile  string      `yaml:"admin_token_file"`
 
 	// dir is the folder of the config file: relative paths in it are
 	// resolved against it, as the operator reads them.
 	dir string
+	// raw is the file's content, for noticing a change.
+	raw []byte
 }
 
 // FlagsConfig names the flag source.
@@ -64,6 +68,49 @@ type Route struct {
 	PreserveHost *bool    `yaml:"preserve_host"`
 	Timeouts     Timeouts `yaml:"timeouts"`
 	Shadow       Shadow   `yaml:"shadow"`
+	// MaxBody overrides limits.max_body for this route; 0 inherits.
+	MaxBody  Size     `yaml:"max_body"`
+	Fallback Fallback `yaml:"fallback"`
+	Eject    Eject    `yaml:"eject"`
+}
+
+// Fallback replays a request to the monolith when the service was chosen
+// and failed before answering: the strangler pattern's promise that the
+// monolith is always there.
+type Fallback struct {
+	// On lists the failures replayed: connect, reset, timeout, 5xx.
+	// Unset: connect, reset, timeout. An empty list turns fallback off.
+	On []string `yaml:"on"`
+	// Methods are replayed after the request may have reached the service
+	// (reset, timeout, 5xx); a connect failure is replayed whatever the
+	// method, since nothing reached the service.
+	Methods []string `yaml:"methods"`
+	// MaxBody bounds the request bodies buffered for replay.
+	MaxBody Size `yaml:"max_body"`
+}
+
+// Eject takes a failing service out of a route for a while, as Envoy's
+// outlier detection does: its share goes to the monolith.
+type Eject struct {
+	// ConsecutiveFailures ejects after this many failures in a row;
+	// unset: 5; 0 turns ejection off.
+	ConsecutiveFailures *int     `yaml:"consecutive_failures"`
+	BaseTime            Duration `yaml:"base_time"`
+	MaxTime             Duration `yaml:"max_time"`
+}
+
+// Limits protect the proxy and the upstreams from slow, large and
+// malformed requests. Zero fields take the defaults below.
+type Limits struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	StallTimeout      Duration `yaml:"stall_timeout"`
+	MaxHeaderBytes    Size     `yaml:"max_header_bytes"`
+	MaxHeaderCount    int      `yaml:"max_header_count"`
+	// UnderscoreHeaders is drop (default), reject or allow.
+	UnderscoreHeaders string `yaml:"underscore_headers"`
+	// MaxBody bounds request bodies; 0 is unlimited.
+	MaxBody Size `yaml:"max_body"`
 }
 
 // Shadow configures comparison for a route: a share of its eligible
@@ -97,12 +144,36 @@ const (
 	DefaultResponseHeader  = 30 * time.Second
 	DefaultIdle            = 90 * time.Second
 
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultLimitsIdle        = 90 * time.Second
+	DefaultStallTimeout      = 60 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxHeaderCount    = 100 // Envoy's
+
+	DefaultFallbackMaxBody     = 64 << 10
+	DefaultConsecutiveFailures = 5
+	DefaultEjectBase           = 30 * time.Second
+	DefaultEjectMax            = 5 * time.Minute
+
 	DefaultShadowMaxBody = 1 << 20
 	DefaultShadowTimeout = 5 * time.Second
 	DefaultShadowQueue   = 1024
 	// maxShadowBody bounds max_body: every compared request may hold this
 	// much twice (both answers) in memory while it waits in the queue.
 	maxShadowBody = 64 << 20
+)
+
+// Fallback reasons, the reason label of strangler_fallbacks_total.
+const (
+	fallbackConnect = "connect"
+	fallbackReset   = "reset"
+	fallbackTimeout = "timeout"
+	fallback5xx     = "5xx"
+)
+
+var (
+	defaultFallbackOn      = []string{fallbackConnect, fallbackReset, fallbackTimeout}
+	defaultFallbackMethods = []string{"GET", "HEAD", "OPTIONS"}
 )
 
 // DefaultShadowMethods are the methods shadowed unless a route lists its
@@ -200,6 +271,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.raw = b
 	return cfg, cfg.Validate()
 }
 
@@ -376,6 +448,14 @@ func (c *Config) Validate() error {
 		}
 		r.Timeouts = r.Timeouts.inherit(c.Timeouts)
 		c.validateShadow(&ce, at+".shadow", r)
+		validateFallback(&ce, at+".fallback", &r.Fallback)
+		validateEject(&ce, at+".eject", &r.Eject)
+	}
+	c.validateLimits(&ce)
+	if c.AdminTokenFile != "" {
+		if _, err := readToken(c.TokenFile()); err != nil {
+			ce.add("admin_token_file: %v", err)
+		}
 	}
 	if c.ShadowWorkers < 0 {
 		ce.add("shadow_workers: must not be negative")
@@ -388,6 +468,82 @@ func (c *Config) Validate() error {
 		c.ShadowQueue = DefaultShadowQueue
 	}
 	return ce.err()
+}
+
+func validateFallback(ce *ConfigError, at string, f *Fallback) {
+	if f.On == nil {
+		f.On = slices.Clone(defaultFallbackOn)
+	}
+	for j, on := range f.On {
+		if !slices.Contains([]string{fallbackConnect, fallbackReset, fallbackTimeout, fallback5xx}, on) {
+			ce.add("%s.on[%d]: %q: want connect, reset, timeout or 5xx", at, j, on)
+		}
+	}
+	if len(f.Methods) == 0 {
+		f.Methods = slices.Clone(defaultFallbackMethods)
+	}
+	for j, m := range f.Methods {
+		up := strings.ToUpper(m)
+		if !slices.Contains(knownMethods, up) {
+			ce.add("%s.methods[%d]: unknown method %q", at, j, m)
+			continue
+		}
+		f.Methods[j] = up
+	}
+	if f.MaxBody == 0 {
+		f.MaxBody = DefaultFallbackMaxBody
+	} else if f.MaxBody > maxShadowBody {
+		ce.add("%s.max_body: %d bytes is more than the 64MiB a request may hold for replay", at, f.MaxBody)
+	}
+}
+
+func validateEject(ce *ConfigError, at string, e *Eject) {
+	if e.ConsecutiveFailures == nil {
+		n := DefaultConsecutiveFailures
+		e.ConsecutiveFailures = &n
+	} else if *e.ConsecutiveFailures < 0 {
+		ce.add("%s.consecutive_failures: must not be negative", at)
+	}
+	if e.BaseTime == 0 {
+		e.BaseTime = Duration(DefaultEjectBase)
+	}
+	if e.MaxTime == 0 {
+		e.MaxTime = Duration(DefaultEjectMax)
+	}
+	if e.MaxTime < e.BaseTime {
+		ce.add("%s.max_time: %v is less than base_time %v", at, time.Duration(e.MaxTime), time.Duration(e.BaseTime))
+	}
+}
+
+func (c *Config) validateLimits(ce *ConfigError) {
+	l := &c.Limits
+	if l.ReadHeaderTimeout == 0 {
+		l.ReadHeaderTimeout = Duration(DefaultReadHeaderTimeout)
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = Duration(DefaultLimitsIdle)
+	}
+	if l.StallTimeout == 0 {
+		l.StallTimeout = Duration(DefaultStallTimeout)
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	} else if l.MaxHeaderBytes < 1<<10 || l.MaxHeaderBytes > 1<<20 {
+		ce.add("limits.max_header_bytes: %d is outside 1KiB..1MiB", l.MaxHeaderBytes)
+	}
+	switch {
+	case l.MaxHeaderCount == 0:
+		l.MaxHeaderCount = DefaultMaxHeaderCount
+	case l.MaxHeaderCount < 0:
+		ce.add("limits.max_header_count: must be positive")
+	}
+	switch l.UnderscoreHeaders {
+	case "":
+		l.UnderscoreHeaders = "drop"
+	case "drop", "reject", "allow":
+	default:
+		ce.add("limits.underscore_headers: %q: want drop, reject or allow", l.UnderscoreHeaders)
+	}
 }
 
 func (c *Config) validateShadow(ce *ConfigError, at string, r *Route) {
@@ -425,6 +581,15 @@ func (c *Config) validateShadow(ce *ConfigError, at string, r *Route) {
 	if sh.Timeout == 0 {
 		sh.Timeout = Duration(DefaultShadowTimeout)
 	}
+}
+
+// TokenFile is admin_token_file's path, resolved against the config's
+// folder; "" when unset.
+func (c *Config) TokenFile() string {
+	if c.AdminTokenFile == "" || filepath.IsAbs(c.AdminTokenFile) {
+		return c.AdminTokenFile
+	}
+	return filepath.Join(c.dir, c.AdminTokenFile)
 }
 
 // FlagFile is the flag file's path, resolved against the config's folder.

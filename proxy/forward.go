@@ -95,6 +95,10 @@ type upstreamOptions struct {
 	// in the capture instead of answering a client.
 	shadow  bool
 	tracing *tracing
+	// answered sees the response headers of each call (ModifyResponse);
+	// failed may answer a failed call itself (a fallback) and report so.
+	answered func(*http.Response) error
+	failed   func(w http.ResponseWriter, r *http.Request, kind string, err error) bool
 }
 
 func newUpstream(o upstreamOptions) *upstream {
@@ -124,10 +128,11 @@ func newUpstream(o upstreamOptions) *upstream {
 				pr.Out.Header.Del("Connection")
 			}
 		},
-		Transport:     o.tracing.transport(o.transport, o.route, o.backend, role(o.shadow)),
-		BufferPool:    o.buffers,
-		FlushInterval: flush,
-		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
+		ModifyResponse: o.answered,
+		Transport:      o.tracing.transport(o.transport, o.route, o.backend, role(o.shadow)),
+		BufferPool:     o.buffers,
+		FlushInterval:  flush,
+		ErrorLog:       slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			kind, status := classify(r, err)
 			if c, ok := w.(*capture); ok {
@@ -139,9 +144,14 @@ func newUpstream(o upstreamOptions) *upstream {
 				c.failed = kind
 				return
 			}
-			u.metrics.errors[kind].Inc()
-			if kind != errCanceled {
-				o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)
+			if !errors.Is(err, errReplay5xx) { // a 5xx is an answer, not a failed call
+				u.metrics.errors[kind].Inc()
+				if kind != errCanceled {
+					o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)
+				}
+			}
+			if o.failed != nil && o.failed(w, r, kind, err) {
+				return
 			}
 			writeError(w, status, fmt.Sprintf("route %s: %s %s", o.route, o.backend, describeKind(kind)))
 		},

@@ -294,7 +294,7 @@ func TestUnreachableUpstreamIs502(t *testing.T) {
 	ln := listen(t)
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
-	cfg := strings.Replace(basicConfig, "{{service}}", dead, 1)
+	cfg := strings.Replace(basicConfig, "{{service}}", dead, 1) + "    fallback: {on: []}\n"
 	e := newEnv(t, cfg, flagJSON("orders-percent", 100), nil, nil)
 	resp, body := e.get("/api/orders/1", "X-User-Id", "a")
 	if resp.StatusCode != http.StatusBadGateway {
@@ -323,7 +323,7 @@ func TestSlowUpstreamIs504(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	cfg := basicConfig + "    timeouts: {response_header: 200ms}\n"
+	cfg := basicConfig + "    timeouts: {response_header: 200ms}\n    fallback: {on: []}\n"
 	e := newEnv(t, cfg, flagJSON("orders-percent", 100), nil, slow)
 	defer close(release)
 	resp, body := e.get("/api/orders/1", "X-User-Id", "a")

@@ -42,6 +42,13 @@ type Metrics struct {
 	mismatches       *prometheus.CounterVec
 	shadowSkipped    *prometheus.CounterVec
 	noiseFields      *prometheus.GaugeVec
+	panics           prometheus.Counter
+	fallbacks        *prometheus.CounterVec
+	ejected          *prometheus.GaugeVec
+	ejections        *prometheus.CounterVec
+	reloadErrors     prometheus.Counter
+	reloadOK         prometheus.Gauge
+	reloadTime       prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them on reg.
@@ -92,7 +99,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "strangler_noise_fields",
 		Help: "Fields found noisy (differing between two monolith answers) and ignored, by route.",
 	}, []string{"route"})
-	reg.MustRegister(m.requests, m.duration, m.percent, m.flagErrors, m.flagReloadErrors, m.upstreamErrors,
+	m.panics = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strangler_panics_total",
+		Help: "Panics while serving a request; each answered 500 and the process went on.",
+	})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strangler_fallbacks_total",
+		Help: "Requests replayed to the monolith after the service failed, by route and reason (connect, reset, timeout, 5xx).",
+	}, []string{"route", "reason"})
+	m.ejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strangler_service_ejected",
+		Help: "1 while the route's service is ejected (its share goes to the monolith), else 0.",
+	}, []string{"route"})
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strangler_ejections_total",
+		Help: "Times the route's service was ejected after consecutive failures.",
+	}, []string{"route"})
+	m.reloadErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strangler_config_reload_errors_total",
+		Help: "Config reloads refused (invalid config); the running config stayed.",
+	})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strangler_config_last_reload_successful",
+		Help: "Whether the last config reload attempt succeeded (1) or not (0).",
+	})
+	m.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strangler_config_last_reload_success_timestamp_seconds",
+		Help: "When the config was last loaded successfully (start or reload).",
+	})
+	m.reloadOK.Set(1)
+	m.reloadTime.SetToCurrentTime()
+	reg.MustRegister(m.reloadErrors, m.reloadOK, m.reloadTime, m.fallbacks, m.ejected, m.ejections, m.panics, m.requests, m.duration, m.percent, m.flagErrors, m.flagReloadErrors, m.upstreamErrors,
 		m.comparisons, m.mismatches, m.shadowSkipped, m.noiseFields)
 	return m
 }

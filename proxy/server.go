@@ -21,21 +21,22 @@ import (
 // Server is a running Strangler: the proxy handler, the admin handler, the
 // flag source and the metrics, wired together.
 type Server struct {
-	cfg      *Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	metrics  *Metrics
-	flags    *flags.Source
-	ts       transports // primary calls
-	shadowTS transports // shadow calls: their own pools, so a slow shadow side cannot starve the primary
-	pool     *shadowPool
-	statesMu sync.Mutex
-	states   map[string]*routeState // by route name, kept across reloads
-	tracing  *tracing               // nil: off
-	bufs     *bufferPool
-	table    atomic.Pointer[table]
-	ready    atomic.Bool
-	recs     sync.Pool // *recorder
+	cfg       *Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	metrics   *Metrics
+	flags     *flags.Source
+	ts        transports // primary calls
+	shadowTS  transports // shadow calls: their own pools, so a slow shadow side cannot starve the primary
+	pool      *shadowPool
+	statesMu  sync.Mutex
+	states    map[string]*routeState // by route name, kept across reloads
+	tracing   *tracing               // nil: off
+	adminAuth adminAuth
+	bufs      *bufferPool
+	table     atomic.Pointer[table]
+	ready     atomic.Bool
+	recs      sync.Pool // *recorder
 }
 
 // Options are the parts of a Server that are not in the config file.
@@ -111,17 +112,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// which a service may answer without side effects.
 	delete(r.Header, shadowHeader)
 	t := s.table.Load()
+	if !s.admit(w, r) {
+		return
+	}
 	rt := t.match(r)
+	defer s.recoverPanic(w, r, rt)
+	if !s.limitBody(w, r, rt) {
+		return
+	}
 	up := rt.monolith
 	var pair *shadowPair
 	var pct float64
 	if rt.service != nil {
 		key, p, toSvc := s.split(t, rt, r)
-		if toSvc {
-			up = rt.service
+		if toSvc && rt.eject.ejectedAt(start) {
+			toSvc = false // sticky assignment untouched: the user returns when the service does
 		}
 		pct = p
-		pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc)
+		// The shadow reads the body first: its limit is usually the larger,
+		// and the fallback can replay what it read.
+		pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc, start)
+		if toSvc {
+			up = rt.service
+			if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+				bufferBody(r, rt.fallback.maxBody)
+			}
+		}
 	}
 	s.tracing.annotate(r.Context(), r, rt, up.backend, pct)
 	if r.ContentLength != 0 && r.Body != http.NoBody {
@@ -131,28 +147,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NewResponseController(w).EnableFullDuplex()
 	}
 	rec := s.recs.Get().(*recorder)
-	rec.ResponseWriter, rec.status, rec.tee = w, 0, nil
+	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req = w, 0, nil, pair, up, r
 	if pair != nil {
 		rec.tee = &pair.primary
 	}
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
-	defer s.finish(r, rec, up, start, pair)
+	defer s.finish(r, rec, start)
 	up.rp.ServeHTTP(rec, r)
 }
 
 // finish records one request's outcome and returns its recorder.
-func (s *Server) finish(r *http.Request, rec *recorder, up *upstream, start time.Time, pair *shadowPair) {
+func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
+	up, pair := rec.servedBy, rec.pair
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http answers 200
 	}
-	rec.ResponseWriter = nil
+	rec.ResponseWriter, rec.tee, rec.pair, rec.servedBy, rec.req = nil, nil, nil, nil, nil
 	s.recs.Put(rec)
 	d := time.Since(start)
 	up.metrics.codes.inc(status)
 	observe(up.metrics.primary, r.Context(), d)
-	if s.cfg.AccessLog {
+	if s.table.Load().cfg.AccessLog {
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
 			slog.String("route", up.route), slog.String("backend", up.backend),
 			slog.String("method", r.Method), slog.String("path", r.URL.EscapedPath()),
@@ -197,8 +214,11 @@ func (s *Server) split(t *table, rt *route, r *http.Request) (key string, percen
 // (status, headers, body up to max_body) as it streams to the client.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	tee    *capture
+	status   int
+	tee      *capture
+	pair     *shadowPair
+	servedBy *upstream     // the chosen upstream, or the monolith after a fallback
+	req      *http.Request // the client's request, for a fallback to replay
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -241,12 +261,11 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // returns.
 func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	proxySrv := &http.Server{
-		Handler:           s.tracing.handler(s),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		Handler:  s.tracing.handler(s),
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.applyLimits(proxySrv)
+	ln = s.guardListener(ln)
 	adminSrv := &http.Server{
 		Handler:           s.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -24,6 +24,7 @@ const (
 	skipMethod   = "method"    // the method is not in shadow.methods
 	skipTooLarge = "too_large" // a request or response body is over shadow.max_body
 	skipOverload = "overload"  // the comparison pool's queue was full
+	skipEjected  = "ejected"   // the service is ejected
 )
 
 // routeShadow is a route's compiled shadow config and its pre-bound series.
@@ -42,10 +43,10 @@ type routeShadow struct {
 	monolith, service *upstream
 	state             *routeState
 
-	skipMethod, skipTooLarge, skipOverload prometheus.Counter
-	results                                [compare.Error + 1]prometheus.Counter // by compare.Outcome
-	kinds                                  [compare.KindBody + 1]prometheus.Counter
-	noiseFields                            prometheus.Gauge
+	skipMethod, skipTooLarge, skipOverload, skipEjected prometheus.Counter
+	results                                             [compare.Error + 1]prometheus.Counter // by compare.Outcome
+	kinds                                               [compare.KindBody + 1]prometheus.Counter
+	noiseFields                                         prometheus.Gauge
 }
 
 // routeState is what a route learns while it serves, kept across reloads
@@ -53,6 +54,7 @@ type routeShadow struct {
 type routeState struct {
 	noise   *compare.Noise
 	samples diffRing
+	eject   *ejector
 }
 
 // eligible reports whether the method may be shadowed.
@@ -167,7 +169,7 @@ func (c *capture) response() *compare.Response {
 // startShadow decides whether this request is compared and, if so, reads
 // its body once (up to max_body) so that both sides get it, and queues the
 // shadow call. It returns nil when the request is not compared.
-func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags.Attrs, primaryService bool) *shadowPair {
+func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags.Attrs, primaryService bool, now time.Time) *shadowPair {
 	sh := rt.shadow
 	if r.Header["Upgrade"] != nil {
 		return nil // a tunnel, not a request/response pair to compare
@@ -186,10 +188,14 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 			return nil
 		}
 		var ok bool
-		if body, ok = readBounded(r, sh.maxBody); !ok {
+		if body, ok = bufferBody(r, sh.maxBody).bytesIfWithin(sh.maxBody); !ok {
 			sh.skipTooLarge.Inc()
 			return nil
 		}
+	}
+	if !primaryService && rt.eject.ejectedAt(now) {
+		sh.skipEjected.Inc() // the service is out: copies would only add load
+		return nil
 	}
 	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now()}
 	p.primary.max, p.shadow.max = sh.maxBody, sh.maxBody
@@ -204,36 +210,6 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	}
 	return p
 }
-
-// readBounded reads the request body up to limit and gives the primary an
-// identical body back: the bytes read, then whatever was not. It reports
-// false when the body is over the limit (or broke), in which case the
-// request is not compared but still proxied whole.
-func readBounded(r *http.Request, limit int64) ([]byte, bool) {
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit+1)))
-	_, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
-	read := buf.Bytes()
-	if err != nil || int64(len(read)) > limit {
-		rest := io.Reader(r.Body)
-		if err != nil {
-			rest = errReader{err}
-		}
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(read), rest), r.Body}
-		return nil, false
-	}
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{bytes.NewReader(read), r.Body}
-	return read, true
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func bodyOf(b []byte) io.ReadCloser {
 	if len(b) == 0 {
@@ -438,6 +414,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		skipMethod:   m.shadowSkipped.WithLabelValues(rc.Name, skipMethod),
 		skipTooLarge: m.shadowSkipped.WithLabelValues(rc.Name, skipTooLarge),
 		skipOverload: m.shadowSkipped.WithLabelValues(rc.Name, skipOverload),
+		skipEjected:  m.shadowSkipped.WithLabelValues(rc.Name, skipEjected),
 		noiseFields:  m.noiseFields.WithLabelValues(rc.Name),
 	}
 	if sc.Noise {
@@ -475,7 +452,12 @@ func (s *Server) routeState(name string) *routeState {
 	defer s.statesMu.Unlock()
 	st, ok := s.states[name]
 	if !ok {
-		st = &routeState{noise: compare.NewNoise(0)}
+		st = &routeState{noise: compare.NewNoise(0), eject: &ejector{
+			route:     name,
+			ejected:   s.metrics.ejected.WithLabelValues(name),
+			ejections: s.metrics.ejections.WithLabelValues(name),
+		}}
+		st.eject.ejected.Set(0)
 		s.states[name] = st
 	}
 	return st

@@ -14,6 +14,7 @@ import (
 // and immutable. A reload builds a new table and swaps the pointer, so a
 // request runs from start to end on the table it started with.
 type table struct {
+	cfg       *Config // what the table was compiled from
 	mux       *chi.Mux
 	byPattern map[string][]*route // routes sharing a pattern differ in methods
 	fallback  *route              // "_default": requests that match no route
@@ -34,6 +35,8 @@ type route struct {
 	monolith *upstream
 	service  *upstream // nil for the default route
 	shadow   *routeShadow
+	fallback routeFallback
+	eject    *ejector
 	cfg      Route
 }
 
@@ -47,6 +50,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 		return nil, err
 	}
 	t := &table{
+		cfg:       cfg,
 		mux:       chi.NewMux(),
 		byPattern: map[string][]*route{},
 		trusted:   parseTrusted(cfg.TrustedProxies),
@@ -85,10 +89,15 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 			preserveHost: *rc.PreserveHost, transport: tr, buffers: bufs,
 			metrics: m.bindBackend(rc.Name, backendMonolith), log: log, tracing: s.tracing,
 		})
+		s.compileFallback(rt, rc, s.routeState(rc.Name))
 		rt.service = newUpstream(upstreamOptions{
 			route: rc.Name, backend: backendService, target: serviceURL,
 			preserveHost: *rc.PreserveHost, transport: tr, buffers: bufs,
 			metrics: m.bindBackend(rc.Name, backendService), log: log, tracing: s.tracing,
+			answered: func(resp *http.Response) error { return s.serviceAnswered(rt, resp) },
+			failed: func(w http.ResponseWriter, r *http.Request, kind string, err error) bool {
+				return s.serviceFailed(rt, w, r, kind, err)
+			},
 		})
 		if len(rc.Methods) == 0 {
 			t.mux.Handle(rc.Path, never)

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/strangler-proxy/strangler/flags"
 	"github.com/strangler-proxy/strangler/proxy"
@@ -146,11 +147,12 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return runServer(ctx, cfg, log)
+	return runServer(ctx, cfg, *path, log)
 }
 
-// runServer listens, serves until ctx ends, and shuts down.
-func runServer(ctx context.Context, cfg *proxy.Config, log *slog.Logger) error {
+// runServer listens, serves until ctx ends, and shuts down. It reloads the
+// config file on SIGHUP and when the file changes.
+func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -179,6 +181,23 @@ func runServer(ctx context.Context, cfg *proxy.Config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close(context.Background())
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go srv.WatchConfig(watchCtx, path, time.Second)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case <-hup:
+				srv.ReloadFile(path) // logged and counted
+			}
+		}
+	}()
 	return srv.Serve(ctx, ln, admin)
 }
 

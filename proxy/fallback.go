@@ -1,0 +1,295 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The safety net: when the service was chosen and fails, the request is
+// replayed to the monolith if that cannot do harm (fallback), and a service
+// that keeps failing is taken out of its route for a while (ejection).
+
+// routeFallback is a route's compiled fallback config.
+type routeFallback struct {
+	on      map[string]prometheus.Counter // reason → strangler_fallbacks_total child; absent: not replayed
+	methods []string
+	maxBody int64
+}
+
+// enabled reports whether any failure is replayed.
+func (f *routeFallback) enabled() bool { return len(f.on) > 0 }
+
+// replays reports whether a failure of this reason is replayed for this
+// request (the client's, not ReverseProxy's copy): a connect failure
+// always (nothing reached the service) if the body can be sent again; the
+// others only for the listed methods and a body buffered whole.
+func (f *routeFallback) replays(reason string, r *http.Request) bool {
+	if _, ok := f.on[reason]; !ok {
+		return false
+	}
+	if reason != fallbackConnect && !slices.Contains(f.methods, r.Method) {
+		return false
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	bb, ok := r.Body.(*bufferedBody)
+	return ok && (bb.whole || reason == fallbackConnect && bb.untouched())
+}
+
+// replays5xx is replays for a 5xx answer, judged on ReverseProxy's copy of
+// the request: its GetBody is set exactly when the body was buffered whole.
+func (f *routeFallback) replays5xx(out *http.Request) bool {
+	if _, ok := f.on[fallback5xx]; !ok || !slices.Contains(f.methods, out.Method) {
+		return false
+	}
+	return out.Body == nil || out.Body == http.NoBody || out.GetBody != nil
+}
+
+// errReplay5xx makes ReverseProxy hand a 5xx answer of the service, which
+// ModifyResponse chose to replay, to the ErrorHandler.
+var errReplay5xx = errors.New("service answered 5xx")
+
+// fallbackReason maps an upstream error kind to a fallback reason.
+func fallbackReason(kind string) string {
+	switch kind {
+	case errConnect:
+		return fallbackConnect
+	case errTimeout:
+		return fallbackTimeout
+	case errReset:
+		return fallbackReset
+	}
+	return ""
+}
+
+// serviceAnswered runs when the service sent response headers for a
+// primary call: a 5xx is a failure (4xx are the service's answers), and,
+// when configured and safe, is replayed to the monolith.
+func (s *Server) serviceAnswered(rt *route, resp *http.Response) error {
+	if resp.StatusCode < 500 {
+		rt.eject.success()
+		return nil
+	}
+	rt.eject.failure(time.Now(), s)
+	// 501 Not Implemented is an answer about the method, not a failure.
+	if resp.StatusCode != http.StatusNotImplemented && rt.fallback.replays5xx(resp.Request) {
+		return errReplay5xx
+	}
+	return nil
+}
+
+// serviceFailed runs in the service upstream's ErrorHandler, before any
+// byte of the answer was written. It counts the failure and replays the
+// request to the monolith when it may; it reports whether it answered.
+func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Request, kind string, err error) bool {
+	rec, ok := w.(*recorder)
+	if !ok {
+		return false
+	}
+	r := rec.req // the client's request; out is ReverseProxy's rewritten copy
+	reason := fallback5xx
+	if !errors.Is(err, errReplay5xx) {
+		if kind == errCanceled {
+			return false
+		}
+		rt.eject.failure(time.Now(), s)
+		reason = fallbackReason(kind)
+		if !rt.fallback.replays(reason, r) {
+			return false
+		}
+	}
+	rt.fallback.on[reason].Inc()
+	if bb, ok := r.Body.(*bufferedBody); ok {
+		r.Body = bb.again()
+	}
+	rec.servedBy = rt.monolith
+	if rec.pair != nil {
+		// The client gets the monolith's answer; comparing it with the
+		// monolith's copy would say nothing about the service.
+		rec.pair.dropped.Store(true)
+		rec.tee = nil
+	}
+	rt.monolith.rp.ServeHTTP(w, r)
+	return true
+}
+
+// bufferedBody is a request body read up to a limit, so that it can be sent
+// twice (to the shadow, or to the monolith after a failure) while the
+// primary still receives it whole, streamed, when it was over the limit.
+type bufferedBody struct {
+	data  []byte    // read from the client
+	whole bool      // data is the entire body
+	r     io.Reader // data, then the unread rest
+	read  int64     // bytes handed to the upstream
+}
+
+// bufferBody reads up to limit bytes of r's body and replaces r.Body with
+// a bufferedBody. A body already buffered is reused.
+func bufferBody(r *http.Request, limit int64) *bufferedBody {
+	if bb, ok := r.Body.(*bufferedBody); ok {
+		return bb
+	}
+	bb := &bufferedBody{}
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit+1)))
+	_, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
+	bb.data = buf.Bytes()
+	rest := io.Reader(r.Body)
+	switch {
+	case err != nil:
+		rest = errReader{err}
+	case int64(len(bb.data)) <= limit:
+		bb.whole = true
+		rest = http.NoBody
+	}
+	bb.r = io.MultiReader(bytes.NewReader(bb.data), rest)
+	r.Body = bb
+	if bb.whole {
+		// Marks the body as replayable on ReverseProxy's copy of the
+		// request, and lets the transport retry with it.
+		r.GetBody = func() (io.ReadCloser, error) { return bb.again(), nil }
+	}
+	return bb
+}
+
+func (b *bufferedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// Close does nothing: the transport closes the body it was given when a
+// call fails, and the body may still be replayed. net/http closes the
+// client's body itself when the handler returns.
+func (b *bufferedBody) Close() error { return nil }
+
+// untouched reports whether no byte reached an upstream yet.
+func (b *bufferedBody) untouched() bool { return b.read == 0 }
+
+// again returns the body to send once more: from the start when it was
+// buffered whole, or, unread, as it is.
+func (b *bufferedBody) again() io.ReadCloser {
+	if b.whole {
+		return &bufferedBody{data: b.data, whole: true, r: bytes.NewReader(b.data)}
+	}
+	return b
+}
+
+// bytesIfWithin returns the whole body when it is at most limit bytes.
+func (b *bufferedBody) bytesIfWithin(limit int64) ([]byte, bool) {
+	if !b.whole || int64(len(b.data)) > limit {
+		return nil, false
+	}
+	return b.data, true
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// ejector is one route's outlier detection. Its state lives in the
+// routeState, so it survives config reloads. The hot path only loads two
+// atomics; the lock is taken on failures and state changes.
+type ejector struct {
+	cfg atomic.Pointer[ejectConfig] // swapped by a reload; the state stays
+
+	consecutive atomic.Int32
+	until       atomic.Int64 // unix nanoseconds; 0: serving
+	mu          sync.Mutex
+	streak      int  // ejections since the last success, for doubling
+	probation   bool // back from an ejection: the next failure ejects again
+
+	ejected   prometheus.Gauge
+	ejections prometheus.Counter
+	route     string
+}
+
+type ejectConfig struct {
+	threshold int32 // 0: never eject
+	base, max time.Duration
+}
+
+// compileFallback builds a route's fallback and updates its ejector.
+func (s *Server) compileFallback(rt *route, rc Route, st *routeState) {
+	rt.fallback = routeFallback{on: map[string]prometheus.Counter{}, methods: rc.Fallback.Methods, maxBody: int64(rc.Fallback.MaxBody)}
+	for _, reason := range rc.Fallback.On {
+		rt.fallback.on[reason] = s.metrics.fallbacks.WithLabelValues(rc.Name, reason)
+	}
+	rt.eject = st.eject
+	rt.eject.cfg.Store(&ejectConfig{
+		threshold: int32(*rc.Eject.ConsecutiveFailures),
+		base:      time.Duration(rc.Eject.BaseTime),
+		max:       time.Duration(rc.Eject.MaxTime),
+	})
+}
+
+// ejectedAt reports whether the service is ejected at now. The first call
+// after an ejection has passed puts the service on probation.
+func (e *ejector) ejectedAt(now time.Time) bool {
+	u := e.until.Load()
+	if u == 0 {
+		return false
+	}
+	if now.UnixNano() < u {
+		return true
+	}
+	e.mu.Lock()
+	if e.until.Load() == u {
+		e.until.Store(0)
+		e.probation = true
+		e.ejected.Set(0)
+	}
+	e.mu.Unlock()
+	return false
+}
+
+// ejectedUntil is the end of the current ejection, or zero.
+func (e *ejector) ejectedUntil(now time.Time) time.Time {
+	if u := e.until.Load(); u != 0 && now.UnixNano() < u {
+		return time.Unix(0, u).UTC()
+	}
+	return time.Time{}
+}
+
+func (e *ejector) success() {
+	if e.consecutive.Load() != 0 {
+		e.consecutive.Store(0)
+	}
+	e.mu.Lock()
+	if e.probation || e.streak != 0 {
+		e.probation, e.streak = false, 0
+	}
+	e.mu.Unlock()
+}
+
+func (e *ejector) failure(now time.Time, s *Server) {
+	cfg := e.cfg.Load()
+	if cfg.threshold <= 0 {
+		return
+	}
+	n := e.consecutive.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.until.Load() != 0 || (!e.probation && n < cfg.threshold) {
+		return
+	}
+	d := cfg.base << min(e.streak, 30)
+	if d > cfg.max || d <= 0 {
+		d = cfg.max
+	}
+	e.streak++
+	e.probation = false
+	e.consecutive.Store(0)
+	e.until.Store(now.Add(d).UnixNano())
+	e.ejected.Set(1)
+	e.ejections.Inc()
+	s.log.Warn("service ejected: its share goes to the monolith", "route", e.route, "for", d.String(), "consecutive_failures", n)
+}

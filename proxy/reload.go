@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"reflect"
+	"time"
+)
+
+// Reload validates cfg completely, builds a new route table and swaps it
+// in atomically: requests in flight finish on the table they started with,
+// new ones use the new one. A config that fails changes nothing. Flag
+// watching, the shadow pool, what routes learned (noise, samples,
+// ejections) and metrics carry over.
+//
+// Some settings are bound to things that live as long as the process
+// (listeners, the flag source, the pool, the HTTP server's limits); a
+// change to them is logged as needing a restart, and the rest is applied.
+// A change of flag source is refused: routes would read flags the running
+// source does not watch.
+func (s *Server) Reload(cfg *Config) error {
+	old := s.table.Load().cfg
+	if cfg.FlagFile() != old.FlagFile() {
+		return &ConfigError{Problems: []string{"flags.file: changing the flag source needs a restart"}}
+	}
+	if _, err := Check(cfg); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		key      string
+		old, new any
+	}{
+		{"listen", old.Listen, cfg.Listen},
+		{"admin_listen", old.AdminListen, cfg.AdminListen},
+		{"limits", old.Limits, cfg.Limits},
+		{"shadow_workers", old.ShadowWorkers, cfg.ShadowWorkers},
+		{"shadow_queue", old.ShadowQueue, cfg.ShadowQueue},
+		{"shutdown_timeout", old.ShutdownTimeout, cfg.ShutdownTimeout},
+	} {
+		if !reflect.DeepEqual(c.old, c.new) {
+			s.log.Warn("config reload: this change needs a restart; the old value stays in force", "key", c.key)
+		}
+	}
+	t, err := s.compile(cfg)
+	if err != nil {
+		return err
+	}
+	s.table.Store(t)
+	s.refreshPercents()
+	return nil
+}
+
+// ReloadFile loads the config file and reloads it, recording the outcome
+// in the reload metrics and the log.
+func (s *Server) ReloadFile(path string) error {
+	cfg, err := LoadConfig(path)
+	if err == nil {
+		err = s.Reload(cfg)
+	}
+	if err != nil {
+		s.metrics.reloadErrors.Inc()
+		s.metrics.reloadOK.Set(0)
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				s.log.Error("config reload refused; the running config stays", "problem", p)
+			}
+		} else {
+			s.log.Error("config reload refused; the running config stays", "error", err)
+		}
+		return err
+	}
+	s.metrics.reloadOK.Set(1)
+	s.metrics.reloadTime.SetToCurrentTime()
+	s.log.Info("config reloaded", "path", path, "routes", len(cfg.Routes))
+	return nil
+}
+
+// WatchConfig reloads the config file whenever its content differs from
+// the running config's, until ctx ends. It polls: a config file is small,
+// and polling sees every way of changing it (in place, rename, a
+// Kubernetes ConfigMap's symlink swap) without a watch that can be lost. A
+// change is applied once the content has been the same for two polls, so a
+// write in progress is not read as a broken config; a refused content is
+// not retried until it changes again.
+func (s *Server) WatchConfig(ctx context.Context, path string, every time.Duration) {
+	var pending, refused []byte
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || bytes.Equal(b, s.table.Load().cfg.raw) || bytes.Equal(b, refused) {
+			pending = nil
+			continue
+		}
+		if !bytes.Equal(b, pending) {
+			pending = b
+			continue
+		}
+		pending = nil
+		if s.ReloadFile(path) != nil { // logged and counted
+			refused = b
+		}
+	}
+}

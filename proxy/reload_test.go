@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// configPath is the env's config file.
+func (e *env) configPath() string { return filepath.Join(e.dir, "strangler.yaml") }
+
+// rewriteConfig writes a new config with the env's backends.
+func (e *env) rewriteConfig(yaml string) {
+	e.t.Helper()
+	yaml = strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace(yaml)
+	writeFile(e.t, e.configPath(), yaml)
+}
+
+const twoRoutes = basicConfig + `  - name: users
+    path: /api/users/*
+    service: {{service}}
+`
+
+func TestReloadAppliesAGoodConfig(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100, "users-percent", 100), nil, nil)
+	if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "monolith" {
+		t.Fatal("users routed before the reload")
+	}
+	e.rewriteConfig(twoRoutes)
+	if err := e.srv.ReloadFile(e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "service" {
+		t.Error("new route not applied")
+	}
+	if e.metric("strangler_config_last_reload_successful") != 1 || e.metric("strangler_config_reload_errors_total") != 0 {
+		t.Error("reload metrics")
+	}
+}
+
+func TestReloadRefusesABadConfig(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, nil)
+	for i, bad := range []string{
+		"listen: [",
+		basicConfig + "bogus: 1\n",
+		strings.Replace(basicConfig, "{{service}}", "htp:/x", 1),
+		strings.Replace(basicConfig, "flags.json", "other.json", 1),
+	} {
+		e.rewriteConfig(bad)
+		if err := e.srv.ReloadFile(e.configPath()); err == nil {
+			t.Errorf("%d: accepted %q", i, bad)
+		}
+		if v := e.metric("strangler_config_reload_errors_total"); v != float64(i+1) {
+			t.Errorf("%d: reload errors = %v", i, v)
+		}
+		if resp, _ := e.get("/api/orders/1", "X-User-Id", "u"); resp.Header.Get("X-Served-By") != "service" {
+			t.Fatalf("%d: a refused config changed the routing", i)
+		}
+	}
+	if e.metric("strangler_config_last_reload_successful") != 0 {
+		t.Error("last reload should be marked failed")
+	}
+}
+
+func TestReloadUnderLoadLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 50, "users-percent", 50), nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				path := "/api/orders/1"
+				if i%2 == 0 {
+					path = "/api/users/1"
+				}
+				req, _ := http.NewRequest("GET", e.proxyURL+path, nil)
+				req.Header.Set("X-User-Id", fmt.Sprint(w, "-", i))
+				resp, err := client.Do(req)
+				sent.Add(1)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for i := range 100 {
+		switch i % 3 {
+		case 0:
+			e.rewriteConfig(twoRoutes)
+		case 1:
+			e.rewriteConfig(basicConfig)
+		case 2:
+			e.rewriteConfig("routes: {") // refused
+		}
+		e.srv.ReloadFile(e.configPath())
+		// Interleave: a few requests between reloads.
+		n := sent.Load()
+		eventually(t, 5*time.Second, "requests flowing", func() bool { return sent.Load() >= n+2 })
+	}
+	cancel()
+	wg.Wait()
+	if failed.Load() != 0 || sent.Load() < 200 {
+		t.Errorf("%d of %d requests failed across 100 reloads", failed.Load(), sent.Load())
+	}
+	if v := e.metric("strangler_config_reload_errors_total"); v != 33 {
+		t.Errorf("reload errors = %v, want 33", v)
+	}
+}
+
+func TestWatchConfigReloadsOnChange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100, "users-percent", 100), nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	// Replace by rename, as editors and kubelet do.
+	tmp := e.configPath() + ".tmp"
+	writeFile(t, tmp, strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace(twoRoutes))
+	if err := os.Rename(tmp, e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "watched config applied", func() bool {
+		resp, _ := e.get("/api/users/1")
+		return resp.Header.Get("X-Served-By") == "service"
+	})
+}
+
+func TestAdminToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	writeFile(t, token, "s3cret\n")
+	e := newEnv(t, basicConfig+"admin_token_file: "+token+"\n", flagJSON("orders-percent", 10), nil, nil)
+	get := func(path, auth string) int {
+		req, _ := http.NewRequest("GET", e.adminURL+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/api/routes", "", 401},
+		{"/api/routes", "Bearer wrong", 401},
+		{"/api/routes", "Basic s3cret", 401},
+		{"/api/routes", "Bearer s3cret", 200},
+		{"/api/diffs", "", 401},
+		{"/api/diffs", "Bearer s3cret", 200},
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+		{"/metrics", "", 200},
+	} {
+		if got := get(c.path, c.auth); got != c.want {
+			t.Errorf("%s with %q: %d, want %d", c.path, c.auth, got, c.want)
+		}
+	}
+	// Rotated: the new token works at once, the old one no more.
+	writeFile(t, token, "n3w-token-longer")
+	eventually(t, 2*time.Second, "rotated token", func() bool { return get("/api/routes", "Bearer n3w-token-longer") == 200 })
+	if get("/api/routes", "Bearer s3cret") != 401 {
+		t.Error("old token still accepted")
+	}
+	// Gone: nobody gets in.
+	os.Remove(token)
+	if get("/api/routes", "Bearer n3w-token-longer") != 401 {
+		t.Error("a missing token file opened the API")
+	}
+}
+
+func TestValidateWarnsOnOpenAdmin(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseAndValidate(t, strings.Replace(validConfig(""), "admin_listen: 127.0.0.1:9090", "admin_listen: 0.0.0.0:9090", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings, _ := Check(cfg)
+	if len(warnings) == 0 || !strings.Contains(strings.Join(warnings, "\n"), "admin_token_file is not set") {
+		t.Errorf("warnings %q", warnings)
+	}
+}
