@@ -73,15 +73,28 @@ func (ts *transports) closeIdle() {
 }
 
 // bufferPool lends ReverseProxy its copy buffers, so that streaming a body
-// costs no allocation per request.
-type bufferPool struct{ p sync.Pool }
+// costs no allocation per request. It is a free list on a channel rather
+// than a sync.Pool: the BufferPool interface passes bare slices, and
+// putting a slice into a sync.Pool allocates its interface box every time.
+type bufferPool struct{ free chan []byte }
 
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 1024)} }
+
+func (bp *bufferPool) Get() []byte {
+	select {
+	case b := <-bp.free:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
 }
 
-func (bp *bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
-func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+func (bp *bufferPool) Put(b []byte) {
+	select {
+	case bp.free <- b:
+	default: // enough kept; let the GC have it
+	}
+}
 
 type upstreamOptions struct {
 	route, backend string
@@ -103,10 +116,6 @@ type upstreamOptions struct {
 
 func newUpstream(o upstreamOptions) *upstream {
 	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics}
-	flush := time.Duration(-1) // stream: never hold back what the upstream sent
-	if o.shadow {
-		flush = 0 // nobody waits on a capture
-	}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(o.target)
@@ -131,8 +140,11 @@ func newUpstream(o upstreamOptions) *upstream {
 		ModifyResponse: o.answered,
 		Transport:      o.tracing.transport(o.transport, o.route, o.backend, role(o.shadow)),
 		BufferPool:     o.buffers,
-		FlushInterval:  flush,
-		ErrorLog:       slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
+		// 0: no timer-driven flushing. The recorder flushes after each
+		// write instead (streaming every chunk as it arrives, as -1 would)
+		// without the timer and writer ReverseProxy allocates for -1.
+		FlushInterval: 0,
+		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			kind, status := classify(r, err)
 			if c, ok := w.(*capture); ok {
@@ -176,15 +188,22 @@ func setForwarded(pr *httputil.ProxyRequest) {
 	if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
+	// One backing array for both new values: header value slices are never
+	// appended to in place, so sharing it is safe, and it saves an
+	// allocation on every request.
+	vals := [...]string{ip, pr.In.Host}
 	h := pr.Out.Header
-	h["X-Forwarded-For"] = []string{ip}
-	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	h["X-Forwarded-For"] = vals[0:1:1]
+	h["X-Forwarded-Host"] = vals[1:2:2]
 	if pr.In.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
+		h["X-Forwarded-Proto"] = protoHTTPS
 	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		h["X-Forwarded-Proto"] = protoHTTP
 	}
 }
+
+// Shared, never modified: see setForwarded.
+var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
 
 // classify maps a transport error to the kind counted and the status the
 // client gets: 502 when the upstream could not answer, 504 when it did not

@@ -240,7 +240,12 @@ func (w *recorder) Write(b []byte) (int, error) {
 	if w.tee != nil {
 		w.tee.append(b)
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	// Stream: never hold back what the upstream sent, even a response with
+	// a Content-Length (ReverseProxy would, with FlushInterval 0). Each
+	// write is one chunk ReverseProxy read from the upstream.
+	w.Flush()
+	return n, err
 }
 
 // Flush is direct rather than through Unwrap because ReverseProxy flushes
