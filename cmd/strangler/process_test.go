@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -115,6 +116,56 @@ func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
 	}
 }
 
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	backend := func(name string) string {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) })}
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return "http://" + ln.Addr().String()
+	}
+	mono, svc := backend("monolith"), backend("service")
+	dir := t.TempDir()
+	listen, admin := freeAddr(t), freeAddr(t)
+	base := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: %s\nflags: {file: flags.json}\n", listen, admin, mono)
+	cfgPath := filepath.Join(dir, "s.yaml")
+	os.WriteFile(cfgPath, []byte(base+"routes: []\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "flags.json"), []byte(`{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on"}}}`), 0o644)
+	cmd := command(t, "serve", "--config", cfgPath)
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitHTTP(t, "http://"+admin+"/readyz", 200)
+	get := func() string {
+		resp, err := http.Get("http://" + listen + "/api/orders/1")
+		if err != nil {
+			return err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(b)
+	}
+	if got := get(); got != "monolith" {
+		t.Fatalf("before reload: %q", got)
+	}
+	os.WriteFile(cfgPath, []byte(base+"routes:\n  - {name: orders, path: /api/orders/*, service: \""+svc+"\"}\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for get() != "service" {
+		if time.Now().After(deadline) {
+			t.Fatalf("reloaded config not applied:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), `"msg":"config reloaded"`) {
+		t.Errorf("no reload in the log:\n%s", logs.String())
+	}
+}
+
 func TestDemoRunsAndStopsOnCtrlC(t *testing.T) {
 	t.Parallel()
 	cmd := command(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--requests", "100")
@@ -163,4 +214,22 @@ func TestDemoRunsAndStopsOnCtrlC(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("demo exit: %v\n%s", err, stderr.String())
 	}
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
