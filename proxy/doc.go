@@ -70,4 +70,23 @@
 // shadow.noise, the monolith gets a second copy, and what differs between
 // its two answers is noise, not divergence (listed as the route's
 // noise_fields).
+//
+// # Fallback and ejection
+//
+// When the split chose the service and the call fails before any byte of
+// the answer was written, the request is replayed to the monolith:
+// always after a connect failure (nothing reached the service), and after
+// a reset, a timeout or (if configured) a 5xx only for fallback.methods
+// and a body buffered whole, since the service may have acted on it. A
+// service that fails eject.consecutive_failures times in a row is ejected:
+// its whole share goes to the monolith for base_time, doubled on each
+// repeat up to max_time; the first request after that is on probation.
+// Both are per route and survive config reloads.
+//
+// # Reload
+//
+// A reload (SIGHUP, or a change of the config file) validates the new
+// config completely, compiles a new route table and swaps one pointer:
+// requests in flight finish on the table they started with. A config that
+// fails changes nothing.
 package proxy
