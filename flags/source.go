@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	isync "github.com/open-feature/flagd/core/pkg/sync"
 	flagd "github.com/open-feature/go-sdk-contrib/providers/flagd/pkg"
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
@@ -25,55 +27,96 @@ var (
 	ErrRange    = errors.New("flag value outside 0..100")
 )
 
-// Options configures a Source.
+// Options configures a Source. Exactly one of File and Flagd names where
+// the flags come from.
 type Options struct {
 	// File is the flag file. The caller passes it absolute; a relative
 	// path is resolved against the working directory at Open.
 	File string
-	// Logger receives reloads (Info) and rejected files (Warn).
-	// nil means slog.Default().
+	// Flagd takes the flags from a flagd daemon instead, so that one edit
+	// ramps a whole fleet of proxies.
+	Flagd *FlagdOptions
+	// StartTimeout bounds how long Open waits for a flagd daemon: to reach
+	// it and, in in-process mode, to receive a valid flag set. 0 means 5 s.
+	// Unused with File.
+	StartTimeout time.Duration
+	// Logger receives reloads (Info), rejected flag sets and lost
+	// connections (Warn). nil means slog.Default().
 	Logger *slog.Logger
-	// OnChange is called from the watcher goroutine each time the file
-	// changed to valid content and the new flags are live: Percent and
-	// Current already return the new values. It also fires when the file
-	// returns to valid content after an invalid one. It must not block
-	// or call Close.
+	// OnChange is called from the updating goroutine each time new flags
+	// are live: Percent and Current already return the new values. It
+	// fires for each valid change of the file or the daemon's flag set,
+	// when they become valid again after an invalid version, and when a
+	// lost daemon is reached again. It must not block or call Close.
 	OnChange func()
-	// OnReloadError is called from the watcher goroutine when the file
-	// became invalid, unreadable or was deleted. The last good flags stay
-	// live. It is called once per bad version, not on every poll.
+	// OnReloadError is called from the updating goroutine when the file
+	// became invalid, unreadable or was deleted, when a daemon sent an
+	// invalid flag set, or when the connection to the daemon was lost. The
+	// last good flags stay live. It is called once per bad version or per
+	// outage, not on every poll or reconnection attempt.
 	OnReloadError func(error)
 }
 
-// Source evaluates the flags of one flag file through OpenFeature and the
-// flagd provider in in-process mode, and keeps them current as the file
-// changes. It is safe for concurrent use.
+// Source evaluates the flags of one flag file or flagd daemon through
+// OpenFeature and the flagd provider, and keeps them current as they
+// change. It is safe for concurrent use.
 type Source struct {
-	path          string
+	origin        string // the file or daemon, for logs
 	log           *slog.Logger
 	onChange      func()
 	onReloadError func(error)
 
-	api    *openfeature.EvaluationAPI // own instance, never the global singleton
-	client *openfeature.Client
-	feed   *fileSync
+	api     *openfeature.EvaluationAPI // own instance, never the global singleton
+	client  *openfeature.Client
+	updates updater
+	// remote: rpc mode, where an evaluation can fail to reach the daemon.
+	// Such a failure says nothing about the flag, so it never replaces a
+	// handle's last value.
+	remote bool
 
 	// mu orders the writers of Flag.state (Flag and a reload), so a slow
 	// evaluation cannot overwrite a newer one. Percent never takes it.
 	mu      sync.Mutex
 	handles map[string]*Flag
-	file    *File // the flags the provider holds
+	file    *File // the flags the provider holds; nil in rpc mode
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Open loads and validates the flag file, starts the provider and the
-// watcher, and returns once every flag in the file can be evaluated. A bad
-// file is an error that names the problem.
+// newSource holds what every kind of Source shares; Open fills in the
+// rest.
+func newSource(opts Options, origin string) *Source {
+	s := &Source{
+		origin:        origin,
+		log:           opts.Logger,
+		onChange:      opts.OnChange,
+		onReloadError: opts.OnReloadError,
+		api:           isolated.NewAPI(),
+		handles:       map[string]*Flag{},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	// Before the provider starts: its first reload may come before
+	// SetProviderAndWait returns.
+	s.client = s.api.NewClient()
+	return s
+}
+
+// Open starts the provider on the flag file or the flagd daemon of opts,
+// and the goroutine that keeps the flags current. It returns once every
+// flag can be evaluated. A bad file, a daemon that cannot be reached within
+// StartTimeout and a daemon whose flag set is invalid are errors that name
+// the problem.
 func Open(ctx context.Context, opts Options) (*Source, error) {
-	if opts.File == "" {
-		return nil, errors.New("flags: no flag file given")
+	switch {
+	case opts.File != "" && opts.Flagd != nil:
+		return nil, errors.New("flags: both a flag file and a flagd daemon given; use one")
+	case opts.Flagd != nil:
+		return openFlagd(ctx, opts)
+	case opts.File == "":
+		return nil, errors.New("flags: no flag file or flagd daemon given")
 	}
 	path, err := filepath.Abs(opts.File)
 	if err != nil {
@@ -88,36 +131,32 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 		return nil, fmt.Errorf("flag file %s: %w", path, err)
 	}
 
-	s := &Source{
-		path:          path,
-		log:           opts.Logger,
-		onChange:      opts.OnChange,
-		onReloadError: opts.OnReloadError,
-		api:           isolated.NewAPI(),
-		handles:       map[string]*Flag{},
-		file:          file,
-	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	s.feed = newFileSync(path, raw, s.log, s.reloaded, s.rejected)
-	// Before the provider starts: its first reload may come before
-	// SetProviderAndWait returns.
-	s.client = s.api.NewClient()
-
-	provider, err := flagd.NewProvider(
-		flagd.WithInProcessResolver(),
-		flagd.WithCustomSyncProviderAndUri(s.feed, s.feed.uri),
-		pinConfiguration,
-	)
-	if err != nil {
-		return nil, fmt.Errorf("flags: flagd provider: %w", err)
-	}
-	if err := s.api.SetProviderAndWait(ctx, provider); err != nil {
-		_ = s.api.Shutdown(context.WithoutCancel(ctx))
+	s := newSource(opts, path)
+	s.file = file
+	feed := newFileSync(path, raw, s.log, s.reloaded, s.rejected)
+	s.updates = feed
+	if err := s.startInProcess(ctx, feed, feed.uri); err != nil {
 		return nil, fmt.Errorf("flags: flagd provider for %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// startInProcess runs the flagd provider in in-process mode on our own
+// sync.ISync and waits until it has applied the first flag set.
+func (s *Source) startInProcess(ctx context.Context, feed isync.ISync, uri string) error {
+	provider, err := flagd.NewProvider(
+		flagd.WithInProcessResolver(),
+		flagd.WithCustomSyncProviderAndUri(feed, uri),
+		pinConfiguration,
+	)
+	if err != nil {
+		return err
+	}
+	if err := s.api.SetProviderAndWait(ctx, provider); err != nil {
+		_ = s.api.Shutdown(context.WithoutCancel(ctx))
+		return err
+	}
+	return nil
 }
 
 // pinConfiguration makes the options above the whole configuration: flagd
@@ -131,19 +170,19 @@ func pinConfiguration(c *flagd.ProviderConfiguration) {
 	c.DeadlineMs = 5000
 }
 
-// Close stops the watcher and shuts down the OpenFeature API and provider.
-// Handles keep answering from their cache; evaluations that need the
-// provider fail. Close is idempotent.
+// Close stops the goroutine that keeps the flags current and shuts down
+// the OpenFeature API and provider. Handles keep answering from their
+// cache; evaluations that need the provider fail. Close is idempotent.
 func (s *Source) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		// The watcher must be gone before the API shuts down: shutdown
-		// holds the API lock while it waits for the watcher, and the
-		// watcher needs that lock to evaluate.
-		close(s.feed.stop)
+		// That goroutine must be gone before the API shuts down: shutdown
+		// holds the API lock while it waits for the provider's goroutines,
+		// and ours needs that lock to evaluate.
+		s.updates.stop()
 		select {
-		case <-s.feed.done:
+		case <-s.updates.stopped():
 		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("flags: close: waiting for the watcher: %w", ctx.Err())
+			s.closeErr = fmt.Errorf("flags: close: waiting for the updates to stop: %w", ctx.Err())
 			return
 		}
 		if err := s.api.Shutdown(ctx); err != nil {
@@ -165,32 +204,73 @@ func (s *Source) Flag(name string) *Flag {
 		return f
 	}
 	f := &Flag{name: name, src: s}
-	f.state.Store(s.evaluateState(name))
+	st, _ := s.evaluateState(name) // unreached: an error, asked again per request
+	f.state.Store(st)
 	s.handles[name] = f
 	return f
 }
 
-// reloaded runs on the watcher goroutine once the provider's store holds
-// the new file: it refreshes every handle, then tells the caller.
+// reloaded runs on the updating goroutine once the provider holds a new
+// flag set (file is nil in rpc mode, where we do not see the set): it
+// refreshes every handle, then tells the caller.
 func (s *Source) reloaded(file *File) {
 	s.mu.Lock()
 	s.file = file
-	for name, f := range s.handles {
-		f.state.Store(s.evaluateState(name))
-	}
+	s.refresh()
 	s.mu.Unlock()
-	s.log.Info("flag file reloaded", "path", s.path)
+	s.announce()
+}
+
+// announce tells the caller that new flags are live.
+func (s *Source) announce() {
+	s.log.Info("flags reloaded", "source", s.origin)
 	if s.onChange != nil {
 		s.onChange()
 	}
 }
 
-// rejected runs on the watcher goroutine when the file is not usable.
+// refresh re-evaluates every handle and reports whether any answer
+// changed. s.mu must be held.
+func (s *Source) refresh() (changed bool) {
+	for name, f := range s.handles {
+		st, ok := s.evaluateState(name)
+		if !ok {
+			continue // the daemon was not reached: keep the last answer
+		}
+		if !st.same(f.state.Load()) {
+			changed = true
+		}
+		f.state.Store(st)
+	}
+	return changed
+}
+
+// rejected runs on the updating goroutine when the source is not usable.
 func (s *Source) rejected(err error) {
-	s.log.Warn("flag file not applied; keeping the last good flags", "path", s.path, "error", err)
+	s.log.Warn("flags not updated; keeping the last good flags", "source", s.origin, "error", err)
 	if s.onReloadError != nil {
 		s.onReloadError(err)
 	}
+}
+
+// Check reports whether the flag can serve as a traffic percentage in the
+// current flag set, for a validate step before deployment. With a file or
+// an in-process daemon it checks what File.CheckPercent checks: the flag
+// exists and every variant is a number within 0..100. In rpc mode the
+// daemon shows only the answer for an empty context, so only that variant
+// is checked. A disabled flag passes, as with CheckPercent. The error wraps
+// ErrNotFound, ErrType or ErrRange, or says why the daemon did not answer.
+func (s *Source) Check(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file != nil {
+		return s.file.CheckPercent(name)
+	}
+	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
+	if _, err := percent(name, d, err); err != nil && !errors.Is(err, ErrDisabled) {
+		return err
+	}
+	return nil
 }
 
 // Attrs are the request attributes a targeting rule can read, as "route",
@@ -216,6 +296,12 @@ type flagState struct {
 	// perRequest: the flag has a targeting rule, so the answer depends on
 	// the key and attributes and Percent must ask the provider.
 	perRequest bool
+}
+
+// same reports whether two states give every request the same answer.
+func (st *flagState) same(o *flagState) bool {
+	return st.value == o.value && st.perRequest == o.perRequest &&
+		(st.err == nil) == (o.err == nil) && (st.err == nil || st.err.Error() == o.err.Error())
 }
 
 // Name returns the flag's name.
@@ -254,11 +340,20 @@ func (f *Flag) Current() (float64, error) {
 }
 
 // evaluateState evaluates a flag with an empty context and decides whether
-// the answer can be cached. s.mu must be held (it guards s.file).
-func (s *Source) evaluateState(name string) *flagState {
+// the answer can be cached. ok is false in rpc mode when the evaluation
+// did not reach the daemon (st then holds that error, for a new handle).
+// s.mu must be held (it guards s.file).
+func (s *Source) evaluateState(name string) (st *flagState, ok bool) {
 	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
-	v, err := percent(name, d, err)
-	return &flagState{value: v, err: err, perRequest: !s.cacheable(name, d)}
+	v, perr := percent(name, d, err)
+	st = &flagState{value: v, err: perr, perRequest: !s.cacheable(name, d)}
+	switch {
+	case !s.remote, err == nil:
+		return st, true
+	case d.ErrorCode == openfeature.FlagNotFoundCode, d.ErrorCode == openfeature.TypeMismatchCode:
+		return st, true // the daemon answered
+	}
+	return st, false
 }
 
 // cacheable reports whether an empty-context evaluation is the answer for
@@ -273,7 +368,7 @@ func (s *Source) cacheable(name string, d openfeature.FloatEvaluationDetails) bo
 		return true // flagd never runs the rule of a disabled flag
 	case d.ErrorCode == openfeature.FlagNotFoundCode:
 		return true
-	case d.ErrorCode == openfeature.TypeMismatchCode:
+	case d.ErrorCode == openfeature.TypeMismatchCode && s.file != nil:
 		fl, ok := s.file.flags[name]
 		return ok && !fl.targeted
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -34,16 +33,9 @@ const (
 // validated, and only a valid file is passed on; anything else keeps the
 // last good flags and is reported.
 type fileSync struct {
-	path     string
-	uri      string // flagd's source name for our data
-	log      *slog.Logger
-	reloaded func(*File) // the provider's store holds the new file
-	rejected func(error) // the file changed and is not usable
-
-	stop  chan struct{} // closed by Source.Close
-	done  chan struct{} // closed when Sync returns
-	ready atomic.Bool
-	live  atomic.Pointer[string] // what the provider holds, for ReSync
+	handoff
+	path string
+	log  *slog.Logger
 
 	// Owned by the Sync goroutine after Init.
 	watcher *fsnotify.Watcher // nil: poll only
@@ -52,18 +44,8 @@ type fileSync struct {
 }
 
 func newFileSync(path string, raw []byte, log *slog.Logger, reloaded func(*File), rejected func(error)) *fileSync {
-	w := &fileSync{
-		path:     path,
-		uri:      "file:" + path,
-		log:      log,
-		reloaded: reloaded,
-		rejected: rejected,
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		seen:     raw,
-	}
-	live := string(raw)
-	w.live.Store(&live)
+	w := &fileSync{path: path, log: log, seen: raw}
+	w.init("file:"+path, string(raw), reloaded, rejected)
 	return w
 }
 
@@ -89,31 +71,17 @@ func (w *fileSync) Init(context.Context) error {
 	return nil
 }
 
-// IsReady reports whether the first flag set has been handed over.
-func (w *fileSync) IsReady() bool { return w.ready.Load() }
-
-// ReSync hands the provider the flags it already has.
-func (w *fileSync) ReSync(ctx context.Context, out chan<- isync.DataSync) error {
-	select {
-	case out <- isync.DataSync{FlagData: *w.live.Load(), Source: w.uri}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Sync is the watcher goroutine. flagd starts it after Init and cancels ctx
-// on shutdown; Source.Close stops it earlier through w.stop.
+// on shutdown; Source.Close stops it earlier through stop.
 func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 	defer close(w.done)
 	if w.watcher != nil {
 		defer w.watcher.Close()
 	}
 	// The provider waits for this first flag set, which Open validated.
-	if !w.send(ctx, out, *w.live.Load(), 1) {
+	if !w.start(ctx, out) {
 		return nil
 	}
-	w.ready.Store(true)
 	// The file may have changed between Open's read and the watch.
 	w.check(ctx, out)
 
@@ -131,7 +99,7 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.stop:
+		case <-w.quit.Done():
 			return nil
 		case _, ok := <-events:
 			if !ok {
@@ -185,36 +153,5 @@ func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) {
 		w.rejected(fmt.Errorf("flag file %s: %w", w.path, err))
 		return
 	}
-	data := string(raw)
-	if !w.send(ctx, out, data, cap(out)+2) {
-		return
-	}
-	w.live.Store(&data)
-	w.reloaded(file)
-}
-
-// send hands data to the provider n times and reports whether it got
-// through before shutdown.
-//
-// Sending cap(out)+2 copies is how the caller learns the first copy has
-// been applied, which the provider does not report when no flag changed:
-// flagd's listener (runDataSyncListener in the provider's
-// service/in_process/service.go) is the only reader of out and applies
-// syncs one at a time. Once cap(out)+2 sends have completed, at most
-// cap(out) sit in the buffer, so the listener has taken the second copy,
-// so it has finished applying the first. The copies change nothing, so
-// they emit no events. The cost is parsing a small file twice more per
-// reload.
-func (w *fileSync) send(ctx context.Context, out chan<- isync.DataSync, data string, n int) bool {
-	msg := isync.DataSync{FlagData: data, Source: w.uri}
-	for range n {
-		select {
-		case out <- msg:
-		case <-ctx.Done():
-			return false
-		case <-w.stop:
-			return false
-		}
-	}
-	return true
+	w.apply(ctx, out, string(raw), file)
 }

@@ -93,7 +93,7 @@ func TestReloadDirectoryRecreated(t *testing.T) {
 	}
 	writeFlags(t, dir, flagFile("20"))
 	eventually(t, "the file in the new directory", percentIs(f, 20))
-	eventually(t, "the watch on the new directory", func() bool { return len(s.feed.watcher.WatchList()) == 1 })
+	eventually(t, "the watch on the new directory", func() bool { return len(s.updates.(*fileSync).watcher.WatchList()) == 1 })
 	writeFlags(t, dir, flagFile("30"))
 	eventually(t, "an edit in the new directory", percentIs(f, 30))
 }
