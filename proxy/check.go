@@ -1,42 +1,69 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 
 	"github.com/strangler-proxy/strangler/flags"
 )
 
-// Check cross-checks a validated config against its flag file: the file
-// must load, and each route's flag, where present, must hold percentages.
-// A route whose flag is not in the file yet is only a warning: its traffic
-// stays on the monolith until the flag appears, which is how a route is
-// usually introduced.
+// Check cross-checks a validated config against its flag source: the flag
+// file must load (or the flagd daemon answer), and each route's flag, where
+// present, must hold percentages. A route whose flag is not there yet is
+// only a warning: its traffic stays on the monolith until the flag
+// appears, which is how a route is usually introduced.
 func Check(cfg *Config) (warnings []string, err error) {
-	f, err := flags.Load(cfg.FlagFile())
+	lookup, done, err := flagLookup(cfg)
 	if err != nil {
-		return nil, &ConfigError{Problems: []string{fmt.Sprintf("flags.file: %v", err)}}
+		return nil, &ConfigError{Problems: []string{err.Error()}}
 	}
+	defer done()
 	if cfg.AdminTokenFile == "" && !loopback(cfg.AdminListen) {
 		warnings = append(warnings, fmt.Sprintf("admin_listen: %s is reachable from other hosts and admin_token_file is not set: anyone who reaches it can read /api/routes and /api/diffs (response samples)", cfg.AdminListen))
 	}
 	var ce ConfigError
 	for i, r := range cfg.Routes {
 		// The shadow flag is optional: without it, shadow.percent applies.
-		if f.Has(r.Shadow.Flag) {
-			if err := f.CheckPercent(r.Shadow.Flag); err != nil {
-				ce.add("routes[%d].shadow.flag: %v", i, err)
-			}
+		if present, err := lookup(r.Shadow.Flag); present && err != nil {
+			ce.add("routes[%d].shadow.flag: %v", i, err)
 		}
-		if !f.Has(r.Flag) {
-			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is not in %s: route %q stays on the monolith until it is", i, r.Flag, cfg.Flags.File, r.Name))
+		present, err := lookup(r.Flag)
+		if !present {
+			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is not in %s: route %q stays on the monolith until it is", i, r.Flag, cfg.flagSource(), r.Name))
 			continue
 		}
-		if err := f.CheckPercent(r.Flag); err != nil {
+		if err != nil {
 			ce.add("routes[%d].flag: %v", i, err)
 		}
 	}
 	return warnings, ce.err()
+}
+
+// flagLookup reports, for a flag name, whether the source has it and what
+// is wrong with it as a percentage.
+func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), err error) {
+	if cfg.Flags.Flagd == nil {
+		f, err := flags.Load(cfg.FlagFile())
+		if err != nil {
+			return nil, nil, fmt.Errorf("flags.file: %w", err)
+		}
+		return func(name string) (bool, error) { return f.Has(name), f.CheckPercent(name) }, func() {}, nil
+	}
+	opts := cfg.flagOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	src, err := flags.Open(context.Background(), opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("flags.flagd: %w", err)
+	}
+	lookup = func(name string) (bool, error) {
+		err := src.Check(name)
+		return !errors.Is(err, flags.ErrNotFound), err
+	}
+	return lookup, func() { src.Close(context.Background()) }, nil
 }
 
 // loopback reports whether addr listens only on the loopback interface.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/strangler-proxy/strangler/compare"
+	"github.com/strangler-proxy/strangler/flags"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -51,9 +52,23 @@ type Config struct {
 	raw []byte
 }
 
-// FlagsConfig names the flag source.
+// FlagsConfig names the flag source: a flag file, or a flagd daemon that
+// serves the same flags to a fleet of proxies.
 type FlagsConfig struct {
-	File string `yaml:"file"`
+	File  string       `yaml:"file"`
+	Flagd *FlagdConfig `yaml:"flagd"`
+}
+
+// FlagdConfig points at a flagd daemon.
+type FlagdConfig struct {
+	Host string `yaml:"host"`
+	// Port defaults to 8015 (sync) in in-process mode, 8013 in rpc mode.
+	Port int `yaml:"port"`
+	// Mode is in-process (default: the daemon streams the flag set and
+	// each proxy evaluates locally) or rpc (each evaluation of a flag with
+	// targeting is a call to the daemon).
+	Mode     string `yaml:"mode"`
+	Selector string `yaml:"selector"`
 }
 
 // Route sends a share of the requests matching Path (and Methods) to
@@ -371,12 +386,20 @@ func (c *Config) Validate() error {
 		ce.add("admin_listen: same address as listen (%q)", c.Listen)
 	}
 	checkUpstream(&ce, "monolith", c.Monolith)
-	if c.Flags.File == "" {
-		ce.add("flags.file: required")
-	} else if fi, err := os.Stat(c.FlagFile()); err != nil {
-		ce.add("flags.file: %s", describeFileErr(c.FlagFile(), err))
-	} else if fi.IsDir() {
-		ce.add("flags.file: %q is a directory", c.FlagFile())
+	switch {
+	case c.Flags.File != "" && c.Flags.Flagd != nil:
+		ce.add("flags: set file or flagd, not both")
+	case c.Flags.Flagd != nil:
+		validateFlagd(&ce, c.Flags.Flagd)
+	case c.Flags.File == "":
+		ce.add("flags.file: required (or flags.flagd)")
+	}
+	if c.Flags.File != "" {
+		if fi, err := os.Stat(c.FlagFile()); err != nil {
+			ce.add("flags.file: %s", describeFileErr(c.FlagFile(), err))
+		} else if fi.IsDir() {
+			ce.add("flags.file: %q is a directory", c.FlagFile())
+		}
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
@@ -468,6 +491,22 @@ func (c *Config) Validate() error {
 		c.ShadowQueue = DefaultShadowQueue
 	}
 	return ce.err()
+}
+
+func validateFlagd(ce *ConfigError, f *FlagdConfig) {
+	if f.Host == "" {
+		ce.add("flags.flagd.host: required")
+	}
+	if f.Port < 0 || f.Port > 65535 {
+		ce.add("flags.flagd.port: %d is not a port", f.Port)
+	}
+	switch f.Mode {
+	case "":
+		f.Mode = flags.ModeInProcess
+	case flags.ModeInProcess, flags.ModeRPC:
+	default:
+		ce.add("flags.flagd.mode: %q: want in-process or rpc", f.Mode)
+	}
 }
 
 func validateFallback(ce *ConfigError, at string, f *Fallback) {
@@ -590,6 +629,22 @@ func (c *Config) TokenFile() string {
 		return c.AdminTokenFile
 	}
 	return filepath.Join(c.dir, c.AdminTokenFile)
+}
+
+// flagSource names the flag source for messages.
+func (c *Config) flagSource() string {
+	if f := c.Flags.Flagd; f != nil {
+		return fmt.Sprintf("flagd at %s:%d (%s)", f.Host, f.Port, f.Mode)
+	}
+	return c.Flags.File
+}
+
+// flagOptions are the flag source's options for flags.Open.
+func (c *Config) flagOptions() flags.Options {
+	if f := c.Flags.Flagd; f != nil {
+		return flags.Options{Flagd: &flags.FlagdOptions{Host: f.Host, Port: uint16(f.Port), Mode: f.Mode, Selector: f.Selector}}
+	}
+	return flags.Options{File: c.FlagFile()}
 }
 
 // FlagFile is the flag file's path, resolved against the config's folder.

@@ -90,6 +90,11 @@ func TestConfigErrorsNameTheirPlace(t *testing.T) {
 		{"same listen and admin", strings.Replace(validConfig(""), "127.0.0.1:9090", "127.0.0.1:8080", 1), []string{`admin_listen: same address as listen`}},
 		{"reserved name", strings.Replace(validConfig(""), "name: orders", "name: _default", 1), []string{`routes[0].name: "_default" is reserved`}},
 		{"wrong type", validConfig("routes: 5\n"), []string{"config:"}},
+		{"file and flagd", strings.Replace(validConfig(""), "file: flags.json", "file: flags.json\n  flagd: {host: x}", 1), []string{"flags: set file or flagd, not both"}},
+		{"flagd without host", strings.Replace(validConfig(""), "file: flags.json", "flagd: {port: 8015}", 1), []string{"flags.flagd.host: required"}},
+		{"flagd bad mode", strings.Replace(validConfig(""), "file: flags.json", "flagd: {host: x, mode: grpc}", 1), []string{`flags.flagd.mode: "grpc": want in-process or rpc`}},
+		{"flagd bad port", strings.Replace(validConfig(""), "file: flags.json", "flagd: {host: x, port: 70000}", 1), []string{"flags.flagd.port: 70000 is not a port"}},
+		{"no flag source", strings.Replace(validConfig(""), "file: flags.json", "{}", 1), []string{"flags.file: required (or flags.flagd)"}},
 		{"not yaml", "listen: [", []string{"config:"}},
 		{"empty", "", []string{"config: empty"}},
 	}

@@ -22,8 +22,8 @@ import (
 // source does not watch.
 func (s *Server) Reload(cfg *Config) error {
 	old := s.table.Load().cfg
-	if cfg.FlagFile() != old.FlagFile() {
-		return &ConfigError{Problems: []string{"flags.file: changing the flag source needs a restart"}}
+	if cfg.FlagFile() != old.FlagFile() || !reflect.DeepEqual(cfg.Flags.Flagd, old.Flags.Flagd) {
+		return &ConfigError{Problems: []string{"flags: changing the flag source needs a restart"}}
 	}
 	if _, err := Check(cfg); err != nil {
 		return err

@@ -63,16 +63,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = NewMetrics(s.reg)
 	s.recs.New = func() any { return new(recorder) }
-	src, err := flags.Open(ctx, flags.Options{
-		File:     cfg.FlagFile(),
-		Logger:   log,
-		OnChange: s.refreshPercents,
-		OnReloadError: func(err error) {
-			s.metrics.flagReloadErrors.Inc()
-		},
-	})
+	fo := cfg.flagOptions()
+	fo.Logger, fo.OnChange = log, s.refreshPercents
+	fo.OnReloadError = func(error) { s.metrics.flagReloadErrors.Inc() }
+	src, err := flags.Open(ctx, fo)
 	if err != nil {
-		return nil, fmt.Errorf("flags.file: %w", err)
+		return nil, fmt.Errorf("flags: %w", err)
 	}
 	s.flags = src
 	t, err := s.compile(cfg)

@@ -111,3 +111,15 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Errorf("unknown command: %d %q", code, errOut)
 	}
 }
+
+func TestValidateUnreachableFlagd(t *testing.T) {
+	t.Parallel()
+	cfg, _ := writeSetup(t, twoFlags)
+	b, _ := os.ReadFile(cfg)
+	// Port 1 on loopback: nothing listens there.
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "file: flags.json", "flagd: {host: 127.0.0.1, port: 1}", 1)), 0o644)
+	code, _, errOut := runCmd("validate", "--config", cfg)
+	if code != 1 || !strings.HasPrefix(errOut, "flags.flagd: ") || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Errorf("code %d, stderr %q; want 1 and the daemon named", code, errOut)
+	}
+}
