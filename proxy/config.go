@@ -440,14 +440,7 @@ func (c *Config) Validate() error {
 		if err := checkPattern(r.Path); err != nil {
 			ce.add("%s.path: %v", at, err)
 		}
-		for j, m := range r.Methods {
-			up := strings.ToUpper(m)
-			if !slices.Contains(knownMethods, up) {
-				ce.add("%s.methods[%d]: unknown method %q", at, j, m)
-				continue
-			}
-			r.Methods[j] = up
-		}
+		r.Methods = methods(&ce, at+".methods", r.Methods, nil)
 		if r.Path != "" {
 			for _, j := range byPattern[r.Path] {
 				if methodsOverlap(c.Routes[j].Methods, r.Methods) {
@@ -518,17 +511,7 @@ func validateFallback(ce *ConfigError, at string, f *Fallback) {
 			ce.add("%s.on[%d]: %q: want connect, reset, timeout or 5xx", at, j, on)
 		}
 	}
-	if len(f.Methods) == 0 {
-		f.Methods = slices.Clone(defaultFallbackMethods)
-	}
-	for j, m := range f.Methods {
-		up := strings.ToUpper(m)
-		if !slices.Contains(knownMethods, up) {
-			ce.add("%s.methods[%d]: unknown method %q", at, j, m)
-			continue
-		}
-		f.Methods[j] = up
-	}
+	f.Methods = methods(ce, at+".methods", f.Methods, defaultFallbackMethods)
 	if f.MaxBody == 0 {
 		f.MaxBody = DefaultFallbackMaxBody
 	} else if f.MaxBody > maxShadowBody {
@@ -593,17 +576,7 @@ func (c *Config) validateShadow(ce *ConfigError, at string, r *Route) {
 	if sh.Flag == "" && r.Name != "" {
 		sh.Flag = r.Name + "-shadow"
 	}
-	if len(sh.Methods) == 0 {
-		sh.Methods = slices.Clone(DefaultShadowMethods)
-	}
-	for j, m := range sh.Methods {
-		up := strings.ToUpper(m)
-		if !slices.Contains(knownMethods, up) {
-			ce.add("%s.methods[%d]: unknown method %q", at, j, m)
-			continue
-		}
-		sh.Methods[j] = up
-	}
+	sh.Methods = methods(ce, at+".methods", sh.Methods, DefaultShadowMethods)
 	for j, h := range sh.IgnoreHeaders {
 		if !validHeaderName(h) {
 			ce.add("%s.ignore_headers[%d]: invalid header name %q", at, j, h)
@@ -666,6 +639,24 @@ func (t Timeouts) inherit(from Timeouts) Timeouts {
 		t.Idle = from.Idle
 	}
 	return t
+}
+
+// methods upper-cases a method list and reports unknown methods; an empty
+// list becomes a copy of defaults (nil: all methods).
+func methods(ce *ConfigError, at string, list, defaults []string) []string {
+	if len(list) == 0 {
+		return slices.Clone(defaults)
+	}
+	out := make([]string, 0, len(list))
+	for j, m := range list {
+		up := strings.ToUpper(m)
+		if !slices.Contains(knownMethods, up) {
+			ce.add("%s[%d]: unknown method %q", at, j, m)
+			continue
+		}
+		out = append(out, up)
+	}
+	return out
 }
 
 // methodsOverlap reports whether two method lists (empty: all) share one.
