@@ -1,0 +1,273 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// report is everything the table is rendered from; rendering is a pure
+// function of it.
+type report struct {
+	header    []string // lines above the table: date, machine, versions, setup
+	scenarios []scenario
+	peers     []*peer
+	results   []cellResult
+	rates     map[string]float64 // open-loop rate per scenario
+	idleConns int
+	conns     int // closed- and open-loop connections
+}
+
+// tableColumns are the table's header cells.
+var tableColumns = []string{
+	"scenario", "peer", "req/s", "×nginx", "×direct",
+	"p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors",
+	"CPU µs/req", "×nginx", "×direct", "CPU µs/req at rate", "peak RSS MiB", "to service", "shadow/req",
+}
+
+// markdown renders the header lines, the table (medians over the runs,
+// min–max where the spread matters) and the notes that say how to read it.
+func (rep *report) markdown() string {
+	var b strings.Builder
+	for _, h := range rep.header {
+		b.WriteString(h + "\n")
+	}
+	b.WriteString("\n| " + strings.Join(tableColumns, " | ") + " |\n|")
+	for i := range tableColumns {
+		if i < 2 {
+			b.WriteString("---|")
+		} else {
+			b.WriteString("--:|")
+		}
+	}
+	b.WriteString("\n")
+	var notes []string
+	for _, sc := range rep.scenarios {
+		for _, p := range rep.peers {
+			cells, note := rep.row(sc, p)
+			if cells == nil {
+				continue
+			}
+			b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+			if note != "" {
+				notes = append(notes, note)
+			}
+		}
+	}
+	b.WriteString("\n")
+	for _, n := range rep.legend() {
+		b.WriteString("- " + n + "\n")
+	}
+	for _, n := range notes {
+		b.WriteString("- " + n + "\n")
+	}
+	return b.String()
+}
+
+// row returns the cells of peer p's row in scenario sc (nil: no row) and a
+// note on its errors, if any.
+func (rep *report) row(sc scenario, p *peer) ([]string, string) {
+	dash := func(first string) []string {
+		cells := make([]string, len(tableColumns))
+		for i := range cells {
+			cells[i] = "—"
+		}
+		cells[0], cells[1], cells[2] = sc.name, p.name, first
+		return cells
+	}
+	switch {
+	case p.name == peerDirect && sc.kind == kindIdle:
+		return nil, ""
+	case p.missing != "":
+		return dash(p.missing), ""
+	case p.unsupported(sc) != "":
+		return dash(p.unsupported(sc)), ""
+	}
+	ok, failed := rep.find(sc.name, p.name)
+	if len(ok) == 0 && len(failed) == 0 {
+		return nil, "" // direct, measured under another scenario of this size
+	}
+	note := ""
+	if len(failed) > 0 {
+		note = fmt.Sprintf("%s / %s: %d of %d runs failed; first: %s", sc.name, p.name, len(failed), len(ok)+len(failed), flatten(failed[0].err))
+	}
+	if len(ok) == 0 {
+		return dash("failed"), note
+	}
+	cells := dash("")
+	if sc.kind == kindIdle {
+		held := spreadOf(collect(ok, func(r *cellResult) float64 { return mib(r.idleHeld) }))
+		perConn := spreadOf(collect(ok, func(r *cellResult) float64 {
+			return (float64(r.idleHeld) - float64(r.idleBase)) / float64(max(rep.idleConns, 1))
+		}))
+		cells[2] = fmt.Sprintf("%d idle conns", rep.idleConns)
+		cells[14] = fmt.Sprintf("%s held (%s KiB/conn)", fmtSpread(held, 1), strconv.FormatFloat(perConn.med, 'f', 1, 64))
+		return cells, note
+	}
+	rps := spreadOf(collect(ok, func(r *cellResult) float64 { return r.rps }))
+	cpu := spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuPerReq }))
+	ngRPS, ngCPU := rep.reference(sc, peerNginx)
+	dRPS, dCPU := rep.reference(sc, peerDirect)
+	cells[2] = fmtSpread(rps, 0)
+	cells[3] = fmtRatio(rps.med, ngRPS)
+	cells[4] = fmtRatio(rps.med, dRPS)
+	for i := range latencyPercentiles {
+		cells[5+i] = fmtMs(spreadOf(collect(ok, func(r *cellResult) float64 { return r.lat[i] })).med)
+	}
+	var errs uint64
+	var firstErr string
+	for _, r := range ok {
+		errs += r.errors
+		if firstErr == "" {
+			firstErr = r.firstErr
+		}
+	}
+	cells[9] = strconv.FormatUint(errs, 10)
+	if errs > 0 {
+		note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("%s / %s: %d errors over %d runs; first: %s", sc.name, p.name, errs, len(ok), firstErr)
+	}
+	cells[10] = fmtSpread(cpu, 1)
+	cells[11] = fmtRatio(cpu.med, ngCPU)
+	cells[12] = fmtRatio(cpu.med, dCPU)
+	cells[13] = fmtSpread(spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuAtRate })), 1)
+	if p.name != peerDirect {
+		cells[14] = fmtSpread(spreadOf(collect(ok, func(r *cellResult) float64 { return mib(r.hwmKB) })), 1)
+	}
+	cells[15] = fmt.Sprintf("%.1f %%", 100*spreadOf(collect(ok, func(r *cellResult) float64 { return r.toService })).med)
+	if sc.kind == kindShadow {
+		cells[16] = fmt.Sprintf("%.2f / %.2f",
+			spreadOf(collect(ok, func(r *cellResult) float64 { return r.shadowsSat })).med,
+			spreadOf(collect(ok, func(r *cellResult) float64 { return r.shadowsRate })).med)
+	}
+	return cells, note
+}
+
+// reference returns the median throughput and CPU per request of peer in
+// sc, for ratios; direct's come from the scenario with the same body size
+// it was measured under. Zero when there is none.
+func (rep *report) reference(sc scenario, peer string) (rps, cpu float64) {
+	var ok []cellResult
+	for _, s := range rep.scenarios {
+		if s.name == sc.name || (peer == peerDirect && s.size == sc.size) {
+			o, _ := rep.find(s.name, peer)
+			ok = append(ok, o...)
+		}
+	}
+	return spreadOf(collect(ok, func(r *cellResult) float64 { return r.rps })).med,
+		spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuPerReq })).med
+}
+
+// find returns peer's measured and failed results in scenario name.
+func (rep *report) find(scenario, peer string) (ok, failed []cellResult) {
+	for _, r := range rep.results {
+		if r.scenario != scenario || r.peer != peer {
+			continue
+		}
+		if r.err != "" {
+			failed = append(failed, r)
+		} else {
+			ok = append(ok, r)
+		}
+	}
+	return ok, failed
+}
+
+// legend says how each column was measured.
+func (rep *report) legend() []string {
+	var rates []string
+	for _, sc := range rep.scenarios {
+		if r, ok := rep.rates[sc.name]; ok {
+			rates = append(rates, fmt.Sprintf("%s %s", sc.name, thousands(r)))
+		}
+	}
+	var other []float64
+	for _, r := range rep.results {
+		if r.err == "" && r.idleHeld == 0 {
+			other = append(other, r.otherCPU)
+		}
+	}
+	o := spreadOf(other)
+	return []string{
+		fmt.Sprintf("Other processes on the machine used %.2f CPU (median; max %.2f) during the measured phases; near 0 on a quiet machine, more makes the figures noisy.", o.med, o.max),
+		"req/s: closed loop, " + strconv.Itoa(rep.conns) + " keep-alive connections, each sending its next request when the last is answered; median of the runs (min–max).",
+		"p50…p99.9: open loop at a fixed rate, latency from each request's scheduled send time (no coordinated omission); requests/s: " + strings.Join(rates, ", ") + ".",
+		"CPU µs/req: user + system CPU of the proxy's processes (nginx: master + worker) over the closed loop and until the shadow copies it queued were sent, per request (µs per request = CPU ms per 1,000 requests); for direct, the monolith backend's own CPU, so ×direct is the proxy's cost in backends. CPU µs/req at rate: the same over the open loop, where every peer serves the same rate.",
+		"peak RSS: VmHWM of the proxy's processes over the cell; idle: VmRSS with the idle connections held open after one request each, and per connection above the RSS before them.",
+		"to service: share of client requests the service answered (the split is 10 %; over a fixed pool of 1,000 users the share is not exactly 10 %). shadow/req: shadow copies the backends received per client request, in the closed loop / in the open loop (1.00: every request copied; Strangler sheds copies when its shadow queue is full, so at saturation its CPU per request covers fewer copies than nginx's).",
+		"direct's latency is higher than through a proxy at the same rate because its backend shares the load generator's CPU.",
+		"nginx mirror sends the copy and discards its answer; Strangler also captures both answers and compares them. HAProxy cannot mirror.",
+		"direct is measured once per body size per run, under the first scenario of that size, and is the ×direct reference for all of them.",
+	}
+}
+
+// flatten puts a multi-line message (an error with a log tail) on one
+// line, for a list item under the table.
+func flatten(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, " ⏎ ")
+}
+
+// collect maps f over rs.
+func collect(rs []cellResult, f func(*cellResult) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i := range rs {
+		out[i] = f(&rs[i])
+	}
+	return out
+}
+
+// fmtSpread renders a median with its range, "12,345 (12,100–12,600)", or
+// just the median for a single run.
+func fmtSpread(s spread, prec int) string {
+	f := func(v float64) string {
+		if prec == 0 {
+			return thousands(v)
+		}
+		return strconv.FormatFloat(v, 'f', prec, 64)
+	}
+	if s.n <= 1 {
+		return f(s.med)
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(s.med), f(s.min), f(s.max))
+}
+
+// fmtRatio renders a/b as "0.62×", or "—" without a reference.
+func fmtRatio(a, b float64) string {
+	if b <= 0 || a <= 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
+}
+
+// fmtMs renders milliseconds with three significant digits or so.
+func fmtMs(ms float64) string {
+	switch {
+	case ms < 10:
+		return strconv.FormatFloat(ms, 'f', 2, 64)
+	case ms < 100:
+		return strconv.FormatFloat(ms, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(ms, 'f', 0, 64)
+}
+
+// thousands renders v rounded, with thousands separators: 12,345.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
