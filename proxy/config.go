@@ -41,6 +41,7 @@ type Config struct {
 	SecretHeaders   []string    `yaml:"secret_headers"`
 	ShadowWorkers   int         `yaml:"shadow_workers"`
 	ShadowQueue     int         `yaml:"shadow_queue"`
+	ShadowMemory    Size        `yaml:"shadow_memory"`
 	AccessLog       bool        `yaml:"access_log"`
 	Limits          Limits      `yaml:"limits"`
 	AdminTokenFile  string      `yaml:"admin_token_file"`
@@ -173,6 +174,7 @@ const (
 	DefaultShadowMaxBody = 1 << 20
 	DefaultShadowTimeout = 5 * time.Second
 	DefaultShadowQueue   = 1024
+	DefaultShadowMemory  = 64 << 20
 	// maxShadowBody bounds max_body: every compared request may hold this
 	// much twice (both answers) in memory while it waits in the queue.
 	maxShadowBody = 64 << 20
@@ -477,6 +479,9 @@ func (c *Config) Validate() error {
 		ce.add("shadow_workers: must not be negative")
 	} else if c.ShadowWorkers == 0 {
 		c.ShadowWorkers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if c.ShadowMemory == 0 {
+		c.ShadowMemory = DefaultShadowMemory
 	}
 	if c.ShadowQueue < 0 {
 		ce.add("shadow_queue: must not be negative")

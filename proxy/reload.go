@@ -37,6 +37,7 @@ func (s *Server) Reload(cfg *Config) error {
 		{"limits", old.Limits, cfg.Limits},
 		{"shadow_workers", old.ShadowWorkers, cfg.ShadowWorkers},
 		{"shadow_queue", old.ShadowQueue, cfg.ShadowQueue},
+		{"shadow_memory", old.ShadowMemory, cfg.ShadowMemory},
 		{"shutdown_timeout", old.ShutdownTimeout, cfg.ShutdownTimeout},
 	} {
 		if !reflect.DeepEqual(c.old, c.new) {

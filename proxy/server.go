@@ -33,6 +33,7 @@ type Server struct {
 	states    map[string]*routeState // by route name, kept across reloads
 	tracing   *tracing               // nil: off
 	adminAuth adminAuth
+	shadowMem memBudget
 	bufs      *bufferPool
 	table     atomic.Pointer[table]
 	ready     atomic.Bool
@@ -77,6 +78,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pool = newShadowPool(s, cfg.ShadowWorkers, cfg.ShadowQueue)
+	s.shadowMem.limit = int64(cfg.ShadowMemory)
 	s.table.Store(t)
 	s.refreshPercents()
 	return s, nil

@@ -129,6 +129,11 @@ type capture struct {
 	max       int64
 	truncated bool
 	failed    string // kind of upstream error; "" when an answer came
+	// budget is the server's shadow_memory, shared by every capture in
+	// flight; held is what this capture took from it.
+	budget     *memBudget
+	held       int64
+	overBudget bool
 }
 
 func (c *capture) Header() http.Header {
@@ -155,11 +160,54 @@ func (c *capture) Write(b []byte) (int, error) {
 // append keeps at most max bytes; the rest is noted, not stored, so a
 // large answer costs the comparison nothing but a skip.
 func (c *capture) append(b []byte) {
+	if c.truncated {
+		return
+	}
 	if room := c.max - int64(c.body.Len()); int64(len(b)) > room {
 		c.truncated = true
 		b = b[:max(room, 0)]
 	}
+	if c.budget != nil && len(b) > 0 {
+		if !c.budget.take(int64(len(b))) {
+			c.truncated, c.overBudget = true, true
+			return
+		}
+		c.held += int64(len(b))
+	}
 	c.body.Write(b)
+}
+
+// release gives the capture's bytes back to the budget.
+func (c *capture) release() {
+	if c != nil && c.budget != nil && c.held > 0 {
+		c.budget.give(c.held)
+		c.held = 0
+	}
+}
+
+// memBudget bounds the bytes all comparisons in flight hold (shadow_memory):
+// the queue bounds their number, but with large bodies a full queue could
+// still hold gigabytes.
+type memBudget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+func (m *memBudget) take(n int64) bool {
+	if m.used.Add(n) > m.limit {
+		m.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (m *memBudget) give(n int64) { m.used.Add(-n) }
+
+// release returns the pair's memory once nothing will read it again.
+func (p *shadowPair) release() {
+	p.primary.release()
+	p.shadow.release()
+	p.extra.release()
 }
 
 func (c *capture) response() *compare.Response {
@@ -199,6 +247,7 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	}
 	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now()}
 	p.primary.max, p.shadow.max = sh.maxBody, sh.maxBody
+	p.primary.budget, p.shadow.budget = &s.shadowMem, &s.shadowMem
 	// The copy outlives the client's request (the shadow may answer after
 	// the client has gone) but keeps its values, such as the trace.
 	p.req = r.Clone(context.WithoutCancel(r.Context()))
@@ -223,6 +272,7 @@ func (s *Server) primaryDone(p *shadowPair, d time.Duration) {
 	p.primaryDur = d
 	if p.halves.Add(1) == 2 && !s.pool.submit(p) {
 		p.sh.skipOverload.Inc()
+		p.release()
 	}
 }
 
@@ -311,7 +361,7 @@ func (s *Server) callShadow(p *shadowPair) {
 	p.shadowDur = time.Since(start)
 	observe(up.metrics.primary, p.req.Context(), p.shadowDur) // bound to role="shadow"
 	if sh.noise != nil && p.shadow.failed == "" {
-		p.extra = &capture{max: sh.maxBody}
+		p.extra = &capture{max: sh.maxBody, budget: &s.shadowMem}
 		call(sh.monolith, p.req, p.body, p.extra, sh.timeout)
 	}
 }
@@ -342,11 +392,16 @@ func call(up *upstream, req *http.Request, body []byte, c *capture, timeout time
 // compare compares the two answers and records the result.
 func (s *Server) compare(p *shadowPair) {
 	sh := p.sh
+	defer p.release()
 	if p.dropped.Load() {
 		return
 	}
 	if p.shadow.failed != "" {
 		sh.results[compare.Error].Inc()
+		return
+	}
+	if p.primary.overBudget || p.shadow.overBudget || (p.extra != nil && p.extra.overBudget) {
+		sh.skipOverload.Inc() // shadow_memory was full
 		return
 	}
 	if p.primary.truncated || p.shadow.truncated || (p.extra != nil && p.extra.truncated) {

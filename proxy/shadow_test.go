@@ -307,6 +307,33 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	}
 }
 
+func TestShadowMemoryIsBounded(t *testing.T) {
+	t.Parallel()
+	big := `{"pad":"` + strings.Repeat("x", 600) + `"}`
+	both := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/orders/small" {
+			io.WriteString(w, `{"a":1}`)
+			return
+		}
+		io.WriteString(w, big)
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n", "shadow_memory: 1KiB"), flagJSON("orders-percent", 0), both, both)
+	// Two answers of 600 bytes do not fit in 1 KiB: not compared, counted
+	// as overload, and the client still gets its whole answer.
+	if _, body := e.get("/api/orders/big", "X-User-Id", "u"); body != big {
+		t.Fatal("client answer cut")
+	}
+	eventually(t, 5*time.Second, "overload skip", func() bool {
+		return e.metric(`strangler_shadow_skipped_total{reason="overload",route="orders"}`) == 1
+	})
+	// The budget was given back: small answers are compared again.
+	e.get("/api/orders/small", "X-User-Id", "u")
+	if got := e.comparisons(1); got["match"] != 1 {
+		t.Errorf("after the budget was released: %v", got)
+	}
+	eventually(t, 2*time.Second, "budget released", func() bool { return e.srv.shadowMem.used.Load() == 0 })
+}
+
 func TestShadowSkipsLargeBodies(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("x", 2048)
