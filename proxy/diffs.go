@@ -48,7 +48,7 @@ type SampleSide struct {
 
 func newSample(p *shadowPair, res compare.Result) DiffSample {
 	return DiffSample{
-		Time:        time.Now().UTC(),
+		Time:        p.queued.UTC(), // when the request came, not when the pool compared it
 		Route:       p.rt.name,
 		Method:      p.req.Method,
 		Path:        redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
@@ -117,16 +117,22 @@ func (d *diffRing) add(s DiffSample) {
 	d.count = min(d.count+1, len(d.buf))
 }
 
-// newest returns up to limit samples, newest first.
+// newest returns up to limit samples, newest request first. Samples are
+// added in the order the pool finished comparing them, which is not quite
+// the order the requests came in.
 func (d *diffRing) newest(limit int) []DiffSample {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := min(limit, d.count)
-	out := make([]DiffSample, 0, n)
-	for i := 1; i <= n; i++ {
+	out := make([]DiffSample, 0, d.count)
+	for i := 1; i <= d.count; i++ {
 		out = append(out, d.buf[(d.next-i+len(d.buf))%len(d.buf)])
 	}
-	return out
+	d.mu.Unlock()
+	sortNewestFirst(out)
+	return out[:min(limit, len(out))]
+}
+
+func sortNewestFirst(s []DiffSample) {
+	slices.SortStableFunc(s, func(a, b DiffSample) int { return b.Time.Compare(a.Time) })
 }
 
 // apiDiffs serves GET /api/diffs?route=orders&limit=20: the latest
@@ -157,7 +163,7 @@ func (s *Server) apiDiffs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Merge the routes' lists by time, newest first.
-	slices.SortStableFunc(out, func(a, b DiffSample) int { return b.Time.Compare(a.Time) })
+	sortNewestFirst(out)
 	if len(out) > limit {
 		out = out[:limit]
 	}

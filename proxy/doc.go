@@ -89,4 +89,47 @@
 // config completely, compiles a new route table and swaps one pointer:
 // requests in flight finish on the table they started with. A config that
 // fails changes nothing.
+//
+// # Limits and hostile requests
+//
+// The proxy must not be the weak link between the internet (or a front
+// proxy) and the monolith. Every client connection is read first by a
+// guard (guard.go): a strict parser of HTTP/1.1 framing (RFC 9112,
+// framer.go) that runs over the raw bytes before net/http sees them,
+// without buffering. A request whose framing two HTTP implementations
+// could read differently is answered 400 (501 for an unknown
+// Transfer-Encoding) and its connection closed: Content-Length with
+// Transfer-Encoding, a Transfer-Encoding other than exactly chunked or in
+// HTTP/1.0, several differing or malformed Content-Lengths, a bare CR or
+// LF, NUL or another control character, a folded line, a malformed request
+// line. net/http never receives a byte after it, so nothing hidden behind
+// it reaches an upstream; requests pipelined before it are served. A
+// chunked body that breaks the grammar is cut at the first bad byte, the
+// upstream call aborted and the client answered 400. Upstream connections
+// are watched too: a response with ambiguous framing reaches the client as
+// the one response net/http read, and its connection is closed, never
+// reused, so the rest of it cannot become the answer to someone else's
+// request.
+//
+// Before routing, dot segments, literal or percent-encoded (%2e), are
+// resolved (RFC 3986 section 5.2.4), and the resolved path is the one
+// forwarded: /api/orders/../admin is routed and sent as /api/admin. An
+// encoded slash (%2F) stays encoded and part of its segment; the query is
+// forwarded byte for byte. Header names with an underscore are dropped
+// (limits.underscore_headers: drop, reject answers 400, allow).
+// X-Forwarded-For, -Proto and -Host are set after hop-by-hop headers are
+// removed, so Connection cannot strip them; X-Strangler-Shadow from a
+// client is removed; only a WebSocket Upgrade is forwarded.
+//
+// limits.read_header_timeout disconnects a client that sends its head too
+// slowly (slowloris). A head over max_header_bytes, or with more than
+// max_header_count lines, gets 431. A body declared larger than max_body
+// (the route's, else limits.max_body; 0 is unlimited) gets 413 before
+// anything reaches an upstream; a chunked body that grows past it is cut
+// there, the upstream call aborted, and the client answered 413 if its
+// response had not begun. A client that sends no byte of its body, or reads
+// no byte of its response, for stall_timeout is disconnected and its
+// upstream call cancelled. A panic while serving a request answers it 500
+// (or cuts its response if it had begun), is logged with the route and
+// stack, and counts in strangler_panics_total; the process goes on.
 package proxy

@@ -47,7 +47,7 @@ func (ts *transports) get(t Timeouts) *http.Transport {
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext:           d.DialContext,
+		DialContext:           guardUpstream(d.DialContext),
 		TLSHandshakeTimeout:   time.Duration(t.Connect),
 		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
 		IdleConnTimeout:       time.Duration(t.Idle),
@@ -155,6 +155,9 @@ func newUpstream(o upstreamOptions) *upstream {
 				}
 				c.failed = kind
 				return
+			}
+			if answerBodyError(w, r, o.route, err) {
+				return // the client's body was refused: not the upstream's failure
 			}
 			if !errors.Is(err, errReplay5xx) { // a 5xx is an answer, not a failed call
 				u.metrics.errors[kind].Inc()

@@ -114,8 +114,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := t.match(r)
-	defer s.recoverPanic(w, r, rt)
-	if !s.limitBody(w, r, rt) {
+	rec := s.recs.Get().(*recorder)
+	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req = w, 0, nil, nil, rt.monolith, r
+	// Deferred so that a response aborted mid-body (ReverseProxy panics
+	// with http.ErrAbortHandler) is still counted.
+	defer s.finish(r, rec, start)
+	// Runs before finish, so that finish counts a panic's 500; through rec,
+	// so that it knows whether the response has begun.
+	defer s.recoverPanic(rec, r, rt)
+	if !s.limitBody(rec, r, rt) {
 		return
 	}
 	up := rt.monolith
@@ -144,14 +151,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// streams (an echo, an early 413) would deadlock with the client.
 		http.NewResponseController(w).EnableFullDuplex()
 	}
-	rec := s.recs.Get().(*recorder)
-	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req = w, 0, nil, pair, up, r
+	rec.pair, rec.servedBy = pair, up
 	if pair != nil {
 		rec.tee = &pair.primary
 	}
-	// Deferred so that a response aborted mid-body (ReverseProxy panics
-	// with http.ErrAbortHandler) is still counted.
-	defer s.finish(r, rec, start)
 	up.rp.ServeHTTP(rec, r)
 }
 

@@ -463,7 +463,7 @@ func TestDiffsAPI(t *testing.T) {
 	}
 	e.comparisons(5)
 	all := e.diffs("?limit=3")
-	if len(all) != 3 || all[0].Path != "/api/orders/4" || !all[0].Time.After(all[2].Time) && !all[0].Time.Equal(all[2].Time) {
+	if len(all) != 3 || all[0].Path != "/api/orders/4" || all[1].Path != "/api/orders/3" || all[2].Path != "/api/orders/2" {
 		t.Errorf("limit=3: want the 3 newest first, got %d: %+v", len(all), all)
 	}
 	if code, _ := e.adminGet("/api/diffs?limit=101"); code != 400 {

@@ -1,0 +1,413 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The guards: client connections are read by a strict framing parser
+// before net/http sees them, and upstream connections are watched for
+// responses whose framing two readers could disagree on. See limits.go for
+// why, and framer.go for the parser.
+
+// guardKey finds a request's guardConn in its context.
+type guardKey struct{}
+
+// maxPipelined bounds the verdicts queued for heads net/http has not
+// served yet; a client that pipelines more is cut after the last.
+const maxPipelined = 16
+
+// guardLinger is how long a connection cut after a refused request reads
+// (and drops) what the client still sends before it is closed, so that the
+// refusal is not lost to a TCP reset.
+const guardLinger = 250 * time.Millisecond
+
+// guardListener wraps the proxy's listener so that every connection is
+// guarded (see guardConn).
+func (s *Server) guardListener(ln net.Listener) net.Listener {
+	l := s.cfg.Limits
+	return &guardedListener{
+		Listener: ln,
+		// Past net/http's own limit (MaxHeaderBytes plus its 4 KiB read
+		// buffer, plus what it may already hold of a pipelined head), it
+		// answers 431 itself and the guard stops following.
+		maxHead: int(l.MaxHeaderBytes) + 8<<10,
+		stall:   time.Duration(l.StallTimeout),
+	}
+}
+
+type guardedListener struct {
+	net.Listener
+	maxHead int
+	stall   time.Duration
+}
+
+func (l *guardedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: c, stall: l.stall, f: framer{maxHead: l.maxHead}}, nil
+}
+
+// guardConn is one client connection under guard. Reads run its framer
+// over the bytes before net/http sees them; writes push a deadline of
+// limits.stall_timeout ahead, so that a client that stops reading its
+// response is disconnected (which cancels the upstream call).
+//
+// Reads come from one goroutine at a time (net/http's), so the framer
+// needs no lock; the verdict queue is shared with admit and locked.
+type guardConn struct {
+	net.Conn
+	stall   time.Duration
+	lastArm atomic.Int64 // UnixNano when Write last pushed the write deadline; 0: not pushed since it was last set
+	tunnel  atomic.Bool  // hijacked for a WebSocket: no longer HTTP
+	eof     atomic.Bool  // after a cut, net/http serves the last head delivered: reads end
+	// bodyArmed: the read deadline is the body's stall deadline
+	// (armBody), so a timeout is a stalled body.
+	bodyArmed atomic.Bool
+	linger    atomic.Bool // a request was refused: see Close
+
+	// Read's own state.
+	f    framer
+	soft bool // the last head asked for an Upgrade: what follows may be tunnel data
+	cut  bool // no byte after the last one delivered goes to net/http
+
+	mu        sync.Mutex
+	q         [maxPipelined]verdict
+	qh, qn    int
+	delivered int  // heads handed to net/http that reach admit
+	admitted  int  // calls of pop
+	cutAt     int  // delivered when cut; 0: not cut
+	desync    bool // a head reached admit that the guard did not deliver
+	// The last request body that failed on the wire (cut as malformed, or
+	// stalled), and the request's number (as delivered and admitted).
+	failSeq int
+	failErr *bodyError
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	if c.cut {
+		return c.readAfterCut(p)
+	}
+	n, err := c.Conn.Read(p)
+	if n == 0 || c.tunnel.Load() {
+		if err != nil && c.bodyArmed.Load() && isTimeout(err) {
+			c.mu.Lock()
+			c.failSeq, c.failErr = c.admitted, errBodyStalled
+			c.mu.Unlock()
+		}
+		return n, err
+	}
+	k, cut := c.follow(p[:n])
+	if !cut {
+		return n, err
+	}
+	c.cut = true
+	if k == 0 {
+		return c.readAfterCut(p)
+	}
+	return k, nil
+}
+
+// readAfterCut drops what the client sends after the cut. It blocks like
+// a silent client until net/http serves the last head that was delivered
+// (so that requests pipelined before the bad one are not cancelled by an
+// early end of stream), then reports the end.
+func (c *guardConn) readAfterCut(p []byte) (int, error) {
+	for !c.eof.Load() {
+		if _, err := c.Conn.Read(p); err != nil {
+			if c.eof.Load() {
+				break
+			}
+			return 0, err
+		}
+	}
+	return 0, io.EOF
+}
+
+// follow runs the framer over b and queues a verdict per head. It returns
+// how many bytes of b net/http may have, and whether the stream is cut
+// there.
+func (c *guardConn) follow(b []byte) (int, bool) {
+	for off := 0; off < len(b); {
+		k, ev := c.f.feed(b[off:])
+		off += k
+		switch ev {
+		case evHead:
+			m := &c.f.m
+			v := m.verdict()
+			queued := true
+			if !m.optionsStar { // net/http answers OPTIONS * itself: no admit
+				c.mu.Lock()
+				if queued = c.qn < len(c.q); queued {
+					c.q[(c.qh+c.qn)%len(c.q)] = v
+					c.qn++
+				}
+				c.delivered++
+				c.mu.Unlock()
+			}
+			switch {
+			case !queued:
+				return off, c.cutHere()
+			case v.reason != reasonOK && c.soft:
+				// Perhaps the data of a tunnel that was set up; if it was
+				// not, admit refuses this head and anything after it.
+				c.f.lose()
+			case v.reason != reasonOK:
+				return off, c.cutHere()
+			default:
+				c.soft = m.upgrade
+			}
+		case evBad:
+			if c.soft {
+				c.f.lose()
+				continue
+			}
+			c.mu.Lock()
+			c.failSeq, c.failErr = c.delivered, errBodyMalformed // the body of the last head delivered
+			c.mu.Unlock()
+			return off, c.cutHere()
+		case evLost:
+			return len(b), false
+		}
+	}
+	return len(b), false
+}
+
+func (c *guardConn) cutHere() bool {
+	c.mu.Lock()
+	c.cutAt = c.delivered
+	if c.admitted >= c.cutAt {
+		c.eof.Store(true)
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// pop returns the verdict on the head of the request net/http is serving,
+// whose request-target is uri. A request with no verdict, or one whose
+// target is not the one the guard read, was not framed by the guard:
+// refused, as is everything after it on the connection.
+func (c *guardConn) pop(uri string) verdict {
+	h := fnv32(uri)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.admitted++
+	v := verdict{reason: reasonUnframed}
+	if c.qn > 0 && !c.desync {
+		v = c.q[c.qh]
+		c.qh = (c.qh + 1) % len(c.q)
+		c.qn--
+		if v.targetLen != len(uri) || v.target != h {
+			v.reason, c.desync = reasonUnframed, true
+		}
+	}
+	if c.cutAt > 0 && c.admitted >= c.cutAt && !c.eof.Load() {
+		c.eof.Store(true)
+		c.Conn.SetReadDeadline(time.Unix(1, 0)) // wakes a read blocked in readAfterCut
+	}
+	return v
+}
+
+func (c *guardConn) Write(p []byte) (int, error) {
+	if c.stall > 0 {
+		// Pushing the deadline costs a timer update; doing it at most every
+		// eighth of the stall timeout keeps every write at least 7/8 of it.
+		now := time.Now()
+		last := c.lastArm.Load()
+		if d := now.UnixNano() - last; last == 0 || d < 0 || d >= int64(c.stall/8) {
+			c.Conn.SetWriteDeadline(now.Add(c.stall))
+			c.lastArm.Store(now.UnixNano())
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline and SetDeadline (net/http clears the write deadline
+// after each response, and on hijack) make the next Write push its own.
+func (c *guardConn) SetWriteDeadline(t time.Time) error {
+	c.lastArm.Store(0)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *guardConn) SetDeadline(t time.Time) error {
+	c.lastArm.Store(0)
+	c.bodyArmed.Store(false)
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline is net/http's (and ResponseController's): it replaces
+// a body's stall deadline.
+func (c *guardConn) SetReadDeadline(t time.Time) error {
+	c.bodyArmed.Store(false)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// armBody sets (or, with a zero t, clears) the stall deadline of the body
+// being read.
+func (c *guardConn) armBody(t time.Time) {
+	c.bodyArmed.Store(!t.IsZero())
+	c.Conn.SetReadDeadline(t)
+}
+
+// bodyFailure is why the body of the request being served failed on the
+// wire, or nil.
+func (c *guardConn) bodyFailure() *bodyError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failErr != nil && c.failSeq == c.admitted {
+		return c.failErr
+	}
+	return nil
+}
+
+// CloseWrite lets net/http half-close the connection after an error
+// answer, as it does on a bare *net.TCPConn.
+func (c *guardConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Close, after a refusal, first half-closes and reads what the client
+// still sends for a moment: closing a socket with unread data sends a
+// reset, which can destroy the answer before the client reads it.
+func (c *guardConn) Close() error {
+	c.mu.Lock()
+	cut := c.cutAt > 0
+	c.mu.Unlock()
+	if cut || c.linger.Load() {
+		c.CloseWrite()
+		c.Conn.SetReadDeadline(time.Now().Add(guardLinger))
+		io.CopyN(io.Discard, c.Conn, 256<<10)
+	}
+	return c.Conn.Close()
+}
+
+// guardUpstream wraps a transport's dial so that every upstream connection
+// is watched for ambiguous response framing (Content-Length with
+// Transfer-Encoding, Transfer-Encoding in HTTP/1.0, a bare LF, a folded
+// line, an unsupported or repeated Transfer-Encoding, conflicting
+// Content-Lengths). net/http's transport reads such a response one way and
+// would reuse the connection, so that bytes another reading would take as
+// part of it become the answer to the next request on the connection
+// (response queue poisoning). The guard adds "Connection: close" to such a
+// response's head, so the client gets the one response the transport read
+// and the connection is not reused. (ReverseProxy removes that header
+// before answering the client.)
+func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}}
+		u.idle.Store(true)
+		return u, nil
+	}
+}
+
+// maxResponseHead is how much of a response head the upstream guard
+// follows; past it (net/http allows 10 MiB), it steps aside.
+const maxResponseHead = 1 << 20
+
+var closeField = []byte("Connection: close\r\n")
+
+// upstreamConn is one upstream connection under guard. Its framer reads
+// responses; a Write while no response is pending is the next request, and
+// tells whether it is a HEAD (whose response has no body whatever its
+// Content-Length says). net/http's transport never pipelines, so requests
+// and responses alternate.
+//
+// Over TLS the guard sees ciphertext and steps aside at the first byte.
+type upstreamConn struct {
+	net.Conn
+	idle atomic.Bool // no response head begun: a Write starts a request
+	head atomic.Bool // the pending request is a HEAD
+
+	f      framer // Read's own
+	heldCR bool   // a CR that may begin a head's final empty line, held back
+	pend   []byte // output not yet returned
+}
+
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	if c.idle.Load() {
+		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	if len(c.pend) > 0 {
+		n := copy(p, c.pend)
+		c.pend = c.pend[n:]
+		return n, nil
+	}
+	for {
+		n, err := c.Conn.Read(p)
+		if n == 0 || c.f.state == fsLost {
+			return n, err
+		}
+		c.f.headReq = c.head.Load()
+		k := c.process(p, n)
+		c.idle.Store(c.f.state == fsStart)
+		if k > 0 || err != nil {
+			return k, err
+		}
+	}
+}
+
+// process runs the framer over the n bytes read into p and returns how
+// many bytes p holds for the transport, adding "Connection: close" before
+// the final empty line of an ambiguous head. A CR at the start of a head
+// line is held back until the next read shows whether it begins that
+// final line, since the field must go before it.
+func (c *upstreamConn) process(p []byte, n int) int {
+	b := p[:n]
+	inject := -2 // where closeField goes in b; -1: before the held CR
+	for off := 0; off < len(b); {
+		k, ev := c.f.feed(b[off:])
+		if ev == evHead && c.f.m.ambiguous {
+			if inject = c.f.emptyAt; inject >= 0 {
+				inject += off
+			}
+			break // the framer is lost: the rest passes as it is
+		}
+		off += k
+		if ev == evLost || ev == evBad {
+			c.f.lose()
+			break
+		}
+	}
+	hold := c.f.state == fsEndLF || c.f.state == fsLenientCR
+	if inject == -2 && !c.heldCR && !hold {
+		return n
+	}
+	out := make([]byte, 0, n+len(closeField)+1)
+	if c.heldCR {
+		if inject == -1 {
+			out = append(out, closeField...)
+		}
+		out = append(out, '\r')
+	}
+	if inject >= 0 {
+		out = append(out, b[:inject]...)
+		out = append(out, closeField...)
+		out = append(out, b[inject:]...)
+	} else {
+		out = append(out, b...)
+	}
+	if hold {
+		out = out[:len(out)-1]
+	}
+	c.heldCR = hold
+	k := copy(p, out)
+	c.pend = out[k:]
+	return k
+}
