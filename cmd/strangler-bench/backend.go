@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -66,7 +67,7 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(backendCounts{Primaries: b.primaries.Load(), Shadows: b.shadows.Load()})
 		return
 	}
-	if r.Header.Get("X-Strangler-Shadow") != "" {
+	if r.Header.Get(shadowHeader) != "" {
 		b.shadows.Add(1)
 	} else {
 		b.primaries.Add(1)
@@ -94,16 +95,39 @@ func jsonBody(n int) []byte {
 	return append(b, tail...)
 }
 
-// runBackend serves on addr until SIGTERM or SIGINT.
+// runBackend serves until SIGTERM or SIGINT. args are the address, then
+// the soak's options: `-events FILE` records what happens to each POST,
+// `-reset-shadows PCT` resets that share of shadow copies, `-latency D`
+// delays each answer; with any, the backend also has the soak's fault
+// modes (see soakBackend).
 func runBackend(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("%s: want one address, got %q", backendFlag, args)
+	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("%s: want an address first, got %q", backendFlag, args)
+	}
+	fs := flag.NewFlagSet(backendFlag, flag.ContinueOnError)
+	events := fs.String("events", "", "append POST events to this file (soak)")
+	resetPct := fs.Float64("reset-shadows", 0, "percent of shadow copies answered by a connection reset (soak)")
+	latency := fs.Duration("latency", 0, "time each answer takes (soak)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || *resetPct < 0 || *resetPct > 100 || *latency < 0 || *latency > time.Minute {
+		return fmt.Errorf("%s: unexpected arguments %q", backendFlag, args[1:])
+	}
+	var h http.Handler = newBackend()
+	if *events != "" || *resetPct > 0 || *latency > 0 {
+		sb, err := newSoakBackend(*events, *resetPct/100, *latency)
+		if err != nil {
+			return err
+		}
+		defer sb.close()
+		h = sb
 	}
 	ln, err := net.Listen("tcp", args[0])
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: newBackend(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -319,13 +319,12 @@ func (b *bench) startBackends(ctx context.Context, self string) error {
 		if err != nil {
 			return err
 		}
-		p, err := startProcess("backend "+name, loadCPU, filepath.Join(b.dir, "backend-"+name+".log"), b.env, self, backendFlag, addr)
+		p, err := startBackend(ctx, b.client, name, filepath.Join(b.dir, "backend-"+name+".log"), b.env, self, addr)
+		if p != nil {
+			b.backends = append(b.backends, p)
+		}
 		if err != nil {
 			return err
-		}
-		b.backends = append(b.backends, p)
-		if err := waitReady(ctx, b.client, p, []string{"http://" + addr + countsPath}); err != nil {
-			return fmt.Errorf("backend %s failed to start: %v; log:\n%s", name, err, p.logTail(10))
 		}
 		if name == "monolith" {
 			b.monolith = addr
@@ -334,6 +333,21 @@ func (b *bench) startBackends(ctx context.Context, self string) error {
 		}
 	}
 	return nil
+}
+
+// startBackend starts this binary as backend name on addr with the extra
+// backend options, pinned to the load CPU, and waits until it answers. The
+// process, when not nil, is the caller's to stop even when err is set.
+func startBackend(ctx context.Context, client *http.Client, name, logPath string, env []string, self, addr string, opts ...string) (*process, error) {
+	argv := append([]string{self, backendFlag, addr}, opts...)
+	p, err := startProcess("backend "+name, loadCPU, logPath, env, argv...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, client, p, []string{"http://" + addr + countsPath}); err != nil {
+		return p, fmt.Errorf("backend %s failed to start: %v; log:\n%s", name, err, p.logTail(10))
+	}
+	return p, nil
 }
 
 // stopBackends stops the backends.

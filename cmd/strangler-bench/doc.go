@@ -56,6 +56,54 @@
 // drift of the machine hits all alike; the table shows medians, ranges,
 // and ratios to nginx and to direct.
 //
+// # Soak
+//
+//	go run ./cmd/strangler-bench -soak 10m            # 10 minutes after a 30 s warm-up
+//	go run ./cmd/strangler-bench -soak 2m -rate 1000 -out soak.md
+//
+// A fault soak of Strangler alone, the backends re-executed with fault
+// modes: an open loop at -rate (default 2,000 requests/s; 90 % GET, 10 %
+// POST with a small body; X-User-Id from the pool of 1,000 users) through
+// one route at 50 %, sticky on X-User-Id, with every GET shadowed
+// (shadow 100 %), fallback on connect, reset, timeout and 5xx, ejection
+// after 5 failures (2 s, doubling to 10 s), connect and response-header
+// timeouts of 200 ms and 2 s. The service takes 2 ms per answer, so that a
+// kill catches requests in flight. Meanwhile, on a fixed schedule:
+//
+//   - the service is SIGKILLed every 30 s and restarted on the same port
+//     after 1 s (a port below the ephemeral range, so that none of the
+//     proxy's outgoing connections can take it meanwhile);
+//   - it answers 503 to everything for 5 s every minute (an admin request
+//     to the backend);
+//   - it resets 5 % of the shadow copies it gets (hijack, SO_LINGER 0,
+//     close);
+//   - the flag file is rewritten every 5 s (a temporary file, then a
+//     rename, as `strangler ramp` does), 60, 50, 40, 50 % in turn, and the
+//     time until GET /api/routes shows the new value is measured (the
+//     README promises 2 s);
+//   - the config is rewritten every 20 s, an extra route toggled, and the
+//     proxy sent SIGHUP; the time until /api/routes shows it is measured.
+//
+// Every fault period divides the minute, and the proxy's /metrics is read
+// after the warm-up and then every minute at the same point of the fault
+// cycle, under load, with a line per minute on stderr (drift shows there).
+// The table (stdout, and -out) gives the client's requests and errors by
+// cause for GET and POST, then the proxy's goroutines, RSS and open file
+// descriptors after the warm-up and at the end, fallbacks, ejections,
+// comparisons, skipped shadow copies and reload errors.
+//
+// The goals: no GET fails (the fallback covers every service failure); a
+// POST fails only when the service really failed after receiving it;
+// goroutines, RSS and descriptors flat after the warm-up (within a
+// tolerance, shown); no reload error; every ramp applied within 2 s. To
+// judge POSTs, each carries a unique X-Soak-Id that the backends append to
+// an event log on receipt and on answer (O_APPEND, so a SIGKILL loses
+// nothing): a failed POST is explained when the service answered it 503,
+// or received it and was killed before answering. The soak exits 1 and
+// names every goal it missed. It also reports how much CPU other processes
+// used: on a busy machine, a pinned process starved for 2 s makes the
+// proxy time out, and the soak warns that the figures are the machine's.
+//
 // # Why CPU per request is the figure that matters
 //
 // On a two-core machine the load generator has one core, and with the

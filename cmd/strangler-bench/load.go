@@ -163,14 +163,15 @@ func (t *loadTarget) closedLoop(ctx context.Context, conns int, d time.Duration)
 	return total
 }
 
-// openLoop sends rate requests per second for d, on a schedule fixed in
-// advance, whatever the answers: request k of worker w is due at
+// openLoop sends rate requests per second for d with send, on a schedule
+// fixed in advance, whatever the answers: request k of worker w is due at
 // start + (k×conns + w)/rate. Latency is measured from the due time, not
 // from when the request could be sent, so that a stall shows up in the
 // percentiles of every request it delayed (no coordinated omission). A
 // worker whose previous request is late sends the next at once. Requests
-// still unsent when d + grace has passed count as errors.
-func (t *loadTarget) openLoop(ctx context.Context, conns int, rate float64, d, grace time.Duration) loadResult {
+// still unsent when d + grace has passed count as errors. Each worker
+// calls send with its own random source, never concurrently with itself.
+func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Duration, send func(context.Context, *rand.Rand) error) loadResult {
 	rate = min(rate, maxRate)
 	total := int(rate * d.Seconds())
 	ctx, cancel := context.WithTimeout(ctx, d+grace)
@@ -198,7 +199,7 @@ func (t *loadTarget) openLoop(ctx context.Context, conns int, rate float64, d, g
 					late.Add(uint64((total - i + conns - 1) / conns))
 					return
 				}
-				if err := t.do(ctx, rng); err != nil {
+				if err := send(ctx, rng); err != nil {
 					if ctx.Err() == nil {
 						r.fail(err)
 					} else {

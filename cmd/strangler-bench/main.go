@@ -59,10 +59,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	peers := fs.String("peers", "all", "comma-separated peers: direct, strangler, nginx, haproxy")
 	fs.StringVar(&opt.out, "out", "", "also write the table to this file")
 	fs.IntVar(&opt.conns, "conns", 64, "keep-alive connections of the load")
-	fs.Float64Var(&opt.rate, "rate", 0, "open-loop requests/s (default: 50 % of nginx's closed-loop throughput in the first run, or Strangler's without nginx)")
+	fs.Float64Var(&opt.rate, "rate", 0, "open-loop requests/s (default: 50 % of nginx's closed-loop throughput in the first run, or Strangler's without nginx; with -soak, 2000)")
 	fs.IntVar(&opt.idleConns, "idle-conns", 1000, "idle keep-alive connections held in the idle scenario")
 	fs.StringVar(&opt.strangler, "strangler", "", "a prebuilt strangler binary (default: go build ./cmd/strangler once)")
-	fs.DurationVar(&opt.soak, "soak", 0, "soak mode: not implemented yet (see soak.go)")
+	fs.DurationVar(&opt.soak, "soak", 0, "soak mode: Strangler alone for this long (after a 30s warm-up) at -rate, while the service is killed, fails and resets, the flag ramps and the config reloads; prints a table and exits 1 if a goal is missed (see doc.go)")
 	if err := fs.Parse(args); err != nil {
 		return opt, err
 	}
@@ -87,6 +87,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return opt, errors.New("-idle-conns: want 1 to 10000")
 	case opt.rate < 0:
 		return opt, errors.New("-rate: must not be negative")
+	case opt.soak != 0 && (opt.soak < time.Minute || opt.soak > 24*time.Hour):
+		return opt, errors.New("-soak: want 1m to 24h")
 	}
 	return opt, nil
 }
@@ -101,23 +103,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if opt.soak > 0 {
-		fmt.Fprintln(stderr, "strangler-bench:", soak(opt))
-		return 2
+		return runSoak(opt, stdout, stderr)
 	}
 	began := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	defer stopAll() // whatever happens below, no child outlives the harness
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		fmt.Fprintln(stderr, "\ninterrupted: stopping the peers and the backends (again to kill them at once)")
-		cancel()
-		<-sigs
-		stopAll()
-		os.Exit(130)
-	}()
+	onInterrupt(cancel, stderr)
 
 	keep := false // the temporary folder, when a log in it explains a failure
 	b, cells, err := setup(ctx, opt, stderr)
@@ -162,6 +154,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "total runtime %v\n", time.Since(began).Round(time.Second))
 	return code
+}
+
+// onInterrupt cancels the run at the first SIGINT or SIGTERM, so that it
+// stops its children in order and reports what it has, and kills every
+// child and exits at the second.
+func onInterrupt(cancel context.CancelFunc, stderr io.Writer) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Fprintln(stderr, "\ninterrupted: stopping the peers and the backends (again to kill them at once)")
+		cancel()
+		<-sigs
+		stopAll()
+		os.Exit(130)
+	}()
 }
 
 // setup pins the harness to the load CPU, finds and builds the peers,

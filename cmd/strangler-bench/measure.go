@@ -41,7 +41,7 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 			}
 			r.rate = b.rateFor(c, phases[0].rps())
 		case 1:
-			phases[1] = tgt.openLoop(ctx, b.opt.conns, r.rate, b.opt.duration, openGrace)
+			phases[1] = openLoop(ctx, b.opt.conns, r.rate, b.opt.duration, openGrace, tgt.do)
 		}
 	}
 	// The machine's and the processes' counters are sampled differently:
@@ -104,22 +104,9 @@ func (b *bench) settle(ctx context.Context) ([2]backendCounts, error) {
 // the peer: their difference over a cell is other work on the machine,
 // which makes the figures noisy.
 func (b *bench) machineCPU(in *instance) (busy, ours time.Duration, err error) {
-	st, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	if busy, ours, err = machineAndSelfCPU(); err != nil {
 		return 0, 0, err
 	}
-	if busy, err = parseMachineBusy(string(st)); err != nil {
-		return 0, 0, err
-	}
-	self, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	ps, err := parseStat(string(self))
-	if err != nil {
-		return 0, 0, err
-	}
-	ours = time.Duration(ps.ticks) * time.Second / clockTicks
 	groups := []int{b.backends[0].pgid(), b.backends[1].pgid()}
 	if in.proc != nil {
 		groups = append(groups, in.pgid)
@@ -132,6 +119,27 @@ func (b *bench) machineCPU(in *instance) (busy, ours time.Duration, err error) {
 		ours += t
 	}
 	return busy, ours, nil
+}
+
+// machineAndSelfCPU returns the CPU time the whole machine has been busy
+// (from /proc/stat) and the part this process used.
+func machineAndSelfCPU() (busy, self time.Duration, err error) {
+	st, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	if busy, err = parseMachineBusy(string(st)); err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	ps, err := parseStat(string(b))
+	if err != nil {
+		return 0, 0, err
+	}
+	return busy, time.Duration(ps.ticks) * time.Second / clockTicks, nil
 }
 
 // perRequest returns cpu per request in µs; 0 for no requests.

@@ -44,7 +44,8 @@ func startProcess(name string, cpu int, logPath string, env []string, argv ...st
 	if cpu >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 	}
-	logf, err := os.Create(logPath)
+	// Appending lets a restarted child (the soak's service) keep one log.
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +100,21 @@ func (p *process) stop() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill ends p's whole process group at once with SIGKILL, as a crash
+// would, and waits (bounded) until p has exited.
+func (p *process) kill() error {
+	running.Lock()
+	delete(running.procs, p)
+	running.Unlock()
+	_ = syscall.Kill(-p.pgid(), syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("%s: still running 5s after SIGKILL", p.name)
 	}
 }
 
