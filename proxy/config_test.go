@@ -179,9 +179,6 @@ func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{validConfig(""), "listen: [", "routes: [{name: a}]", "a: &x {b: *x}"} {
 		f.Add(s)
 	}
-	if b, err := os.ReadFile("../deploy/strangler.yaml"); err == nil {
-		f.Add(string(b))
-	}
 	dir := f.TempDir()
 	os.WriteFile(filepath.Join(dir, "flags.json"), []byte(flagJSON("orders-percent", 10)), 0o644)
 	f.Fuzz(func(t *testing.T, s string) {
