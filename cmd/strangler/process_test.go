@@ -65,9 +65,10 @@ func waitHTTP(t *testing.T, url string, want int) {
 
 func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
+	release, arrived := make(chan struct{}), make(chan struct{})
 	mono := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(arrived)
 			<-release
 		}
 		fmt.Fprint(w, "monolith")
@@ -101,9 +102,11 @@ func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
 		resp.Body.Close()
 		slow <- string(b)
 	}()
-	time.Sleep(100 * time.Millisecond) // let the request reach the monolith; failure mode is a false pass only
+	<-arrived // the request is in flight through the proxy
 	cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
+	// Shutting down while the request still runs: not ready any more, so a
+	// load balancer stops sending.
+	waitHTTP(t, "http://"+admin+"/readyz", http.StatusServiceUnavailable)
 	close(release)
 	if got := <-slow; got != "monolith" {
 		t.Errorf("in-flight request got %q", got)
