@@ -3,6 +3,7 @@ package compare
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net/textproto"
 	"strings"
 )
@@ -73,13 +74,13 @@ func NewRules(cfg RulesConfig) (*Rules, error) {
 		r.secretHeaders[textproto.CanonicalMIMEHeaderKey(name)] = true
 	}
 	for i, name := range cfg.IgnoreHeaders {
-		if !validHeaderName(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, fmt.Errorf("ignore_headers[%d] %q: not a valid header name", i, name)
 		}
 		r.ignoreHeaders[textproto.CanonicalMIMEHeaderKey(name)] = true
 	}
 	for i, name := range cfg.SecretHeaders {
-		if !validHeaderName(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, fmt.Errorf("secret_headers[%d] %q: not a valid header name", i, name)
 		}
 		r.secretHeaders[textproto.CanonicalMIMEHeaderKey(name)] = true
@@ -138,22 +139,6 @@ var builtinIgnoredHeaders = []string{
 // builtinSecretHeaders carry credentials or session state. Their values
 // never leave the comparator, whatever the configuration says.
 var builtinSecretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"}
-
-// validHeaderName reports whether s is an RFC 9110 token, the syntax of a
-// field name. It is written here to keep golang.org/x/net an indirect
-// dependency for one eight-line function.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // A pattern is a compiled IgnoreJSON entry: one segment per pointer token.
 type pattern struct {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -23,6 +22,7 @@ import (
 	"github.com/strangler-proxy/strangler/compare"
 	"github.com/strangler-proxy/strangler/flags"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Config is the YAML configuration of one proxy, as the operator wrote it.
@@ -769,18 +769,9 @@ func parseSticky(s string) (kind, name string, err error) {
 	return "", "", fmt.Errorf("invalid sticky %q (want header:NAME, cookie:NAME, query:NAME, ip or random)", s)
 }
 
-func validHeaderName(h string) bool {
-	if h == "" {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`()<>@,;:\"/[]?={}`), c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+// validHeaderName is the RFC 9110 token syntax of a field name, as
+// net/http itself checks it.
+func validHeaderName(h string) bool { return httpguts.ValidHeaderFieldName(h) }
 
 // parsePrefix accepts a CIDR or a bare address (a /32 or /128).
 func parsePrefix(s string) (netip.Prefix, error) {
