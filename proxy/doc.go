@@ -38,8 +38,12 @@
 //
 // # Forwarding
 //
-// Forwarding is net/http/httputil.ReverseProxy with one tuned transport per
-// distinct timeout set: bodies stream both ways, responses are flushed as
+// Forwarding is net/http/httputil.ReverseProxy over one transport per
+// distinct timeout set. The transport (h1.go) writes a body-less request
+// over plain HTTP/1.1, most of the traffic, and reads its answer itself on
+// the request's goroutine, from a per-upstream pool of connections; it
+// hands everything else (request bodies, upgrades, TLS) to net/http's
+// Transport. Bodies stream both ways, responses are flushed as
 // they arrive (Server-Sent Events included), WebSocket upgrades pass
 // through, other upgrades (h2c) are stripped. Hop-by-hop headers go; the
 // peer is appended to X-Forwarded-For, X-Forwarded-Host and

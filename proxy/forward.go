@@ -28,26 +28,27 @@ type upstream struct {
 }
 
 // transports pools upstream connections. A transport is shared by every
-// upstream with the same timeouts, since net/http keeps one pool per host
-// inside it; a route that overrides its timeouts gets its own.
+// upstream with the same timeouts, since it keeps one pool per upstream
+// address inside it; a route that overrides its timeouts gets its own.
 type transports struct {
 	mu sync.Mutex
-	m  map[Timeouts]*http.Transport
+	m  map[Timeouts]*h1Transport
 }
 
-func (ts *transports) get(t Timeouts) *http.Transport {
+func (ts *transports) get(t Timeouts) *h1Transport {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if tr, ok := ts.m[t]; ok {
 		return tr
 	}
 	if ts.m == nil {
-		ts.m = map[Timeouts]*http.Transport{}
+		ts.m = map[Timeouts]*h1Transport{}
 	}
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
+	dial := guardUpstream(d.DialContext)
+	std := &http.Transport{
 		Proxy:                 nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext:           guardUpstream(d.DialContext),
+		DialContext:           dial,
 		TLSHandshakeTimeout:   time.Duration(t.Connect),
 		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
 		IdleConnTimeout:       time.Duration(t.Idle),
@@ -60,6 +61,8 @@ func (ts *transports) get(t Timeouts) *http.Transport {
 		// the client, not the proxy, decides what it can decode.
 		DisableCompression: true,
 	}
+	tr := &h1Transport{std: std, dial: dial, respHeader: time.Duration(t.ResponseHeader),
+		idle: time.Duration(t.Idle), maxIdle: std.MaxIdleConnsPerHost}
 	ts.m[t] = tr
 	return tr
 }

@@ -510,7 +510,7 @@ func (m *message) endField() {
 		}
 	case fieldTransferEncoding:
 		m.teLines++
-		if m.valLong || !strings.EqualFold(string(val), "chunked") {
+		if m.valLong || !asciiEqualFold(string(val), "chunked") {
 			m.teBad = true
 		}
 	}

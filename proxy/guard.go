@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -334,6 +336,15 @@ type upstreamConn struct {
 	f      framer // Read's own
 	heldCR bool   // a CR that may begin a head's final empty line, held back
 	pend   []byte // output not yet returned
+}
+
+// SyscallConn reaches the socket, for h1Transport's check of an idle
+// connection (a peek, which the framer does not see).
+func (c *upstreamConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
