@@ -173,7 +173,7 @@ func (p *h1Pool) get(ctx context.Context) (pc *h1Conn, reused bool, err error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if p.t.idle > 0 && now.Sub(pc.idleAt) >= p.t.idle || !alive(pc.conn) {
+		if p.t.idle > 0 && now.Sub(pc.idleAt) >= p.t.idle || !pc.peek.alive() {
 			pc.conn.Close()
 			continue
 		}
@@ -188,7 +188,7 @@ func (p *h1Pool) dial(ctx context.Context) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{pool: p, conn: c, br: bufio.NewReaderSize(c, 4<<10)}, nil
+	return &h1Conn{pool: p, conn: c, br: bufio.NewReaderSize(c, 4<<10), peek: newPeeker(c)}, nil
 }
 
 func (p *h1Pool) put(pc *h1Conn) {
@@ -252,6 +252,7 @@ type h1Conn struct {
 	wbuf   []byte // the request head being written
 	hbuf   []byte // the response head being read
 	idleAt time.Time
+	peek   *peeker
 
 	// Set for a call whose context can be canceled: cancel unblocks the
 	// connection's reads and writes, and the connection is not reused.

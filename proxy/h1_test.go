@@ -694,7 +694,7 @@ func TestH1UnsolicitedResponseOnIdleConnection(t *testing.T) {
 	p.mu.Lock()
 	pc := p.idle[0]
 	p.mu.Unlock()
-	eventually(t, 5*time.Second, "the unasked-for bytes reach the pooled connection", func() bool { return !alive(pc.conn) })
+	eventually(t, 5*time.Second, "the unasked-for bytes reach the pooled connection", func() bool { return !pc.peek.alive() })
 
 	f := fetch(tr, newRequest(t, t.Context(), http.MethodGet, "http://"+u.addr+"/"))
 	if f.err != nil || f.body != "second" {

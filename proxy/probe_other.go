@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// alive cannot peek at a socket here; a closed connection is found when a
-// request fails on it (and an idempotent one is replayed).
-func alive(net.Conn) bool { return true }
+// peeker cannot peek at a socket here: a closed connection is found when
+// a request fails on it (and an idempotent one is replayed).
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (*peeker) alive() bool { return true }
