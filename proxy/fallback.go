@@ -118,7 +118,7 @@ func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Reque
 		rec.pair.dropped.Store(true)
 		rec.tee = nil
 	}
-	rt.monolith.rp.ServeHTTP(w, r)
+	rt.monolith.serve(w, r)
 	return true
 }
 

@@ -25,6 +25,15 @@ type upstream struct {
 	target  *url.URL
 	rp      *httputil.ReverseProxy
 	metrics *backendMetrics
+
+	// The direct path (direct.go); direct is nil where it does not apply
+	// (TLS upstreams, shadow copies, tracing on).
+	direct       *h1Transport
+	preserveHost bool
+	answered     func(*http.Response) error
+	onError      func(w http.ResponseWriter, r *http.Request, err error)
+	buffers      httputil.BufferPool
+	log          *slog.Logger
 }
 
 // transports pools upstream connections. A transport is shared by every
@@ -118,7 +127,36 @@ type upstreamOptions struct {
 }
 
 func newUpstream(o upstreamOptions) *upstream {
-	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics}
+	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics,
+		preserveHost: o.preserveHost, answered: o.answered, buffers: o.buffers, log: o.log}
+	if h1, ok := o.transport.(*h1Transport); ok && o.target.Scheme == "http" && !o.shadow && o.tracing == nil {
+		u.direct = h1
+	}
+	u.onError = func(w http.ResponseWriter, r *http.Request, err error) {
+		kind, status := classify(r, err)
+		if c, ok := w.(*capture); ok {
+			// A shadow call: its failure is a comparison result, not an
+			// upstream error of the route's traffic.
+			if kind == errCanceled {
+				kind = errTimeout // the copy's own deadline, not a client
+			}
+			c.failed = kind
+			return
+		}
+		if answerBodyError(w, r, o.route, err) {
+			return // the client's body was refused: not the upstream's failure
+		}
+		if !errors.Is(err, errReplay5xx) { // a 5xx is an answer, not a failed call
+			u.metrics.errors[kind].Inc()
+			if kind != errCanceled {
+				o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)
+			}
+		}
+		if o.failed != nil && o.failed(w, r, kind, err) {
+			return
+		}
+		writeError(w, status, fmt.Sprintf("route %s: %s %s", o.route, o.backend, describeKind(kind)))
+	}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(o.target)
@@ -148,31 +186,7 @@ func newUpstream(o upstreamOptions) *upstream {
 		// without the timer and writer ReverseProxy allocates for -1.
 		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			kind, status := classify(r, err)
-			if c, ok := w.(*capture); ok {
-				// A shadow call: its failure is a comparison result, not an
-				// upstream error of the route's traffic.
-				if kind == errCanceled {
-					kind = errTimeout // the copy's own deadline, not a client
-				}
-				c.failed = kind
-				return
-			}
-			if answerBodyError(w, r, o.route, err) {
-				return // the client's body was refused: not the upstream's failure
-			}
-			if !errors.Is(err, errReplay5xx) { // a 5xx is an answer, not a failed call
-				u.metrics.errors[kind].Inc()
-				if kind != errCanceled {
-					o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)
-				}
-			}
-			if o.failed != nil && o.failed(w, r, kind, err) {
-				return
-			}
-			writeError(w, status, fmt.Sprintf("route %s: %s %s", o.route, o.backend, describeKind(kind)))
-		},
+		ErrorHandler:  u.onError,
 	}
 	return u
 }
@@ -190,14 +204,10 @@ func role(shadow bool) string {
 // ReverseProxy removed hop-by-hop headers, so a client cannot strip these
 // by naming them in Connection.
 func setForwarded(pr *httputil.ProxyRequest) {
-	ip := peerIP(pr.In.RemoteAddr)
-	if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-		ip = strings.Join(prior, ", ") + ", " + ip
-	}
 	// One backing array for both new values: header value slices are never
 	// appended to in place, so sharing it is safe, and it saves an
 	// allocation on every request.
-	vals := [...]string{ip, pr.In.Host}
+	vals := [...]string{forwardedFor(pr.In), pr.In.Host}
 	h := pr.Out.Header
 	h["X-Forwarded-For"] = vals[0:1:1]
 	h["X-Forwarded-Host"] = vals[1:2:2]

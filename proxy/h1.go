@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,22 +53,38 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fastEligible(req) {
 		return t.std.RoundTrip(req)
 	}
-	p := t.pool(req.URL.Host)
-	pc, reused, err := p.get(req.Context())
+	return t.do(&h1Call{req: req, host: req.URL.Host})
+}
+
+// h1Call is one call: a request of its own (RoundTrip), or a client's
+// request forwarded as it is, without ReverseProxy (see forward).
+type h1Call struct {
+	req  *http.Request
+	host string // the upstream's address
+	// fwd, when set, writes req's head as forwarded to it, and 1xx
+	// answers go to w.
+	fwd *upstream
+	w   http.ResponseWriter
+}
+
+func (t *h1Transport) do(c *h1Call) (*http.Response, error) {
+	ctx := c.req.Context()
+	p := t.pool(c.host)
+	pc, reused, err := p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := pc.roundTrip(req)
-	if err == nil || !reused || !retryable(err, req) || req.Context().Err() != nil {
+	resp, err := pc.roundTrip(c)
+	if err == nil || !reused || !retryable(err, c.req) || ctx.Err() != nil {
 		return resp, err
 	}
 	// The upstream had closed the pooled connection; it most likely closed
 	// (or lost, by restarting) the others as well.
 	p.closeIdle()
-	if pc, err = p.dial(req.Context()); err != nil {
+	if pc, err = p.dial(ctx); err != nil {
 		return nil, err
 	}
-	return pc.roundTrip(req)
+	return pc.roundTrip(c)
 }
 
 // CloseIdleConnections closes the pooled connections of both clients.
@@ -272,13 +289,20 @@ func (pc *h1Conn) cancel() {
 // calls; a larger head is read into a buffer of its own.
 const keepHead = 16 << 10
 
-func (pc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
+func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
+	req := c.req
 	ctx := req.Context()
 	pc.canceled.Store(false)
 	if ctx.Done() != nil {
 		pc.stop = context.AfterFunc(ctx, pc.cancel)
 	}
-	b, err := appendRequestHead(pc.wbuf[:0], req)
+	var b []byte
+	var err error
+	if c.fwd != nil {
+		b, err = c.fwd.appendForwardHead(pc.wbuf[:0], req)
+	} else {
+		b, err = appendRequestHead(pc.wbuf[:0], req)
+	}
 	if cap(b) <= keepHead {
 		pc.wbuf = b
 	}
@@ -296,7 +320,10 @@ func (pc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 			pc.conn.SetReadDeadline(aLongTimeAgo)
 		}
 	}
-	trace := httptrace.ContextClientTrace(ctx)
+	var trace *httptrace.ClientTrace
+	if c.w == nil {
+		trace = httptrace.ContextClientTrace(ctx)
+	}
 	var resp *http.Response
 	var body bodyFraming
 	for n1xx := 0; ; n1xx++ {
@@ -319,7 +346,12 @@ func (pc *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 			pc.release(false)
 			return nil, fmt.Errorf("upstream answered %d where a final answer was expected", resp.StatusCode)
 		}
-		if resp.StatusCode != http.StatusContinue && trace != nil && trace.Got1xxResponse != nil {
+		if resp.StatusCode == http.StatusContinue {
+			continue
+		}
+		if c.w != nil {
+			forward1xx(c.w, resp)
+		} else if trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				pc.release(false)
 				return nil, err
@@ -379,33 +411,55 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, error) {
 	if host == "" {
 		host = req.URL.Host
 	}
-	if !httpguts.ValidHostHeader(host) {
-		return b, errors.New("invalid Host header")
-	}
-	if !validMethod(req.Method) {
-		return b, fmt.Errorf("invalid method %q", req.Method)
-	}
-	b = append(b, req.Method...)
-	b = append(b, ' ')
 	path := req.URL.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
+	ua, hasUA := defaultUserAgent, true
+	if v, ok := req.Header["User-Agent"]; ok {
+		ua, hasUA = "", len(v) > 0
+		if hasUA {
+			ua = v[0]
+		}
+	}
+	b, err := appendRequestLine(b, req.Method, path, req.URL, host, ua)
+	if err != nil {
+		return b, err
+	}
+	var stack [32]string
+	keys := stack[:0]
+	for k := range req.Header {
+		if !writtenApart(k) {
+			keys = append(keys, k)
+		}
+	}
+	return appendFields(b, req.Header, keys, nil)
+}
+
+// defaultUserAgent is net/http's, sent when a request has no User-Agent
+// field at all (ReverseProxy sets an empty one, which sends none).
+const defaultUserAgent = "Go-http-client/1.1"
+
+// appendRequestLine writes the request line, Host, User-Agent (unless
+// empty) and, as net/http does for a body-less request other than GET and
+// HEAD, "Content-Length: 0" (many servers want a length on those).
+func appendRequestLine(b []byte, method, path string, u *url.URL, host, ua string) ([]byte, error) {
+	if !httpguts.ValidHostHeader(host) {
+		return b, errors.New("invalid Host header")
+	}
+	if method == "" || !httpguts.ValidHeaderFieldName(method) { // a method is a token
+		return b, fmt.Errorf("invalid method %q", method)
+	}
+	b = append(b, method...)
+	b = append(b, ' ')
 	b = append(b, path...)
-	if req.URL.ForceQuery || req.URL.RawQuery != "" {
+	if u.ForceQuery || u.RawQuery != "" {
 		b = append(b, '?')
-		b = append(b, req.URL.RawQuery...)
+		b = append(b, u.RawQuery...)
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	ua := "Go-http-client/1.1"
-	if v, ok := req.Header["User-Agent"]; ok {
-		ua = ""
-		if len(v) > 0 {
-			ua = v[0]
-		}
-	}
 	if ua != "" {
 		if !httpguts.ValidHeaderFieldValue(ua) {
 			return b, errors.New("invalid User-Agent")
@@ -414,37 +468,55 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, error) {
 		b = append(b, textproto.TrimString(ua)...)
 		b = append(b, "\r\n"...)
 	}
-	if req.Method != "GET" && req.Method != "HEAD" {
-		// As net/http: many servers want a length on these methods.
+	if method != "GET" && method != "HEAD" {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
-	var stack [32]string
-	keys := stack[:0]
-	for k := range req.Header {
-		switch k {
-		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue
-		}
-		keys = append(keys, k)
+	return b, nil
+}
+
+// writtenApart tells the fields appendRequestLine writes, or that a
+// body-less request must not carry.
+func writtenApart(k string) bool {
+	switch k {
+	case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+		return true
 	}
+	return false
+}
+
+// appendFields writes the fields named in keys, sorted (as net/http
+// does), with their values from h, or from extra for the names h does not
+// hold the value of (the forwarder's own fields). Names and values are
+// checked as net/http's transport checks them: no field can smuggle a
+// line break into the head.
+func appendFields(b []byte, h http.Header, keys []string, extra func(k string) (string, bool)) ([]byte, error) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return b, fmt.Errorf("invalid header field name %q", k)
 		}
-		for _, v := range req.Header[k] {
+		if extra != nil {
+			if v, ok := extra(k); ok {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					return b, fmt.Errorf("invalid header field value for %q", k)
+				}
+				b = appendField(b, k, v)
+				continue
+			}
+		}
+		for _, v := range h[k] {
 			if !httpguts.ValidHeaderFieldValue(v) {
 				return b, fmt.Errorf("invalid header field value for %q", k)
 			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, textproto.TrimString(v)...)
-			b = append(b, "\r\n"...)
+			b = appendField(b, k, textproto.TrimString(v))
 		}
 	}
 	return append(b, "\r\n"...), nil
 }
 
-func validMethod(m string) bool {
-	return m != "" && httpguts.ValidHeaderFieldName(m) // a method is a token
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...)
 }

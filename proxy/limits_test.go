@@ -414,7 +414,7 @@ func panicking(t *testing.T, s *Server, rp *httputil.ReverseProxy) (restore func
 		t.Fatal(err)
 	}
 	boom := *bad.fallback.monolith
-	boom.rp = rp
+	boom.rp, boom.direct = rp, nil // every request through rp
 	bad.fallback.monolith = &boom
 	s.table.Store(bad)
 	return func() { s.table.Store(good) }

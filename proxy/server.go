@@ -155,7 +155,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pair != nil {
 		rec.tee = &pair.primary
 	}
-	up.rp.ServeHTTP(rec, r)
+	up.serve(rec, r)
 }
 
 // finish records one request's outcome and returns its recorder.

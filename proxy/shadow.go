@@ -383,7 +383,7 @@ func call(up *upstream, req *http.Request, body []byte, c *capture, timeout time
 			c.failed = errReset
 		}
 	}()
-	up.rp.ServeHTTP(c, r)
+	up.serve(c, r)
 	if c.failed == "" && ctx.Err() != nil {
 		c.failed = errTimeout
 	}
