@@ -38,12 +38,15 @@
 //
 // # Forwarding
 //
-// Forwarding is net/http/httputil.ReverseProxy over one transport per
-// distinct timeout set. The transport (h1.go) writes a body-less request
-// over plain HTTP/1.1, most of the traffic, and reads its answer itself on
-// the request's goroutine, from a per-upstream pool of connections; it
-// hands everything else (request bodies, upgrades, TLS) to net/http's
-// Transport. Bodies stream both ways, responses are flushed as
+// A body-less request to a plain-HTTP upstream (most of the traffic) takes
+// the direct path (direct.go, h1.go): its head is written from the
+// client's own fields on a connection from a per-upstream pool and the
+// answer is read on the request's goroutine, with no request clone and no
+// transport goroutines. Everything else (request bodies, upgrades, TLS
+// upstreams, shadow copies, tracing) goes through
+// net/http/httputil.ReverseProxy, over the same client for body-less calls
+// and net/http's Transport for the rest; both paths send the same bytes.
+// Bodies stream both ways, responses are flushed as
 // they arrive (Server-Sent Events included), WebSocket upgrades pass
 // through, other upgrades (h2c) are stripped. Hop-by-hop headers go; the
 // peer is appended to X-Forwarded-For, X-Forwarded-Host and

@@ -88,16 +88,21 @@ func (ts *transports) closeIdle() {
 // costs no allocation per request. It is a free list on a channel rather
 // than a sync.Pool: the BufferPool interface passes bare slices, and
 // putting a slice into a sync.Pool allocates its interface box every time.
+//
+// A buffer is 64 KiB: a 64 KiB answer then streams in two reads and writes
+// (what the connection's reader already holds, then the rest) rather than
+// three, about 6 % of its CPU in the benchmark. At most 256 are kept
+// (16 MiB) once a burst of concurrent streams is over.
 type bufferPool struct{ free chan []byte }
 
-func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 1024)} }
+func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 256)} }
 
 func (bp *bufferPool) Get() []byte {
 	select {
 	case b := <-bp.free:
 		return b
 	default:
-		return make([]byte, 32<<10)
+		return make([]byte, 64<<10)
 	}
 }
 
