@@ -64,7 +64,7 @@ func sampleSide(backend string, c *capture, d time.Duration) SampleSide {
 	if enc := c.header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return side
 	}
-	b := c.body.Bytes()
+	b := c.body
 	if len(b) > sampleBodyBytes {
 		b, side.BodyTruncated = b[:sampleBodyBytes], true
 		for len(b) > 0 && !utf8.Valid(b) && len(b) > sampleBodyBytes-utf8.UTFMax {
