@@ -206,9 +206,13 @@ func (u *upstream) appendForwardHead(b []byte, r *http.Request) ([]byte, error) 
 	var stack [32]string
 	keys := stack[:0]
 	for k := range r.Header {
-		if !writtenApart(k) && !hopByHop(k, conn) {
+		// (ServeHTTP has deleted a client's X-Strangler-Shadow already.)
+		if !writtenApart(k) && !hopByHop(k, conn) && !(u.shadow && k == shadowHeader) {
 			keys = append(keys, k)
 		}
+	}
+	if u.shadow {
+		keys = append(keys, shadowHeader)
 	}
 	teTrailers := httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers")
 	if teTrailers {
@@ -223,6 +227,8 @@ func (u *upstream) appendForwardHead(b []byte, r *http.Request) ([]byte, error) 
 			return forwardedFor(r), true
 		case "X-Forwarded-Host":
 			return r.Host, true
+		case shadowHeader:
+			return shadowMark[0], u.shadow
 		case "X-Forwarded-Proto":
 			if r.TLS != nil {
 				return "https", true

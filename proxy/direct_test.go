@@ -26,7 +26,7 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 		"X-Forwarded-For: 192.0.2.9\r\nX-Forwarded-For: 198.51.100.1, 198.51.100.2\r\nX-Forwarded-Host: evil\r\n" +
 		"X-Forwarded-Proto: https\r\nForwarded: for=evil\r\nConnection: X-Drop, close\r\nX-Drop: 1\r\n" +
 		"Keep-Alive: 5\r\nTe: trailers, deflate\r\nProxy-Authorization: secret\r\nAccept: */*\r\n" +
-		"Cookie: a=1\r\nCookie: b=2\r\nx-lower: v\r\n\r\n"
+		"Cookie: a=1\r\nCookie: b=2\r\nx-lower: v\r\nX-Strangler-Shadow: 0\r\n\r\n"
 	requests := []struct{ name, raw string }{
 		{"every kind of field", full},
 		{"no User-Agent", "GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
@@ -58,16 +58,17 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 	}
 	date := regexp.MustCompile(`(?m)^Date: .*\r\n`)
 	for _, target := range []string{"", "/prefix", "/prefix/"} {
-		for _, preserve := range []bool{true, false} {
+		for _, mode := range []struct{ preserve, shadow bool }{{true, false}, {false, false}, {true, true}} {
+			preserve, shadow := mode.preserve, mode.shadow
 			for _, rq := range requests {
 				for _, an := range answers {
-					name := "target" + target + "/preserve=" + map[bool]string{true: "on", false: "off"}[preserve] + "/" + rq.name + "/" + an.name
+					name := "target" + target + "/preserve=" + map[bool]string{true: "on", false: "off"}[preserve] + "/shadow=" + map[bool]string{true: "on", false: "off"}[shadow] + "/" + rq.name + "/" + an.name
 					t.Run(name, func(t *testing.T) {
 						t.Parallel()
 						var heads, resps [2]string
 						for i, direct := range []bool{true, false} {
 							up := startCanned(t, always(an.raw, an.close))
-							resps[i] = throughUpstream(t, "http://"+up.addr+target, preserve, direct, rq.raw)
+							resps[i] = throughUpstream(t, "http://"+up.addr+target, preserve, shadow, direct, rq.raw)
 							got, _ := up.recorded()
 							if len(got) != 1 {
 								t.Fatalf("direct=%v: upstream read %q, want one request", direct, got)
@@ -89,9 +90,10 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 }
 
 // throughUpstream serves raw through a proxy whose only upstream is
-// target, on the direct path or with direct off, and returns what the
+// target (the shadow copies' upstream, with shadow), on the direct path or
+// with direct off, and returns what the
 // client read until the proxy closed the connection.
-func throughUpstream(t *testing.T, target string, preserve, direct bool, raw string) string {
+func throughUpstream(t *testing.T, target string, preserve, shadow, direct bool, raw string) string {
 	t.Helper()
 	var ts transports
 	tr := ts.get(testTimeouts)
@@ -102,7 +104,7 @@ func throughUpstream(t *testing.T, target string, preserve, direct bool, raw str
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	u := newUpstream(upstreamOptions{
-		route: "r", backend: backendMonolith, target: tu, preserveHost: preserve, transport: tr,
+		route: "r", backend: backendMonolith, target: tu, preserveHost: preserve, shadow: shadow, transport: tr,
 		buffers: newBufferPool(), metrics: m.bindBackend("r", backendMonolith),
 		log: slog.New(slog.DiscardHandler),
 	})

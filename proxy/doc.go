@@ -42,8 +42,8 @@
 // the direct path (direct.go, h1.go): its head is written from the
 // client's own fields on a connection from a per-upstream pool and the
 // answer is read on the request's goroutine, with no request clone and no
-// transport goroutines. Everything else (request bodies, upgrades, TLS
-// upstreams, shadow copies, tracing) goes through
+// transport goroutines; so do body-less shadow copies. Everything else
+// (request bodies, upgrades, TLS upstreams, tracing) goes through
 // net/http/httputil.ReverseProxy, over the same client for body-less calls
 // and net/http's Transport for the rest; both paths send the same bytes.
 // Bodies stream both ways, responses are flushed as

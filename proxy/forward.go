@@ -27,9 +27,10 @@ type upstream struct {
 	metrics *backendMetrics
 
 	// The direct path (direct.go); direct is nil where it does not apply
-	// (TLS upstreams, shadow copies, tracing on).
+	// (TLS upstreams, tracing on).
 	direct       *h1Transport
 	preserveHost bool
+	shadow       bool // the copies' upstream: they carry X-Strangler-Shadow: 1
 	answered     func(*http.Response) error
 	onError      func(w http.ResponseWriter, r *http.Request, err error)
 	buffers      httputil.BufferPool
@@ -150,8 +151,8 @@ type upstreamOptions struct {
 
 func newUpstream(o upstreamOptions) *upstream {
 	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics,
-		preserveHost: o.preserveHost, answered: o.answered, buffers: o.buffers, log: o.log}
-	if h1, ok := o.transport.(*h1Transport); ok && o.target.Scheme == "http" && !o.shadow && o.tracing == nil {
+		preserveHost: o.preserveHost, shadow: o.shadow, answered: o.answered, buffers: o.buffers, log: o.log}
+	if h1, ok := o.transport.(*h1Transport); ok && o.target.Scheme == "http" && o.tracing == nil {
 		u.direct = h1
 	}
 	u.onError = func(w http.ResponseWriter, r *http.Request, err error) {
