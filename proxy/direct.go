@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -32,13 +33,20 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.rp.ServeHTTP(w, r)
 }
 
-// directEligible: no body, no upgrade, no Expect, and an origin-form path
-// (ReverseProxy joins anything else to the target's path its own way).
+// directEligible: a plain request (see plainRequest) with an origin-form
+// path (ReverseProxy joins anything else to the target's path its own
+// way).
 func directEligible(r *http.Request) bool {
+	return plainRequest(r) && r.URL.Opaque == "" && strings.HasPrefix(r.URL.Path, "/")
+}
+
+// plainRequest is what h1Transport writes itself, both for a client's
+// request (the direct path) and for ReverseProxy's rewritten one: no body,
+// no trailers, no upgrade, no Expect.
+func plainRequest(r *http.Request) bool {
 	return (r.Body == nil || r.Body == http.NoBody) && r.ContentLength == 0 &&
 		len(r.TransferEncoding) == 0 && len(r.Trailer) == 0 &&
-		r.Header["Upgrade"] == nil && r.Header["Expect"] == nil &&
-		r.URL.Opaque == "" && strings.HasPrefix(r.URL.Path, "/")
+		r.Header["Upgrade"] == nil && r.Header["Expect"] == nil
 }
 
 func (u *upstream) forward(w http.ResponseWriter, r *http.Request) {
@@ -168,9 +176,10 @@ func removeHopByHop(h http.Header) {
 // X-Forwarded-Host or -Proto; its X-Forwarded-For is extended).
 func hopByHop(k string, conn []string) bool {
 	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	if slices.Contains(hopHeaders[:], k) {
 		return true
 	}
 	for _, f := range conn {

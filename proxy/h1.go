@@ -31,7 +31,7 @@ import (
 // benchmark harness, that was about a quarter of the proxy's CPU per
 // request. Its semantics are kept here: the same request head bytes
 // (Host, then User-Agent, then the other fields sorted), the same response
-// framing rules (see readResponseHead), a replay of an idempotent request
+// framing rules (see framing in h1read.go), a replay of an idempotent request
 // on a fresh connection when a pooled one turns out closed, 1xx answers
 // passed to httptrace's Got1xxResponse (so ReverseProxy forwards 103 Early
 // Hints), cancellation with the request's context and
@@ -117,13 +117,11 @@ func stripBrackets(h string) string {
 
 // fastEligible tells whether h1Transport takes the request itself.
 // ReverseProxy sets a body-less request's Body to nil and keeps Connection
-// and Upgrade only for an upgrade.
+// only for an upgrade.
 func fastEligible(req *http.Request) bool {
 	u := req.URL
-	return u.Scheme == "http" && u.Opaque == "" && u.User == nil &&
-		(req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
-		len(req.TransferEncoding) == 0 && len(req.Trailer) == 0 && !req.Close &&
-		req.Header["Connection"] == nil && req.Header["Upgrade"] == nil && req.Header["Expect"] == nil
+	return u.Scheme == "http" && u.Opaque == "" && u.User == nil && !req.Close &&
+		req.Header["Connection"] == nil && plainRequest(req)
 }
 
 // replayable is net/http's rule for sending a request again after a pooled
