@@ -2,7 +2,7 @@
 // monolith, next to what nginx and HAProxy cost doing the same job and to
 // no proxy at all, and prints one markdown table.
 //
-//	go run ./cmd/strangler-bench                       # everything, ≈ 8–9 minutes
+//	go run ./cmd/strangler-bench                       # everything, ≈ 10 minutes
 //	go run ./cmd/strangler-bench -duration 1s -runs 1  # a quick look
 //	go run ./cmd/strangler-bench -scenarios shadow -peers strangler,nginx -out bench.md
 //
@@ -20,7 +20,15 @@
 //     shadow copy, keep-alive upstreams, one worker, run in the foreground
 //     with its own prefix;
 //   - haproxy: servers weighted 10/90 and hashed on X-User-Id, one thread;
-//     it has no mirror, so no shadow scenario.
+//     it has no mirror, so no shadow scenario;
+//   - go-nethttp and go-net, the floors (floor.go; this binary re-executed
+//     with a hidden -floor mode): the least forwarding a proxy can do in
+//     Go, one upstream connection per client connection, no checks,
+//     limits or metrics, a mirror that discards the answer; go-nethttp
+//     behind net/http's server, go-net on the net package alone. They are
+//     yardsticks: what a Go proxy costs above them is its own, what they
+//     cost above nginx every Go proxy pays. With -peers all they run
+//     split-1k and shadow-1k only, to keep the whole run near 10 minutes.
 //
 // Each peer gets one CPU (taskset -c 0; GOMAXPROCS=1, worker_processes 1,
 // nbthread 1) and the load generator and the backends the other (taskset

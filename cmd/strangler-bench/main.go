@@ -25,6 +25,7 @@ type options struct {
 	runs      int
 	scenarios []scenario
 	peers     []string
+	allPeers  bool // -peers all: the floors run their one scenario only
 	out       string
 	conns     int
 	rate      float64 // open-loop rate; 0: half the reference peer's throughput
@@ -37,6 +38,10 @@ type options struct {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == backendFlag {
 		backendMain(os.Args[2:])
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == floorFlag {
+		floorMain(os.Args[2:])
 		return
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -56,7 +61,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&opt.duration, "duration", 4*time.Second, "length of each measured phase (closed loop, then open loop) of every run")
 	fs.IntVar(&opt.runs, "runs", 3, "runs of every configuration, interleaved")
 	scs := fs.String("scenarios", "all", "comma-separated scenarios (plain-1k, plain-64k, split-1k, split-64k, shadow-1k, shadow-64k, idle) or kinds (plain, split, shadow, idle)")
-	peers := fs.String("peers", "all", "comma-separated peers: direct, strangler, nginx, haproxy")
+	peers := fs.String("peers", "all", "comma-separated peers: direct, strangler, nginx, haproxy, and the floors go-nethttp and go-net (with all, the floors run split-1k only)")
 	fs.StringVar(&opt.out, "out", "", "also write the table to this file")
 	fs.IntVar(&opt.conns, "conns", 64, "keep-alive connections of the load")
 	fs.Float64Var(&opt.rate, "rate", 0, "open-loop requests/s (default: 50 % of nginx's closed-loop throughput in the first run, or Strangler's without nginx; with -soak, 2000)")
@@ -76,6 +81,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if opt.peers, err = selectPeers(*peers); err != nil {
 		return opt, err
 	}
+	opt.allPeers = *peers == "" || *peers == "all"
 	switch {
 	case opt.duration < 100*time.Millisecond || opt.duration > time.Hour:
 		return opt, errors.New("-duration: want 100ms to 1h")
@@ -200,7 +206,7 @@ func setup(ctx context.Context, opt options, stderr io.Writer) (*bench, []cell, 
 	if slices.Contains(opt.peers, peerStrangler) && opt.strangler == "" {
 		fmt.Fprintln(stderr, "building ./cmd/strangler …")
 	}
-	b.peers = discoverPeers(ctx, opt.peers, dir, opt.strangler)
+	b.peers = discoverPeers(ctx, opt.peers, opt.allPeers, self, dir, opt.strangler)
 	for _, p := range b.peers {
 		if p.missing != "" {
 			fmt.Fprintf(stderr, "%s: %s: reported as such in the table\n", p.name, p.missing)

@@ -7,17 +7,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Peer names, in table order.
 const (
-	peerDirect    = "direct"    // no proxy: the load goes straight to the monolith; the limit
-	peerStrangler = "strangler" // this project
-	peerNginx     = "nginx"     // split_clients + mirror: the usual way to do this without Strangler
-	peerHAProxy   = "haproxy"   // weighted servers, hashed on the header; no mirror
+	peerDirect    = "direct"     // no proxy: the load goes straight to the monolith; the limit
+	peerStrangler = "strangler"  // this project
+	peerNginx     = "nginx"      // split_clients + mirror: the usual way to do this without Strangler
+	peerHAProxy   = "haproxy"    // weighted servers, hashed on the header; no mirror
+	peerGoHTTP    = "go-nethttp" // a floor: the least a proxy on net/http's server costs (floor.go)
+	peerGoNet     = "go-net"     // a floor: the least a proxy on Go's net package costs (floor.go)
 )
+
+// floorScenarios are the scenarios the floors run in when every peer is
+// selected (-peers all): the ones the CPU targets are set for, and few
+// enough to keep the whole run near 10 minutes. Named in -peers, they run
+// every scenario but idle.
+var floorScenarios = []string{"split-1k", "shadow-1k"}
+
+// isFloor reports whether name is one of the floors.
+func isFloor(name string) bool { return name == peerGoHTTP || name == peerGoNet }
 
 // peer is one thing the load can go through to reach the backends.
 type peer struct {
@@ -54,7 +66,7 @@ func (p *peer) readyURLs(ep endpoints) []string {
 // discoverPeers finds (or, for Strangler, builds into dir) each named peer.
 // A peer that cannot run is returned with missing set, so that the table
 // says so instead of leaving it out.
-func discoverPeers(ctx context.Context, names []string, dir, stranglerBin string) []*peer {
+func discoverPeers(ctx context.Context, names []string, allPeers bool, self, dir, stranglerBin string) []*peer {
 	var out []*peer
 	for _, name := range names {
 		p := &peer{name: name, unsupported: func(scenario) string { return "" }}
@@ -88,6 +100,24 @@ func discoverPeers(ctx context.Context, names []string, dir, stranglerBin string
 				p.missing = "not installed"
 			} else if m := regexp.MustCompile(`HAProxy version (\S+)`).FindStringSubmatch(commandOutput(ctx, p.bin, "-v")); m != nil {
 				p.version = "haproxy/" + m[1]
+			}
+		case peerGoHTTP, peerGoNet:
+			p.bin = self
+			p.command = func(bin, _ string, sc scenario, ep endpoints) ([]string, error) {
+				argv := []string{bin, floorFlag, name, ep.listen, ep.monolith, ep.service}
+				if sc.kind == kindShadow {
+					argv = append(argv, kindShadow)
+				}
+				return argv, nil
+			}
+			p.unsupported = func(sc scenario) string {
+				switch {
+				case sc.kind == kindIdle:
+					return "n/a (a floor's idle connections are net/http's or a goroutine's)"
+				case allPeers && !slices.Contains(floorScenarios, sc.name):
+					return "n/a (with -peers all, floors run " + strings.Join(floorScenarios, " and ") + " only)"
+				}
+				return ""
 			}
 		}
 		out = append(out, p)

@@ -82,7 +82,7 @@ func selectScenarios(filter string) ([]scenario, error) {
 
 // selectPeers returns the peer names filter keeps, in table order.
 func selectPeers(filter string) ([]string, error) {
-	all := []string{peerDirect, peerStrangler, peerNginx, peerHAProxy}
+	all := []string{peerDirect, peerStrangler, peerNginx, peerHAProxy, peerGoHTTP, peerGoNet}
 	if filter == "" || filter == "all" {
 		return all, nil
 	}

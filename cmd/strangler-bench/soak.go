@@ -187,7 +187,7 @@ func startSoak(ctx context.Context, opt options, stderr io.Writer) (*soakRun, er
 	if opt.strangler == "" {
 		fmt.Fprintln(stderr, "building ./cmd/strangler …")
 	}
-	p := discoverPeers(ctx, []string{peerStrangler}, dir, opt.strangler)[0]
+	p := discoverPeers(ctx, []string{peerStrangler}, false, "", dir, opt.strangler)[0]
 	if p.missing != "" {
 		return s, errors.New("strangler: " + p.missing)
 	}

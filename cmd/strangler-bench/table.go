@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -81,6 +82,8 @@ func (rep *report) row(sc scenario, p *peer) ([]string, string) {
 		return nil, ""
 	case p.missing != "":
 		return dash(p.missing), ""
+	case isFloor(p.name) && p.unsupported(sc) != "":
+		return nil, "" // a yardstick: a row where it was measured is enough
 	case p.unsupported(sc) != "":
 		return dash(p.unsupported(sc)), ""
 	}
@@ -188,7 +191,11 @@ func (rep *report) legend() []string {
 		}
 	}
 	o := spreadOf(other)
-	return []string{
+	var floors []string
+	if slices.ContainsFunc(rep.peers, func(p *peer) bool { return isFloor(p.name) }) {
+		floors = append(floors, "go-nethttp and go-net are floors, not proxies to deploy (cmd/strangler-bench/floor.go): the least forwarding a proxy can do in Go, one upstream connection per client connection, no validation, limits, timeouts, metrics or checks before reuse; go-nethttp behind net/http's server, go-net on the net package with no HTTP library. What a peer costs above them is its own; what they cost above nginx, every Go proxy pays.")
+	}
+	return append([]string{
 		fmt.Sprintf("Other processes on the machine used %.2f CPU (median; max %.2f) during the measured phases; near 0 on a quiet machine, more makes the figures noisy.", o.med, o.max),
 		"req/s: closed loop, " + strconv.Itoa(rep.conns) + " keep-alive connections, each sending its next request when the last is answered; median of the runs (min–max).",
 		"p50…p99.9: open loop at a fixed rate, latency from each request's scheduled send time (no coordinated omission); requests/s: " + strings.Join(rates, ", ") + ".",
@@ -198,7 +205,7 @@ func (rep *report) legend() []string {
 		"direct's latency is higher than through a proxy at the same rate because its backend shares the load generator's CPU.",
 		"nginx mirror sends the copy and discards its answer; Strangler also captures both answers and compares them. HAProxy cannot mirror.",
 		"direct is measured once per body size per run, under the first scenario of that size, and is the ×direct reference for all of them.",
-	}
+	}, floors...)
 }
 
 // flatten puts a multi-line message (an error with a log tail) on one
