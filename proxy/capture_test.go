@@ -7,25 +7,29 @@ import (
 	"testing"
 )
 
-// Answers between 16 and 64 KiB with a Content-Length are held in a pooled
-// buffer charged in full to shadow_memory; the rest grow their own, charged
-// per write. Either way the bytes are the answer's, and release gives back
-// everything it took.
+// Answers of up to 64 KiB with a Content-Length are held in the smallest
+// pooled buffer they fit (4, 16 or 64 KiB), charged in full to
+// shadow_memory; the rest grow their own, charged per write. Either way
+// the bytes are the answer's, and release gives back everything it took.
 func TestCaptureBuffersAndBudget(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		length     int
-		header     bool // the answer announces its Content-Length
-		limit      int64
-		wantPooled bool
-		wantOver   bool
+		name     string
+		length   int
+		header   bool // the answer announces its Content-Length
+		limit    int64
+		wantPool int // size of the pooled buffer; 0: none
+		wantOver bool
 	}{
-		{name: "40 KiB, room for a buffer", length: 40 << 10, header: true, limit: 1 << 20, wantPooled: true},
-		{name: "64 KiB exactly", length: 64 << 10, header: true, limit: 1 << 20, wantPooled: true},
+		{name: "40 KiB, room for a buffer", length: 40 << 10, header: true, limit: 1 << 20, wantPool: 64 << 10},
+		{name: "64 KiB exactly", length: 64 << 10, header: true, limit: 1 << 20, wantPool: 64 << 10},
+		{name: "16 KiB and a byte", length: 16<<10 + 16, header: true, limit: 1 << 20, wantPool: 64 << 10},
+		{name: "10 KiB", length: 10 << 10, header: true, limit: 1 << 20, wantPool: 16 << 10},
+		{name: "4 KiB exactly", length: 4 << 10, header: true, limit: 1 << 20, wantPool: 4 << 10},
+		{name: "1 KiB", length: 1 << 10, header: true, limit: 1 << 20, wantPool: 4 << 10},
 		{name: "40 KiB, room for the body but not a buffer", length: 40 << 10, header: true, limit: 50 << 10},
+		{name: "1 KiB, room for the body but not a buffer", length: 1 << 10, header: true, limit: 2 << 10},
 		{name: "40 KiB, no room", length: 40 << 10, header: true, limit: 30 << 10, wantOver: true},
-		{name: "1 KiB", length: 1 << 10, header: true, limit: 1 << 20},
 		{name: "100 KiB", length: 100 << 10, header: true, limit: 1 << 20},
 		{name: "40 KiB, no Content-Length", length: 40 << 10, limit: 1 << 20},
 	}
@@ -52,17 +56,24 @@ func TestCaptureBuffersAndBudget(t *testing.T) {
 				if !tt.wantOver && !bytes.Equal(c.body, want) {
 					t.Fatalf("round %d: body of %d bytes differs from the answer's %d", round, len(c.body), len(want))
 				}
-				if c.pooled != tt.wantPooled {
-					t.Fatalf("round %d: pooled %v, want %v", round, c.pooled, tt.wantPooled)
+				pool := 0
+				if c.pool != nil {
+					pool = c.pool.size
+					if cap(c.body) != pool {
+						t.Fatalf("round %d: body in a buffer of %d bytes from the %d-byte list", round, cap(c.body), pool)
+					}
 				}
-				if used := budget.used.Load(); used > tt.limit || (tt.wantPooled && used != int64(captureBufs.size)) {
+				if pool != tt.wantPool {
+					t.Fatalf("round %d: pooled buffer of %d bytes, want %d", round, pool, tt.wantPool)
+				}
+				if used := budget.used.Load(); used > tt.limit || (tt.wantPool > 0 && used != int64(tt.wantPool)) {
 					t.Fatalf("round %d: budget used %d (limit %d)", round, used, tt.limit)
 				}
 				c.release()
 				if used := budget.used.Load(); used != 0 {
 					t.Fatalf("round %d: %d bytes still charged after release", round, used)
 				}
-				if c.body != nil && c.pooled {
+				if tt.wantPool > 0 && (c.body != nil || c.pool != nil) {
 					t.Fatalf("round %d: released capture still holds its pooled buffer", round)
 				}
 			}

@@ -126,7 +126,7 @@ type capture struct {
 	status    int
 	header    http.Header
 	body      []byte
-	pooled    bool // body is one of captureBufs' buffers, charged in full to the budget
+	pool      *bufferFreeList // body is one of this list's buffers, charged in full to the budget
 	max       int64
 	truncated bool
 	failed    string // kind of upstream error; "" when an answer came
@@ -174,7 +174,7 @@ func (c *capture) append(b []byte) {
 	if c.body == nil {
 		c.takeBuffer()
 	}
-	if c.budget != nil && !(c.pooled && len(c.body)+len(b) <= cap(c.body)) {
+	if c.budget != nil && !(c.pool != nil && len(c.body)+len(b) <= cap(c.body)) {
 		if !c.budget.take(int64(len(b))) {
 			c.truncated, c.overBudget = true, true
 			return
@@ -184,33 +184,43 @@ func (c *capture) append(b []byte) {
 	c.body = append(c.body, b...)
 }
 
-// captureBufs lends the buffers of answers between 16 and 64 KiB long.
-// Held for comparison, two or three such answers a request would
-// otherwise be allocated, grown and collected each time: in the benchmark
-// of 64 KiB answers at a fixed rate, that was about a quarter of the
-// proxy's CPU.
-var captureBufs = bufferFreeList{size: 64 << 10, free: make(chan []byte, 64)}
+// captureBufs lend the buffers answers of up to 64 KiB are held in for
+// comparison, smallest size first. Two or three answers a request would
+// otherwise be allocated, grown and collected each time: at 64 KiB and a
+// fixed rate that was about a quarter of the proxy's CPU; at 1 KiB, the
+// answers were a fifth of the bytes the proxy allocated, and so of how
+// often the collector ran. At most 7 MiB are kept.
+var captureBufs = [...]bufferFreeList{
+	{size: 4 << 10, free: make(chan []byte, 256)},
+	{size: 16 << 10, free: make(chan []byte, 128)},
+	{size: 64 << 10, free: make(chan []byte, 64)},
+}
 
-// takeBuffer starts the body in a pooled buffer when the answer's
-// Content-Length says it fits one and is large enough to be worth it; the
-// whole buffer is charged to the budget, so that shadow_memory still
-// bounds the memory held.
+// takeBuffer starts the body in the smallest pooled buffer the answer's
+// Content-Length says it fits; the whole buffer is charged to the budget,
+// so that shadow_memory still bounds the memory held.
 func (c *capture) takeBuffer() {
 	n, ok := int64(0), false
 	if cl := c.header["Content-Length"]; len(cl) == 1 {
 		n, ok = parseLength(cl[0])
 	}
-	size := int64(captureBufs.size)
-	if !ok || n <= 16<<10 || n > size || n > c.max {
+	if !ok || n > c.max {
 		return
 	}
-	if c.budget != nil {
-		if !c.budget.take(size) {
-			return // charged per write instead, and refused there
+	for i := range captureBufs {
+		l := &captureBufs[i]
+		if n > int64(l.size) {
+			continue
 		}
-		c.held += size
+		if c.budget != nil {
+			if !c.budget.take(int64(l.size)) {
+				return // charged per write instead, and refused there
+			}
+			c.held += int64(l.size)
+		}
+		c.body, c.pool = l.get()[:0], l
+		return
 	}
-	c.body, c.pooled = captureBufs.get()[:0], true
 }
 
 // release gives the capture's bytes back to the budget.
@@ -222,9 +232,9 @@ func (c *capture) release() {
 		c.budget.give(c.held)
 		c.held = 0
 	}
-	if c.pooled {
-		captureBufs.put(c.body)
-		c.body, c.pooled = nil, false
+	if c.pool != nil {
+		c.pool.put(c.body)
+		c.body, c.pool = nil, nil
 	}
 }
 
