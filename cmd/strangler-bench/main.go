@@ -58,7 +58,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			"one CPU each, and prints a markdown table. Run from inside the module.")
 		fs.PrintDefaults()
 	}
-	fs.DurationVar(&opt.duration, "duration", 4*time.Second, "length of each measured phase (closed loop, then open loop) of every run")
+	fs.DurationVar(&opt.duration, "duration", 3500*time.Millisecond, "length of each measured phase (closed loop, then open loop) of every run")
 	fs.IntVar(&opt.runs, "runs", 3, "runs of every configuration, interleaved")
 	scs := fs.String("scenarios", "all", "comma-separated scenarios (plain-1k, plain-64k, split-1k, split-64k, shadow-1k, shadow-64k, idle) or kinds (plain, split, shadow, idle)")
 	peers := fs.String("peers", "all", "comma-separated peers: direct, strangler, nginx, haproxy, and the floors go-nethttp and go-net (with all, the floors run split-1k only)")
