@@ -34,6 +34,28 @@ func startFloor(t *testing.T, name, monolith, service string, shadow bool) strin
 	return ln.Addr().String()
 }
 
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// serveBoth serves the monolith and the service on loopback until the
+// test ends and returns their addresses.
+func serveBoth(t *testing.T, monolith, service http.Handler) (string, string) {
+	t.Helper()
+	m, s := httptest.NewServer(monolith), httptest.NewServer(service)
+	t.Cleanup(m.Close)
+	t.Cleanup(s.Close)
+	return m.Listener.Addr().String(), s.Listener.Addr().String()
+}
+
 // forwardedBackend is a bench backend that also counts the requests that
 // arrived without the client's address in X-Forwarded-For.
 type forwardedBackend struct {
@@ -54,10 +76,8 @@ func TestFloorsForwardAndSplit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			mono, svc := &forwardedBackend{backend: newBackend()}, &forwardedBackend{backend: newBackend()}
-			monoSrv, svcSrv := httptest.NewServer(mono), httptest.NewServer(svc)
-			t.Cleanup(monoSrv.Close)
-			t.Cleanup(svcSrv.Close)
-			addr := startFloor(t, name, monoSrv.Listener.Addr().String(), svcSrv.Listener.Addr().String(), false)
+			monoAddr, svcAddr := serveBoth(t, mono, svc)
+			addr := startFloor(t, name, monoAddr, svcAddr, false)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			t.Cleanup(client.CloseIdleConnections)
 
@@ -138,12 +158,7 @@ func TestFloorsRefuseWhatTheyDoNotDo(t *testing.T) {
 		w.Write([]byte("b"))
 	}))
 	t.Cleanup(chunked.Close)
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := closedAddr(t)
 
 	for _, name := range []string{peerGoNet, peerGoHTTP} {
 		t.Run(name, func(t *testing.T) {
@@ -205,10 +220,8 @@ func TestFloorsMirrorToTheOtherSide(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			mono, svc := newBackend(), newBackend()
-			monoSrv, svcSrv := httptest.NewServer(mono), httptest.NewServer(svc)
-			t.Cleanup(monoSrv.Close)
-			t.Cleanup(svcSrv.Close)
-			addr := startFloor(t, name, monoSrv.Listener.Addr().String(), svcSrv.Listener.Addr().String(), true)
+			monoAddr, svcAddr := serveBoth(t, mono, svc)
+			addr := startFloor(t, name, monoAddr, svcAddr, true)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 			t.Cleanup(client.CloseIdleConnections)
 			const users = 300
@@ -252,12 +265,7 @@ func TestFloorsMirrorFailureSparesTheClient(t *testing.T) {
 	t.Parallel()
 	mono := httptest.NewServer(newBackend())
 	t.Cleanup(mono.Close)
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := closedAddr(t)
 	for _, name := range []string{peerGoNet, peerGoHTTP} {
 		addr := startFloor(t, name, mono.Listener.Addr().String(), deadAddr, true)
 		for range 3 { // the same client connection each time
