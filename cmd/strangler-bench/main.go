@@ -25,7 +25,7 @@ type options struct {
 	runs      int
 	scenarios []scenario
 	peers     []string
-	allPeers  bool // -peers all: the floors run their one scenario only
+	allPeers  bool // -peers all: the floors run floorScenarios only
 	out       string
 	conns     int
 	rate      float64 // open-loop rate; 0: half the reference peer's throughput
@@ -61,7 +61,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&opt.duration, "duration", 3500*time.Millisecond, "length of each measured phase (closed loop, then open loop) of every run")
 	fs.IntVar(&opt.runs, "runs", 3, "runs of every configuration, interleaved")
 	scs := fs.String("scenarios", "all", "comma-separated scenarios (plain-1k, plain-64k, split-1k, split-64k, shadow-1k, shadow-64k, idle) or kinds (plain, split, shadow, idle)")
-	peers := fs.String("peers", "all", "comma-separated peers: direct, strangler, nginx, haproxy, and the floors go-nethttp and go-net (with all, the floors run split-1k only)")
+	peers := fs.String("peers", "all", "comma-separated peers: direct, strangler, nginx, haproxy, and the floors go-nethttp and go-net (with all, the floors run "+strings.Join(floorScenarios, " and ")+" only)")
 	fs.StringVar(&opt.out, "out", "", "also write the table to this file")
 	fs.IntVar(&opt.conns, "conns", 64, "keep-alive connections of the load")
 	fs.Float64Var(&opt.rate, "rate", 0, "open-loop requests/s (default: 50 % of nginx's closed-loop throughput in the first run, or Strangler's without nginx; with -soak, 2000)")
