@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -27,7 +28,7 @@ import (
 // serve forwards r to the upstream, on the direct path when it can.
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	if u.direct != nil && directEligible(r) {
-		u.forward(w, r)
+		u.forward(w, r, time.Time{})
 		return
 	}
 	u.rp.ServeHTTP(w, r)
@@ -49,8 +50,10 @@ func plainRequest(r *http.Request) bool {
 		r.Header["Upgrade"] == nil && r.Header["Expect"] == nil
 }
 
-func (u *upstream) forward(w http.ResponseWriter, r *http.Request) {
-	resp, err := u.direct.do(&h1Call{req: r, host: u.target.Host, fwd: u, w: w})
+// forward sends r on the direct path; a non-zero deadline bounds the whole
+// call (a shadow copy's timeout).
+func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time.Time) {
+	resp, err := u.direct.do(&h1Call{req: r, host: u.target.Host, fwd: u, w: w, deadline: deadline})
 	if err != nil {
 		u.onError(w, r, err)
 		return

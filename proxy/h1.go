@@ -65,26 +65,40 @@ type h1Call struct {
 	// answers go to w.
 	fwd *upstream
 	w   http.ResponseWriter
+	// deadline, when set, bounds the whole call (dial, write, answer and
+	// body) with the connection's deadline instead of the request's
+	// context: a shadow copy's timeout without a context, a timer and an
+	// AfterFunc of its own on every call.
+	deadline time.Time
 }
 
 func (t *h1Transport) do(c *h1Call) (*http.Response, error) {
 	ctx := c.req.Context()
 	p := t.pool(c.host)
-	pc, reused, err := p.get(ctx)
-	if err != nil {
-		return nil, err
+	pc := p.get()
+	reused := pc != nil
+	if !reused {
+		var err error
+		if pc, err = p.dial(ctx, c.deadline); err != nil {
+			return nil, err
+		}
 	}
 	resp, err := pc.roundTrip(c)
-	if err == nil || !reused || !retryable(err, c.req) || ctx.Err() != nil {
+	if err == nil || !reused || !retryable(err, c.req) || ctx.Err() != nil || c.expired() {
 		return resp, err
 	}
 	// The upstream had closed the pooled connection; it most likely closed
 	// (or lost, by restarting) the others as well.
 	p.closeIdle()
-	if pc, err = p.dial(ctx); err != nil {
+	if pc, err = p.dial(ctx, c.deadline); err != nil {
 		return nil, err
 	}
 	return pc.roundTrip(c)
+}
+
+// expired tells whether the call's own deadline has passed.
+func (c *h1Call) expired() bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
 }
 
 // CloseIdleConnections closes the pooled connections of both clients.
@@ -169,22 +183,24 @@ type h1Pool struct {
 	ready bool // reap created
 }
 
-// get takes the most recently used idle connection, or dials. Each taken
+// get takes the most recently used idle connection. Each taken
 // connection is checked first with a non-blocking peek (one syscall, no
 // wait): net/http's transport keeps a reader on every idle connection to
 // notice a close, or an answer nobody asked for (a 408 before a close, or
 // a response the upstream sent twice), and hand it to no request; the peek
 // does the same at the moment it matters.
-func (p *h1Pool) get(ctx context.Context) (pc *h1Conn, reused bool, err error) {
+//
+// It returns nil when no pooled connection is left: the caller dials.
+func (p *h1Pool) get() *h1Conn {
 	now := time.Now()
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {
 			p.mu.Unlock()
-			break
+			return nil
 		}
-		pc = p.idle[n-1]
+		pc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
@@ -192,13 +208,17 @@ func (p *h1Pool) get(ctx context.Context) (pc *h1Conn, reused bool, err error) {
 			pc.conn.Close()
 			continue
 		}
-		return pc, true, nil
+		return pc
 	}
-	pc, err = p.dial(ctx)
-	return pc, false, err
 }
 
-func (p *h1Pool) dial(ctx context.Context) (*h1Conn, error) {
+// dial opens a connection, within deadline when one is set.
+func (p *h1Pool) dial(ctx context.Context, deadline time.Time) (*h1Conn, error) {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	c, err := p.t.dial(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
@@ -273,6 +293,9 @@ type h1Conn struct {
 	// connection's reads and writes, and the connection is not reused.
 	stop     func() bool
 	canceled atomic.Bool
+	// deadlined: the call set the connection's deadline (h1Call.deadline),
+	// to be cleared before the connection is pooled again.
+	deadlined bool
 }
 
 // aLongTimeAgo is a deadline in the past: it unblocks a pending read.
@@ -294,6 +317,10 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 	if ctx.Done() != nil {
 		pc.stop = context.AfterFunc(ctx, pc.cancel)
 	}
+	if !c.deadline.IsZero() {
+		pc.conn.SetDeadline(c.deadline)
+		pc.deadlined = true
+	}
 	var b []byte
 	var err error
 	if c.fwd != nil {
@@ -312,7 +339,10 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 		pc.release(false)
 		return nil, pc.failed(ctx, &errNothingRead{err})
 	}
-	if t := pc.pool.t.respHeader; t > 0 {
+	// timeouts.response_header, unless the call's own deadline comes first.
+	t := pc.pool.t.respHeader
+	headLimit := t > 0 && (c.deadline.IsZero() || time.Now().Add(t).Before(c.deadline))
+	if headLimit {
 		pc.conn.SetReadDeadline(time.Now().Add(t))
 		if pc.canceled.Load() { // a cancel in between: its deadline was just overwritten
 			pc.conn.SetReadDeadline(aLongTimeAgo)
@@ -356,8 +386,9 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 			}
 		}
 	}
-	if pc.pool.t.respHeader > 0 {
-		pc.conn.SetReadDeadline(time.Time{})
+	if headLimit {
+		// Back to the call's own deadline, or none.
+		pc.conn.SetReadDeadline(c.deadline)
 		if pc.canceled.Load() { // the cancel's deadline may have been overwritten
 			pc.conn.SetReadDeadline(aLongTimeAgo)
 		}
@@ -398,6 +429,10 @@ func (pc *h1Conn) release(reuse bool) {
 	if !reuse {
 		pc.conn.Close()
 		return
+	}
+	if pc.deadlined {
+		pc.deadlined = false
+		pc.conn.SetDeadline(time.Time{})
 	}
 	pc.pool.put(pc)
 }

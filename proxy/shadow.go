@@ -302,8 +302,11 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	p.primary.max, p.shadow.max = sh.maxBody, sh.maxBody
 	p.primary.budget, p.shadow.budget = &s.shadowMem, &s.shadowMem
 	// The copy outlives the client's request (the shadow may answer after
-	// the client has gone) but keeps its values, such as the trace.
-	p.req = r.Clone(context.WithoutCancel(r.Context()))
+	// the client has gone) but keeps its values, such as the trace. It
+	// shares the client's header and URL, which nothing modifies once the
+	// request is routed: the direct path only reads them, and
+	// ReverseProxy changes a clone of its own.
+	p.req = r.WithContext(context.WithoutCancel(r.Context()))
 	p.body = body
 	p.req.Body = http.NoBody // each call reads its own reader over p.body
 	if !s.pool.submit(p) {
@@ -419,23 +422,33 @@ func (s *Server) callShadow(p *shadowPair) {
 	}
 }
 
-// call runs one shadow request into c through up's ReverseProxy, so the
-// copy is forwarded exactly as the primary is (same header rules).
+// call runs one shadow request into c, forwarded exactly as the primary
+// is (same header rules), within timeout.
 func call(up *upstream, req *http.Request, body []byte, c *capture, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(req.Context(), timeout)
-	defer cancel()
-	r := req.WithContext(ctx)
-	r.Body = bodyOf(body)
+	deadline := time.Now().Add(timeout)
 	defer func() {
-		// ReverseProxy aborts with http.ErrAbortHandler when the answer
-		// breaks mid-body.
+		// The answer broke mid-body: forward and ReverseProxy abort with
+		// http.ErrAbortHandler.
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				panic(v)
 			}
 			c.failed = errReset
+			if !time.Now().Before(deadline) {
+				c.failed = errTimeout
+			}
 		}
 	}()
+	if len(body) == 0 && up.direct != nil && directEligible(req) {
+		// The connection's deadline bounds the call: no context, timer
+		// and AfterFunc for every copy.
+		up.forward(c, req, deadline)
+		return
+	}
+	ctx, cancel := context.WithDeadline(req.Context(), deadline)
+	defer cancel()
+	r := req.WithContext(ctx)
+	r.Body = bodyOf(body)
 	up.serve(c, r)
 	if c.failed == "" && ctx.Err() != nil {
 		c.failed = errTimeout

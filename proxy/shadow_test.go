@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,6 +260,68 @@ func TestShadowTimeoutIsAnError(t *testing.T) {
 	}
 	if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); v != 0 {
 		t.Errorf("a shadow timeout was counted as the route's upstream error: %v", v)
+	}
+}
+
+// TestShadowDeadlineBoundsTheWholeCall: shadow.timeout covers the body as
+// well as the head, on the direct path (GET, bounded by the connection's
+// deadline) and through ReverseProxy (POST with a body, by a context).
+func TestShadowDeadlineBoundsTheWholeCall(t *testing.T) {
+	t.Parallel()
+	stall := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, `{"partial":`)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 200ms\n      methods: [GET, POST]\n"), flagJSON("orders-percent", 0), answer(200, `{"a":1}`), stall)
+			var body io.Reader
+			if method == "POST" {
+				body = strings.NewReader(`{"order":1}`)
+			}
+			req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/1", body)
+			req.Header.Set("X-User-Id", "u")
+			resp, got := e.do(req)
+			if resp.StatusCode != 200 || got != `{"a":1}` {
+				t.Fatalf("client got %d %q", resp.StatusCode, got)
+			}
+			if got := e.comparisons(1); got["error"] != 1 {
+				t.Errorf("comparisons %v, want one error", got)
+			}
+		})
+	}
+}
+
+// TestShadowDeadlineDoesNotOutliveTheCall: a copy's deadline is cleared
+// before its connection is pooled, so a connection idle for longer than
+// shadow.timeout still serves the next copy.
+func TestShadowDeadlineDoesNotOutliveTheCall(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	service := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"a":1}`)
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 100ms\n"), flagJSON("orders-percent", 0), answer(200, `{"a":1}`), service)
+	for i := range 2 {
+		e.get("/api/orders/1", "X-User-Id", "u")
+		if got := e.comparisons(i + 1); got["match"] != float64(i+1) {
+			t.Fatalf("comparisons %v, want %d matches", got, i+1)
+		}
+		time.Sleep(300 * time.Millisecond) // idle for longer than the timeout: the condition under test
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 1 {
+		t.Errorf("the copies came over %d connections, want 1 (the pooled one): %v", len(conns), conns)
 	}
 }
 
