@@ -66,12 +66,19 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 			return
 		}
 	}
-	h := w.Header()
-	for k, vv := range resp.Header {
-		if prior, ok := h[k]; ok {
-			h[k] = append(prior, vv...)
-		} else {
-			h[k] = vv // the response is dropped after this: no copy needed
+	var h http.Header
+	if c, ok := w.(*capture); ok && c.header == nil {
+		// A shadow copy's answer is only read: the fields need no copy.
+		c.header = resp.Header
+		h = c.header
+	} else {
+		h = w.Header()
+		for k, vv := range resp.Header {
+			if prior, ok := h[k]; ok {
+				h[k] = append(prior, vv...)
+			} else {
+				h[k] = vv // the response is dropped after this: no copy needed
+			}
 		}
 	}
 	announced := len(resp.Trailer)

@@ -93,8 +93,9 @@ func (sh *routeShadow) sampled(ctx context.Context, key string, attrs flags.Attr
 type shadowPair struct {
 	rt             *route
 	sh             *routeShadow
-	req            *http.Request // the copy: same method, URL and headers
-	body           []byte        // the request body, read once, sent to each call
+	req            *http.Request   // the copy: same method, URL and headers
+	client         context.Context // the client's request's, for its values (canceled once the client is answered)
+	body           []byte          // the request body, read once, sent to each call
 	primaryService bool
 	queued         time.Time
 
@@ -298,7 +299,7 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		sh.skipEjected.Inc() // the service is out: copies would only add load
 		return nil
 	}
-	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now()}
+	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now(), client: r.Context()}
 	p.primary.max, p.shadow.max = sh.maxBody, sh.maxBody
 	p.primary.budget, p.shadow.budget = &s.shadowMem, &s.shadowMem
 	// The copy outlives the client's request (the shadow may answer after
@@ -415,7 +416,9 @@ func (s *Server) callShadow(p *shadowPair) {
 	start := time.Now()
 	call(up, p.req, p.body, &p.shadow, sh.timeout)
 	p.shadowDur = time.Since(start)
-	observe(up.metrics.primary, p.req.Context(), p.shadowDur) // bound to role="shadow"
+	// The client's own context, for the exemplar: asking the copy's
+	// (context.WithoutCancel's) for a value allocates every time.
+	observe(up.metrics.primary, p.client, p.shadowDur) // bound to role="shadow"
 	if sh.noise != nil && p.shadow.failed == "" {
 		p.extra = &capture{max: sh.maxBody, budget: &s.shadowMem}
 		call(sh.monolith, p.req, p.body, p.extra, sh.timeout)
