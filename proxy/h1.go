@@ -335,11 +335,8 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 		pc.release(true) // nothing was written: the connection is as it was
 		return nil, err
 	}
-	if _, err := pc.conn.Write(b); err != nil {
-		pc.release(false)
-		return nil, pc.failed(ctx, &errNothingRead{err})
-	}
-	// timeouts.response_header, unless the call's own deadline comes first.
+	// timeouts.response_header, unless the call's own deadline comes
+	// first. It is set before the write, which waits for the answer.
 	t := pc.pool.t.respHeader
 	headLimit := t > 0 && (c.deadline.IsZero() || time.Now().Add(t).Before(c.deadline))
 	if headLimit {
@@ -347,6 +344,10 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 		if pc.canceled.Load() { // a cancel in between: its deadline was just overwritten
 			pc.conn.SetReadDeadline(aLongTimeAgo)
 		}
+	}
+	if err := pc.send(b); err != nil {
+		pc.release(false)
+		return nil, pc.failed(ctx, &errNothingRead{err})
 	}
 	var trace *httptrace.ClientTrace
 	if c.w == nil {
@@ -400,6 +401,16 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 	}
 	resp.Body = &h1Body{pc: pc, f: body, resp: resp}
 	return resp, nil
+}
+
+// send writes the request head and waits until the answer can be read
+// (see peeker.sendAndAwait), unless the guard holds bytes already read.
+func (pc *h1Conn) send(b []byte) error {
+	if u, ok := pc.conn.(*upstreamConn); ok && len(u.pend) > 0 {
+		_, err := pc.conn.Write(b)
+		return err
+	}
+	return pc.peek.sendAndAwait(pc.conn, b)
 }
 
 // failed returns the error of a call, the context's when it was canceled.

@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"io"
+	"net"
+)
 
 // peeker cannot peek at a socket here: a closed connection is found when
 // a request fails on it (and an idempotent one is replayed).
@@ -11,3 +14,8 @@ type peeker struct{}
 func newPeeker(net.Conn) *peeker { return nil }
 
 func (*peeker) alive() bool { return true }
+
+func (*peeker) sendAndAwait(w io.Writer, b []byte) error {
+	_, err := w.Write(b)
+	return err
+}
