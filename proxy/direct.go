@@ -72,6 +72,12 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 		c.header = resp.Header
 		h = c.header
 	} else {
+		if rec, ok := w.(*recorder); ok && rec.tee != nil && rec.tee.header == nil && rec.status == 0 {
+			// The primary's answer is compared as the upstream sent it,
+			// and resp.Header is not written after this: no clone of the
+			// client's header map in recorder.WriteHeader.
+			rec.tee.header = resp.Header
+		}
 		h = w.Header()
 		for k, vv := range resp.Header {
 			if prior, ok := h[k]; ok {

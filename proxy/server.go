@@ -228,7 +228,9 @@ func (w *recorder) WriteHeader(code int) {
 		w.status = code
 		if w.tee != nil {
 			w.tee.status = code
-			w.tee.header = w.Header().Clone()
+			if w.tee.header == nil { // forward may have handed over the upstream's
+				w.tee.header = w.Header().Clone()
+			}
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
