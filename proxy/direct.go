@@ -53,7 +53,7 @@ func plainRequest(r *http.Request) bool {
 // forward sends r on the direct path; a non-zero deadline bounds the whole
 // call (a shadow copy's timeout).
 func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time.Time) {
-	resp, err := u.direct.do(&h1Call{req: r, host: u.target.Host, fwd: u, w: w, deadline: deadline})
+	resp, err := u.direct.do(&h1Call{req: r, host: u.target.Host, pool: u.directPool, fwd: u, w: w, deadline: deadline})
 	if err != nil {
 		u.onError(w, r, err)
 		return

@@ -29,6 +29,7 @@ type upstream struct {
 	// The direct path (direct.go); direct is nil where it does not apply
 	// (TLS upstreams, tracing on).
 	direct       *h1Transport
+	directPool   *h1Pool // direct's pool for target.Host, looked up once rather than per call
 	preserveHost bool
 	shadow       bool // the copies' upstream: they carry X-Strangler-Shadow: 1
 	answered     func(*http.Response) error
@@ -154,6 +155,7 @@ func newUpstream(o upstreamOptions) *upstream {
 		preserveHost: o.preserveHost, shadow: o.shadow, answered: o.answered, buffers: o.buffers, log: o.log}
 	if h1, ok := o.transport.(*h1Transport); ok && o.target.Scheme == "http" && o.tracing == nil {
 		u.direct = h1
+		u.directPool = h1.pool(o.target.Host)
 	}
 	u.onError = func(w http.ResponseWriter, r *http.Request, err error) {
 		kind, status := classify(r, err)

@@ -60,7 +60,8 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // request forwarded as it is, without ReverseProxy (see forward).
 type h1Call struct {
 	req  *http.Request
-	host string // the upstream's address
+	host string  // the upstream's address
+	pool *h1Pool // host's pool, when the caller has it already
 	// fwd, when set, writes req's head as forwarded to it, and 1xx
 	// answers go to w.
 	fwd *upstream
@@ -74,7 +75,10 @@ type h1Call struct {
 
 func (t *h1Transport) do(c *h1Call) (*http.Response, error) {
 	ctx := c.req.Context()
-	p := t.pool(c.host)
+	p := c.pool
+	if p == nil {
+		p = t.pool(c.host)
+	}
 	pc := p.get()
 	reused := pc != nil
 	if !reused {
