@@ -192,9 +192,9 @@ func (c *capture) append(b []byte) {
 // answers were a fifth of the bytes the proxy allocated, and so of how
 // often the collector ran. At most 7 MiB are kept.
 var captureBufs = [...]bufferFreeList{
-	{size: 4 << 10, free: make(chan []byte, 256)},
-	{size: 16 << 10, free: make(chan []byte, 128)},
-	{size: 64 << 10, free: make(chan []byte, 64)},
+	{size: 4 << 10, max: 256},
+	{size: 16 << 10, max: 128},
+	{size: 64 << 10, max: 64},
 }
 
 // takeBuffer starts the body in the smallest pooled buffer the answer's
