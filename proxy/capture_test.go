@@ -80,3 +80,32 @@ func TestCaptureBuffersAndBudget(t *testing.T) {
 		})
 	}
 }
+
+// A free list hands back the buffer returned last (the one most likely
+// still in cache), keeps at most max, and refuses a buffer of another
+// size.
+func TestBufferFreeList(t *testing.T) {
+	t.Parallel()
+	l := &bufferFreeList{size: 8, max: 2}
+	a, b, c := l.get(), l.get(), l.get()
+	if len(a) != 8 || cap(a) != 8 {
+		t.Fatalf("fresh buffer: len %d cap %d, want 8 and 8", len(a), cap(a))
+	}
+	a[0], b[0], c[0] = 'a', 'b', 'c'
+	l.put(a)
+	l.put(b)
+	l.put(c) // over max: dropped
+	l.put(make([]byte, 16))
+	if n := len(l.free); n != 2 {
+		t.Fatalf("list keeps %d buffers, want 2", n)
+	}
+	if got := l.get(); got[0] != 'b' || len(got) != 8 {
+		t.Fatalf("first get: buffer %q (len %d), want b's, full length", got[0], len(got))
+	}
+	if got := l.get(); got[0] != 'a' {
+		t.Fatalf("second get: buffer %q, want a's", got[0])
+	}
+	if got := l.get(); got[0] != 0 {
+		t.Fatalf("third get: buffer %q, want a new one", got[0])
+	}
+}
