@@ -106,9 +106,9 @@ func (bp *bufferPool) Put(b []byte) { bp.put(b) }
 // bufferFreeList is a free list of buffers of one size. It is a stack,
 // most recently returned first: under steady load the same few buffers
 // go round while they are still in the CPU's cache. (It was a channel,
-// which hands back the buffer returned longest ago: at 1 KiB and a fixed
-// rate, copying an answer into those cold buffers cost more than the
-// rest of the capture.) Not a sync.Pool: buffers are bare slices, and
+// which hands back the buffer returned longest ago; in a profile at 1 KiB
+// and a fixed rate, the copy into those buffers was most of the
+// capture's cost.) Not a sync.Pool: buffers are bare slices, and
 // putting a slice into a sync.Pool allocates its interface box every
 // time. The lock is held for a push or a pop, as a channel's would be.
 type bufferFreeList struct {
