@@ -53,7 +53,7 @@ func plainRequest(r *http.Request) bool {
 // forward sends r on the direct path; a non-zero deadline bounds the whole
 // call (a shadow copy's timeout).
 func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time.Time) {
-	resp, err := u.direct.do(&h1Call{req: r, host: u.target.Host, pool: u.directPool, fwd: u, w: w, deadline: deadline})
+	resp, err := u.direct.do(&h1Call{req: r, pool: u.directPool, fwd: u, w: w, deadline: deadline})
 	if err != nil {
 		u.onError(w, r, err)
 		return
@@ -72,7 +72,7 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 		c.header = resp.Header
 		h = c.header
 	} else {
-		if rec, ok := w.(*recorder); ok && rec.tee != nil && rec.tee.header == nil && rec.status == 0 {
+		if rec, ok := w.(*recorder); ok && rec.tee != nil && rec.tee.header == nil {
 			// The primary's answer is compared as the upstream sent it,
 			// and resp.Header is not written after this: no clone of the
 			// client's header map in recorder.WriteHeader.

@@ -53,15 +53,14 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fastEligible(req) {
 		return t.std.RoundTrip(req)
 	}
-	return t.do(&h1Call{req: req, host: req.URL.Host})
+	return t.do(&h1Call{req: req, pool: t.pool(req.URL.Host)})
 }
 
 // h1Call is one call: a request of its own (RoundTrip), or a client's
 // request forwarded as it is, without ReverseProxy (see forward).
 type h1Call struct {
 	req  *http.Request
-	host string  // the upstream's address
-	pool *h1Pool // host's pool, when the caller has it already
+	pool *h1Pool // the upstream address's connections
 	// fwd, when set, writes req's head as forwarded to it, and 1xx
 	// answers go to w.
 	fwd *upstream
@@ -76,9 +75,6 @@ type h1Call struct {
 func (t *h1Transport) do(c *h1Call) (*http.Response, error) {
 	ctx := c.req.Context()
 	p := c.pool
-	if p == nil {
-		p = t.pool(c.host)
-	}
 	pc := p.get()
 	reused := pc != nil
 	if !reused {
