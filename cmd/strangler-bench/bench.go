@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -244,7 +246,7 @@ func (b *bench) start(ctx context.Context, c cell) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: %w", c.p.name, err)
 	}
-	proc, err := startProcess(c.p.name, proxyCPU, filepath.Join(dir, "log"), b.env, argv...)
+	proc, err := startProcess(c.p.name, proxyCPU, filepath.Join(dir, "log"), c.p.env(b.env, b.opt.godebug), argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -371,4 +373,38 @@ func childEnv() []string {
 		}
 	}
 	return env
+}
+
+// withGodebug returns env with GODEBUG=godebug added, or env itself when
+// godebug is empty. It never appends to env's backing array, which the
+// backends share.
+func withGodebug(env []string, godebug string) []string {
+	if godebug == "" {
+		return env
+	}
+	return append(slices.Clip(env), "GODEBUG="+godebug)
+}
+
+// checkGodebug rejects a -godebug value that is not a comma-separated list
+// of key=value settings: the Go runtime ignores a malformed one silently,
+// and a run would then measure something other than what its header says.
+func checkGodebug(v string) error {
+	if v == "" {
+		return nil
+	}
+	for _, kv := range strings.Split(v, ",") {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsAny(kv, " \t") {
+			return fmt.Errorf("%q is not a key=value setting", kv)
+		}
+	}
+	return nil
+}
+
+// godebugNote is the header's mention of -godebug, or "".
+func godebugNote(v string) string {
+	if v == "" {
+		return ""
+	}
+	return ", GODEBUG=" + v + " for the Go proxies"
 }

@@ -32,6 +32,7 @@ type options struct {
 	idleConns int
 	strangler string // prebuilt binary; "": build one
 	soak      time.Duration
+	godebug   string // GODEBUG of the Go peers (Strangler and the floors); "": none
 }
 
 // main runs the harness, or a backend when re-executed as one.
@@ -67,6 +68,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&opt.rate, "rate", 0, "open-loop requests/s (default: 50 % of nginx's closed-loop throughput in the first run, or Strangler's without nginx; with -soak, 2000)")
 	fs.IntVar(&opt.idleConns, "idle-conns", 1000, "idle keep-alive connections held in the idle scenario")
 	fs.StringVar(&opt.strangler, "strangler", "", "a prebuilt strangler binary (default: go build ./cmd/strangler once)")
+	fs.StringVar(&opt.godebug, "godebug", "", "GODEBUG for the Go peers only (strangler, go-nethttp, go-net; not the backends), e.g. schedtrace=2147483647 to keep Go's sysmon thread from parking between requests (README, Performance)")
 	fs.DurationVar(&opt.soak, "soak", 0, "soak mode: Strangler alone for this long (after a 30s warm-up) at -rate, while the service is killed, fails and resets, the flag ramps and the config reloads; prints a table and exits 1 if a goal is missed (see doc.go)")
 	if err := fs.Parse(args); err != nil {
 		return opt, err
@@ -95,6 +97,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return opt, errors.New("-rate: must not be negative")
 	case opt.soak != 0 && (opt.soak < time.Minute || opt.soak > 24*time.Hour):
 		return opt, errors.New("-soak: want 1m to 24h")
+	}
+	if err := checkGodebug(opt.godebug); err != nil {
+		return opt, fmt.Errorf("-godebug: %w", err)
 	}
 	return opt, nil
 }
@@ -252,9 +257,9 @@ func header(ctx context.Context, opt options, peers []*peer) []string {
 		fmt.Sprintf("**strangler-bench** %s · nproc %d · %s · %s",
 			time.Now().Format("2006-01-02"), runtime.NumCPU(), cpuModel(), strings.Join(versions, " · ")),
 		"",
-		fmt.Sprintf("Each proxy on one CPU (`taskset -c %d`; GOMAXPROCS=1, worker_processes 1, nbthread 1); load generator and backends on the other (`taskset -c %d`). "+
+		fmt.Sprintf("Each proxy on one CPU (`taskset -c %d`; GOMAXPROCS=1%s, worker_processes 1, nbthread 1); load generator and backends on the other (`taskset -c %d`). "+
 			"Per cell: %v closed loop, then %v open loop; %s interleaved; median (min–max).",
-			proxyCPU, loadCPU, opt.duration, opt.duration, plural(opt.runs, "run")),
+			proxyCPU, godebugNote(opt.godebug), loadCPU, opt.duration, opt.duration, plural(opt.runs, "run")),
 	}
 }
 

@@ -37,11 +37,23 @@ type peer struct {
 	bin     string // executable; "" for direct
 	version string // one line, for the header
 	missing string // why it cannot run here ("not installed"); "" if it can
+	// goRuntime marks a peer written in Go (Strangler and the floors): the
+	// peers -godebug applies to.
+	goRuntime bool
 	// command writes the peer's configuration for sc into dir and returns
 	// its command line. Nil for direct, which starts nothing.
 	command func(bin, dir string, sc scenario, ep endpoints) ([]string, error)
 	// unsupported says why the peer cannot run sc ("n/a (no mirror)"), or "".
 	unsupported func(sc scenario) string
+}
+
+// env is the peer's environment: base, and -godebug's GODEBUG for a peer
+// written in Go. nginx and HAProxy get base alone.
+func (p *peer) env(base []string, godebug string) []string {
+	if !p.goRuntime {
+		return base
+	}
+	return withGodebug(base, godebug)
 }
 
 // endpoints are the loopback host:port addresses of one cell.
@@ -73,6 +85,7 @@ func discoverPeers(ctx context.Context, names []string, allPeers bool, self, dir
 		switch name {
 		case peerDirect:
 		case peerStrangler:
+			p.goRuntime = true
 			p.command = stranglerCommand
 			p.bin, p.missing = buildStrangler(ctx, dir, stranglerBin)
 			if p.missing == "" {
@@ -102,6 +115,7 @@ func discoverPeers(ctx context.Context, names []string, allPeers bool, self, dir
 				p.version = "haproxy/" + m[1]
 			}
 		case peerGoHTTP, peerGoNet:
+			p.goRuntime = true
 			p.bin = self
 			p.command = func(bin, _ string, sc scenario, ep endpoints) ([]string, error) {
 				argv := []string{bin, floorFlag, name, ep.listen, ep.monolith, ep.service}

@@ -220,7 +220,7 @@ func startSoak(ctx context.Context, opt options, stderr io.Writer) (*soakRun, er
 	if err := writeAtomic(s.cfgPath, soakConfig(s.ep, false)); err != nil {
 		return s, err
 	}
-	s.proxy, err = startProcess("strangler", proxyCPU, filepath.Join(dir, "strangler.log"), s.env,
+	s.proxy, err = startProcess("strangler", proxyCPU, filepath.Join(dir, "strangler.log"), withGodebug(s.env, s.opt.godebug),
 		p.bin, "serve", "--config", s.cfgPath, "--log-level", "warn")
 	if err != nil {
 		return s, err
@@ -590,9 +590,9 @@ func (s *soakRun) header(rate float64) []string {
 		"",
 		fmt.Sprintf("%v after a %v warm-up, open loop at %s req/s over %d keep-alive connections (%.0f %% GET, %.0f %% POST of %d bytes; X-User-Id from %s users). "+
 			"One route, sticky on X-User-Id, at 50 %% ramped every %v, shadow 100 %%, fallback on connect, reset, timeout and 5xx, ejection after 5 failures (2 s, doubling to 10 s), timeouts connect 200 ms, response header 2 s; the service takes %v per answer, the monolith none. "+
-			"Strangler on CPU %d (GOMAXPROCS=1), load and backends on CPU %d.",
+			"Strangler on CPU %d (GOMAXPROCS=1%s), load and backends on CPU %d.",
 			s.opt.soak, s.plan.warmup, thousands(rate), s.opt.conns, 100*(1-soakPostShare), 100*soakPostShare, len(soakPostBody), thousands(users),
-			s.plan.rampEvery, soakServiceLatency, proxyCPU, loadCPU),
+			s.plan.rampEvery, soakServiceLatency, proxyCPU, godebugNote(s.opt.godebug), loadCPU),
 	}
 }
 
