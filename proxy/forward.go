@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // upstream forwards requests to one backend (the monolith or a route's
@@ -91,58 +92,45 @@ func (ts *transports) closeIdle() {
 //
 // A buffer is 64 KiB: a 64 KiB answer then streams in two reads and writes
 // (what the connection's reader already holds, then the rest) rather than
-// three, about 6 % of its CPU in the benchmark. At most 256 are kept
-// (16 MiB) once a burst of concurrent streams is over.
+// three, about 6 % of its CPU in the benchmark.
 type bufferPool struct{ bufferFreeList }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{bufferFreeList{size: 64 << 10, max: 256}}
+	return &bufferPool{bufferFreeList{size: 64 << 10}}
 }
 
 // Get and Put implement httputil.BufferPool.
 func (bp *bufferPool) Get() []byte  { return bp.get() }
 func (bp *bufferPool) Put(b []byte) { bp.put(b) }
 
-// bufferFreeList is a free list of buffers of one size. It is a stack,
-// most recently returned first: under steady load the same few buffers
-// go round while they are still in the CPU's cache. (It was a channel,
-// which hands back the buffer returned longest ago; in a profile at 1 KiB
-// and a fixed rate, the copy into those buffers was most of the
-// capture's cost.) Not a sync.Pool: buffers are bare slices, and
-// putting a slice into a sync.Pool allocates its interface box every
-// time. The lock is held for a push or a pop, as a channel's would be.
+// bufferFreeList is a free list of buffers of one size, shared by every
+// request of the server: a sync.Pool, whose per-CPU slots take no lock,
+// where a list under one mutex serialised every CPU on every proxied
+// request (BenchmarkBufferFreeList: on 2 CPUs the mutex's get and put
+// took longer than on 1). The pool holds a buffer's first byte, not the
+// slice: a pointer fits an interface as it is, while a slice put into one
+// is boxed, an allocation per put. The length is the list's size, which
+// put checks against the buffer's capacity. What the pool holds is let go
+// over two collections without use, as net/http's pooled buffers are.
 type bufferFreeList struct {
 	size int
-	max  int // buffers kept at most
-
-	mu   sync.Mutex
-	free [][]byte
+	pool sync.Pool // of *byte: the start of a buffer of size bytes
 }
 
 func (l *bufferFreeList) get() []byte {
-	l.mu.Lock()
-	if n := len(l.free); n > 0 {
-		b := l.free[n-1]
-		l.free[n-1] = nil
-		l.free = l.free[:n-1]
-		l.mu.Unlock()
-		return b[:l.size]
+	if p, _ := l.pool.Get().(*byte); p != nil {
+		return unsafe.Slice(p, l.size)
 	}
-	l.mu.Unlock()
 	return make([]byte, l.size)
 }
 
-// put keeps b if it is one of the list's (a buffer grown past its size is
-// left to the collector) and the list has room.
+// put keeps b if it is one of the list's size (a buffer grown past it is
+// left to the collector).
 func (l *bufferFreeList) put(b []byte) {
 	if cap(b) != l.size {
 		return
 	}
-	l.mu.Lock()
-	if len(l.free) < l.max {
-		l.free = append(l.free, b)
-	}
-	l.mu.Unlock()
+	l.pool.Put(unsafe.SliceData(b)) // cap(b) > 0: the start of its array
 }
 
 type upstreamOptions struct {

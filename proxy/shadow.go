@@ -190,11 +190,11 @@ func (c *capture) append(b []byte) {
 // otherwise be allocated, grown and collected each time: at 64 KiB and a
 // fixed rate that was about a quarter of the proxy's CPU; at 1 KiB, the
 // answers were a fifth of the bytes the proxy allocated, and so of how
-// often the collector ran. At most 7 MiB are kept.
+// often the collector ran.
 var captureBufs = [...]bufferFreeList{
-	{size: 4 << 10, max: 256},
-	{size: 16 << 10, max: 128},
-	{size: 64 << 10, max: 64},
+	{size: 4 << 10},
+	{size: 16 << 10},
+	{size: 64 << 10},
 }
 
 // takeBuffer starts the body in the smallest pooled buffer the answer's
