@@ -206,6 +206,10 @@ type ejector struct {
 	mu          sync.Mutex
 	streak      int  // ejections since the last success, for doubling
 	probation   bool // back from an ejection: the next failure ejects again
+	// recovering is streak != 0 || probation, readable without mu, so that
+	// a success, the common case, takes no lock when there is nothing to
+	// reset. It is only written under mu.
+	recovering atomic.Bool
 
 	ejected   prometheus.Gauge
 	ejections prometheus.Counter
@@ -245,6 +249,7 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	if e.until.Load() == u {
 		e.until.Store(0)
 		e.probation = true
+		e.recovering.Store(true)
 		e.ejected.Set(0)
 	}
 	e.mu.Unlock()
@@ -263,10 +268,12 @@ func (e *ejector) success() {
 	if e.consecutive.Load() != 0 {
 		e.consecutive.Store(0)
 	}
-	e.mu.Lock()
-	if e.probation || e.streak != 0 {
-		e.probation, e.streak = false, 0
+	if !e.recovering.Load() {
+		return
 	}
+	e.mu.Lock()
+	e.probation, e.streak = false, 0
+	e.recovering.Store(false)
 	e.mu.Unlock()
 }
 
@@ -287,6 +294,7 @@ func (e *ejector) failure(now time.Time, s *Server) {
 	}
 	e.streak++
 	e.probation = false
+	e.recovering.Store(true)
 	e.consecutive.Store(0)
 	e.until.Store(now.Add(d).UnixNano())
 	e.ejected.Set(1)

@@ -267,4 +267,20 @@ func TestEjectionAndReturn(t *testing.T) {
 	if e.routeStatus().State != "serving" || e.metric(`strangler_service_ejected{route="orders"}`) != 0 {
 		t.Error("not serving after a success")
 	}
+	// ... and forgets the past ejections: off probation, one failure no
+	// longer ejects, and three eject for base_time again, not doubled.
+	failing.Store(true)
+	e.get("/api/orders/1", "X-User-Id", "u")
+	if st := e.routeStatus(); st.State != "serving" {
+		t.Fatalf("one failure after a success ejected the service: %+v", st)
+	}
+	e.get("/api/orders/1", "X-User-Id", "u")
+	e.get("/api/orders/1", "X-User-Id", "u")
+	st = e.routeStatus()
+	if st.State != "ejected" || st.EjectedUntil == nil {
+		t.Fatalf("after 3 more failures: %+v", st)
+	}
+	if third := time.Until(*st.EjectedUntil); third > first+first/2 {
+		t.Errorf("ejection after a success %v, want base_time again (the first was %v)", third, first)
+	}
 }
