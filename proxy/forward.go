@@ -130,7 +130,7 @@ func (l *bufferFreeList) put(b []byte) {
 	if cap(b) != l.size {
 		return
 	}
-	l.pool.Put(unsafe.SliceData(b)) // cap(b) > 0: the start of its array
+	l.pool.Put(unsafe.SliceData(b)) // the size bytes from there are b's array
 }
 
 type upstreamOptions struct {
