@@ -19,6 +19,7 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	}
 	var phases [2]loadResult
 	var cpu, busy, ours [3]time.Duration
+	var sw [3]uint64
 	var at [3]time.Time
 	var counts [3][2]backendCounts
 	for i := range 3 {
@@ -27,6 +28,9 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 			return err
 		}
 		if cpu[i], err = groupCPU(in.pgid); err != nil {
+			return fmt.Errorf("%s: %w (did it exit?)", c.p.name, err)
+		}
+		if sw[i], err = groupSwitches(in.pgid); err != nil {
 			return fmt.Errorf("%s: %w (did it exit?)", c.p.name, err)
 		}
 		if busy[i], ours[i], err = b.machineCPU(in); err != nil {
@@ -51,6 +55,9 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	r.rps = closed.rps()
 	r.cpuPerReq = perRequest(cpu[1]-cpu[0], closed.requests)
 	r.cpuAtRate = perRequest(cpu[2]-cpu[1], open.requests)
+	if open.requests > 0 {
+		r.swAtRate = float64(sw[2]-sw[1]) / float64(open.requests)
+	}
 	for i, p := range latencyPercentiles {
 		r.lat[i] = float64(open.hist.percentile(p)) / float64(time.Millisecond)
 	}

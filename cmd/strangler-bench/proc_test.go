@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +86,70 @@ func TestParseMachineBusy(t *testing.T) {
 	}
 	if _, err := parseMachineBusy("intr 1\n"); err == nil {
 		t.Error("want an error without a cpu line")
+	}
+}
+
+func TestParseSwitches(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status string
+		want   uint64
+		ok     bool
+	}{
+		{"Name:\tstrangler\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n", 127, true},
+		{"voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0", 0, true},
+		{"voluntary_ctxt_switches:\t120\n", 0, false},
+		{"voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t7\n", 0, false},
+		{"Name:\tstrangler\n", 0, false},
+	} {
+		got, err := parseSwitches(tc.status)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseSwitches(%q) = %d, %v; want %d, ok %v", tc.status, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestThreadSwitchesCountsEveryThread makes a thread other than the main
+// one switch context 50 times, and checks that the count grows by at least
+// that much more than the main thread's, which is all /proc/PID/status
+// would say.
+func TestThreadSwitchesCountsEveryThread(t *testing.T) {
+	t.Parallel()
+	pid := os.Getpid()
+	mainOnly := func() uint64 {
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := parseSwitches(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	all, err := threadSwitches(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := mainOnly()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // a thread of its own, which each sleep parks
+		defer runtime.UnlockOSThread()
+		for range 50 {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	<-done
+	all2, err := threadSwitches(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew, mainGrew := all2-all, mainOnly()-main; grew < mainGrew+50 {
+		t.Errorf("all threads' switches grew by %d, the main thread's by %d: the sleeping thread's 50 are missing", grew, mainGrew)
+	}
+	if _, err := groupSwitches(1 << 30); err == nil {
+		t.Error("a process group with no processes: want an error")
 	}
 }
