@@ -55,7 +55,7 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	r.rps = closed.rps()
 	r.cpuPerReq = perRequest(cpu[1]-cpu[0], closed.requests)
 	r.cpuAtRate = perRequest(cpu[2]-cpu[1], open.requests)
-	if open.requests > 0 {
+	if open.requests > 0 && sw[2] >= sw[1] { // a thread that exited took its count with it
 		r.swAtRate = float64(sw[2]-sw[1]) / float64(open.requests)
 	}
 	for i, p := range latencyPercentiles {
