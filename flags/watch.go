@@ -41,6 +41,7 @@ type fileSync struct {
 	watcher *fsnotify.Watcher // nil: poll only
 	seen    []byte            // last content read, good or bad
 	seenErr string            // last read error, reported once
+	suspect []byte            // invalid content seen once, not yet reported
 }
 
 func newFileSync(path string, raw []byte, log *slog.Logger, reloaded func(*File), rejected func(error)) *fileSync {
@@ -82,9 +83,6 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 	if !w.start(ctx, out) {
 		return nil
 	}
-	// The file may have changed between Open's read and the watch.
-	w.check(ctx, out)
-
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if w.watcher != nil {
@@ -95,6 +93,10 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 	quiet := time.NewTimer(settle)
 	quiet.Stop()
 	defer quiet.Stop()
+	// The file may have changed between Open's read and the watch.
+	if w.check(ctx, out) {
+		quiet.Reset(settle)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -116,10 +118,14 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 			w.log.Warn("watching the flag file's directory", "path", w.path, "error", err)
 			quiet.Reset(settle) // an overflow may have eaten our event
 		case <-quiet.C:
-			w.check(ctx, out)
+			if w.check(ctx, out) {
+				quiet.Reset(settle)
+			}
 		case <-poll.C:
 			w.rewatch()
-			w.check(ctx, out)
+			if w.check(ctx, out) {
+				quiet.Reset(settle)
+			}
 		}
 	}
 }
@@ -134,24 +140,40 @@ func (w *fileSync) rewatch() {
 
 // check reads the file and, if it changed, validates it and hands it to
 // the provider.
-func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) {
+//
+// Invalid content is rejected only when a second read, settle later,
+// finds the same bytes: a file edited in place is empty between its
+// truncation and the write, and half-written during it, and the poll or
+// a slow writer can land a read there. check then returns true, and the
+// caller checks again after settle; the last good flags stay meanwhile.
+func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) (again bool) {
 	raw, err := os.ReadFile(w.path)
 	if err != nil {
+		w.suspect = nil
 		if err.Error() == w.seenErr {
-			return // reported already; the poll would repeat it every second
+			return false // reported already; the poll would repeat it every second
 		}
 		w.seen, w.seenErr = nil, err.Error()
 		w.rejected(fmt.Errorf("flag file: %w", err))
-		return
+		return false
 	}
 	if w.seenErr == "" && bytes.Equal(raw, w.seen) {
-		return
+		w.suspect = nil
+		return false
 	}
-	w.seen, w.seenErr = raw, ""
 	file, err := parse(raw)
 	if err != nil {
+		if w.suspect == nil || !bytes.Equal(raw, w.suspect) {
+			w.suspect = raw
+			return true
+		}
+		w.suspect = nil
+		w.seen, w.seenErr = raw, ""
 		w.rejected(fmt.Errorf("flag file %s: %w", w.path, err))
-		return
+		return false
 	}
+	w.suspect = nil
+	w.seen, w.seenErr = raw, ""
 	w.apply(ctx, out, string(raw), file)
+	return false
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	isync "github.com/open-feature/flagd/core/pkg/sync"
 )
 
 // Not parallel, like TestReloadSeesRamp: it measures latency, which
@@ -30,6 +32,65 @@ func TestReloadEditInPlace(t *testing.T) {
 	eventually(t, "OnChange", func() bool { return r.changeCount() == 1 })
 	if n := r.errorCount(); n != 0 {
 		t.Errorf("OnReloadError called %d times for a clean edit: %v", n, r.lastError())
+	}
+}
+
+// TestCheckWaitsOutAHalfWrittenFile steps the watcher's check through an
+// in-place edit read at its worst moments: truncated, then half-written.
+// Neither is reported, the finished file goes live, and a file that stays
+// invalid for a second look is reported once.
+func TestCheckWaitsOutAHalfWrittenFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	var rejected []error
+	var reloaded []*File
+	w := newFileSync(path, []byte(flagFile("10")), slog.New(slog.DiscardHandler),
+		func(f *File) { reloaded = append(reloaded, f) }, func(err error) { rejected = append(rejected, err) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan isync.DataSync, 1)
+	go func() { // the provider's reader
+		for {
+			select {
+			case <-out:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	next := flagFile("20")
+	for i, step := range []struct {
+		content  string
+		again    bool
+		reloaded int
+		rejected int
+	}{
+		{"", true, 0, 0},                  // truncated: look again
+		{next[:len(next)/2], true, 0, 0},  // half-written, and changed: again
+		{next, false, 1, 0},               // whole: live
+		{next, false, 1, 0},               // unchanged
+		{"", true, 1, 0},                  // truncated again
+		{"", false, 1, 1},                 // still empty a settle later: reported
+		{"", false, 1, 1},                 // and only once
+		{next[:len(next)/2], true, 1, 1},  // a new bad version: looked at twice too
+		{next[:len(next)/2], false, 1, 2}, // reported
+		{flagFile("30"), false, 2, 2},     // and a good one goes live at once
+	} {
+		if err := os.WriteFile(path, []byte(step.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		again := w.check(ctx, out)
+		if again != step.again || len(reloaded) != step.reloaded || len(rejected) != step.rejected {
+			t.Fatalf("step %d (%q): check again %v, %d reloads, %d rejections (%v); want %v, %d, %d",
+				i, step.content, again, len(reloaded), len(rejected), rejected, step.again, step.reloaded, step.rejected)
+		}
+	}
+	if !strings.Contains(rejected[0].Error(), "file is empty") {
+		t.Errorf("first rejection %q, want it to name the empty file", rejected[0])
+	}
+	if v := reloaded[1].flags["orders"].variants["on"]; fmt.Sprint(v) != "30" {
+		t.Errorf("live flags after the last step: %v, want 30", v)
 	}
 }
 
