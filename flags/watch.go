@@ -93,10 +93,13 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 	quiet := time.NewTimer(settle)
 	quiet.Stop()
 	defer quiet.Stop()
-	// The file may have changed between Open's read and the watch.
-	if w.check(ctx, out) {
-		quiet.Reset(settle)
+	check := func() {
+		if w.check(ctx, out) {
+			quiet.Reset(settle) // invalid once: look again before reporting it
+		}
 	}
+	// The file may have changed between Open's read and the watch.
+	check()
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,14 +121,10 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 			w.log.Warn("watching the flag file's directory", "path", w.path, "error", err)
 			quiet.Reset(settle) // an overflow may have eaten our event
 		case <-quiet.C:
-			if w.check(ctx, out) {
-				quiet.Reset(settle)
-			}
+			check()
 		case <-poll.C:
 			w.rewatch()
-			if w.check(ctx, out) {
-				quiet.Reset(settle)
-			}
+			check()
 		}
 	}
 }

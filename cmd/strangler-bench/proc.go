@@ -182,19 +182,27 @@ func parseStat(s string) (procStat, error) {
 // parseStatusKB returns field (such as "VmHWM" or "VmRSS") of the contents
 // of /proc/PID/status, in KiB.
 func parseStatusKB(status, field string) (uint64, error) {
+	rest, err := statusField(status, field)
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(rest)
+	if len(f) != 2 || f[1] != "kB" {
+		return 0, fmt.Errorf("status: %s: unexpected %q", field, rest)
+	}
+	return strconv.ParseUint(f[0], 10, 64)
+}
+
+// statusField returns what follows "field:" in the contents of a /proc
+// status file.
+func statusField(status, field string) (string, error) {
 	sc := bufio.NewScanner(strings.NewReader(status))
 	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
+		if name, rest, ok := strings.Cut(sc.Text(), ":"); ok && name == field {
+			return rest, nil
 		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("status: %s: unexpected %q", field, rest)
-		}
-		return strconv.ParseUint(f[0], 10, 64)
 	}
-	return 0, fmt.Errorf("status: no %s", field)
+	return "", fmt.Errorf("status: no %s", field)
 }
 
 // groupPIDs returns the processes of process group pgid: a peer's master
@@ -292,22 +300,16 @@ func threadSwitches(pid int) (uint64, error) {
 // of the contents of a /proc status file.
 func parseSwitches(status string) (uint64, error) {
 	var n uint64
-	seen := 0
-	sc := bufio.NewScanner(strings.NewReader(status))
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches") {
-			continue
+	for _, field := range []string{"voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"} {
+		rest, err := statusField(status, field)
+		if err != nil {
+			return 0, err
 		}
 		k, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("status: %s: %w", name, err)
+			return 0, fmt.Errorf("status: %s: %w", field, err)
 		}
 		n += k
-		seen++
-	}
-	if seen != 2 {
-		return 0, errors.New("status: no voluntary_ctxt_switches and nonvoluntary_ctxt_switches")
 	}
 	return n, nil
 }

@@ -131,7 +131,7 @@ func TestThreadSwitchesCountsEveryThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	main := mainOnly()
+	mainBefore := mainOnly()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -146,7 +146,7 @@ func TestThreadSwitchesCountsEveryThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if grew, mainGrew := all2-all, mainOnly()-main; grew < mainGrew+50 {
+	if grew, mainGrew := all2-all, mainOnly()-mainBefore; grew < mainGrew+50 {
 		t.Errorf("all threads' switches grew by %d, the main thread's by %d: the sleeping thread's 50 are missing", grew, mainGrew)
 	}
 	if _, err := groupSwitches(1 << 30); err == nil {

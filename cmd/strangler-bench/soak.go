@@ -220,7 +220,7 @@ func startSoak(ctx context.Context, opt options, stderr io.Writer) (*soakRun, er
 	if err := writeAtomic(s.cfgPath, soakConfig(s.ep, false)); err != nil {
 		return s, err
 	}
-	s.proxy, err = startProcess("strangler", proxyCPU, filepath.Join(dir, "strangler.log"), withGodebug(s.env, s.opt.godebug),
+	s.proxy, err = startProcess("strangler", proxyCPU, filepath.Join(dir, "strangler.log"), p.env(s.env, s.opt.godebug),
 		p.bin, "serve", "--config", s.cfgPath, "--log-level", "warn")
 	if err != nil {
 		return s, err
