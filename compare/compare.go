@@ -155,6 +155,7 @@ type comparison struct {
 	noisy   int
 
 	headerNames []headerName
+	headerDiffs []string
 	body        bodyScratch
 	walk        jsonWalk
 	tmp         []byte // pointers and values under construction
@@ -176,6 +177,7 @@ func putComparison(c *comparison) {
 	c.rules, c.noise, c.keysOnly = nil, nil, false
 	c.diffs, c.omitted, c.noisy = nil, 0, 0
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
+	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
 	c.body.reset(retainBytes)
 	c.walk.reset(retainBytes)
 	c.tmp = keep(c.tmp, 1, retainBytes)

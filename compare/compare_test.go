@@ -416,8 +416,27 @@ func TestCompare(t *testing.T) {
 			if back := compare.Compare(tt.shadow, tt.primary, r); back.Outcome != res.Outcome || len(back.Differences) != len(res.Differences) {
 				t.Errorf("reversed: %v with %d differences, want %v with %d", back.Outcome, len(back.Differences), res.Outcome, len(res.Differences))
 			}
+			// Nor on how the header names are spelled: a key net/http
+			// would not make (here an ignored one) sends both maps down
+			// the path that canonicalizes every name.
+			odd := compare.Compare(withOddKey(tt.primary), withOddKey(tt.shadow), r)
+			if got, want := diffsJSON(t, odd.Differences), diffsJSON(t, res.Differences); odd.Outcome != res.Outcome || got != want {
+				t.Errorf("with a key not in canonical form: %v, %s\nwant %v, %s", odd.Outcome, got, res.Outcome, want)
+			}
 		})
 	}
+}
+
+// withOddKey returns a copy of r with a header key not in canonical form,
+// of a header comparison ignores.
+func withOddKey(r *compare.Response) *compare.Response {
+	c := *r
+	c.Header = r.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	c.Header["date"] = []string{"Thu, 01 Jan 1970 00:00:00 GMT"}
+	return &c
 }
 
 func TestCompareNotes(t *testing.T) {

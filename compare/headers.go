@@ -30,8 +30,70 @@ var redacted = json.RawMessage(`"[redacted]"`)
 
 // compareHeaders reports one difference per canonical header name whose
 // values differ, after removing hop-by-hop, ignored and Connection-listed
-// names.
+// names, in the order of their names.
 func (c *comparison) compareHeaders(a, b http.Header) {
+	if c.compareCanonicalHeaders(a, b) {
+		return
+	}
+	c.compareAnyHeaders(a, b)
+}
+
+// compareCanonicalHeaders compares maps whose keys are all canonical, as
+// net/http's and the proxy's own readers make them, by looking each name
+// up in the other map. Only the names that differ are sorted: sorting
+// every name of both maps, as compareAnyHeaders must, was 40 % of
+// comparing two typical answers' headers. It reports false, having
+// recorded nothing, when it meets a key that is not canonical.
+func (c *comparison) compareCanonicalHeaders(a, b http.Header) bool {
+	differ := c.headerDiffs[:0]
+	defer func() { c.headerDiffs = differ[:0] }()
+	for key, av := range a {
+		if len(av) == 0 {
+			continue // a key without values is an absent header
+		}
+		if textproto.CanonicalMIMEHeaderKey(key) != key {
+			return false
+		}
+		if c.skipHeader(key, a, b) {
+			continue
+		}
+		if !headerValuesEqual(key, av, b[key]) {
+			differ = append(differ, key)
+		}
+	}
+	for key, bv := range b {
+		if len(bv) == 0 || len(a[key]) != 0 {
+			continue // absent, or compared above
+		}
+		if textproto.CanonicalMIMEHeaderKey(key) != key {
+			return false
+		}
+		if c.skipHeader(key, a, b) {
+			continue
+		}
+		if !headerValuesEqual(key, nil, bv) {
+			differ = append(differ, key)
+		}
+	}
+	// Sorted so that, past the difference limit, the same names are kept
+	// whatever order the maps were walked in.
+	slices.Sort(differ)
+	for _, name := range differ {
+		c.addHeader(name, a[name], b[name])
+	}
+	return true
+}
+
+// skipHeader reports whether a canonical header name is left out of the
+// comparison.
+func (c *comparison) skipHeader(canon string, a, b http.Header) bool {
+	return c.rules.ignoreHeaders[canon] || listedInConnection(canon, a) || listedInConnection(canon, b)
+}
+
+// compareAnyHeaders compares maps with keys in any spelling: it sorts
+// every key of both maps by canonical name, so that one name held under
+// several spellings is one header.
+func (c *comparison) compareAnyHeaders(a, b http.Header) {
 	names := c.headerNames[:0]
 	names = c.appendHeaderNames(names, a, primarySide, a, b)
 	names = c.appendHeaderNames(names, b, shadowSide, a, b)
@@ -67,7 +129,7 @@ func (c *comparison) appendHeaderNames(names []headerName, h http.Header, s side
 			continue // a key without values is an absent header
 		}
 		canon := textproto.CanonicalMIMEHeaderKey(key) // does not allocate when key is canonical
-		if c.rules.ignoreHeaders[canon] || listedInConnection(canon, a) || listedInConnection(canon, b) {
+		if c.skipHeader(canon, a, b) {
 			continue
 		}
 		names = append(names, headerName{canon: canon, key: key, side: s})
