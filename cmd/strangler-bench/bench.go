@@ -68,6 +68,7 @@ type cellResult struct {
 	rate        float64       // the open loop's rate
 	cpuAtRate   float64       // µs of proxy CPU per open-loop request
 	swAtRate    float64       // the proxy's context switches per open-loop request
+	loadAtRate  float64       // CPUs' worth the load generator and backends used over the open loop
 	lat         [4]float64    // open loop p50, p90, p99, p99.9, in ms
 	errors      uint64        // both loops
 	firstErr    string        // the first error's message
@@ -177,8 +178,8 @@ func (r *cellResult) summary() string {
 	case r.idleHeld > 0:
 		return fmt.Sprintf("RSS %.1f MiB with idle connections (%.1f before)", mib(r.idleHeld), mib(r.idleBase))
 	}
-	s := fmt.Sprintf("%.0f req/s, %.1f µs CPU/req; at %.0f req/s: p50 %.2f p99 %.2f ms, %.1f µs CPU/req, %.2f context switches/req; shadow/req %.2f/%.2f; errors %d; other processes %.2f CPU",
-		r.rps, r.cpuPerReq, r.rate, r.lat[0], r.lat[2], r.cpuAtRate, r.swAtRate, r.shadowsSat, r.shadowsRate, r.errors, r.otherCPU)
+	s := fmt.Sprintf("%.0f req/s, %.1f µs CPU/req; at %.0f req/s: p50 %.2f p99 %.2f ms, %.1f µs CPU/req, %.2f context switches/req, load side %.0f %% busy; shadow/req %.2f/%.2f; errors %d; other processes %.2f CPU",
+		r.rps, r.cpuPerReq, r.rate, r.lat[0], r.lat[2], r.cpuAtRate, r.swAtRate, 100*r.loadAtRate, r.shadowsSat, r.shadowsRate, r.errors, r.otherCPU)
 	if r.hwmKB > 0 {
 		s += fmt.Sprintf("; peak RSS %.1f MiB", mib(r.hwmKB))
 	}

@@ -18,7 +18,7 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 		return fmt.Errorf("warm-up: no request answered: %s", w.firstErr)
 	}
 	var phases [2]loadResult
-	var cpu, busy, ours [3]time.Duration
+	var cpu, busy, ours, load [3]time.Duration
 	var sw [3]uint64
 	var at [3]time.Time
 	var counts [3][2]backendCounts
@@ -33,7 +33,7 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 		if sw[i], err = groupSwitches(in.pgid); err != nil {
 			return fmt.Errorf("%s: %w (did it exit?)", c.p.name, err)
 		}
-		if busy[i], ours[i], err = b.machineCPU(in); err != nil {
+		if busy[i], ours[i], load[i], err = b.machineCPU(in); err != nil {
 			return err
 		}
 		at[i] = time.Now()
@@ -51,6 +51,7 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	// The machine's and the processes' counters are sampled differently:
 	// on a quiet machine the difference wobbles around 0 by a few hundredths.
 	r.otherCPU = max(0, float64((busy[2]-busy[0])-(ours[2]-ours[0]))/float64(at[2].Sub(at[0])))
+	r.loadAtRate = float64(load[2]-load[1]) / float64(at[2].Sub(at[1]))
 	closed, open := &phases[0], &phases[1]
 	r.rps = closed.rps()
 	r.cpuPerReq = perRequest(cpu[1]-cpu[0], closed.requests)
@@ -107,25 +108,30 @@ func (b *bench) settle(ctx context.Context) ([2]backendCounts, error) {
 }
 
 // machineCPU returns the CPU time the whole machine has been busy (from
-// /proc/stat) and the part of it used by this harness, the backends and
-// the peer: their difference over a cell is other work on the machine,
-// which makes the figures noisy.
-func (b *bench) machineCPU(in *instance) (busy, ours time.Duration, err error) {
-	if busy, ours, err = machineAndSelfCPU(); err != nil {
-		return 0, 0, err
+// /proc/stat), the part of it used by this harness, the backends and the
+// peer (their difference over a cell is other work on the machine, which
+// makes the figures noisy), and the part used by the load side alone: the
+// harness and the backends, which share one CPU.
+func (b *bench) machineCPU(in *instance) (busy, ours, load time.Duration, err error) {
+	if busy, load, err = machineAndSelfCPU(); err != nil {
+		return 0, 0, 0, err
 	}
-	groups := []int{b.backends[0].pgid(), b.backends[1].pgid()}
-	if in.proc != nil {
-		groups = append(groups, in.pgid)
-	}
-	for _, g := range groups {
-		t, err := groupCPU(g)
+	for _, be := range b.backends {
+		t, err := groupCPU(be.pgid())
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
+		}
+		load += t
+	}
+	ours = load
+	if in.proc != nil {
+		t, err := groupCPU(in.pgid)
+		if err != nil {
+			return 0, 0, 0, err
 		}
 		ours += t
 	}
-	return busy, ours, nil
+	return busy, ours, load, nil
 }
 
 // machineAndSelfCPU returns the CPU time the whole machine has been busy
@@ -172,6 +178,7 @@ func diffCounts(before, after [2]backendCounts) [2]backendCounts {
 // the first peer measured in the scenario sets it instead, with a note.
 func (b *bench) rateFor(c cell, rps float64) float64 {
 	if b.opt.rate > 0 {
+		b.rates[c.sc.name] = b.opt.rate // for the table's legend
 		return b.opt.rate
 	}
 	if r, ok := b.rates[c.sc.name]; ok {

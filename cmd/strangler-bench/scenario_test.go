@@ -97,3 +97,29 @@ func TestPlanInterleavesRunsAndMeasuresDirectOncePerSize(t *testing.T) {
 		t.Errorf("estimate %v", est)
 	}
 }
+
+func TestRateForRecordsTheRateItUses(t *testing.T) {
+	t.Parallel()
+	nginx := &peer{name: peerNginx}
+	for _, tc := range []struct {
+		name      string
+		flag, rps float64
+		want      float64
+	}{
+		{"from the reference peer's throughput", 0, 30000, 30000 * ratePercent / 100},
+		{"from -rate", 2500, 30000, 2500},
+	} {
+		b := &bench{opt: options{rate: tc.flag}, peers: []*peer{nginx}, rates: map[string]float64{}, rateFrom: map[string]string{}}
+		c := cell{sc: scenarios[2], p: nginx}
+		if got := b.rateFor(c, tc.rps); got != tc.want {
+			t.Errorf("%s: rate %v, want %v", tc.name, got, tc.want)
+		}
+		// The table's legend lists the rates from b.rates.
+		if got := b.rates[c.sc.name]; got != tc.want {
+			t.Errorf("%s: recorded rate %v, want %v", tc.name, got, tc.want)
+		}
+		if got := b.rateFor(c, 1); got != tc.want {
+			t.Errorf("%s: second cell's rate %v, want %v: the first fixes it", tc.name, got, tc.want)
+		}
+	}
+}

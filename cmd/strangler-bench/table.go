@@ -25,7 +25,7 @@ var tableColumns = []string{
 	"scenario", "peer", "req/s", "×nginx", "×direct",
 	"p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors",
 	"CPU µs/req", "×nginx", "×direct", "CPU µs/req at rate", "peak RSS MiB", "to service", "shadow/req",
-	"context switches/req at rate",
+	"context switches/req at rate", "load CPU % at rate",
 }
 
 // markdown renders the header lines, the table (medians over the runs,
@@ -140,6 +140,7 @@ func (rep *report) row(sc scenario, p *peer) ([]string, string) {
 	}
 	cells[15] = fmt.Sprintf("%.1f %%", 100*spreadOf(collect(ok, func(r *cellResult) float64 { return r.toService })).med)
 	cells[17] = fmtSpread(spreadOf(collect(ok, func(r *cellResult) float64 { return r.swAtRate })), 2)
+	cells[18] = fmtSpread(spreadOf(collect(ok, func(r *cellResult) float64 { return 100 * r.loadAtRate })), 0)
 	if sc.kind == kindShadow {
 		cells[16] = fmt.Sprintf("%.2f / %.2f",
 			spreadOf(collect(ok, func(r *cellResult) float64 { return r.shadowsSat })).med,
@@ -203,6 +204,7 @@ func (rep *report) legend() []string {
 		"p50…p99.9: open loop at a fixed rate, latency from each request's scheduled send time (no coordinated omission); requests/s: " + strings.Join(rates, ", ") + ".",
 		"CPU µs/req: user + system CPU of the proxy's processes (nginx: master + worker) over the closed loop and until the shadow copies it queued were sent, per request (µs per request = CPU ms per 1,000 requests); for direct, the monolith backend's own CPU, so ×direct is the proxy's cost in backends. CPU µs/req at rate: the same over the open loop, where every peer serves the same rate.",
 		"context switches/req at rate: the proxy's threads' context switches (voluntary and not, from /proc) over the open loop, per request; unlike CPU time, a count that a noisy machine does not change. Each is a thread put to sleep and woken; a Go proxy's include its sysmon thread's (see the README, Performance).",
+		"load CPU % at rate: the CPU the load generator and the backends used over the open loop, as a share of the one CPU they are pinned to. Near 100 %, requests wait on the load side too, and the latencies measure it as much as the proxy.",
 		"peak RSS: VmHWM of the proxy's processes over the cell; idle: VmRSS with the idle connections held open after one request each, and per connection above the RSS before them.",
 		"to service: share of client requests the service answered (the split is 10 %; over a fixed pool of 1,000 users the share is not exactly 10 %). shadow/req: shadow copies the backends received per client request, in the closed loop / in the open loop (1.00: every request copied; Strangler sheds copies when its shadow queue is full, so at saturation its CPU per request covers fewer copies than nginx's).",
 		"direct's latency is higher than through a proxy at the same rate because its backend shares the load generator's CPU.",

@@ -45,9 +45,9 @@ func TestTableMediansRatiosAndMissingPeers(t *testing.T) {
 		{run: 0, scenario: "split-1k", peer: peerNginx, rps: 30000, cpuPerReq: 20, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
 		{run: 1, scenario: "split-1k", peer: peerNginx, rps: 31000, cpuPerReq: 19, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
 		{run: 2, scenario: "split-1k", peer: peerNginx, rps: 29000, cpuPerReq: 21, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
-		{run: 0, scenario: "split-1k", peer: peerStrangler, rps: 15000, cpuPerReq: 40, swAtRate: 4.5, lat: [4]float64{0.3, 1, 3, 30}, toService: 0.094, hwmKB: 34 * 1024, errors: 2, firstErr: "status 502 Bad Gateway"},
+		{run: 0, scenario: "split-1k", peer: peerStrangler, rps: 15000, cpuPerReq: 40, swAtRate: 4.5, loadAtRate: 0.62, lat: [4]float64{0.3, 1, 3, 30}, toService: 0.094, hwmKB: 34 * 1024, errors: 2, firstErr: "status 502 Bad Gateway"},
 		{run: 1, scenario: "split-1k", peer: peerStrangler, err: "strangler failed to start: exited (exit status 1); last lines of log:\n    bad config"},
-		{run: 2, scenario: "split-1k", peer: peerStrangler, rps: 16000, cpuPerReq: 42, swAtRate: 1.5, lat: [4]float64{0.3, 1, 5, 50}, toService: 0.096, hwmKB: 36 * 1024, errors: 1},
+		{run: 2, scenario: "split-1k", peer: peerStrangler, rps: 16000, cpuPerReq: 42, swAtRate: 1.5, loadAtRate: 0.97, lat: [4]float64{0.3, 1, 5, 50}, toService: 0.096, hwmKB: 36 * 1024, errors: 1},
 		{run: 0, scenario: "shadow-1k", peer: peerNginx, rps: 10000, cpuPerReq: 50, shadowsSat: 1, shadowsRate: 1},
 		{run: 0, scenario: "shadow-1k", peer: peerStrangler, err: "strangler failed to start: boom"},
 		{run: 0, scenario: "idle", peer: peerNginx, idleBase: 12 * 1024, idleHeld: 13 * 1024, hwmKB: 13 * 1024},
@@ -84,6 +84,7 @@ func TestTableMediansRatiosAndMissingPeers(t *testing.T) {
 		15: "9.5 %",
 		16: "—", // no shadow in a split
 		17: "3.00 (1.50–4.50)",
+		18: "80 (62–97)", // per cent of the load side's CPU
 	}
 	for i, w := range want {
 		if s[i] != w {
