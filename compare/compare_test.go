@@ -386,6 +386,16 @@ func TestCompare(t *testing.T) {
 			want:    `[{"kind":"body","primary":"1","shadow":"1.0"}]`,
 		},
 		{
+			name:    "no body, with and without a coding (HEAD, 204, 304)",
+			primary: &compare.Response{Status: 304, Header: hdr("Content-Type", "application/json", "Content-Encoding", "gzip")},
+			shadow:  &compare.Response{Status: 304, Header: hdr("Content-Type", "application/json")},
+		},
+		{
+			name:    "no body, with two codings",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json", "Content-Encoding", "gzip")},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json", "Content-Encoding", "br")},
+		},
+		{
 			name:    "status, headers and body together, in that order",
 			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json", "X-B", "1", "X-A", "1"), Body: []byte(`{"a":1}`)},
 			shadow:  &compare.Response{Status: 201, Header: hdr("Content-Type", "application/json", "X-A", "2", "X-B", "2"), Body: []byte(`{"a":2}`)},

@@ -70,7 +70,9 @@ func appendCodings(dst []string, h http.Header) []string {
 // it returns the output decoded so far.
 func (c *comparison) decode(body []byte, s side) ([]byte, error) {
 	codings := c.body.codings[s]
-	if len(codings) == 0 {
+	if len(codings) == 0 || len(body) == 0 {
+		// No body (HEAD, 204, 304) has nothing to decode, whatever
+		// coding its header names.
 		return body, nil
 	}
 	limit := c.rules.maxDecoded
