@@ -114,8 +114,9 @@ func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Reque
 	rec.servedBy = rt.monolith
 	if rec.pair != nil {
 		// The client gets the monolith's answer; comparing it with the
-		// monolith's copy would say nothing about the service.
-		rec.pair.dropped.Store(true)
+		// monolith's copy would say nothing about the service, and a copy
+		// not sent yet is not sent.
+		rec.pair.drop(rec.pair.sh.skipPrimaryFailed)
 		rec.tee = nil
 	}
 	rt.monolith.serve(w, r)
@@ -128,30 +129,38 @@ func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Reque
 type bufferedBody struct {
 	data  []byte    // read from the client
 	whole bool      // data is the entire body
-	r     io.Reader // data, then the unread rest
+	rest  io.Reader // the client's body past data (or the error reading it stopped at)
+	r     io.Reader // data, then rest
 	read  int64     // bytes handed to the upstream
 }
 
 // bufferBody reads up to limit bytes of r's body and replaces r.Body with
-// a bufferedBody. A body already buffered is reused.
+// a bufferedBody. A body already buffered is reused, and read further when
+// limit is the larger (the fallback's after the shadow's) and nothing of
+// it has been sent yet.
 func bufferBody(r *http.Request, limit int64) *bufferedBody {
-	if bb, ok := r.Body.(*bufferedBody); ok {
+	bb, ok := r.Body.(*bufferedBody)
+	if !ok {
+		bb = &bufferedBody{rest: r.Body}
+		r.Body = bb
+	} else if bb.whole || bb.read > 0 || int64(len(bb.data)) > limit {
 		return bb
 	}
-	bb := &bufferedBody{}
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), limit+1)))
-	_, err := io.Copy(buf, io.LimitReader(r.Body, limit+1))
+	if _, failed := bb.rest.(errReader); failed {
+		return bb
+	}
+	buf := bytes.NewBuffer(bb.data)
+	buf.Grow(max(int(min(max(r.ContentLength, 512), limit+1))-len(bb.data), 0))
+	_, err := io.Copy(buf, io.LimitReader(bb.rest, limit+1-int64(len(bb.data))))
 	bb.data = buf.Bytes()
-	rest := io.Reader(r.Body)
 	switch {
 	case err != nil:
-		rest = errReader{err}
+		bb.rest = errReader{err}
 	case int64(len(bb.data)) <= limit:
 		bb.whole = true
-		rest = http.NoBody
+		bb.rest = http.NoBody
 	}
-	bb.r = io.MultiReader(bytes.NewReader(bb.data), rest)
-	r.Body = bb
+	bb.r = io.MultiReader(bytes.NewReader(bb.data), bb.rest)
 	if bb.whole {
 		// Marks the body as replayable on ReverseProxy's copy of the
 		// request, and lets the transport retry with it.

@@ -169,6 +169,9 @@ func newUpstream(o upstreamOptions) *upstream {
 			c.failed = kind
 			return
 		}
+		if rec, ok := w.(*recorder); ok && rec.tee != nil {
+			rec.tee.failed = kind // no answer of the upstream's to compare
+		}
 		if answerBodyError(w, r, o.route, err) {
 			return // the client's body was refused: not the upstream's failure
 		}

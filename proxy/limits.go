@@ -348,6 +348,11 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request, rt *route)
 	if v == nil {
 		return
 	}
+	if rec, ok := w.(*recorder); ok && rec.tee != nil && rec.tee.failed == "" {
+		// A cut answer, or the proxy's own 500: not the upstream's answer
+		// to compare.
+		rec.tee.failed = errReset
+	}
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}

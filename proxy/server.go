@@ -181,6 +181,10 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 		if pair.primary.status == 0 {
 			pair.primary.status = status
 		}
+		if pair.primary.failed != "" {
+			pair.drop(pair.sh.skipPrimaryFailed)
+		}
+		pair.abandonPending()
 		s.primaryDone(pair, d)
 	}
 }
@@ -231,6 +235,9 @@ func (w *recorder) WriteHeader(code int) {
 			if w.tee.header == nil { // forward may have handed over the upstream's
 				w.tee.header = w.Header().Clone()
 			}
+		}
+		if w.pair != nil && w.pair.pending {
+			w.pair.sendPending()
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

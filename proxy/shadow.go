@@ -25,6 +25,10 @@ const (
 	skipTooLarge = "too_large" // a request or response body is over shadow.max_body
 	skipOverload = "overload"  // the comparison pool's queue was full
 	skipEjected  = "ejected"   // the service is ejected
+	// The client's answer did not come whole from the side the split
+	// chose: the call failed, the answer was cut, or the request fell
+	// back to the monolith. There is nothing to compare the copy with.
+	skipPrimaryFailed = "primary_failed"
 )
 
 // routeShadow is a route's compiled shadow config and its pre-bound series.
@@ -43,10 +47,11 @@ type routeShadow struct {
 	monolith, service *upstream
 	state             *routeState
 
-	skipMethod, skipTooLarge, skipOverload, skipEjected prometheus.Counter
-	results                                             [compare.Error + 1]prometheus.Counter // by compare.Outcome
-	kinds                                               [compare.KindBody + 1]prometheus.Counter
-	noiseFields                                         prometheus.Gauge
+	skipMethod, skipTooLarge, skipOverload, skipEjected, skipPrimaryFailed prometheus.Counter
+
+	results     [compare.Error + 1]prometheus.Counter // by compare.Outcome
+	kinds       [compare.KindBody + 1]prometheus.Counter
+	noiseFields prometheus.Gauge
 }
 
 // routeState is what a route learns while it serves, kept across reloads
@@ -96,6 +101,7 @@ type shadowPair struct {
 	req            *http.Request   // the copy: same method, URL and headers
 	client         context.Context // the client's request's, for its values (canceled once the client is answered)
 	body           []byte          // the request body, read once, sent to each call
+	bodyHeld       int64           // what body took from shadow_memory
 	primaryService bool
 	queued         time.Time
 
@@ -106,8 +112,23 @@ type shadowPair struct {
 	extra      *capture // the monolith's second answer, for noise
 
 	called  bool         // the shadow call ran (written by the worker before halves.Add)
-	dropped atomic.Bool  // given up: counted as skipped, nothing compared
+	// pending: the copy waits for the primary's answer before it is
+	// queued (a write the fallback could replay to the monolith); only
+	// the request goroutine reads and writes it.
+	pending bool
+	pool    *shadowPool
+	dropped atomic.Bool  // given up: counted as skipped once, by drop; nothing compared
 	halves  atomic.Int32 // 2 when both answers are in
+}
+
+// drop gives the comparison up and counts it under reason, unless it was
+// given up already: the request goroutine (a failed primary, a fallback)
+// and a worker (a copy too late to send) may both try, and a sampled
+// request is counted once.
+func (p *shadowPair) drop(reason prometheus.Counter) {
+	if p.dropped.CompareAndSwap(false, true) {
+		reason.Inc()
+	}
 }
 
 func (p *shadowPair) primaryBackend() string { return backendName(p.primaryService) }
@@ -136,9 +157,20 @@ type capture struct {
 	budget     *memBudget
 	held       int64
 	overBudget bool
+	// trailer takes what is written to Header() once the answer has
+	// begun: the trailers ReverseProxy copies after the body. The
+	// primary's headers are a snapshot taken at WriteHeader, so trailers
+	// are left out of both sides alike.
+	trailer http.Header
 }
 
 func (c *capture) Header() http.Header {
+	if c.status != 0 {
+		if c.trailer == nil {
+			c.trailer = http.Header{}
+		}
+		return c.trailer
+	}
 	if c.header == nil {
 		c.header = http.Header{}
 	}
@@ -148,12 +180,15 @@ func (c *capture) Header() http.Header {
 func (c *capture) WriteHeader(code int) {
 	if c.status == 0 && code >= 200 {
 		c.status = code
+		if c.header == nil {
+			c.header = http.Header{} // sealed: Header() now returns the trailer map
+		}
 	}
 }
 
 func (c *capture) Write(b []byte) (int, error) {
 	if c.status == 0 {
-		c.status = http.StatusOK
+		c.WriteHeader(http.StatusOK)
 	}
 	c.append(b)
 	return len(b), nil
@@ -259,6 +294,10 @@ func (m *memBudget) give(n int64) { m.used.Add(-n) }
 
 // release returns the pair's memory once nothing will read it again.
 func (p *shadowPair) release() {
+	if p.bodyHeld > 0 {
+		p.primary.budget.give(p.bodyHeld)
+		p.bodyHeld = 0
+	}
 	p.primary.release()
 	p.shadow.release()
 	p.extra.release()
@@ -310,11 +349,63 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	p.req = r.WithContext(context.WithoutCancel(r.Context()))
 	p.body = body
 	p.req.Body = http.NoBody // each call reads its own reader over p.body
+	if len(body) > 0 {
+		// The body is held until the comparison is done: shadow_memory
+		// bounds it with the answers.
+		if !s.shadowMem.take(int64(len(body))) {
+			sh.skipOverload.Inc()
+			return nil
+		}
+		p.bodyHeld = int64(len(body))
+	}
+	p.pool = s.pool
+	if primaryService && rt.fallback.enabled() && !safeMethod(r.Method) {
+		// Were the service to fail, the fallback could replay this write
+		// to the monolith: a copy sent there first would make it two. The
+		// copy goes once the service has answered.
+		p.pending = true
+		return p
+	}
 	if !s.pool.submit(p) {
 		sh.skipOverload.Inc()
+		p.release()
 		return nil
 	}
 	return p
+}
+
+// safeMethod reports whether a method is safe (RFC 9110 §9.2.1): sending
+// one twice does no harm.
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// sendPending queues a copy that waited for the primary's answer, once
+// that answer has begun and came from the side the split chose.
+func (p *shadowPair) sendPending() {
+	if p.dropped.Load() || p.primary.failed != "" {
+		return // finish gives it up
+	}
+	p.pending = false
+	if !p.pool.submit(p) {
+		p.drop(p.sh.skipOverload)
+		p.halves.Add(1) // the copy's half: nothing will come
+	}
+}
+
+// abandonPending gives up a copy that was never queued: the primary
+// failed, or fell back to the monolith.
+func (p *shadowPair) abandonPending() {
+	if !p.pending {
+		return
+	}
+	p.pending = false
+	p.drop(p.sh.skipPrimaryFailed)
+	p.halves.Add(1)
 }
 
 func bodyOf(b []byte) io.ReadCloser {
@@ -327,8 +418,15 @@ func bodyOf(b []byte) io.ReadCloser {
 // primaryDone is called when the client's response is complete.
 func (s *Server) primaryDone(p *shadowPair, d time.Duration) {
 	p.primaryDur = d
-	if p.halves.Add(1) == 2 && !s.pool.submit(p) {
-		p.sh.skipOverload.Inc()
+	if p.halves.Add(1) != 2 {
+		return // the worker compares when the copy's answer is in
+	}
+	if p.dropped.Load() {
+		p.release() // counted when dropped: nothing to hand to a worker
+		return
+	}
+	if !s.pool.submit(p) {
+		p.drop(p.sh.skipOverload)
 		p.release()
 	}
 }
@@ -391,12 +489,15 @@ func (sp *shadowPool) run(p *shadowPair) {
 		sp.s.compare(p)
 		return
 	}
-	if time.Since(p.queued) > p.sh.timeout {
+	switch {
+	case p.dropped.Load():
+		// The primary failed or fell back to the monolith while the copy
+		// waited: a copy now would be a second write for nothing.
+	case time.Since(p.queued) > p.sh.timeout:
 		// Too late to be a copy of the same moment: the comparison would
 		// say more about the queue than about the service.
-		p.dropped.Store(true)
-		p.sh.skipOverload.Inc()
-	} else {
+		p.drop(p.sh.skipOverload)
+	default:
 		sp.s.callShadow(p)
 	}
 	p.called = true
@@ -419,7 +520,7 @@ func (s *Server) callShadow(p *shadowPair) {
 	// The client's own context, for the exemplar: asking the copy's
 	// (context.WithoutCancel's) for a value allocates every time.
 	observe(up.metrics.primary, p.client, p.shadowDur) // bound to role="shadow"
-	if sh.noise != nil && p.shadow.failed == "" {
+	if sh.noise != nil && p.shadow.failed == "" && !p.dropped.Load() {
 		p.extra = &capture{max: sh.maxBody, budget: &s.shadowMem}
 		call(sh.monolith, p.req, p.body, p.extra, sh.timeout)
 	}
@@ -535,11 +636,12 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		rules:    rules,
 		state:    st,
 
-		skipMethod:   m.shadowSkipped.WithLabelValues(rc.Name, skipMethod),
-		skipTooLarge: m.shadowSkipped.WithLabelValues(rc.Name, skipTooLarge),
-		skipOverload: m.shadowSkipped.WithLabelValues(rc.Name, skipOverload),
-		skipEjected:  m.shadowSkipped.WithLabelValues(rc.Name, skipEjected),
-		noiseFields:  m.noiseFields.WithLabelValues(rc.Name),
+		skipMethod:        m.shadowSkipped.WithLabelValues(rc.Name, skipMethod),
+		skipTooLarge:      m.shadowSkipped.WithLabelValues(rc.Name, skipTooLarge),
+		skipOverload:      m.shadowSkipped.WithLabelValues(rc.Name, skipOverload),
+		skipEjected:       m.shadowSkipped.WithLabelValues(rc.Name, skipEjected),
+		skipPrimaryFailed: m.shadowSkipped.WithLabelValues(rc.Name, skipPrimaryFailed),
+		noiseFields:       m.noiseFields.WithLabelValues(rc.Name),
 	}
 	if sc.Noise {
 		sh.noise = st.noise
