@@ -111,7 +111,7 @@ type shadowPair struct {
 	shadowDur  time.Duration
 	extra      *capture // the monolith's second answer, for noise
 
-	called  bool         // the shadow call ran (written by the worker before halves.Add)
+	called bool // the shadow call ran (written by the worker before halves.Add)
 	// pending: the copy waits for the primary's answer before it is
 	// queued (a write the fallback could replay to the monolith); only
 	// the request goroutine reads and writes it.
