@@ -215,15 +215,15 @@ func hopByHop(k string, conn []string) bool {
 // ReverseProxy with newUpstream's Rewrite would send.
 func (u *upstream) appendForwardHead(b []byte, r *http.Request) ([]byte, error) {
 	host := u.target.Host
-	if u.preserveHost {
+	if u.preserveHost && r.Host != "" { // HTTP/1.0 may have none: as ReverseProxy
 		host = r.Host
 	}
 	path := r.URL.EscapedPath()
 	if u.target.Path != "" || u.target.RawPath != "" {
 		path = joinedPath(u.target, r.URL)
 	}
-	ua := "" // ReverseProxy sends none when the client sent none
-	if v := r.Header["User-Agent"]; len(v) > 0 {
+	ua := "" // ReverseProxy sends none when the client sent none, or named it in Connection
+	if v := r.Header["User-Agent"]; len(v) > 0 && !hopByHop("User-Agent", r.Header["Connection"]) {
 		ua = v[0]
 	}
 	b, err := appendRequestLine(b, r.Method, path, r.URL, host, ua)

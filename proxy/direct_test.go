@@ -38,6 +38,8 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 		{"escaped path", "GET /p/%7Euser/a%20b/%C3%A9 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
 		{"HTTP/1.0", "GET /p HTTP/1.0\r\nHost: h\r\n\r\n"},
 		{"Te without trailers", "GET /p HTTP/1.1\r\nHost: h\r\nTe: deflate\r\nConnection: close\r\n\r\n"},
+		{"HTTP/1.0 without Host", "GET /p HTTP/1.0\r\nUser-Agent: probe\r\n\r\n"},
+		{"User-Agent named in Connection", "GET /p HTTP/1.1\r\nHost: h\r\nUser-Agent: probe\r\nConnection: User-Agent, close\r\n\r\n"},
 	}
 	answers := []struct {
 		name, raw string

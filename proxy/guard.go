@@ -347,6 +347,12 @@ func (c *upstreamConn) SyscallConn() (syscall.RawConn, error) {
 	return nil, errors.ErrUnsupported
 }
 
+// between reports whether the guard sees the connection between answers:
+// every answer it read ended, and it holds nothing back.
+func (c *upstreamConn) between() bool {
+	return c.f.state == fsStart && len(c.pend) == 0 && !c.heldCR
+}
+
 func (c *upstreamConn) Write(p []byte) (int, error) {
 	if c.idle.Load() {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")

@@ -355,6 +355,7 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 	}
 	var resp *http.Response
 	var body bodyFraming
+	closeAfter := false // an interim answer asked to close the connection
 	for n1xx := 0; ; n1xx++ {
 		resp, body, err = readResponse(pc.br, &pc.hbuf, req)
 		if cap(pc.hbuf) > keepHead {
@@ -369,8 +370,10 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 			return nil, pc.failed(ctx, err)
 		}
 		if resp.StatusCode >= 200 {
+			resp.Close = resp.Close || closeAfter
 			break
 		}
+		closeAfter = closeAfter || resp.Close
 		if resp.StatusCode == http.StatusSwitchingProtocols || n1xx == max1xx {
 			pc.release(false)
 			return nil, fmt.Errorf("upstream answered %d where a final answer was expected", resp.StatusCode)
@@ -436,6 +439,12 @@ func (pc *h1Conn) release(reuse bool) {
 	}
 	if reuse && pc.br.Buffered() > 0 {
 		reuse = false // bytes after the answer: no request asked for them
+	}
+	if u, ok := pc.conn.(*upstreamConn); ok && reuse && !u.between() {
+		// The guard, reading the same bytes, does not see the answer
+		// ended (it lost the framing, or holds bytes back): the next
+		// answer on this connection might not be the next request's.
+		reuse = false
 	}
 	if !reuse {
 		pc.conn.Close()

@@ -284,6 +284,11 @@ func TestH1ResponseFraming(t *testing.T) {
 		status:   200, header: http.Header{"Content-Length": {"2"}},
 		body: "ok", length: 2, got1xx: []string{"103 </style.css>; rel=preload"}, reused: true,
 	}, {
+		name:     "a 103 that asks to close: closed after the answer",
+		response: "HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\n" + okResponse,
+		status:   200, header: http.Header{"Content-Length": {"2"}},
+		body: "ok", length: 2, got1xx: []string{"103 "},
+	}, {
 		name:     "100 Continue is passed over",
 		response: "HTTP/1.1 100 Continue\r\n\r\n" + okResponse,
 		status:   200, header: http.Header{"Content-Length": {"2"}},

@@ -226,6 +226,12 @@ func framing(resp *http.Response, method string) (bodyFraming, error) {
 		}
 	}
 	cl := int64(-1)
+	if _, ok := h["Content-Length"]; ok && chunked {
+		// Both framings (RFC 9112 §6.3): chunked wins, but the upstream
+		// and some other reader of its bytes may disagree on where the
+		// answer ends, so nothing after it is trusted.
+		resp.Close = true
+	}
 	if cls, ok := h["Content-Length"]; ok {
 		first := cls[0]
 		for _, v := range cls[1:] {
