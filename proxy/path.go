@@ -12,7 +12,8 @@ import (
 // it to `/api/admin`: a route's service would answer for paths it does not
 // own, and a route meant to keep traffic on the monolith could be skipped.
 //
-// normalizePath resolves `.` and `..` segments (RFC 3986 section 5.2.4, as
+// normalizePath decodes percent-encoded unreserved characters (RFC 3986
+// section 6.2.2.2), then resolves `.` and `..` segments (section 5.2.4, as
 // Envoy's normalize_path does) in place, literal or percent-encoded
 // (`%2e`, `%2E`), and keeps everything else byte for byte: an encoded slash
 // (`%2F`) stays encoded and is part of its segment, never a separator; the
@@ -27,6 +28,19 @@ func normalizePath(u *url.URL) {
 		// must be escaped, such as '"'): forwarding re-escapes Path, in
 		// which an encoded slash has become a separator. Route on that.
 		u.RawPath = ""
+	}
+	if u.RawPath != "" {
+		// An unreserved character percent-encoded (%6F for "o") is the
+		// same character (RFC 3986 §6.2.2.2), and the upstream's framework
+		// decodes it: matched on as it came, /api/%6Frders/7 would miss
+		// the route of /api/orders/*. Decoded, the path may need no
+		// RawPath at all.
+		if raw, ok := decodeUnreserved(u.RawPath); ok {
+			u.RawPath = raw
+			if raw == (&url.URL{Path: u.Path}).EscapedPath() {
+				u.RawPath = ""
+			}
+		}
 	}
 	// Path is the decoded form, so an encoded dot shows there as a dot: a
 	// path without one has no dot segment, literal or encoded.
@@ -51,6 +65,42 @@ func normalizePath(u *url.URL) {
 		return // cannot happen: p is a subsequence of segments of a valid RawPath
 	}
 	u.Path, u.RawPath = dec, p
+}
+
+// decodeUnreserved decodes the percent-encoded unreserved characters of an
+// escaped path (ALPHA, DIGIT, "-", ".", "_", "~"), reporting false when it
+// has none. Every other escape, %2F above all, stays as it is.
+func decodeUnreserved(p string) (string, bool) {
+	var out []byte
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' || i+2 >= len(p) {
+			if out != nil {
+				out = append(out, p[i])
+			}
+			continue
+		}
+		h, l := unhex(p[i+1]), unhex(p[i+2])
+		c := byte(h<<4 | l)
+		if h < 0 || l < 0 || !unreserved(c) {
+			if out != nil {
+				out = append(out, p[i])
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(p)), p[:i]...)
+		}
+		out = append(out, c)
+		i += 2
+	}
+	if out == nil {
+		return p, false
+	}
+	return string(out), true
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // removeDotSegments resolves the dot segments of an absolute path (one

@@ -33,10 +33,16 @@ func TestNormalizePathResolvesDotSegmentsOnly(t *testing.T) {
 		{"/api/orders/%2F../admin", "/api/orders//../admin", "/api/orders/%2F../admin"},
 		{"/api/orders/x%2F/../admin", "/api/orders/admin", "/api/orders/admin"},
 		{"/api/x%2Fy/../orders/%2F7", "/api/orders//7", "/api/orders/%2F7"},
-		{"/a/%2e%2e%2fb", "/a/../b", "/a/%2e%2e%2fb"}, // one segment
+		{"/a/%2e%2e%2fb", "/a/../b", "/a/..%2fb"}, // one segment
 		// A RawPath net/url will not forward is not routed on either.
 		{"/.%2F\"", "/\"", "/%22"},
 		{"/api%2Forders/x\"", "/api/orders/x\"", "/api/orders/x%22"},
+		// Unreserved characters percent-encoded are those characters
+		// (RFC 3986 §6.2.2.2); other escapes stay.
+		{"/api/%6Frders/7", "/api/orders/7", "/api/orders/7"},
+		{"/%61pi/orders/%37", "/api/orders/7", "/api/orders/7"},
+		{"/a%7Eb/%2Fc%41%2d%5F", "/a~b//cA-_", "/a~b/%2FcA-_"},
+		{"/a/%2E%2e%2F%2e/b", "/a/.././b", "/a/..%2F./b"},
 		// Not dot segments.
 		{"/a/.../b", "/a/.../b", "/a/.../b"},
 		{"/a/.b/..c/c.", "/a/.b/..c/c.", "/a/.b/..c/c."},
@@ -104,6 +110,9 @@ func TestDotSegmentsResolvedBeforeRoutingAndForwarded(t *testing.T) {
 		{"/api/orders%2F..%2Fadmin", "monolith", "/api/orders%2F..%2Fadmin"},
 		{"/api%2Forders/7\"", "service", "/api/orders/7%22"},
 		{"/api/orders/7?q=../x;y=%2e&z", "service", "/api/orders/7?q=../x;y=%2e&z"},
+		{"/api/%6Frders/7", "service", "/api/orders/7"},
+		{"/%61pi/orders/7?q=%6F", "service", "/api/orders/7?q=%6F"},
+		{"/api/orders%2f%37", "monolith", "/api/orders%2f7"},
 		{"/api/admin/../orders/7?a=1;b=2", "service", "/api/orders/7?a=1;b=2"},
 	}
 	for i, c := range cases {
