@@ -51,6 +51,8 @@ type Config struct {
 	dir string
 	// raw is the file's content, for noticing a change.
 	raw []byte
+	// validated: Validate found nothing wrong (and set the defaults).
+	validated bool
 }
 
 // FlagsConfig names the flag source: a flag file, or a flagd daemon that
@@ -488,7 +490,11 @@ func (c *Config) Validate() error {
 	} else if c.ShadowQueue == 0 {
 		c.ShadowQueue = DefaultShadowQueue
 	}
-	return ce.err()
+	if err := ce.err(); err != nil {
+		return err
+	}
+	c.validated = true
+	return nil
 }
 
 func validateFlagd(ce *ConfigError, f *FlagdConfig) {

@@ -237,11 +237,15 @@ func (s *Server) compileFallback(rt *route, rc Route, st *routeState) {
 		rt.fallback.on[reason] = s.metrics.fallbacks.WithLabelValues(rc.Name, reason)
 	}
 	rt.eject = st.eject
-	rt.eject.cfg.Store(&ejectConfig{
+	rt.ejectCfg = &ejectConfig{
 		threshold: int32(*rc.Eject.ConsecutiveFailures),
 		base:      time.Duration(rc.Eject.BaseTime),
 		max:       time.Duration(rc.Eject.MaxTime),
-	})
+	}
+	// A running route's ejector takes the new settings when the table is
+	// installed (a reload that fails changes nothing); a new one needs
+	// them before any request can reach it.
+	rt.eject.cfg.CompareAndSwap(nil, rt.ejectCfg)
 }
 
 // ejectedAt reports whether the service is ejected at now. The first call

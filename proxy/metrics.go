@@ -174,3 +174,14 @@ func (c *codeCounters) inc(code int) {
 	}
 	(*p).Inc()
 }
+
+// forgetRoute deletes every series of a route the config no longer has.
+func (m *Metrics) forgetRoute(name string) {
+	l := prometheus.Labels{"route": name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.requests, m.duration, m.percent, m.upstreamErrors, m.comparisons, m.mismatches,
+		m.shadowSkipped, m.noiseFields, m.fallbacks, m.ejected, m.ejections,
+	} {
+		v.DeletePartialMatch(l)
+	}
+}

@@ -21,6 +21,15 @@ import (
 // A change of flag source is refused: routes would read flags the running
 // source does not watch.
 func (s *Server) Reload(cfg *Config) error {
+	// SIGHUP and the file watcher may reload at once: one at a time, so
+	// that each table is installed whole.
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if !cfg.validated {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
 	old := s.table.Load().cfg
 	if cfg.FlagFile() != old.FlagFile() || !reflect.DeepEqual(cfg.Flags.Flagd, old.Flags.Flagd) {
 		return &ConfigError{Problems: []string{"flags: changing the flag source needs a restart"}}
@@ -48,8 +57,7 @@ func (s *Server) Reload(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	s.table.Store(t)
-	s.refreshPercents()
+	s.install(t)
 	return nil
 }
 

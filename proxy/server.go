@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ type Server struct {
 	pool      *shadowPool
 	statesMu  sync.Mutex
 	states    map[string]*routeState // by route name, kept across reloads
+	reloadMu  sync.Mutex             // one reload at a time
+	percentMu sync.Mutex             // one publisher of strangler_route_percent at a time
 	tracing   *tracing               // nil: off
 	adminAuth adminAuth
 	shadowMem memBudget
@@ -79,9 +82,32 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	}
 	s.pool = newShadowPool(s, cfg.ShadowWorkers, cfg.ShadowQueue)
 	s.shadowMem.limit = int64(cfg.ShadowMemory)
-	s.table.Store(t)
-	s.refreshPercents()
+	s.install(t)
 	return s, nil
+}
+
+// install swaps t in and applies what a route keeps across tables: its
+// ejection settings; a route the old table had and t has not loses its
+// series and what it learned, so that a dashboard or an alert does not go
+// on showing it (its percent, or an ejection that never clears).
+func (s *Server) install(t *table) {
+	old := s.table.Swap(t)
+	for _, rt := range t.routes {
+		rt.eject.cfg.Store(rt.ejectCfg)
+	}
+	s.percentMu.Lock()
+	defer s.percentMu.Unlock()
+	if old != nil {
+		for _, rt := range old.routes {
+			if !slices.ContainsFunc(t.routes, func(n *route) bool { return n.name == rt.name }) {
+				s.metrics.forgetRoute(rt.name)
+				s.statesMu.Lock()
+				delete(s.states, rt.name)
+				s.statesMu.Unlock()
+			}
+		}
+	}
+	s.publishPercents()
 }
 
 // Registry is the server's Prometheus registry, served on /metrics.
@@ -90,6 +116,15 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // refreshPercents publishes every route's flag value with an empty context.
 // It runs on every flag change, off the request path.
 func (s *Server) refreshPercents() {
+	s.percentMu.Lock()
+	defer s.percentMu.Unlock()
+	s.publishPercents()
+}
+
+// publishPercents is refreshPercents with percentMu held: a flag change
+// and a reload publish one after the other, so that a removed route's
+// gauge is not set again from the table it left.
+func (s *Server) publishPercents() {
 	t := s.table.Load()
 	if t == nil {
 		return

@@ -37,6 +37,7 @@ type route struct {
 	shadow   *routeShadow
 	fallback routeFallback
 	eject    *ejector
+	ejectCfg *ejectConfig // given to eject when the table is installed
 	cfg      Route
 }
 

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// A route removed by a reload loses its per-route series: the percent
+// gauge must not go on saying 100 for a route that no longer exists, nor
+// an ejection gauge stay at 1 and its alert never clear.
+func TestReloadRemovedRouteLosesItsSeries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, twoRoutes, flagJSON("orders-percent", 10, "users-percent", 100), nil, nil)
+	const series = `strangler_route_percent{route="users"}`
+	if v := e.metric(series); v != 100 {
+		t.Fatalf("%s = %v before the reload", series, v)
+	}
+	e.rewriteConfig(basicConfig) // route users removed
+	if err := e.srv.ReloadFile(e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "monolith" {
+		t.Fatal("route users still routed after its removal")
+	}
+	for _, series := range []string{series, `strangler_service_ejected{route="users"}`} {
+		if v := e.metric(series); v != -1 {
+			t.Errorf("route users was removed by a reload, but /metrics still says %s %v", series, v)
+		}
+	}
+	if v := e.metric(`strangler_route_percent{route="orders"}`); v != 10 {
+		t.Errorf("the remaining route's percent is %v, want 10", v)
+	}
+}
+
+// Reload validates a config that was only parsed: unvalidated, it would
+// panic on a default not set, or apply a value out of range.
+func TestReloadValidates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 10), nil, nil)
+	y := strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace(basicConfig) +
+		"    shadow: {percent: 500}\n    preserve_host: true\npreserve_host: true\n"
+	cfg, err := ParseConfig([]byte(y), e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var panicked any
+	func() {
+		defer func() { panicked = recover() }()
+		err = e.srv.Reload(cfg)
+	}()
+	switch {
+	case panicked != nil:
+		t.Errorf("Reload of an unvalidated config panicked: %v", panicked)
+	case err == nil:
+		t.Errorf("Reload accepted shadow.percent: 500 (it does not run Validate)")
+	}
+}
+
+// serve reloads on SIGHUP and from the file watcher, possibly at once. The
+// ejector's settings are shared across tables, so overlapping reloads must
+// not leave one config's table with the other's settings.
+func TestConcurrentReloadsInstallWholeTables(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 10), nil, nil)
+	load := func(name string, n int) *Config {
+		y := strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace(basicConfig) +
+			"    eject: {consecutive_failures: " + string(rune('0'+n)) + "}\n"
+		p := filepath.Join(e.dir, name)
+		writeFile(t, p, y)
+		cfg, err := LoadConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	a, b := load("a.yaml", 1), load("b.yaml", 9)
+	for round := range 300 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, c := range []*Config{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := e.srv.Reload(c); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		tb := e.srv.table.Load()
+		want := *tb.cfg.Routes[0].Eject.ConsecutiveFailures
+		got := tb.routes[0].eject.cfg.Load().threshold
+		if int(got) != want {
+			t.Fatalf("round %d: after two concurrent reloads the running table says eject.consecutive_failures %d, but the ejector applies %d", round, want, got)
+		}
+	}
+}
