@@ -520,7 +520,9 @@ func (s *Server) callShadow(p *shadowPair) {
 	// The client's own context, for the exemplar: asking the copy's
 	// (context.WithoutCancel's) for a value allocates every time.
 	observe(up.metrics.primary, p.client, p.shadowDur) // bound to role="shadow"
-	if sh.noise != nil && p.shadow.failed == "" && !p.dropped.Load() {
+	// The second copy to the monolith only for a safe method: a write
+	// would reach the monolith once more than it does without noise.
+	if sh.noise != nil && p.shadow.failed == "" && !p.dropped.Load() && safeMethod(p.req.Method) {
 		p.extra = &capture{max: sh.maxBody, budget: &s.shadowMem}
 		call(sh.monolith, p.req, p.body, p.extra, sh.timeout)
 	}

@@ -395,3 +395,33 @@ routes:
 	}
 	open(1, gateY)
 }
+
+// Noise cancellation sends the monolith a second copy, but not of a
+// write: with the monolith primary it would do every write twice.
+func TestNoiseSendsNoSecondWrite(t *testing.T) {
+	t.Parallel()
+	var writes, reads atomic.Int32
+	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodPost {
+			writes.Add(1)
+		} else {
+			reads.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n      noise: true\n      methods: [GET, POST]\n"),
+		flagJSON("orders-percent", 0), mono, answer(200, `{"ok":true}`))
+	if resp, _ := post(e, "/api/orders/new", `{"qty":1}`); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	e.get("/api/orders/7", "X-User-Id", "u")
+	if got := e.accounted(2); len(got) != 1 || got["match"] != 2 {
+		t.Errorf("counted %v, want match 2", got)
+	}
+	e.settled()
+	if w, r := writes.Load(), reads.Load(); w != 1 || r != 2 {
+		t.Errorf("the monolith got %d writes and %d reads, want 1 (the client's) and 2 (the client's and noise's copy)", w, r)
+	}
+}
