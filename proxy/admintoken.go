@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,9 +70,12 @@ func (s *Server) requireToken(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		got, ok := bytes.CutPrefix([]byte(r.Header.Get("Authorization")), []byte("Bearer "))
+		// The scheme is case-insensitive (RFC 9110 §11.1): some clients
+		// send "bearer".
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		want := s.adminAuth.current(path)
-		if !ok || want == nil || subtle.ConstantTimeCompare(bytes.TrimSpace(got), want) != 1 {
+		if !ok || want == nil || subtle.ConstantTimeCompare(bytes.TrimSpace([]byte(got)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="strangler admin"`)
 			writeText(w, http.StatusUnauthorized, "unauthorized: this endpoint needs Authorization: Bearer <admin token>\n")
 			return

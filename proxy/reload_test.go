@@ -169,6 +169,10 @@ func TestAdminToken(t *testing.T) {
 		{"/api/routes", "Bearer wrong", 401},
 		{"/api/routes", "Basic s3cret", 401},
 		{"/api/routes", "Bearer s3cret", 200},
+		{"/api/routes", "bearer s3cret", 200}, // the scheme is case-insensitive
+		{"/api/routes", "BEARER s3cret", 200},
+		{"/api/routes", "Bearers3cret", 401},
+		{"/api/routes", "Bearer", 401},
 		{"/api/diffs", "", 401},
 		{"/api/diffs", "Bearer s3cret", 200},
 		{"/healthz", "", 200},
