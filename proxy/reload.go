@@ -30,7 +30,9 @@ func (s *Server) Reload(cfg *Config) error {
 			return err
 		}
 	}
-	old := s.table.Load().cfg
+	// What is in force: the process's settings are the ones it started
+	// with, whatever reloads asked for since.
+	old := s.cfg
 	if cfg.FlagFile() != old.FlagFile() || !reflect.DeepEqual(cfg.Flags.Flagd, old.Flags.Flagd) {
 		return &ConfigError{Problems: []string{"flags: changing the flag source needs a restart"}}
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -96,6 +97,33 @@ func TestConcurrentReloadsInstallWholeTables(t *testing.T) {
 		got := tb.routes[0].eject.cfg.Load().threshold
 		if int(got) != want {
 			t.Fatalf("round %d: after two concurrent reloads the running table says eject.consecutive_failures %d, but the ejector applies %d", round, want, got)
+		}
+	}
+}
+
+// A setting that needs a restart is compared with the value in force, the
+// one the process started with, not with the last reloaded file: putting
+// it back is no change, and another reload still warns while it differs.
+func TestReloadWarnsAgainstTheRunningSettings(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	e := newEnvWith(t, basicConfig, flagJSON("orders-percent", 10), nil, nil,
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	warnings := func() int { return strings.Count(logs.String(), "key=shadow_queue") }
+	for i, c := range []struct {
+		yaml string
+		want int // warnings so far
+	}{
+		{"shadow_queue: 7\n" + basicConfig, 1},
+		{"shadow_queue: 7\n" + basicConfig + "    timeouts: {connect: 3s}\n", 2}, // still not in force
+		{basicConfig, 2}, // back to what runs
+	} {
+		e.rewriteConfig(c.yaml)
+		if err := e.srv.ReloadFile(e.configPath()); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		if got := warnings(); got != c.want {
+			t.Errorf("after reload %d: %d shadow_queue warnings, want %d:\n%s", i, got, c.want, logs.String())
 		}
 	}
 }
