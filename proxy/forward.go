@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -8,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -200,6 +203,12 @@ func newUpstream(o upstreamOptions) *upstream {
 			if o.shadow {
 				pr.Out.Header[shadowHeader] = shadowMark
 			}
+			if pr.Out.GetBody != nil && !safeMethod(pr.Out.Method) && idempotencyKey(pr.Out.Header) {
+				// The transport may retry this write on a new connection
+				// after a pooled one failed; if that dial then fails,
+				// classify must not read it as nothing reached.
+				pr.Out = pr.Out.WithContext(withWriteSeen(pr.Out.Context()))
+			}
 			// Only WebSocket may be upgraded through: other protocols
 			// (h2c above all) would tunnel past the proxy's routing.
 			if up := pr.Out.Header.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
@@ -257,6 +266,9 @@ func classify(r *http.Request, err error) (kind string, status int) {
 	if r.Context().Err() != nil {
 		return errCanceled, 499 // nginx's "client closed request"; nobody reads it
 	}
+	if w, ok := r.Context().Value(writeSeenKey{}).(*atomic.Bool); ok && w.Load() {
+		return errReset, http.StatusBadGateway // an earlier attempt was written
+	}
 	var op *net.OpError
 	var dns *net.DNSError
 	var certErr *tls.CertificateVerificationError
@@ -271,6 +283,24 @@ func classify(r *http.Request, err error) (kind string, status int) {
 		return errTimeout, http.StatusGatewayTimeout
 	}
 	return errReset, http.StatusBadGateway
+}
+
+// writeSeenKey holds, in a retryable write's context, whether the
+// transport wrote the request on any attempt.
+type writeSeenKey struct{}
+
+// withWriteSeen returns ctx with a trace that records, under
+// writeSeenKey, that the transport wrote the request.
+func withWriteSeen(ctx context.Context) context.Context {
+	seen := new(atomic.Bool)
+	ctx = context.WithValue(ctx, writeSeenKey{}, seen)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { seen.Store(true) }})
+}
+
+// idempotencyKey reports whether net/http's transport takes the request
+// as idempotent for retries, as it does for these headers.
+func idempotencyKey(h http.Header) bool {
+	return h["Idempotency-Key"] != nil || h["X-Idempotency-Key"] != nil
 }
 
 func describeKind(kind string) string {

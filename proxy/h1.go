@@ -90,8 +90,13 @@ func (t *h1Transport) do(c *h1Call) (*http.Response, error) {
 	// The upstream had closed the pooled connection; it most likely closed
 	// (or lost, by restarting) the others as well.
 	p.closeIdle()
+	first := err
 	if pc, err = p.dial(ctx, c.deadline); err != nil {
-		return nil, err
+		// The first attempt may have reached the upstream (an
+		// Idempotency-Key makes a write retryable): its failure, not
+		// this dial's, says what happened, and a fallback must not take
+		// the call for one that reached nothing.
+		return nil, first
 	}
 	return pc.roundTrip(c)
 }

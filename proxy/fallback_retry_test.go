@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// dropsAfterFirst is a service that answers the first request on its
+// first connection (so the proxy pools that connection), then reads the
+// next request on it, stops listening and drops the connection without an
+// answer: the request reached the service, and a new connection is
+// refused.
+func dropsAfterFirst(t *testing.T, got *atomic.Int32) string {
+	t.Helper()
+	ln := listen(t)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwarm")
+		req, err = http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		got.Add(1) // the write reached the service
+		ln.Close()
+		c.(*net.TCPConn).SetLinger(0)
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// A POST reached the service, which then failed; the retry on a new
+// connection (an Idempotency-Key allows it, towards the same upstream) is
+// refused. That refusal must not be taken for "nothing reached the
+// service": the POST would be replayed to the monolith as well, and two
+// backends would have run it.
+func TestNoReplayOfAWriteRetriedAfterItReachedTheService(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, body string }{{"body-less (direct path)", ""}, {"with a body (net/http transport)", "pay=1"}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var svc, mono atomic.Int32
+			svcURL := dropsAfterFirst(t, &svc)
+			e := newEnv(t, fallbackConfig(svcURL, ""), flagJSON("orders-percent", 100), bodyEcho(&mono), nil)
+			// Warm-up on the same client as the POST (the direct path's pool,
+			// or net/http's for a body).
+			warm, _ := http.NewRequest("GET", e.proxyURL+"/api/orders/1", strings.NewReader(c.body))
+			if c.body == "" {
+				warm.Body = http.NoBody
+			}
+			warm.Header.Set("X-User-Id", "u")
+			if resp, body := e.do(warm); resp.StatusCode != 200 || body != "warm" {
+				t.Fatalf("warm-up: %d %q", resp.StatusCode, body)
+			}
+			req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1/pay", strings.NewReader(c.body))
+			if c.body == "" {
+				req.Body = http.NoBody
+			}
+			req.Header.Set("X-User-Id", "u")
+			req.Header.Set("Idempotency-Key", "k-1")
+			resp, body := e.do(req)
+			if svc.Load() != 1 {
+				t.Fatalf("setup: the service got the POST %d times", svc.Load())
+			}
+			if mono.Load() > 0 || resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("the service got the POST, and then the client got %d %q (monolith calls %d), want 502 and none", resp.StatusCode, body, mono.Load())
+			}
+		})
+	}
+}
