@@ -262,6 +262,11 @@ type recorder struct {
 }
 
 func (w *recorder) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols && w.req != nil && !w.req.ProtoAtLeast(1, 1) {
+		// RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client, which would
+		// read it as the final answer.
+		return
+	}
 	// 1xx answers (103 Early Hints) precede the final one; 101 is final.
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
