@@ -312,5 +312,9 @@ func (e *ejector) failure(now time.Time, s *Server) {
 	e.until.Store(now.Add(d).UnixNano())
 	e.ejected.Set(1)
 	e.ejections.Inc()
+	// The gauge goes back to 0 when the ejection ends, not with the next
+	// request the split sends the service: a route ramped to 0 % after the
+	// incident would otherwise alert for ever.
+	time.AfterFunc(d, func() { e.ejectedAt(time.Now()) })
 	s.log.Warn("service ejected: its share goes to the monolith", "route", e.route, "for", d.String(), "consecutive_failures", n)
 }
