@@ -39,13 +39,14 @@ func (s *Server) guardListener(ln net.Listener) net.Listener {
 		// answers 431 itself and the guard stops following.
 		maxHead: int(l.MaxHeaderBytes) + 8<<10,
 		stall:   time.Duration(l.StallTimeout),
+		idle:    time.Duration(l.IdleTimeout),
 	}
 }
 
 type guardedListener struct {
 	net.Listener
-	maxHead int
-	stall   time.Duration
+	maxHead     int
+	stall, idle time.Duration
 }
 
 func (l *guardedListener) Accept() (net.Conn, error) {
@@ -53,7 +54,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, stall: l.stall, f: framer{maxHead: l.maxHead}}, nil
+	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, f: framer{maxHead: l.maxHead}}, nil
 }
 
 // guardConn is one client connection under guard. Reads run its framer
@@ -68,7 +69,12 @@ type guardConn struct {
 	stall   time.Duration
 	lastArm atomic.Int64 // UnixNano when Write last pushed the write deadline; 0: not pushed since it was last set
 	tunnel  atomic.Bool  // hijacked for a WebSocket: no longer HTTP
-	eof     atomic.Bool  // after a cut, net/http serves the last head delivered: reads end
+	// idle closes a tunnel no data crossed, either way, for that long
+	// (limits.idle_timeout), as nginx's proxy_read_timeout and Envoy's
+	// stream idle timeout do; tunnelArm is when it was last pushed.
+	idle      time.Duration
+	tunnelArm atomic.Int64
+	eof       atomic.Bool // after a cut, net/http serves the last head delivered: reads end
 	// bodyArmed: the read deadline is the body's stall deadline
 	// (armBody), so a timeout is a stalled body.
 	bodyArmed atomic.Bool
@@ -97,6 +103,9 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		return c.readAfterCut(p)
 	}
 	n, err := c.Conn.Read(p)
+	if n > 0 && c.tunnel.Load() {
+		c.tunnelActive()
+	}
 	if n == 0 || c.tunnel.Load() {
 		if err != nil && c.bodyArmed.Load() && isTimeout(err) {
 			c.mu.Lock()
@@ -217,6 +226,9 @@ func (c *guardConn) pop(uri string) verdict {
 }
 
 func (c *guardConn) Write(p []byte) (int, error) {
+	if c.tunnel.Load() {
+		c.tunnelActive()
+	}
 	if c.stall > 0 {
 		// Pushing the deadline costs a timer update; doing it at most every
 		// eighth of the stall timeout keeps every write at least 7/8 of it.
@@ -228,6 +240,31 @@ func (c *guardConn) Write(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// startTunnel arms the tunnel's idle deadline once the connection is
+// hijacked (net/http has just cleared every deadline).
+func (c *guardConn) startTunnel() {
+	c.tunnel.Store(true)
+	c.tunnelArm.Store(0)
+	c.tunnelActive()
+}
+
+// tunnelActive pushes the tunnel's idle deadline ahead: data crossed it.
+// The deadline is the read deadline of the client's side, whose reader
+// ends the tunnel when it passes; it is pushed at most every eighth of
+// idle, so a tunnel is closed after 7/8 to 8/8 of idle without data.
+func (c *guardConn) tunnelActive() {
+	if c.idle <= 0 {
+		return
+	}
+	now := time.Now()
+	last := c.tunnelArm.Load()
+	if d := now.UnixNano() - last; last != 0 && d >= 0 && d < int64(c.idle/8) {
+		return
+	}
+	c.tunnelArm.Store(now.UnixNano())
+	c.Conn.SetReadDeadline(now.Add(c.idle))
 }
 
 // SetWriteDeadline and SetDeadline (net/http clears the write deadline

@@ -55,8 +55,8 @@ func (s *Server) applyLimits(srv *http.Server) {
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		if g, ok := c.(*guardConn); ok && st == http.StateHijacked {
 			// A WebSocket upgrade went through: what follows is the
-			// tunnel's data, not HTTP.
-			g.tunnel.Store(true)
+			// tunnel's data, not HTTP, closed when idle.
+			g.startTunnel()
 		}
 		if connState != nil {
 			connState(c, st)
