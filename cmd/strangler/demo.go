@@ -57,8 +57,8 @@ routes:
 func demo(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "proxy address (a free port is used if it is taken)")
-	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin address (a free port is used if it is taken)")
+	listen := fs.String("listen", "127.0.0.1:8080", "proxy address (by default, a free port if 8080 is taken)")
+	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin address (by default, a free port if 9090 is taken)")
 	percent := fs.String("percent", "10", "starting percentage of orders traffic for the service")
 	requests := fs.Int("requests", 200, "requests to send through the proxy at start")
 	if pos, err := parseArgs(fs, args); err != nil {
@@ -81,11 +81,15 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	}
 	defer svc.Close()
 
-	ln, err := listenOrAny(*listen)
+	// An address the operator chose is used or refused; only the
+	// defaults move aside for a port that is taken.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	ln, err := listenOrAny(*listen, !set["listen"])
 	if err != nil {
 		return err
 	}
-	admin, err := listenOrAny(*adminAddr)
+	admin, err := listenOrAny(*adminAddr, !set["admin"])
 	if err != nil {
 		ln.Close()
 		return err
@@ -102,7 +106,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, demoConfig, ln.Addr(), admin.Addr(), mono.URL, svc.URL), 0o644); err != nil {
 		return err
 	}
-	cfg, err := loadChecked(cfgPath, stderr)
+	cfg, err := loadChecked(cfgPath, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
 	if err != nil {
 		return err
 	}
@@ -205,12 +209,12 @@ func startBackend(h http.Handler) (*backend, error) {
 
 // listenOrAny listens on addr, or on a free port of the same host when addr
 // is taken, so that the demo runs beside whatever else the machine serves.
-func listenOrAny(addr string) (net.Listener, error) {
+func listenOrAny(addr string, orAny bool) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		return ln, nil
 	}
-	if !errors.Is(err, syscall.EADDRINUSE) {
+	if !orAny || !errors.Is(err, syscall.EADDRINUSE) {
 		return nil, err
 	}
 	host, _, _ := net.SplitHostPort(addr)

@@ -38,7 +38,7 @@ Usage:
   strangler serve    --config FILE            run the proxy
   strangler validate --config FILE            check config and flag file (exit 0 or 1)
   strangler ramp     --config FILE ROUTE PCT  set a route's percentage (0..100) in the flag file
-  strangler demo     [--listen ADDR] [--admin ADDR]
+  strangler demo     [--listen ADDR] [--admin ADDR] [--percent PCT] [--requests N]
                                               run a built-in monolith and service behind the proxy
   strangler version
 `
@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return 2
+		return 0 // asked for: the flags' usage was printed
 	}
 	var ce *proxy.ConfigError
 	if errors.As(err, &ce) {
@@ -112,18 +112,38 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "strangler.yaml", "path of the YAML config file")
 }
 
-// loadChecked loads, validates and cross-checks a config, printing the
-// warnings; any problem is an error and nothing starts.
-func loadChecked(path string, stderr io.Writer) (*proxy.Config, error) {
-	cfg, err := proxy.LoadConfig(path)
+// loadChecked loads, validates and cross-checks a config, handing each
+// warning to warn; any problem is an error and nothing starts.
+func loadChecked(path string, warn func(string)) (*proxy.Config, error) {
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
 	}
 	warnings, err := proxy.Check(cfg)
 	for _, w := range warnings {
-		fmt.Fprintln(stderr, "warning:", w)
+		warn(w)
 	}
-	return cfg, err
+	return cfg, inFile(path, err)
+}
+
+// loadConfig is proxy.LoadConfig with each problem naming the file.
+func loadConfig(path string) (*proxy.Config, error) {
+	cfg, err := proxy.LoadConfig(path)
+	return cfg, inFile(path, err)
+}
+
+// inFile prefixes each problem of a config error with the file's path,
+// as compilers do: an operator may be editing several.
+func inFile(path string, err error) error {
+	var ce *proxy.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	out := &proxy.ConfigError{Problems: make([]string, len(ce.Problems))}
+	for i, p := range ce.Problems {
+		out.Problems[i] = path + ": " + p
+	}
+	return out
 }
 
 func serve(args []string, stderr io.Writer) error {
@@ -141,7 +161,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadChecked(*path, stderr)
+	// Logged, not printed: the log may be JSON a collector parses.
+	cfg, err := loadChecked(*path, func(w string) { log.Warn("config: " + w) })
 	if err != nil {
 		return err
 	}
@@ -210,11 +231,15 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return fmt.Errorf("validate: unexpected argument %q", pos[0])
 	}
-	cfg, err := loadChecked(*path, stderr)
+	cfg, err := loadChecked(*path, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *path, len(cfg.Routes))
+	routes := "routes"
+	if len(cfg.Routes) == 1 {
+		routes = "route"
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d %s)\n", *path, len(cfg.Routes), routes)
 	return nil
 }
 
@@ -233,7 +258,7 @@ func ramp(args []string, stdout io.Writer) error {
 	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
 		return fmt.Errorf("ramp: percent %q: want a number from 0 to 100", pos[1])
 	}
-	cfg, err := proxy.LoadConfig(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
 	}

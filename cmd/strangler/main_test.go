@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,12 +90,12 @@ func TestValidateExitCodes(t *testing.T) {
 		t.Errorf("missing-flag warning absent: %q", errOut)
 	}
 	os.WriteFile(flagFile, []byte("{"), 0o644)
-	if code, _, errOut := runCmd("validate", "--config", cfg); code != 1 || !strings.HasPrefix(errOut, "flags.file:") {
+	if code, _, errOut := runCmd("validate", "--config", cfg); code != 1 || !strings.HasPrefix(errOut, cfg+": flags.file:") {
 		t.Errorf("broken flags: code %d, stderr %q", code, errOut)
 	}
 	os.WriteFile(cfg, []byte("listen: x\nbogus: 1\n"), 0o644)
 	code, _, errOut = runCmd("validate", "--config", cfg)
-	if code != 1 || !strings.Contains(errOut, "bogus: unknown key (line 2)") {
+	if code != 1 || !strings.Contains(errOut, cfg+": bogus: unknown key (line 2)") {
 		t.Errorf("bad config: code %d, stderr %q", code, errOut)
 	}
 	if code, _, _ := runCmd("serve", "--config", cfg); code != 1 {
@@ -110,6 +111,12 @@ func TestVersionAndUsage(t *testing.T) {
 	if code, _, errOut := runCmd("frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: %d %q", code, errOut)
 	}
+	// Help asked for is not an error, for the command or a subcommand.
+	for _, args := range [][]string{{"--help"}, {"demo", "--help"}, {"validate", "-h"}} {
+		if code, _, _ := runCmd(args...); code != 0 {
+			t.Errorf("%q: exit %d, want 0", args, code)
+		}
+	}
 }
 
 func TestValidateUnreachableFlagd(t *testing.T) {
@@ -119,7 +126,31 @@ func TestValidateUnreachableFlagd(t *testing.T) {
 	// Port 1 on loopback: nothing listens there.
 	os.WriteFile(cfg, []byte(strings.Replace(string(b), "file: flags.json", "flagd: {host: 127.0.0.1, port: 1}", 1)), 0o644)
 	code, _, errOut := runCmd("validate", "--config", cfg)
-	if code != 1 || !strings.HasPrefix(errOut, "flags.flagd: ") || !strings.Contains(errOut, "127.0.0.1:1") {
+	if code != 1 || !strings.HasPrefix(errOut, cfg+": flags.flagd: ") || !strings.Contains(errOut, "127.0.0.1:1") {
 		t.Errorf("code %d, stderr %q; want 1 and the daemon named", code, errOut)
+	}
+}
+
+// The demo moves its default ports aside when they are taken, never an
+// address the operator chose.
+func TestDemoListenOnlyDefaultsMove(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	if ln, err := listenOrAny(addr, false); err == nil {
+		ln.Close()
+		t.Errorf("an address the operator chose, taken: listened on %s", ln.Addr())
+	}
+	ln, err := listenOrAny(addr, true)
+	if err != nil {
+		t.Fatalf("a default address, taken: %v", err)
+	}
+	defer ln.Close()
+	if ln.Addr().String() == addr {
+		t.Errorf("listened on the taken address %s", addr)
 	}
 }

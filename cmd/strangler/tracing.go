@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -24,6 +24,22 @@ func tracingConfigured() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// otelSettings names the OTEL_* variables that choose the exporter, with
+// their values, for an error that says which one to fix.
+func otelSettings() string {
+	var set []string
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			set = append(set, fmt.Sprintf("%s=%q", k, v))
+		}
+	}
+	if len(set) == 0 {
+		return "the OTEL_* environment"
+	}
+	return strings.Join(set, " ")
+}
+
 // setupTracing builds a tracer provider from the OTEL_* environment
 // (exporter, endpoint, sampler, service name and resource attributes), or
 // returns nil when tracing is not configured. shutdown flushes spans.
@@ -33,7 +49,7 @@ func setupTracing(ctx context.Context) (tp *sdktrace.TracerProvider, shutdown fu
 	}
 	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, nil, errors.Join(errors.New("tracing (OTEL_* environment)"), err)
+		return nil, nil, fmt.Errorf("tracing: %s: %w", otelSettings(), err)
 	}
 	if autoexport.IsNoneSpanExporter(exp) {
 		return nil, func(context.Context) error { return nil }, nil
