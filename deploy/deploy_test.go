@@ -346,6 +346,9 @@ func sleepSeconds(c *corev1.Container) int64 {
 type podFacts struct {
 	listen, adminListen, monolith string
 	shutdownTimeout               time.Duration
+	// tokenFile is admin_token_file as strangler.yaml names it (the
+	// parsed config's points at a stand-in: see withTestToken).
+	tokenFile string
 }
 
 // checkPod checks what both kustomizations must keep: the Pod wiring
@@ -456,8 +459,8 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 
 	t.Run("Security", func(t *testing.T) {
 		psc := spec.SecurityContext
-		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
-			t.Error("Pod: runAsNonRoot is not true")
+		if psc != nil && psc.RunAsNonRoot != nil && *psc.RunAsNonRoot {
+			t.Error("Pod: runAsNonRoot also binds the monolith's container, and most legacy images run as root: set it on Strangler's containers")
 		}
 		if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			t.Error("Pod: seccompProfile is not RuntimeDefault")
@@ -465,9 +468,6 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 		sc := s.SecurityContext
 		if sc == nil {
 			t.Fatalf("%s: no securityContext", s.Name)
-		}
-		if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
-			t.Errorf("%s: runAsNonRoot is not true", s.Name)
 		}
 		if sc.RunAsUser == nil || *sc.RunAsUser != nonRootUID {
 			t.Errorf("%s: runAsUser is not %d (the image's nonroot user)", s.Name, nonRootUID)
@@ -480,9 +480,13 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 		}
 		// Every container, the monolith's and sidecars' too: no escalation,
 		// no capabilities, no subPath (a subPath mount is never updated).
+		// Every one but the monolith's runs as non-root.
 		for _, cs := range [][]corev1.Container{spec.Containers, spec.InitContainers} {
 			for _, c := range cs {
 				sc := c.SecurityContext
+				if c.Name != monolithContainer && (sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot) {
+					t.Errorf("%s: runAsNonRoot is not true", c.Name)
+				}
 				if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 					t.Errorf("%s: allowPrivilegeEscalation is not false", c.Name)
 				}
@@ -499,6 +503,49 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 					t.Errorf("%s: needs cpu and memory requests and a memory limit", c.Name)
 				}
 			}
+		}
+	})
+
+	// The admin port is reachable from the cluster (the Service carries it
+	// for the scrape), and /api/diffs holds response bodies: /api/* needs
+	// the token, read from a Secret mounted whole (kubelet then updates it
+	// in place, and a rotated token needs no restart).
+	t.Run("AdminToken", func(t *testing.T) {
+		if cfg.tokenFile == "" {
+			t.Fatal("strangler.yaml sets no admin_token_file: /api/* on the admin port is open to the whole cluster")
+		}
+		if !path.IsAbs(cfg.tokenFile) {
+			t.Fatalf("admin_token_file %q: want an absolute path into the Secret's mount", cfg.tokenFile)
+		}
+		dir, file := path.Split(cfg.tokenFile)
+		var mount *corev1.VolumeMount
+		for i, m := range s.VolumeMounts {
+			if m.MountPath == path.Clean(dir) {
+				mount = &s.VolumeMounts[i]
+			}
+		}
+		if mount == nil {
+			t.Fatalf("admin_token_file %q: nothing is mounted at %s", cfg.tokenFile, path.Clean(dir))
+		}
+		if !mount.ReadOnly {
+			t.Errorf("mount %s is not readOnly", mount.Name)
+		}
+		var secret *corev1.SecretVolumeSource
+		for _, v := range spec.Volumes {
+			if v.Name == mount.Name {
+				secret = v.Secret
+			}
+		}
+		if secret == nil || secret.SecretName == "" {
+			t.Fatalf("volume %s at %s is not a Secret", mount.Name, mount.MountPath)
+		}
+		// Strangler refuses to start without its token file: a missing
+		// Secret had better say so in the Pod's events.
+		if secret.Optional != nil && *secret.Optional {
+			t.Errorf("Secret %s is optional: without it Strangler fails to start with a less clear reason", secret.SecretName)
+		}
+		if !slices.ContainsFunc(secret.Items, func(k corev1.KeyToPath) bool { return k.Path == file }) {
+			t.Errorf("Secret %s projects no key to %s (admin_token_file): its items are %v", secret.SecretName, file, secret.Items)
 		}
 	})
 
@@ -551,8 +598,9 @@ func checkHashSuffix(t *testing.T, r rendered, k types.Kustomization, key string
 }
 
 // baseConfig renders the base and returns it with its config, parsed and
-// validated by the proxy's own code beside the rendered flag file.
-func baseConfig(t *testing.T) (rendered, *proxy.Config) {
+// validated by the proxy's own code beside the rendered flag file, and the
+// facts the Pod checks need.
+func baseConfig(t *testing.T) (rendered, *proxy.Config, podFacts) {
 	t.Helper()
 	r := render(t, baseDir)
 	s := findContainer(t, r.deployment.Spec.Template.Spec.Containers, stranglerContainer)
@@ -563,30 +611,66 @@ func baseConfig(t *testing.T) (rendered, *proxy.Config) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := proxy.ParseConfig([]byte(files[configFile]), dir)
+	raw, tokenFile := withTestToken(t, []byte(files[configFile]))
+	cfg, err := proxy.ParseConfig(raw, dir)
 	if err != nil {
 		t.Fatalf("%s: %v", configFile, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("%s: %v", configFile, err)
 	}
-	return r, cfg
-}
-
-func factsOf(cfg *proxy.Config) podFacts {
-	return podFacts{
+	return r, cfg, podFacts{
 		listen:          cfg.Listen,
 		adminListen:     cfg.AdminListen,
 		monolith:        cfg.Monolith,
 		shutdownTimeout: time.Duration(cfg.ShutdownTimeout),
+		tokenFile:       tokenFile,
 	}
+}
+
+// withTestToken returns a config with its admin_token_file pointing at a
+// stand-in token file, and the path the config named: the real file comes
+// from a Secret that only the cluster has, and Validate refuses a missing
+// one.
+func withTestToken(t *testing.T, raw []byte) (patched []byte, tokenFile string) {
+	t.Helper()
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s: %v", configFile, err)
+	}
+	tokenFile, _ = m["admin_token_file"].(string)
+	if tokenFile == "" {
+		return raw, ""
+	}
+	stand := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(stand, []byte("test-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m["admin_token_file"] = stand
+	patched, err := yaml.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return patched, tokenFile
 }
 
 // TestBase renders the base and checks it against its own config.
 func TestBase(t *testing.T) {
 	t.Parallel()
-	r, cfg := baseConfig(t)
-	checkPod(t, r, factsOf(cfg))
+	r, cfg, facts := baseConfig(t)
+	checkPod(t, r, facts)
+
+	// strangler validate runs these checks: the shipped config must pass
+	// them without a warning (an admin port open to the cluster is one).
+	t.Run("NoWarnings", func(t *testing.T) {
+		warnings, err := proxy.Check(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range warnings {
+			t.Errorf("strangler validate warns: %s", w)
+		}
+	})
 
 	t.Run("FlagFile", func(t *testing.T) {
 		f, err := flags.Load(cfg.FlagFile())
@@ -631,7 +715,7 @@ type flagdConfig struct {
 // flagd sidecar serving the same flag file on the port the config names.
 func TestOverlayFlagd(t *testing.T) {
 	t.Parallel()
-	base, baseCfg := baseConfig(t)
+	base, baseCfg, baseFacts := baseConfig(t)
 	r := render(t, overlayDir)
 	spec := &r.deployment.Spec.Template.Spec
 	s := findContainer(t, spec.Containers, stranglerContainer)
@@ -657,7 +741,7 @@ func TestOverlayFlagd(t *testing.T) {
 			t.Errorf("Strangler's folder holds %d files, want only %s (flags come from flagd)", len(files), configFile)
 		}
 	})
-	checkPod(t, r, factsOf(baseCfg))
+	checkPod(t, r, baseFacts)
 
 	t.Run("Flagd", func(t *testing.T) {
 		var fc flagdConfig
@@ -728,7 +812,8 @@ func TestOverlayFlagd(t *testing.T) {
 		if !hasYAMLField(reflect.TypeFor[proxy.FlagsConfig](), "flagd") {
 			t.Skip("proxy.FlagsConfig has no flagd field yet")
 		}
-		cfg, err := proxy.ParseConfig(raw, t.TempDir())
+		patched, _ := withTestToken(t, raw)
+		cfg, err := proxy.ParseConfig(patched, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
