@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -101,7 +104,8 @@ type Fallback struct {
 	On []string `yaml:"on"`
 	// Methods are replayed after the request may have reached the service
 	// (reset, timeout, 5xx); a connect failure is replayed whatever the
-	// method, since nothing reached the service.
+	// method, since nothing reached the service. Unset: GET, HEAD,
+	// OPTIONS. An empty list replays connect failures only.
 	Methods []string `yaml:"methods"`
 	// MaxBody bounds the request bodies buffered for replay.
 	MaxBody Size `yaml:"max_body"`
@@ -111,7 +115,7 @@ type Fallback struct {
 // outlier detection does: its share goes to the monolith.
 type Eject struct {
 	// ConsecutiveFailures ejects after this many failures in a row;
-	// unset: 5; 0 turns ejection off.
+	// unset: 5; 0 turns ejection off; at most 1,000,000.
 	ConsecutiveFailures *int     `yaml:"consecutive_failures"`
 	BaseTime            Duration `yaml:"base_time"`
 	MaxTime             Duration `yaml:"max_time"`
@@ -180,6 +184,16 @@ const (
 	// maxShadowBody bounds max_body: every compared request may hold this
 	// much twice (both answers) in memory while it waits in the queue.
 	maxShadowBody = 64 << 20
+
+	// The queue's slots and the workers are allocated when the proxy
+	// starts: a typo of a few digits must be a config error, not a crash
+	// out of memory. A million slots are 8 MB of pointers.
+	maxShadowQueue   = 1_000_000
+	maxShadowWorkers = 10_000
+	// maxConsecutiveFailures keeps the threshold far inside the int32 the
+	// failure counter holds; a service failing a million times in a row
+	// is not to be waited for.
+	maxConsecutiveFailures = 1_000_000
 )
 
 // Fallback reasons, the reason label of strangler_fallbacks_total.
@@ -294,25 +308,44 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// ParseConfig parses YAML into a Config without validating values. Unknown
-// keys are errors, all of them reported at once with their place, because a
-// misspelt optional key (servce, timeuots) would otherwise silently fall back
-// to a default in production. dir resolves relative paths.
+// ParseConfig parses YAML into a Config without validating values. Every
+// problem of shape is reported at once, each with its key path and line:
+// unknown keys (a misspelt optional key, servce or timeuots, would otherwise
+// silently fall back to a default in production), values of the wrong kind
+// (a bare 5 for a duration, a list for a number), duplicate keys, and a
+// second YAML document, which would otherwise be silently ignored. dir
+// resolves relative paths.
 func ParseConfig(b []byte, dir string) (*Config, error) {
+	var ce ConfigError
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &ConfigError{Problems: []string{"config: empty"}}
+		}
 		return nil, &ConfigError{Problems: []string{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
-	cfg := &Config{dir: dir}
-	if len(doc.Content) == 0 {
-		return nil, &ConfigError{Problems: []string{"config: empty"}}
+	// yaml reads one document at a time: anything after a --- would never
+	// be read, so a file that holds more is refused rather than half used.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		ce.add("config: line %d: a second YAML document (after ---) is not read: keep the whole config in one document", next.Line)
+	case !errors.Is(err, io.EOF):
+		ce.add("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	root := doc.Content[0]
-	var ce ConfigError
-	checkKeys(root, reflect.TypeOf(*cfg), "", &ce)
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		ce.add("config: empty")
+		return nil, &ce
+	}
+	cfg := &Config{dir: dir}
+	checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]bool{})
 	if err := ce.err(); err != nil {
 		return nil, err
 	}
+	// checkShape has decoded every value on its own, so this fails only
+	// where yaml refuses the document as a whole (excessive aliasing).
 	if err := root.Decode(cfg); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
@@ -321,21 +354,52 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 			}
 			return nil, &ce
 		}
-		return nil, &ConfigError{Problems: []string{"config: " + err.Error()}}
+		return nil, &ConfigError{Problems: []string{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	return cfg, nil
 }
 
-// checkKeys walks the YAML tree beside the Go type and reports every key
-// that the type does not have, with its path and line.
-func checkKeys(n *yaml.Node, t reflect.Type, path string, ce *ConfigError) {
+// shapeSeen is an alias target already checked against a type: each is
+// checked once, so that aliases cannot multiply the work.
+type shapeSeen struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+var (
+	durationType = reflect.TypeFor[Duration]()
+	sizeType     = reflect.TypeFor[Size]()
+)
+
+// checkShape walks the YAML tree beside the Go type and reports, with its
+// path and line, every key the type does not have, every key given twice,
+// and every value that does not decode into its field. yaml's own decoder
+// stops at the first bad duration and names no key ("cannot unmarshal
+// !!seq into proxy.Config"), so each value is decoded here on its own.
+func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if n.Kind == yaml.AliasNode {
+		if k := (shapeSeen{n.Alias, t}); !seen[k] {
+			seen[k] = true
+			checkShape(n.Alias, t, path, ce, seen)
+		}
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // an empty value leaves the default
+	}
+	at := path
+	if at == "" {
+		at = "config"
+	}
 	switch {
-	case n.Kind == yaml.AliasNode:
-		checkKeys(n.Alias, t, path, ce)
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+	case t.Kind() == reflect.Struct && t != durationType && t != sizeType:
+		if n.Kind != yaml.MappingNode {
+			ce.add("%s: line %d: want a mapping (key: value), got %s", at, n.Line, describeNode(n))
+			return
+		}
 		fields := map[string]reflect.Type{}
 		for i := range t.NumField() {
 			f := t.Field(i)
@@ -343,20 +407,92 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, ce *ConfigError) {
 				fields[tag] = f.Type
 			}
 		}
+		first := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
+			key := n.Content[i]
+			k := key.Value
 			ft, ok := fields[k]
-			if !ok {
-				ce.add("%s: unknown key (line %d)", join(path, k), n.Content[i].Line)
-				continue
+			switch line, dup := first[k]; {
+			case !ok:
+				ce.add("%s: unknown key (line %d)", join(path, k), key.Line)
+			case dup:
+				ce.add("%s: line %d: given twice (first at line %d)", join(path, k), key.Line, line)
+			default:
+				first[k] = key.Line
+				checkShape(n.Content[i+1], ft, join(path, k), ce, seen)
 			}
-			checkKeys(n.Content[i+1], ft, join(path, k), ce)
 		}
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			ce.add("%s: line %d: want a list, got %s", at, n.Line, describeNode(n))
+			return
+		}
 		for i, c := range n.Content {
-			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), ce)
+			checkShape(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), ce, seen)
+		}
+	default:
+		want := describeType(t)
+		if n.Kind != yaml.ScalarNode {
+			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
+			return
+		}
+		err := n.Decode(reflect.New(t).Interface())
+		var te *yaml.TypeError
+		tag := n.ShortTag()
+		switch {
+		case want == wantWhole && ((err != nil && tag == "!!int") || (tag == "!!float" && wholeNumber(n.Value))):
+			ce.add("%s: line %d: %s is out of range", at, n.Line, n.Value)
+		case want == wantWhole && tag == "!!float":
+			// yaml would silently cut 1.5 to 1.
+			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
+		case err == nil:
+		case errors.As(err, &te):
+			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
+		default: // a Duration's or Size's own message
+			ce.add("%s: line %d: %v", at, n.Line, err)
 		}
 	}
+}
+
+// describeNode names a YAML value for a message.
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}
+
+const wantWhole = "a whole number"
+
+// wholeNumber reports whether s is written as a decimal integer: yaml
+// reads one too large for 64 bits as a float.
+func wholeNumber(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// describeType names what a field of type t takes, in the words of the
+// README.
+func describeType(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration such as 250ms, 2s, 1m"
+	case t == sizeType:
+		return "a size such as 512KiB or 1MiB"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return wantWhole
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a single value"
 }
 
 func join(path, key string) string {
@@ -424,7 +560,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	names := map[string]int{}
-	byPattern := map[string][]int{} // route indexes already using a pattern
+	byPattern := map[string][]int{} // route indexes by patternKey
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		at := fmt.Sprintf("routes[%d]", i)
@@ -441,17 +577,17 @@ func (c *Config) Validate() error {
 			}
 			names[r.Name] = i
 		}
+		r.Methods = methods(&ce, at+".methods", r.Methods, nil)
 		if err := checkPattern(r.Path); err != nil {
 			ce.add("%s.path: %v", at, err)
-		}
-		r.Methods = methods(&ce, at+".methods", r.Methods, nil)
-		if r.Path != "" {
-			for _, j := range byPattern[r.Path] {
+		} else {
+			key := patternKey(r.Path)
+			for _, j := range byPattern[key] {
 				if methodsOverlap(c.Routes[j].Methods, r.Methods) {
-					ce.add("%s.path: %q is already routed by routes[%d] for the same methods", at, r.Path, j)
+					ce.add("%s.path: %s", at, patternClash(r.Path, j, &c.Routes[j]))
 				}
 			}
-			byPattern[r.Path] = append(byPattern[r.Path], i)
+			byPattern[key] = append(byPattern[key], i)
 		}
 		checkUpstream(&ce, at+".service", r.Service)
 		if r.Flag == "" && r.Name != "" {
@@ -460,8 +596,10 @@ func (c *Config) Validate() error {
 		if r.Sticky == "" {
 			r.Sticky = stickyIP
 		}
-		if _, _, err := parseSticky(r.Sticky); err != nil {
+		if kind, name, err := parseSticky(r.Sticky); err != nil {
 			ce.add("%s.sticky: %v", at, err)
+		} else if kind == stickyHeader {
+			checkStickyHeader(&ce, at+".sticky", name, c.Limits.UnderscoreHeaders)
 		}
 		if r.PreserveHost == nil {
 			r.PreserveHost = c.PreserveHost
@@ -477,17 +615,23 @@ func (c *Config) Validate() error {
 			ce.add("admin_token_file: %v", err)
 		}
 	}
-	if c.ShadowWorkers < 0 {
+	switch {
+	case c.ShadowWorkers < 0:
 		ce.add("shadow_workers: must not be negative")
-	} else if c.ShadowWorkers == 0 {
-		c.ShadowWorkers = 4 * runtime.GOMAXPROCS(0)
+	case c.ShadowWorkers > maxShadowWorkers:
+		ce.add("shadow_workers: %d is more than the maximum of %d", c.ShadowWorkers, maxShadowWorkers)
+	case c.ShadowWorkers == 0:
+		c.ShadowWorkers = min(4*runtime.GOMAXPROCS(0), maxShadowWorkers)
 	}
 	if c.ShadowMemory == 0 {
 		c.ShadowMemory = DefaultShadowMemory
 	}
-	if c.ShadowQueue < 0 {
+	switch {
+	case c.ShadowQueue < 0:
 		ce.add("shadow_queue: must not be negative")
-	} else if c.ShadowQueue == 0 {
+	case c.ShadowQueue > maxShadowQueue:
+		ce.add("shadow_queue: %d is more than the maximum of %d", c.ShadowQueue, maxShadowQueue)
+	case c.ShadowQueue == 0:
 		c.ShadowQueue = DefaultShadowQueue
 	}
 	if err := ce.err(); err != nil {
@@ -522,7 +666,14 @@ func validateFallback(ce *ConfigError, at string, f *Fallback) {
 			ce.add("%s.on[%d]: %q: want connect, reset, timeout or 5xx", at, j, on)
 		}
 	}
-	f.Methods = methods(ce, at+".methods", f.Methods, defaultFallbackMethods)
+	// Unset takes the defaults; an empty list replays only connect failures,
+	// which never reached the service. Kept non-nil so that validating
+	// again does not turn it into the defaults.
+	if f.Methods == nil {
+		f.Methods = slices.Clone(defaultFallbackMethods)
+	} else if f.Methods = methods(ce, at+".methods", f.Methods, nil); f.Methods == nil {
+		f.Methods = []string{}
+	}
 	if f.MaxBody == 0 {
 		f.MaxBody = DefaultFallbackMaxBody
 	} else if f.MaxBody > maxShadowBody {
@@ -536,6 +687,8 @@ func validateEject(ce *ConfigError, at string, e *Eject) {
 		e.ConsecutiveFailures = &n
 	} else if *e.ConsecutiveFailures < 0 {
 		ce.add("%s.consecutive_failures: must not be negative", at)
+	} else if *e.ConsecutiveFailures > maxConsecutiveFailures {
+		ce.add("%s.consecutive_failures: %d is more than the maximum of %d (0 turns ejection off)", at, *e.ConsecutiveFailures, maxConsecutiveFailures)
 	}
 	if e.BaseTime == 0 {
 		e.BaseTime = Duration(DefaultEjectBase)
@@ -752,6 +905,88 @@ func checkPattern(p string) (err error) {
 	}()
 	chi.NewMux().Handle(p, http.NotFoundHandler())
 	return nil
+}
+
+// patternKey is a pattern as chi tells patterns apart. A parameter's name is
+// only a label, and a regexp matches whole segments whether or not it is
+// written with ^ and $, so /users/{id} and /users/{uid} (or {id:[0-9]+} and
+// {n:^[0-9]+$}) are one route to chi: the later silently replaces the
+// earlier, which then never gets a request. Braces nest as in chi's own
+// parser, since a regexp may hold {n}. p has passed checkPattern.
+func patternKey(p string) string {
+	var b strings.Builder
+	for {
+		start := strings.IndexByte(p, '{')
+		if start < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:start])
+		depth, end := 0, -1
+		for i := start; i < len(p) && end < 0; i++ {
+			switch p[i] {
+			case '{':
+				depth++
+			case '}':
+				if depth--; depth == 0 {
+					end = i
+				}
+			}
+		}
+		if end < 0 {
+			b.WriteString(p[start:])
+			return b.String()
+		}
+		_, re, isRegexp := strings.Cut(p[start+1:end], ":")
+		b.WriteByte('{')
+		if isRegexp {
+			b.WriteByte(':')
+			if re != "" && re[0] != '^' {
+				re = "^" + re
+			}
+			if re != "" && re[len(re)-1] != '$' {
+				re += "$"
+			}
+			b.WriteString(re)
+		}
+		b.WriteByte('}')
+		p = p[end+1:]
+	}
+}
+
+// patternClash says that path is already routed by routes[j], naming that
+// route and, when it is written differently, its pattern.
+func patternClash(path string, j int, other *Route) string {
+	by := fmt.Sprintf("routes[%d]", j)
+	if other.Name != "" {
+		by += fmt.Sprintf(" (%s)", other.Name)
+	}
+	if other.Path == path {
+		return fmt.Sprintf("%q is already routed by %s for the same methods", path, by)
+	}
+	return fmt.Sprintf("%q is already routed by %s as %q for the same methods: chi ignores parameter names, so only one of the two would get requests", path, by, other.Path)
+}
+
+// checkStickyHeader refuses a sticky header that never reaches the split,
+// since every request would then silently fall back to the client address.
+// underscore is limits.underscore_headers of the proxy that will run it.
+func checkStickyHeader(ce *ConfigError, at, name, underscore string) {
+	if textproto.CanonicalMIMEHeaderKey(name) == "Host" {
+		ce.add("%s: header:%s is never seen by the split: Go moves Host out of the request's headers, so every request would fall back to the client address; a host names a site, not a user: use ip or random, or a header, cookie or query parameter that names the user", at, name)
+	}
+	if !strings.Contains(name, "_") {
+		return
+	}
+	var what string
+	switch underscore {
+	case "", "drop":
+		underscore, what = "drop", "deletes it before the split, so every request would fall back to the client address"
+	case "reject":
+		what = "refuses (400) every request that carries it"
+	default:
+		return // allow, or a value validateLimits reports
+	}
+	ce.add("%s: header %s has an underscore, and limits.underscore_headers: %s %s; use a name with - instead, or set limits.underscore_headers: allow", at, name, underscore, what)
 }
 
 // parseSticky splits "header:X-User-Id" into its kind and name.
