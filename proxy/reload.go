@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"time"
@@ -35,6 +36,17 @@ func (s *Server) Reload(cfg *Config) error {
 	old := s.cfg
 	if cfg.FlagFile() != old.FlagFile() || !reflect.DeepEqual(cfg.Flags.Flagd, old.Flags.Flagd) {
 		return &ConfigError{Problems: []string{"flags: changing the flag source needs a restart"}}
+	}
+	// limits stay as the process started: a sticky header the running
+	// limits drop is refused even if the new file would allow it.
+	var ce ConfigError
+	for i, r := range cfg.Routes {
+		if kind, name, err := parseSticky(r.Sticky); err == nil && kind == stickyHeader {
+			checkStickyHeader(&ce, fmt.Sprintf("routes[%d].sticky", i), name, old.Limits.UnderscoreHeaders)
+		}
+	}
+	if err := ce.err(); err != nil {
+		return err
 	}
 	if _, err := Check(cfg); err != nil {
 		return err

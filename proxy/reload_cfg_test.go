@@ -127,3 +127,19 @@ func TestReloadWarnsAgainstTheRunningSettings(t *testing.T) {
 		}
 	}
 }
+
+// limits need a restart, so a reload is judged by the running ones: a
+// sticky header with an underscore stays refused under the running
+// underscore_headers: drop, even when the new file says allow.
+func TestReloadJudgesStickyHeadersByTheRunningLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 10), nil, nil)
+	e.rewriteConfig("limits: {underscore_headers: allow}\n" + strings.Replace(basicConfig, "header:X-User-Id", "header:X_User_Id", 1))
+	err := e.srv.ReloadFile(e.configPath())
+	if err == nil || !strings.Contains(err.Error(), "routes[0].sticky: header X_User_Id has an underscore, and limits.underscore_headers: drop") {
+		t.Errorf("reload: %v, want the sticky header refused under the running limits", err)
+	}
+	if got := e.srv.table.Load().routes[0].cfg.Sticky; got != "header:X-User-Id" {
+		t.Errorf("the running route's sticky is %q after a refused reload", got)
+	}
+}
