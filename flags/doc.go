@@ -39,8 +39,12 @@
 //	{"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]},
 //	  ["all", 10], ["none", 90]]}
 //
-// "$evaluators" and "metadata" work as in flagd. Only the JSON form with
-// "flags" as an object is accepted (not YAML, not a "flags" array).
+// "$evaluators" and "metadata" work as in flagd, except that an evaluator
+// may be neither empty ("{ }" included) nor refer to another evaluator:
+// flagd would run the first as a rule that fails every evaluation, and
+// resolve the second or not depending on Go's map order, at each load.
+// Only the JSON form with "flags" as an object is accepted (not YAML, not
+// a "flags" array).
 //
 // A disabled flag, a missing flag, a value that is not a number and a
 // number outside 0..100 are errors (ErrDisabled, ErrNotFound, ErrType,
@@ -99,8 +103,14 @@
 //     provider's HTTP/1.1 transport keeps only 2 idle connections, so
 //     concurrent calls also open connections. Flags without targeting are
 //     cached as above, re-evaluated after each configuration_change the
-//     daemon announces on its event stream. Check can only see the
-//     variant an empty context gets, not all of them.
+//     daemon announces on its event stream. If a re-evaluation does not
+//     reach the daemon, the flags it missed keep their last values, it is
+//     reported to OnReloadError once, and it is retried (waiting
+//     RetryBackoff, doubling up to RetryBackoffMax) until the daemon
+//     answers. An error that the daemon itself answers, such as a rule
+//     that fails for the empty context, is not a miss: the flag is then
+//     evaluated per request, as in in-process mode. Check can only see
+//     the variant an empty context gets, not all of them.
 //
 // Open waits up to Options.StartTimeout (5 s) for the daemon and its first
 // flag set, then fails with the cause ("not reachable within 5s: ...
@@ -116,9 +126,10 @@
 // request and survives an outage whole.
 //
 // A connection that dies without being closed (a vanished host) is
-// noticed by TCP keepalive, within about 2.5 minutes: there are no gRPC
-// keepalive pings, which older flagd versions answer by closing the
-// connection. Connections are plaintext.
+// noticed by TCP keepalive (probes after 15 s idle), within about 2.5
+// minutes: there are no gRPC keepalive pings, which older flagd versions
+// answer by closing the connection. Connections are plaintext and do not
+// use an HTTP proxy from the environment.
 //
 // These modes were tested against small servers that implement flagd's
 // sync and evaluation protocols from the provider's own generated
@@ -128,6 +139,12 @@
 //
 // Ramp changes one flag's percentage in the file: only the default
 // variant's number changes, every other byte stays, and the file is
-// replaced atomically. It refuses a symlinked file, which is how a
-// ConfigMap is mounted; change the ConfigMap instead.
+// replaced atomically, with the old file's owner, group and mode. It
+// refuses a flag with a targeting rule: the rule decides what each
+// request gets, and the default variant is only its fallback, so edit the
+// rule (or remove it) instead. It refuses a symlinked file, which is how a
+// ConfigMap is mounted; change the ConfigMap instead. It also refuses when
+// it cannot give the new file the old one's owner and group (run it as
+// that user or as root), rather than leave a file the proxy may not be
+// able to read.
 package flags

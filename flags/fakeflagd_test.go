@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,4 +313,44 @@ func flagNames(flags string) (map[string]any, error) {
 		names[n] = map[string]any{"type": "update", "source": fakeSource}
 	}
 	return names, nil
+}
+
+// flakyEval is an evaluation daemon whose ResolveFloat can be made to
+// fail as a daemon that is briefly overloaded or unreachable does, while
+// its event stream stays up.
+type flakyEval struct {
+	*evalDaemon
+	failure atomic.Pointer[connect.Code] // nil: answer
+	srv     *http.Server
+	port    uint16
+}
+
+// startFlakyEval serves flags like startEvalDaemon, on a port of its own.
+func startFlakyEval(t testing.TB, flags string) *flakyEval {
+	t.Helper()
+	d := &flakyEval{evalDaemon: startEvalDaemon(t, flags)}
+	ln := listenAgain(t, "")
+	mux := http.NewServeMux()
+	mux.Handle(evaluationv2connect.NewServiceHandler(d))
+	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: time.Second}
+	d.port = uint16(ln.Addr().(*net.TCPAddr).Port)
+	go func() { _ = d.srv.Serve(ln) }() // returns at Close
+	t.Cleanup(func() { _ = d.srv.Close() })
+	return d
+}
+
+// fail makes every ResolveFloat fail with code; nil makes them answer.
+// CodeDeadlineExceeded is a daemon too slow to answer in time.
+func (d *flakyEval) fail(code *connect.Code) { d.failure.Store(code) }
+
+func (d *flakyEval) ResolveFloat(ctx context.Context, req *connect.Request[evalv2.ResolveFloatRequest]) (*connect.Response[evalv2.ResolveFloatResponse], error) {
+	code := d.failure.Load()
+	switch {
+	case code == nil:
+		return d.evalDaemon.ResolveFloat(ctx, req)
+	case *code == connect.CodeDeadlineExceeded:
+		<-ctx.Done() // the client gives up first
+		return nil, connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
+	}
+	return nil, connect.NewError(*code, errors.New("overloaded"))
 }

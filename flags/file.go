@@ -125,8 +125,8 @@ func parse(raw []byte) (*File, error) {
 	}
 	transposed := string(normalized)
 	for name, rule := range evaluators.Evaluators {
-		if len(rule) < 3 { // flagd's own check, on the raw text
-			return nil, fmt.Errorf(`"$evaluators" %q is empty`, name)
+		if err := checkEvaluator(rule); err != nil {
+			return nil, fmt.Errorf(`"$evaluators" %q %w`, name, err)
 		}
 		transposed = strings.ReplaceAll(transposed, `{"$ref":"`+name+`"}`, string(rule))
 	}
@@ -160,6 +160,62 @@ func parse(raw []byte) (*File, error) {
 		f.flags[name] = fl
 	}
 	return f, nil
+}
+
+// checkEvaluator rejects an evaluator that flagd would accept but not run
+// as its author meant. flagd pastes each evaluator's raw text over its
+// references, one evaluator at a time, in Go's random map order:
+//   - its own emptiness check is on that raw text, so "{ }" passes where
+//     "{}" does not; pasted in as a whole rule it is not the "{}" that
+//     flagd skips, so flagd runs it, gets no variant, and every
+//     evaluation fails;
+//   - a reference inside an evaluator is resolved only when its own
+//     evaluator happens to be pasted after this one, so the same file
+//     works after one load and fails every evaluation after another.
+//
+// The error completes `"$evaluators" "name" ...`.
+func checkEvaluator(rule json.RawMessage) error {
+	if len(rule) < 3 { // flagd's own check
+		return errors.New("is empty")
+	}
+	var v any
+	_ = json.Unmarshal(rule, &v) // valid: it came from the document
+	if m, ok := v.(map[string]any); ok && len(m) == 0 {
+		return errors.New(`is empty (an object with nothing in it, which flagd would run as a rule)`)
+	}
+	if ref, ok := findRef(v); ok {
+		return fmt.Errorf(`refers to another evaluator ({"$ref": %q}), which flagd resolves or not at random; `+
+			`write that rule out in this evaluator instead`, ref)
+	}
+	return nil
+}
+
+// findRef reports the first "$ref" in a decoded JSON value, depth first.
+func findRef(v any) (string, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		if ref, ok := x["$ref"]; ok {
+			s, _ := ref.(string)
+			return s, true
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys) // name the same reference every time
+		for _, k := range keys {
+			if ref, ok := findRef(x[k]); ok {
+				return ref, true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if ref, ok := findRef(e); ok {
+				return ref, true
+			}
+		}
+	}
+	return "", false
 }
 
 func parseFlag(name string, d json.RawMessage, setMetadata map[string]any) (fileFlag, error) {

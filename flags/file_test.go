@@ -114,6 +114,43 @@ func TestLoadNamesTheProblem(t *testing.T) {
 	}
 }
 
+// flagd accepts these evaluators but does not run them as written (see
+// checkEvaluator), so a file that passed `strangler validate` would send
+// every request of the route to the monolith, always or after some loads
+// and not others. Load refuses them and names the evaluator.
+func TestLoadRejectsEvaluatorsFlagdCannotRun(t *testing.T) {
+	t.Parallel()
+	const flag = `"flags":{"orders":{"state":"ENABLED","variants":{"all":100,"none":0},"defaultVariant":"none","targeting":{"$ref":"outer"}}}`
+	tests := []struct {
+		name       string
+		evaluators string
+		want       string
+	}{
+		{"empty with a space", `{"outer":{ }}`, `"$evaluators" "outer" is empty`},
+		{"empty over lines", "{\"outer\":{\n\t}}", `"$evaluators" "outer" is empty`},
+		{"empty, compact", `{"outer":{}}`, `"$evaluators" "outer" is empty`},
+		{"refers to another", `{"outer":{"if":[{"$ref":"isGet"},"all",null]},"isGet":{"==":[{"var":"method"},"GET"]}}`,
+			`"$evaluators" "outer" refers to another evaluator ({"$ref": "isGet"})`},
+		{"refers to itself", `{"outer":{"if":[{"$ref":"outer"},"all",null]}}`,
+			`"$evaluators" "outer" refers to another evaluator ({"$ref": "outer"})`},
+		{"refers deep down", `{"outer":{"if":[{"and":[true,{"!":[{"$ref":"inner"}]}]},"all",null]},"inner":{"==":[1,1]}}`,
+			`"$evaluators" "outer" refers to another evaluator ({"$ref": "inner"})`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFlags(t, t.TempDir(), `{"$evaluators":`+tt.evaluators+`,`+flag+`}`)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("Load accepted the file")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "flags.json")

@@ -38,11 +38,19 @@ type FlagdOptions struct {
 	// RetryBackoff and RetryBackoffMax bound the wait between attempts to
 	// reach the daemon, at startup and after it went away; the wait
 	// doubles from one to the other. 0 means 1 s and 12 s, flagd's
-	// defaults. In rpc mode RetryBackoffMax is also how often the cached
-	// answers are re-evaluated while the daemon's event stream is down.
+	// defaults. In rpc mode the same waits space the retries of a
+	// re-evaluation of the flags that did not reach the daemon.
 	RetryBackoff    time.Duration
 	RetryBackoffMax time.Duration
 }
+
+// tcpKeepAlive is the idle time before TCP keepalive probes start on a
+// connection to the daemon, and the time between probes. A daemon that
+// vanished without closing the connection (host gone, network cut) is
+// noticed after the idle time and 9 unanswered probes (Linux's default
+// count): about 2.5 minutes. It is Go's default, made explicit because
+// grpc-go does not use Go's default.
+const tcpKeepAlive = 15 * time.Second
 
 const (
 	defaultStartTimeout    = 5 * time.Second

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"buf.build/gen/go/open-feature/flagd/connectrpc/go/flagd/evaluation/v2/evaluationv2connect"
@@ -13,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/go-logr/logr"
 	flagd "github.com/open-feature/go-sdk-contrib/providers/flagd/pkg"
+	"github.com/open-feature/go-sdk/openfeature"
 )
 
 // openRPC starts the flagd provider in rpc mode: every evaluation is a
@@ -94,12 +96,23 @@ func pinRPC(c *flagd.ProviderConfiguration) {
 // for good after 5 failed attempts (about 31 s), its waits double without
 // a cap, and a stream the daemon ends cleanly raises no event. The
 // provider's stream is only used for its start.
+//
+// The handles are refreshed by a second goroutine, refreshLoop, so that a
+// refresh the daemon does not fully answer can be retried while the
+// stream is still followed.
 type rpcWatch struct {
 	s         *Source
 	selector  string
 	transport *http.Transport
 	client    evaluationv2connect.ServiceClient
-	backoff   backoff
+	backoff   backoff // between attempts to open the stream
+
+	// changes tells refreshLoop that the daemon's flags may have changed.
+	// Its buffer of one folds changes that come while a refresh runs into
+	// the next one, which re-evaluates every handle anyway.
+	changes chan struct{}
+	retries backoff       // between attempts to refresh every handle
+	idle    chan struct{} // closed when refreshLoop has returned
 
 	quit   context.Context
 	cancel context.CancelFunc
@@ -114,10 +127,10 @@ func newRPCWatch(s *Source, o FlagdOptions) *rpcWatch {
 	// Its own transport: the stream holds a connection for good, and
 	// CloseIdleConnections at the end leaves no goroutine behind. A
 	// connection to a daemon that vanished without closing it is noticed
-	// by TCP keepalive (Go's default), and a blackholed address must not
-	// hold up reconnection for the system's connect timeout (minutes).
+	// by TCP keepalive, and a blackholed address must not hold up
+	// reconnection for the system's connect timeout (minutes).
 	transport := &http.Transport{
-		DialContext: (&net.Dialer{Timeout: dialTimeout}).DialContext,
+		DialContext: (&net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}).DialContext,
 	}
 	w := &rpcWatch{
 		s:         s,
@@ -125,6 +138,9 @@ func newRPCWatch(s *Source, o FlagdOptions) *rpcWatch {
 		transport: transport,
 		client:    evaluationv2connect.NewServiceClient(&http.Client{Transport: transport}, "http://"+o.addr()),
 		backoff:   newBackoff(o.RetryBackoff, o.RetryBackoffMax),
+		changes:   make(chan struct{}, 1),
+		retries:   newBackoff(o.RetryBackoff, o.RetryBackoffMax),
+		idle:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	w.quit, w.cancel = context.WithCancel(context.Background())
@@ -187,6 +203,8 @@ func (w *rpcWatch) open(ctx context.Context) error {
 // that the daemon is back.
 func (w *rpcWatch) run() {
 	defer close(w.done)
+	go w.refreshLoop()
+	defer func() { <-w.idle }() // it stops on quit, as run does
 	defer w.transport.CloseIdleConnections()
 	defer func() { w.closeStream() }() // the current stream, not the first
 	for {
@@ -200,7 +218,7 @@ func (w *rpcWatch) run() {
 			return // stopped
 		}
 		w.s.log.Info("reconnected to flagd", "source", w.s.origin)
-		w.s.reloaded(nil)
+		w.changed()
 	}
 }
 
@@ -209,7 +227,7 @@ func (w *rpcWatch) follow() error {
 	for w.stream.Receive() {
 		switch w.stream.Msg().GetType() {
 		case "configuration_change", "provider_ready":
-			w.s.reloaded(nil)
+			w.changed()
 		case "provider_shutdown":
 			return errors.New("the daemon is shutting down")
 		}
@@ -219,4 +237,81 @@ func (w *rpcWatch) follow() error {
 		return err
 	}
 	return errors.New("the daemon ended the event stream")
+}
+
+// changed asks refreshLoop to refresh every handle; it never blocks.
+func (w *rpcWatch) changed() {
+	select {
+	case w.changes <- struct{}{}:
+	default: // a refresh is pending already
+	}
+}
+
+// refreshLoop refreshes every handle after each change, and tells the
+// caller (OnChange). An evaluation that does not reach the daemon keeps
+// its handle's last answer, and nothing else would ask again before the
+// daemon's next change: a ramp or a rollback would be lost on this proxy.
+// So the refresh is repeated, waiting RetryBackoff..RetryBackoffMax, until
+// the daemon has answered for every handle, and the miss is reported once
+// per change through OnReloadError. A new change during the waits is
+// refreshed at once.
+func (w *rpcWatch) refreshLoop() {
+	defer close(w.idle)
+	for {
+		select {
+		case <-w.changes:
+		case <-w.quit.Done():
+			return
+		}
+		w.retries.reset()
+		announce, reported := true, false
+		for {
+			missed := w.s.update(nil, announce)
+			if missed == nil {
+				break
+			}
+			if !reported {
+				w.s.rejected(fmt.Errorf("%s: re-evaluating the flags after a change: "+
+					"the daemon did not answer for every flag; retrying: %w", w.s.origin, missed))
+				reported = true
+			}
+			announce = false // OnChange only if a retry changes an answer
+			t := time.NewTimer(w.retries.wait())
+			select {
+			case <-t.C:
+			case <-w.changes:
+				announce = true
+			case <-w.quit.Done():
+				t.Stop()
+				return
+			}
+			t.Stop()
+		}
+		if reported {
+			w.s.log.Info("flags re-evaluated after retrying", "source", w.s.origin)
+		}
+	}
+}
+
+// answered reports whether a failed rpc-mode evaluation is the daemon's
+// own answer about the flag rather than a failure to get one: the flag
+// is missing, its value is not a number, or its targeting rule failed for
+// this context (PARSE_ERROR when JsonLogic cannot run it, GENERAL when it
+// names no variant). flagd sends GENERAL with Connect code "unknown",
+// which the provider passes on only as the start of its message; an
+// unreachable daemon is PROVIDER_NOT_READY (code "unavailable"), and a
+// timeout is GENERAL with code "deadline_exceeded".
+//
+// A gateway between us and the daemon that answers with a bare HTTP error
+// also gets code "unknown". Taking that for an answer is the safe side:
+// the flag is then evaluated per request, by the daemon, never served a
+// stale value.
+func answered(d openfeature.FloatEvaluationDetails) bool {
+	switch d.ErrorCode {
+	case openfeature.FlagNotFoundCode, openfeature.TypeMismatchCode, openfeature.ParseErrorCode:
+		return true
+	case openfeature.GeneralCode:
+		return strings.HasPrefix(d.ErrorMessage, connect.CodeUnknown.String()+": ")
+	}
+	return false
 }

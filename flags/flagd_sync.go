@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"buf.build/gen/go/open-feature/flagd/grpc/go/flagd/sync/v1/syncv1grpc"
@@ -89,17 +90,29 @@ func newDaemonSync(o FlagdOptions, origin string, log *slog.Logger, reloaded fun
 	conn, err := grpc.NewClient(d.addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// gRPC reconnects on its own schedule, and a call made while it
-		// waits fails at once: keep that schedule as short as ours.
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcbackoff.Config{
-			BaseDelay: o.RetryBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.RetryBackoffMax,
-		}}),
+		// waits fails at once: keep that schedule as short as ours. Each
+		// attempt (connect and HTTP/2 handshake) gets as long as in rpc
+		// mode; left 0, it would get only the current wait, as little as
+		// RetryBackoff, too short for a busy host or a distant daemon.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: grpcbackoff.Config{
+				BaseDelay: o.RetryBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.RetryBackoffMax,
+			},
+			MinConnectTimeout: dialTimeout,
+		}),
 		// No gRPC keepalive pings (the provider sends one every 30 s):
 		// flagd before its fix for issue #1998 used grpc-go's default
 		// policy, which answers pings more often than every 5 minutes by
 		// closing the connection, and each of those would be reported as
 		// a lost daemon. A daemon that vanishes without closing the
-		// connection is noticed by TCP keepalive (Go's default: probes
-		// after 15 s idle), within about 2.5 minutes.
+		// connection is noticed by TCP keepalive instead. grpc-go's own
+		// dialer leaves its timing to the kernel (first probe after 2
+		// hours on Linux), so dial with ours. Like rpc mode's
+		// http.Transport, it does not go through an HTTP proxy from the
+		// environment.
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return (&net.Dialer{KeepAlive: tcpKeepAlive}).DialContext(ctx, "tcp", addr)
+		}),
 	)
 	if err != nil {
 		return nil, err

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
 )
 
 // fleet is the flag set the daemon tests serve: a plain flag, a flag
@@ -444,5 +448,154 @@ func BenchmarkPercentRPCTargeting(b *testing.B) {
 		if _, err := f.Percent(ctx, "user-42", attrs); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// keepaliveTimers reads /proc/net/tcp for the established connections from
+// this host to 127.0.0.1:port: for each, the kernel's pending timer ("tr":
+// 0 none, 1 retransmit, 2 keepalive) and the seconds left on it.
+func keepaliveTimers(t *testing.T, port uint16) (timers []int, secs []float64) {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skipf("no /proc/net/tcp to read TCP timers from: %v", err)
+	}
+	remote := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[2] != remote || f[3] != "01" { // 01: ESTABLISHED
+			continue
+		}
+		kind, when, _ := strings.Cut(f[5], ":") // "02:000AFC7F"
+		tr, _ := strconv.ParseInt(kind, 16, 64)
+		ticks, _ := strconv.ParseInt(when, 16, 64)
+		timers = append(timers, int(tr))
+		secs = append(secs, float64(ticks)/100) // USER_HZ
+	}
+	return timers, secs
+}
+
+// The package doc promises that a daemon that vanishes without closing the
+// connection (host gone, network cut, blackholed pod IP) is noticed by TCP
+// keepalive within about 2.5 minutes: probes after 15 s idle. grpc-go's
+// own dialer leaves that to the kernel, 2 hours on Linux.
+func TestFlagdStreamKeepaliveIs15s(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			_, port := startDaemon(t, mode, fleet(10, 5))
+			s, _ := openOptions(t, flagdOptions(mode, port))
+			_ = s.Flag("orders")
+			var timers []int
+			var secs []float64
+			// A connection shows its keepalive timer once nothing is in
+			// flight on it.
+			eventually(t, "idle connections to the daemon", func() bool {
+				timers, secs = keepaliveTimers(t, port)
+				return len(timers) > 0 && !slices.ContainsFunc(timers, func(tr int) bool { return tr != 2 })
+			})
+			for i := range timers {
+				if secs[i] > tcpKeepAlive.Seconds()+1 {
+					t.Errorf("connection %d to the daemon: first keepalive probe in %.0f s, want within %v", i, secs[i], tcpKeepAlive)
+				}
+			}
+		})
+	}
+}
+
+// A change can give a cached flag a targeting rule that fails for the
+// empty context the cache is filled with: the daemon answers with an error
+// (GENERAL when the rule names no variant, PARSE_ERROR when JsonLogic
+// cannot run it). That is the daemon's answer, not an outage: the rule
+// must be evaluated per request from then on, in rpc mode as in
+// in-process mode, and the old cached value must not stay.
+func TestFlagdRuleFailingForEmptyContextIsEvaluatedPerRequest(t *testing.T) {
+	t.Parallel()
+	rules := []struct {
+		name   string
+		rule   string
+		get    float64 // 0 with err: an error
+		delete float64
+		err    bool
+	}{
+		// The variant comes from the method: with none there is "v-".
+		{"GENERAL", `{"cat":["v-",{"var":"method"}]}`, 5, 0, false},
+		{"PARSE_ERROR", `{"if":[{"nosuchop":[1]},"v-GET",null]}`, 0, 0, true},
+	}
+	for _, mode := range modes {
+		for _, r := range rules {
+			t.Run(mode+"/"+r.name, func(t *testing.T) {
+				t.Parallel()
+				d, port := startDaemon(t, mode, `{"flags":{"orders":{"state":"ENABLED","variants":{"on":50},"defaultVariant":"on"}}}`)
+				s, rec := openOptions(t, flagdOptions(mode, port))
+				orders := s.Flag("orders")
+				if !percentIs(orders, 50)() {
+					t.Fatal("orders is not 50 at start")
+				}
+				d.push(`{"flags":{"orders":{"state":"ENABLED","variants":{"v-GET":5,"v-DELETE":0},"defaultVariant":"v-GET",
+				  "targeting":` + r.rule + `}}}`)
+				eventually(t, "OnChange for the new rule", func() bool { return rec.changeCount() >= 1 })
+				want := func(method string, v float64) func() bool {
+					return func() bool {
+						got, err := orders.Percent(context.Background(), "k", Attrs{Method: method})
+						if r.err {
+							return err != nil
+						}
+						return err == nil && got == v
+					}
+				}
+				eventually(t, "GET to follow the rule", want("GET", r.get))
+				eventually(t, "DELETE to follow the rule", want("DELETE", r.delete))
+				if !orders.state.Load().perRequest {
+					t.Error("the flag with the new rule is still served from the cache")
+				}
+				if n := rec.errorCount(); n != 0 {
+					t.Errorf("OnReloadError called %d times for a daemon that answered: %v", n, rec.lastError())
+				}
+			})
+		}
+	}
+}
+
+// In rpc mode a refresh whose evaluation does not reach the daemon keeps
+// the handle's last answer. Nothing else would ask again before the
+// daemon's next change, so one failed call at the moment of a rollback
+// would leave this proxy on the old percentage for good: the refresh is
+// retried until the daemon answers, and the miss is reported once.
+func TestFlagdRPCRetriesAFailedRefresh(t *testing.T) {
+	t.Parallel()
+	failures := map[string]connect.Code{
+		"unreachable": connect.CodeUnavailable,
+		"too slow":    connect.CodeDeadlineExceeded,
+	}
+	for name, code := range failures {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := startFlakyEval(t, fleet(10, 5))
+			s, r := openOptions(t, flagdOptions(ModeRPC, d.port))
+			orders := s.Flag("orders")
+			if !percentIs(orders, 10)() {
+				t.Fatal("orders is not 10 at start")
+			}
+
+			d.fail(&code)
+			d.push(fleet(0, 5)) // the 3 AM rollback
+			eventually(t, "OnReloadError for the refresh the daemon did not answer", func() bool { return r.errorCount() == 1 })
+			if err := r.lastError(); !strings.Contains(err.Error(), fmt.Sprintf("flagd at 127.0.0.1:%d (rpc): re-evaluating the flags after a change", d.port)) {
+				t.Errorf("OnReloadError(%q) does not say what failed where", err)
+			}
+			if !percentIs(orders, 10)() {
+				t.Error("a refresh that did not reach the daemon dropped the last answer")
+			}
+			changes := r.changeCount()
+
+			d.fail(nil) // the daemon answers again
+			eventually(t, "the rollback after the daemon answers again", percentIs(orders, 0))
+			eventually(t, "OnChange for the rollback", func() bool { return r.changeCount() > changes })
+			if n := r.errorCount(); n != 1 {
+				t.Errorf("OnReloadError called %d times for one change, want once", n)
+			}
+		})
 	}
 }

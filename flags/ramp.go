@@ -21,42 +21,59 @@ import (
 //
 // Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, an
 // unknown flag (ErrNotFound), a default variant that is not a number
-// (ErrType), and a path that is a symlink: that is how Kubernetes mounts a
-// ConfigMap, and a local edit would be lost on the next sync.
+// (ErrType), a flag with a targeting rule, and a path that is a symlink:
+// that is how Kubernetes mounts a ConfigMap, and a local edit would be lost
+// on the next sync. A targeting rule decides which variant each request
+// gets, and the default variant is only its fallback (a fractional split
+// never falls back at all), so changing the default could report success
+// while the rule keeps sending users to the service.
+//
+// The new file keeps the old one's owner and group as well as its mode:
+// run as root, Ramp would otherwise leave a root-owned file that a proxy
+// running as another user cannot read. When it may not (run by a user
+// other than root who does not own the file or is not in its group), it
+// refuses rather than leave such a file.
+//
+// Errors are not prefixed with "ramp": the caller says what failed.
 //
 // Concurrent Ramps on one file are not serialized: the last one wins.
 func Ramp(path, flag string, percent float64) (old float64, err error) {
 	if !inRange(percent) {
-		return 0, fmt.Errorf("ramp: %w: %v", ErrRange, percent)
+		return 0, fmt.Errorf("%w: %v", ErrRange, percent)
 	}
 	if percent == 0 {
 		percent = 0 // -0 would be written as "-0"
 	}
 	info, err := os.Lstat(path)
 	if err != nil {
-		return 0, fmt.Errorf("ramp: %w", err)
+		return 0, err // names the path
 	}
 	if info.Mode()&os.ModeSymlink != 0 {
-		return 0, fmt.Errorf("ramp: %s is a symlink, as in a ConfigMap volume: the file is managed by Kubernetes; edit the ConfigMap instead", path)
+		return 0, fmt.Errorf("%s is a symlink, as in a ConfigMap volume: the file is managed by Kubernetes; edit the ConfigMap instead", path)
 	}
 	if !info.Mode().IsRegular() {
-		return 0, fmt.Errorf("ramp: %s is not a regular file", path)
+		return 0, fmt.Errorf("%s is not a regular file", path)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("ramp: %w", err)
+		return 0, err // names the path
 	}
 	file, err := parse(raw)
 	if err != nil {
-		return 0, fmt.Errorf("ramp: flag file %s: %w", path, err)
+		return 0, fmt.Errorf("flag file %s: %w", path, err)
 	}
 	fl, ok := file.flags[flag]
 	if !ok {
-		return 0, fmt.Errorf("ramp: %w: %q in %s", ErrNotFound, flag, path)
+		return 0, fmt.Errorf("%w: %q in %s", ErrNotFound, flag, path)
+	}
+	if fl.targeted {
+		return 0, fmt.Errorf("flag %q in %s has a targeting rule, which decides its value for each request; "+
+			"changing only its default variant could leave users on the new service: edit the rule (or remove it) instead",
+			flag, path)
 	}
 	old, ok = fl.variants[fl.defaultVariant].(float64)
 	if !ok {
-		return 0, fmt.Errorf("ramp: %w: flag %q default variant %q is %s",
+		return 0, fmt.Errorf("%w: flag %q default variant %q is %s",
 			ErrType, flag, fl.defaultVariant, jsonKind(fl.variants[fl.defaultVariant]))
 	}
 
@@ -66,23 +83,23 @@ func Ramp(path, flag string, percent float64) (old float64, err error) {
 	if cur := gjson.GetBytes(raw, at); cur.Type != gjson.Number || cur.Float() != old {
 		// Keys spelled differently (encoding/json matches "Flags" too) or
 		// repeated: the text does not say plainly which value is live.
-		return 0, fmt.Errorf("ramp: cannot find flags.%s.variants.%s in %s as written (duplicate or differently cased keys?)",
+		return 0, fmt.Errorf("cannot find flags.%s.variants.%s in %s as written (duplicate or differently cased keys?)",
 			flag, fl.defaultVariant, path)
 	}
 	edited, err := sjson.SetRawBytes(raw, at, []byte(strconv.FormatFloat(percent, 'f', -1, 64)))
 	if err != nil {
-		return 0, fmt.Errorf("ramp: %w", err)
+		return 0, fmt.Errorf("editing %s: %w", path, err)
 	}
 	// Read the result back the way the provider will.
 	check, err := parse(edited)
 	if err != nil {
-		return 0, fmt.Errorf("ramp: edited file would be invalid: %w", err)
+		return 0, fmt.Errorf("edited file would be invalid: %w", err)
 	}
 	if got := check.flags[flag].variants[fl.defaultVariant]; got != percent {
-		return 0, fmt.Errorf("ramp: edit of %s did not take (flag %q reads %v)", path, flag, got)
+		return 0, fmt.Errorf("edit of %s did not take (flag %q reads %v)", path, flag, got)
 	}
-	if err := replaceFile(path, edited, info.Mode().Perm()); err != nil {
-		return 0, fmt.Errorf("ramp: %w", err)
+	if err := replaceFile(path, edited, info); err != nil {
+		return 0, fmt.Errorf("replacing %s: %w", path, err)
 	}
 	return old, nil
 }
@@ -104,8 +121,10 @@ func escapePathKey(key string) string {
 }
 
 // replaceFile atomically replaces path with data: readers see the old file
-// or the new one, never a mix, and after a crash the file is whole.
-func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
+// or the new one, never a mix, and after a crash the file is whole. The new
+// file gets the owner, group and permissions of the old one, described by
+// info.
+func replaceFile(path string, data []byte, info os.FileInfo) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".ramp-*")
 	if err != nil {
@@ -117,7 +136,10 @@ func replaceFile(path string, data []byte, perm os.FileMode) (err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err = tmp.Chmod(perm); err != nil { // CreateTemp makes it 0600
+	if err = keepOwner(tmp, info); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(info.Mode().Perm()); err != nil { // CreateTemp makes it 0600
 		return err
 	}
 	if _, err = tmp.Write(data); err != nil {

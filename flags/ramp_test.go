@@ -17,8 +17,13 @@ const rampFile = `{
     "orders-percent": {
       "state": "ENABLED",
       "variants": { "on": 10, "off": 0 },
-      "defaultVariant": "on",
-      "targeting": {"if": [{"==": [{"var": "method"}, "DELETE"]}, "off", null]}
+      "defaultVariant": "on"
+    },
+    "search-percent": {
+      "state": "ENABLED",
+      "variants": {"some": 20, "none": 0},
+      "defaultVariant": "some",
+      "targeting": {"if": [{"==": [{"var": "method"}, "DELETE"]}, "none", null]}
     },
     "payments-percent": {"state": "ENABLED", "variants": {"on": 10}, "defaultVariant": "on"},
     "a.b": {"state": "DISABLED", "variants": {"x.y": 2.5, "on": 10}, "defaultVariant": "x.y"}
@@ -146,6 +151,10 @@ func TestRampRefuses(t *testing.T) {
 			if (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Ramp error = %q, want %v containing %q", err, tt.wantErr, tt.want)
 			}
+			if strings.Contains(err.Error(), "ramp:") {
+				// The command adds "ramp: " once.
+				t.Errorf("Ramp error %q names the command itself", err)
+			}
 			if got, _ := os.ReadFile(path); string(got) != tt.content {
 				t.Error("a refused Ramp changed the file")
 			}
@@ -173,5 +182,39 @@ func TestRampRefusesSymlinkAndMissingFile(t *testing.T) {
 	}
 	if _, err := Ramp(filepath.Join(dir, "missing.json"), "a", 1); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Ramp(missing) = %v", err)
+	}
+}
+
+// With a targeting rule the default variant is only the rule's fallback:
+// under a fractional split no request ever gets it, so ramping it to 0
+// would report a rollback while 10 % of users stay on the new service.
+// Ramp refuses and says what to edit instead.
+func TestRampRefusesTargetedFlag(t *testing.T) {
+	t.Parallel()
+	rules := map[string]string{
+		"fractional":         `{"fractional":[{"cat":[{"var":"$flagd.flagKey"},{"var":"targetingKey"}]},["all",10],["none",90]]}`,
+		"if with a fallback": `{"if":[{"==":[{"var":"method"},"DELETE"]},"none",null]}`,
+		"from an evaluator":  `{"$ref":"split"}`,
+	}
+	for name, rule := range rules {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			content := `{"$evaluators":{"split":{"if":[{"in":[{"var":"targetingKey"},["qa"]]},"all",null]}},` +
+				`"flags":{"orders":{"state":"ENABLED","variants":{"all":100,"none":0,"on":10},"defaultVariant":"on",` +
+				`"targeting":` + rule + `}}}`
+			path := writeFlags(t, t.TempDir(), content)
+			_, err := Ramp(path, "orders", 0)
+			if err == nil {
+				t.Fatal("Ramp of a flag with a targeting rule succeeded")
+			}
+			for _, want := range []string{`flag "orders"`, path, "targeting rule", "edit the rule"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Ramp error %q does not contain %q", err, want)
+				}
+			}
+			if got, _ := os.ReadFile(path); string(got) != content {
+				t.Error("a refused Ramp changed the file")
+			}
+		})
 	}
 }

@@ -51,9 +51,11 @@ type Options struct {
 	OnChange func()
 	// OnReloadError is called from the updating goroutine when the file
 	// became invalid, unreadable or was deleted, when a daemon sent an
-	// invalid flag set, or when the connection to the daemon was lost. The
-	// last good flags stay live. It is called once per bad version or per
-	// outage, not on every poll or reconnection attempt.
+	// invalid flag set, when the connection to the daemon was lost, or
+	// when, in rpc mode, re-evaluating the flags after a change did not
+	// reach the daemon. The last good flags stay live. It is called once
+	// per bad version, per outage or per change, not on every poll,
+	// reconnection attempt or retry.
 	OnReloadError func(error)
 }
 
@@ -71,7 +73,7 @@ type Source struct {
 	updates updater
 	// remote: rpc mode, where an evaluation can fail to reach the daemon.
 	// Such a failure says nothing about the flag, so it never replaces a
-	// handle's last value.
+	// handle's last value; the daemon's own errors (see answered) do.
 	remote bool
 
 	// mu orders the writers of Flag.state (Flag and a reload), so a slow
@@ -211,14 +213,23 @@ func (s *Source) Flag(name string) *Flag {
 }
 
 // reloaded runs on the updating goroutine once the provider holds a new
-// flag set (file is nil in rpc mode, where we do not see the set): it
-// refreshes every handle, then tells the caller.
-func (s *Source) reloaded(file *File) {
+// flag set: it refreshes every handle, then tells the caller.
+func (s *Source) reloaded(file *File) { s.update(file, true) }
+
+// update refreshes every handle from the flag set the provider holds
+// (file is nil in rpc mode, where we do not see the set), then tells the
+// caller: always, or only if an answer changed. In rpc mode it returns
+// the error of a handle whose evaluation did not reach the daemon; such a
+// handle keeps its last answer.
+func (s *Source) update(file *File, always bool) (missed error) {
 	s.mu.Lock()
 	s.file = file
-	s.refresh()
+	changed, missed := s.refresh()
 	s.mu.Unlock()
-	s.announce()
+	if always || changed {
+		s.announce()
+	}
+	return missed
 }
 
 // announce tells the caller that new flags are live.
@@ -230,19 +241,23 @@ func (s *Source) announce() {
 }
 
 // refresh re-evaluates every handle and reports whether any answer
-// changed. s.mu must be held.
-func (s *Source) refresh() (changed bool) {
+// changed, and the error of the first handle whose evaluation did not
+// reach the daemon (rpc mode). s.mu must be held.
+func (s *Source) refresh() (changed bool, missed error) {
 	for name, f := range s.handles {
 		st, ok := s.evaluateState(name)
 		if !ok {
-			continue // the daemon was not reached: keep the last answer
+			if missed == nil {
+				missed = st.err
+			}
+			continue // keep the last answer; the caller asks again
 		}
 		if !st.same(f.state.Load()) {
 			changed = true
 		}
 		f.state.Store(st)
 	}
-	return changed
+	return changed, missed
 }
 
 // rejected runs on the updating goroutine when the source is not usable.
@@ -342,18 +357,15 @@ func (f *Flag) Current() (float64, error) {
 // evaluateState evaluates a flag with an empty context and decides whether
 // the answer can be cached. ok is false in rpc mode when the evaluation
 // did not reach the daemon (st then holds that error, for a new handle).
-// s.mu must be held (it guards s.file).
+// An error the daemon answered is the flag's state like any other
+// answer; one from a targeting rule cannot be cached, so the flag is then
+// evaluated per request, as in in-process mode. s.mu must be held (it
+// guards s.file).
 func (s *Source) evaluateState(name string) (st *flagState, ok bool) {
 	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
 	v, perr := percent(name, d, err)
 	st = &flagState{value: v, err: perr, perRequest: !s.cacheable(name, d)}
-	switch {
-	case !s.remote, err == nil:
-		return st, true
-	case d.ErrorCode == openfeature.FlagNotFoundCode, d.ErrorCode == openfeature.TypeMismatchCode:
-		return st, true // the daemon answered
-	}
-	return st, false
+	return st, !s.remote || err == nil || answered(d)
 }
 
 // cacheable reports whether an empty-context evaluation is the answer for
