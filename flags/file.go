@@ -92,6 +92,13 @@ func (f *File) CheckPercent(name string) error {
 	return nil
 }
 
+// Disabled reports whether the file has the flag and it is DISABLED: valid,
+// but every evaluation fails, so its route serves only the monolith.
+func (f *File) Disabled(name string) bool {
+	fl, ok := f.flags[name]
+	return ok && fl.state == "DISABLED"
+}
+
 func inRange(v float64) bool { return v >= 0 && v <= 100 } // false for NaN
 
 // parse validates a flag file. It decodes the document the way flagd's

@@ -288,6 +288,19 @@ func (s *Source) Check(name string) error {
 	return nil
 }
 
+// Disabled reports whether the flag is DISABLED (Check passes it: it is
+// valid, but every evaluation fails).
+func (s *Source) Disabled(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file != nil {
+		return s.file.Disabled(name)
+	}
+	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
+	_, err = percent(name, d, err)
+	return errors.Is(err, ErrDisabled)
+}
+
 // Attrs are the request attributes a targeting rule can read, as "route",
 // "method" and "path" (the targeting key is passed separately).
 type Attrs struct {

@@ -28,12 +28,19 @@ func Check(cfg *Config) (warnings []string, err error) {
 	var ce ConfigError
 	for i, r := range cfg.Routes {
 		// The shadow flag is optional: without it, shadow.percent applies.
-		if present, err := lookup(r.Shadow.Flag); present && err != nil {
+		switch present, err := lookup(r.Shadow.Flag); {
+		case err == errDisabled:
+			warnings = append(warnings, fmt.Sprintf("routes[%d].shadow.flag: flag %q is DISABLED in %s: route %q compares nothing until it is enabled", i, r.Shadow.Flag, cfg.flagSource(), r.Name))
+		case present && err != nil:
 			ce.add("routes[%d].shadow.flag: %v", i, err)
 		}
 		present, err := lookup(r.Flag)
 		if !present {
 			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is not in %s: route %q stays on the monolith until it is", i, r.Flag, cfg.flagSource(), r.Name))
+			continue
+		}
+		if err == errDisabled {
+			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is DISABLED in %s: route %q stays on the monolith until it is enabled", i, r.Flag, cfg.flagSource(), r.Name))
 			continue
 		}
 		if err != nil {
@@ -43,6 +50,10 @@ func Check(cfg *Config) (warnings []string, err error) {
 	return warnings, ce.err()
 }
 
+// errDisabled is what flagLookup reports for a DISABLED flag: valid, and a
+// warning, since its route serves only the monolith.
+var errDisabled = errors.New("flag disabled")
+
 // flagLookup reports, for a flag name, whether the source has it and what
 // is wrong with it as a percentage.
 func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), err error) {
@@ -51,7 +62,12 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), er
 		if err != nil {
 			return nil, nil, fmt.Errorf("flags.file: %w", err)
 		}
-		return func(name string) (bool, error) { return f.Has(name), f.CheckPercent(name) }, func() {}, nil
+		return func(name string) (bool, error) {
+			if f.Disabled(name) {
+				return true, errDisabled
+			}
+			return f.Has(name), f.CheckPercent(name)
+		}, func() {}, nil
 	}
 	opts := cfg.flagOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -60,6 +76,9 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), er
 		return nil, nil, fmt.Errorf("flags.flagd: %w", err)
 	}
 	lookup = func(name string) (bool, error) {
+		if src.Disabled(name) {
+			return true, errDisabled
+		}
 		err := src.Check(name)
 		return !errors.Is(err, flags.ErrNotFound), err
 	}

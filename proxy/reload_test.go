@@ -207,3 +207,29 @@ func TestValidateWarnsOnOpenAdmin(t *testing.T) {
 		t.Errorf("warnings %q", warnings)
 	}
 }
+
+// A DISABLED flag is valid, but its route serves only the monolith (or,
+// for a shadow flag, compares nothing): validate says so.
+func TestValidateWarnsOnDisabledFlags(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseAndValidate(t, validConfig(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfg.FlagFile(), `{"flags": {
+		"orders-percent": {"state": "DISABLED", "variants": {"on": 10}, "defaultVariant": "on"},
+		"orders-shadow": {"state": "DISABLED", "variants": {"on": 100}, "defaultVariant": "on"}}}`)
+	warnings, err := Check(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(warnings, "\n")
+	for _, want := range []string{
+		`routes[0].flag: flag "orders-percent" is DISABLED in`,
+		`routes[0].shadow.flag: flag "orders-shadow" is DISABLED in`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings %q lack %q", got, want)
+		}
+	}
+}
