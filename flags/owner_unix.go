@@ -19,8 +19,12 @@ func keepOwner(f *os.File, info os.FileInfo) error {
 	if !ok {
 		return nil // not a file system with Unix owners
 	}
-	if int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid() {
-		return nil // the new file has them already
+	if now, err := f.Stat(); err == nil {
+		// The new file's own owner and group: a setgid directory gives it
+		// the directory's group, not the process's.
+		if ns, ok := now.Sys().(*syscall.Stat_t); ok && ns.Uid == st.Uid && ns.Gid == st.Gid {
+			return nil // it has them already
+		}
 	}
 	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
 		return fmt.Errorf("the new file cannot keep the owner %d:%d of the old one "+

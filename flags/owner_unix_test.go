@@ -65,3 +65,42 @@ func TestRampKeepsOwner(t *testing.T) {
 		t.Errorf("the proxy's user reads %s, want %s", out, want)
 	}
 }
+
+// In a setgid folder a new file takes the folder's group, not the
+// process's: Ramp must still give the file its old group (here it would
+// have given group 65534 read access to a root:root 0640 file).
+func TestRampKeepsGroupInASetgidFolder(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 || os.Getegid() != 0 {
+		t.Skip("needs root")
+	}
+	dir, err := os.MkdirTemp("", "flags-ramp-setgid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chown(dir, 0, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "flags.json")
+	if err := os.WriteFile(path, []byte(flagFile("10")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ramp(path, "orders", 0); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := info.Sys().(*syscall.Stat_t)
+	if st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("after Ramp the file is %d:%d, want 0:0 (the old file's)", st.Uid, st.Gid)
+	}
+}

@@ -327,12 +327,22 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 	}
 	// yaml reads one document at a time: anything after a --- would never
 	// be read, so a file that holds more is refused rather than half used.
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case err == nil:
-		ce.add("config: line %d: a second YAML document (after ---) is not read: keep the whole config in one document", next.Line)
-	case !errors.Is(err, io.EOF):
-		ce.add("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	// A trailing --- alone (generated or concatenated YAML) holds nothing
+	// to lose.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			ce.add("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			break
+		}
+		if !emptyDocument(&next) {
+			ce.add("config: line %d: a second YAML document (after ---) is not read: keep the whole config in one document", next.Line)
+			break
+		}
 	}
 	root := doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
@@ -442,8 +452,8 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 		switch {
 		case want == wantWhole && ((err != nil && tag == "!!int") || (tag == "!!float" && wholeNumber(n.Value))):
 			ce.add("%s: line %d: %s is out of range", at, n.Line, n.Value)
-		case want == wantWhole && tag == "!!float":
-			// yaml would silently cut 1.5 to 1.
+		case want == wantWhole && tag == "!!float" && !(err == nil && integral(n.Value)):
+			// yaml would silently cut 1.5 to 1 (1e3 is 1000, and fine).
 			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
 		case err == nil:
 		case errors.As(err, &te):
@@ -455,6 +465,22 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 }
 
 // describeNode names a YAML value for a message.
+// integral reports whether a YAML float is a whole number, such as 1e3.
+func integral(s string) bool {
+	f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+	return err == nil && f == math.Trunc(f)
+}
+
+// emptyDocument reports whether a YAML document holds nothing, as after a
+// trailing document marker.
+func emptyDocument(n *yaml.Node) bool {
+	if len(n.Content) == 0 {
+		return true
+	}
+	c := n.Content[0]
+	return len(n.Content) == 1 && c.Kind == yaml.ScalarNode && c.ShortTag() == "!!null" && c.Value == ""
+}
+
 func describeNode(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:

@@ -158,7 +158,7 @@ func TestConfigShapeErrorsNameTheirPlace(t *testing.T) {
 		{"whole number out of range", validConfig("shadow_queue: 99999999999999999999\n"), `shadow_queue: line 13: 99999999999999999999 is out of range`},
 		{"quoted whole number", validConfig("shadow_workers: \"5\"\n"), `shadow_workers: line 13: want a whole number, got "5"`},
 		{"port out of range", strings.Replace(validConfig(""), "file: flags.json", "flagd: {host: x, port: 18446744073709551616}", 1), `flags.flagd.port: line 6: 18446744073709551616 is out of range`},
-		{"exponent for a whole number", validConfig("    eject: {consecutive_failures: 1e3}\n"), `routes[0].eject.consecutive_failures: line 13: want a whole number, got "1e3"`},
+		{"fraction in exponent form for a whole number", validConfig("    eject: {consecutive_failures: 15e-1}\n"), `routes[0].eject.consecutive_failures: line 13: want a whole number, got "15e-1"`},
 		{"word for a number", validConfig("    shadow: {percent: ten}\n"), `routes[0].shadow.percent: line 13: want a number, got "ten"`},
 		{"word for a boolean", validConfig("access_log: maybe\n"), `access_log: line 13: want true or false, got "maybe"`},
 		{"list for a value", validConfig("    service: [http://127.0.0.1:1]\n"), "routes[0].service: line 13: given twice (first at line 11)"},
@@ -204,7 +204,8 @@ func TestConfigRefusesASecondYAMLDocument(t *testing.T) {
 		want string // "" when accepted
 	}{
 		{"second document", validConfig("") + second, refused},
-		{"second document, empty", validConfig("") + "---\n", refused},
+		{"a trailing --- (generated YAML)", validConfig("") + "---\n", ""},
+		{"a trailing --- and a comment", validConfig("") + "---\n# end\n", ""},
 		{"second document and a bad first one", validConfig("shadow_workers: x\n") + second,
 			"config: line 14: a second YAML document (after ---) is not read: keep the whole config in one document\n" +
 				`shadow_workers: line 13: want a whole number, got "x"`},
@@ -469,4 +470,17 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A whole number in exponent form is a whole number; only a fraction,
+// which yaml would silently cut, is refused.
+func TestConfigWholeNumberInExponentForm(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseAndValidate(t, validConfig("    eject: {consecutive_failures: 1e3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *cfg.Routes[0].Eject.ConsecutiveFailures; got != 1000 {
+		t.Errorf("consecutive_failures: 1e3 read as %d", got)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // dropsAfterFirst is a service that answers the first request on its
@@ -81,5 +82,31 @@ func TestNoReplayOfAWriteRetriedAfterItReachedTheService(t *testing.T) {
 				t.Errorf("the service got the POST, and then the client got %d %q (monolith calls %d), want 502 and none", resp.StatusCode, body, mono.Load())
 			}
 		})
+	}
+}
+
+// A write the transport may retry (an Idempotency-Key) that was written is
+// a reset only when a retry's dial fails: a service that does not answer
+// within timeouts.response_header is still a timeout (504).
+func TestRetryableWriteTimeoutIsATimeout(t *testing.T) {
+	t.Parallel()
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(time.Second)
+	})
+	e := newEnv(t, fallbackConfig("{{service}}", "    fallback: {on: [connect]}\n"), flagJSON("orders-percent", 100), nil, slow)
+	for _, key := range []string{"", "k-1"} {
+		req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1/pay", strings.NewReader("pay=1"))
+		req.Header.Set("X-User-Id", "u")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, _ := e.do(req)
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("Idempotency-Key %q: a service slower than response_header: status %d, want 504", key, resp.StatusCode)
+		}
+	}
+	if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); v != 2 {
+		t.Errorf("timeouts counted %v, want 2 (reset: %v)", v, e.metric(`strangler_upstream_errors_total{backend="service",kind="reset",route="orders"}`))
 	}
 }

@@ -266,9 +266,6 @@ func classify(r *http.Request, err error) (kind string, status int) {
 	if r.Context().Err() != nil {
 		return errCanceled, 499 // nginx's "client closed request"; nobody reads it
 	}
-	if w, ok := r.Context().Value(writeSeenKey{}).(*atomic.Bool); ok && w.Load() {
-		return errReset, http.StatusBadGateway // an earlier attempt was written
-	}
 	var op *net.OpError
 	var dns *net.DNSError
 	var certErr *tls.CertificateVerificationError
@@ -276,6 +273,11 @@ func classify(r *http.Request, err error) (kind string, status int) {
 	switch {
 	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns),
 		errors.As(err, &certErr), errors.As(err, &recErr):
+		if w, ok := r.Context().Value(writeSeenKey{}).(*atomic.Bool); ok && w.Load() {
+			// A retry's dial failed, after an earlier attempt was written:
+			// the request may have reached the upstream.
+			return errReset, http.StatusBadGateway
+		}
 		return errConnect, http.StatusBadGateway
 	}
 	var ne net.Error

@@ -391,6 +391,9 @@ func (p *shadowPair) sendPending() {
 		return // finish gives it up
 	}
 	p.pending = false
+	// Aged from now: the copy waited for the primary's answer, not in the
+	// queue.
+	p.queued = time.Now()
 	if !p.pool.submit(p) {
 		p.drop(p.sh.skipOverload)
 		p.halves.Add(1) // the copy's half: nothing will come

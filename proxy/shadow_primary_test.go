@@ -425,3 +425,24 @@ func TestNoiseSendsNoSecondWrite(t *testing.T) {
 		t.Errorf("the monolith got %d writes and %d reads, want 1 (the client's) and 2 (the client's and noise's copy)", w, r)
 	}
 }
+
+// A write's copy waits for the service's answer before it is queued; its
+// age for shadow.timeout counts from then, or a service slower than the
+// timeout would have every write dropped unsent.
+func TestShadowWriteCopyAgedFromTheServiceAnswer(t *testing.T) {
+	t.Parallel()
+	slowSvc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(400 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"saved":true}`)
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n      timeout: 200ms\n"),
+		flagJSON("orders-percent", 100), answer(200, `{"saved":true}`), slowSvc)
+	if resp, body := post(e, "/api/orders/1", `{"qty":3}`); resp.StatusCode != 200 || body != `{"saved":true}` {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if got := e.accounted(1); len(got) != 1 || got["match"] != 1 {
+		t.Errorf("a write to a service slower than shadow.timeout: counted %v, want match 1", got)
+	}
+}
