@@ -180,6 +180,13 @@ func (b *bufferedBody) Read(p []byte) (int, error) {
 // client's body itself when the handler returns.
 func (b *bufferedBody) Close() error { return nil }
 
+// broken reports whether reading the client's body failed (a stall, a
+// malformed chunk) before the limit.
+func (b *bufferedBody) broken() bool {
+	_, failed := b.rest.(errReader)
+	return failed
+}
+
 // untouched reports whether no byte reached an upstream yet.
 func (b *bufferedBody) untouched() bool { return b.read == 0 }
 

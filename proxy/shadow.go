@@ -328,9 +328,16 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 			sh.skipTooLarge.Inc()
 			return nil
 		}
+		bb := bufferBody(r, sh.maxBody)
 		var ok bool
-		if body, ok = bufferBody(r, sh.maxBody).bytesIfWithin(sh.maxBody); !ok {
-			sh.skipTooLarge.Inc()
+		if body, ok = bb.bytesIfWithin(sh.maxBody); !ok {
+			if bb.broken() {
+				// The client's body stalled or broke: the primary call
+				// fails too, and the body was not too large.
+				sh.skipPrimaryFailed.Inc()
+			} else {
+				sh.skipTooLarge.Inc()
+			}
 			return nil
 		}
 	}

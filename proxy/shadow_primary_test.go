@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -444,5 +445,22 @@ func TestShadowWriteCopyAgedFromTheServiceAnswer(t *testing.T) {
 	}
 	if got := e.accounted(1); len(got) != 1 || got["match"] != 1 {
 		t.Errorf("a write to a service slower than shadow.timeout: counted %v, want match 1", got)
+	}
+}
+
+// A body the client stops sending is not too large: the copy is skipped as
+// primary_failed, since the primary call fails with it.
+func TestShadowStalledBodyIsNotTooLarge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n", "limits: {stall_timeout: 300ms}"),
+		flagJSON("orders-percent", 0), answer(200, `{}`), answer(200, `{}`))
+	c, err := net.Dial("tcp", e.proxyAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /api/orders/1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nContent-Length: 1000\r\n\r\n"+strings.Repeat("s", 100))
+	if got := e.accounted(1); len(got) != 1 || got["primary_failed"] != 1 {
+		t.Errorf("a stalled body: counted %v, want primary_failed 1", got)
 	}
 }
