@@ -73,10 +73,15 @@
 // and their own deadline (shadow.timeout), so a slow or broken shadow side
 // never delays, alters or fails the client's answer. Whichever answer
 // comes second hands the pair to package compare; mismatches are counted
-// and the last 100 per route are kept for GET /api/diffs. With
-// shadow.noise, the monolith gets a second copy, and what differs between
-// its two answers is noise, not divergence (listed as the route's
-// noise_fields).
+// and the last 100 per route are kept for GET /api/diffs. Only whole
+// answers are compared: a primary that failed, was cut, or fell back to the
+// monolith counts as reason="primary_failed", and every sampled request is
+// counted once (shadowPair.drop). A write whose primary is the service, on
+// a route with a fallback, is copied to the monolith only once the service
+// has answered, so that a fallback replay and the copy never both reach
+// it. With shadow.noise, the monolith gets a second copy of a safe request,
+// and what differs between its two answers is noise, not divergence (listed
+// as the route's noise_fields).
 //
 // # Fallback and ejection
 //
@@ -95,7 +100,8 @@
 // A reload (SIGHUP, or a change of the config file) validates the new
 // config completely, compiles a new route table and swaps one pointer:
 // requests in flight finish on the table they started with. A config that
-// fails changes nothing.
+// fails changes nothing. Reloads run one at a time; a route the new table
+// lacks loses its metric series and what it learned.
 //
 // # Limits and hostile requests
 //
@@ -116,11 +122,14 @@
 // are watched too: a response with ambiguous framing reaches the client as
 // the one response net/http read, and its connection is closed, never
 // reused, so the rest of it cannot become the answer to someone else's
-// request.
+// request; a pooled connection is reused only when the guard, reading the
+// same bytes, also sees the answer ended. A client may pipeline 16
+// requests ahead; an idle WebSocket tunnel is closed after idle_timeout.
 //
-// Before routing, dot segments, literal or percent-encoded (%2e), are
-// resolved (RFC 3986 section 5.2.4), and the resolved path is the one
-// forwarded: /api/orders/../admin is routed and sent as /api/admin. An
+// Before routing, escaped unreserved characters are decoded (%6F is o) and
+// dot segments, literal or percent-encoded (%2e), are resolved (RFC 3986
+// sections 6.2.2.2 and 5.2.4), and the resolved path is the one forwarded:
+// /api/orders/../admin is routed and sent as /api/admin. An
 // encoded slash (%2F) stays encoded and part of its segment; the query is
 // forwarded byte for byte. Header names with an underscore are dropped
 // (limits.underscore_headers: drop, reject answers 400, allow).
