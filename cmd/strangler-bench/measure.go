@@ -21,6 +21,10 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	var cpu, busy, ours, load [3]time.Duration
 	var sw [3]uint64
 	var at [3]time.Time
+	// The load side's CPU and the time at the end of the open loop itself,
+	// before the settle that follows it (idle on the load side).
+	var openLoad time.Duration
+	var openEnd time.Time
 	var counts [3][2]backendCounts
 	for i := range 3 {
 		var err error
@@ -46,12 +50,16 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 			r.rate = b.rateFor(c, phases[0].rps())
 		case 1:
 			phases[1] = openLoop(ctx, b.opt.conns, r.rate, b.opt.duration, openGrace, tgt.do)
+			openEnd = time.Now()
+			if _, _, openLoad, err = b.machineCPU(in); err != nil {
+				return err
+			}
 		}
 	}
 	// The machine's and the processes' counters are sampled differently:
 	// on a quiet machine the difference wobbles around 0 by a few hundredths.
 	r.otherCPU = max(0, float64((busy[2]-busy[0])-(ours[2]-ours[0]))/float64(at[2].Sub(at[0])))
-	r.loadAtRate = float64(load[2]-load[1]) / float64(at[2].Sub(at[1]))
+	r.loadAtRate = float64(openLoad-load[1]) / float64(openEnd.Sub(at[1]))
 	closed, open := &phases[0], &phases[1]
 	r.rps = closed.rps()
 	r.cpuPerReq = perRequest(cpu[1]-cpu[0], closed.requests)

@@ -73,7 +73,9 @@ func (h *histogram) percentile(p float64) time.Duration {
 	if h.total == 0 {
 		return 0
 	}
-	rank := uint64(math.Ceil(p / 100 * float64(h.total)))
+	// Less a hair: 99.9/100 is 0.9990000000000001 in floating point, and
+	// with 1,000 values the rank would be the 1,000th, the maximum.
+	rank := uint64(math.Ceil(p*float64(h.total)/100 - 1e-9))
 	rank = min(max(rank, 1), h.total)
 	var seen uint64
 	for b, c := range h.counts {

@@ -97,3 +97,20 @@ func TestSpreadOf(t *testing.T) {
 		}
 	}
 }
+
+// p99.9 of 1,000 values is the 999th, not the maximum: the rank must not
+// suffer floating point (99.9/100 is 0.9990000000000001).
+func TestPercentileRankOfAThousand(t *testing.T) {
+	t.Parallel()
+	var h histogram
+	for range 999 {
+		h.record(time.Millisecond)
+	}
+	h.record(100 * time.Millisecond)
+	if got := h.percentile(99.9); got > 2*time.Millisecond {
+		t.Errorf("p99.9 of 999 × 1 ms and 1 × 100 ms = %v, want about 1 ms", got)
+	}
+	if got := h.percentile(100); got != 100*time.Millisecond {
+		t.Errorf("p100 = %v, want the maximum", got)
+	}
+}
