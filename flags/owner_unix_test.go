@@ -20,33 +20,7 @@ func TestRampKeepsOwner(t *testing.T) {
 	}
 	t.Parallel()
 	const proxyUID, proxyGID = 65534, 65534 // nobody
-	// Not t.TempDir: its parent is 0700, and the proxy's user must reach
-	// the file.
-	dir, err := os.MkdirTemp("", "flags-ramp-owner-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "flags.json")
-	if err := os.WriteFile(path, []byte(flagFile("10")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, proxyUID, proxyGID); err != nil {
-		t.Fatal(err)
-	}
-
-	if _, err := Ramp(path, "orders", 0); err != nil {
-		t.Fatal(err)
-	}
-
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := info.Sys().(*syscall.Stat_t)
+	path, info, st := rampOwnedFile(t, 0o755, 0, 0, 0o600, proxyUID, proxyGID)
 	if st.Uid != proxyUID || st.Gid != proxyGID || info.Mode().Perm() != 0o600 {
 		t.Errorf("after Ramp the file is %d:%d %v, want %d:%d -rw-------", st.Uid, st.Gid, info.Mode().Perm(), proxyUID, proxyGID)
 	}
@@ -74,22 +48,34 @@ func TestRampKeepsGroupInASetgidFolder(t *testing.T) {
 	if os.Geteuid() != 0 || os.Getegid() != 0 {
 		t.Skip("needs root")
 	}
-	dir, err := os.MkdirTemp("", "flags-ramp-setgid-")
+	_, _, st := rampOwnedFile(t, 0o755|os.ModeSetgid, 0, 65534, 0o640, 0, 0)
+	if st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("after Ramp the file is %d:%d, want 0:0 (the old file's)", st.Uid, st.Gid)
+	}
+}
+
+// rampOwnedFile writes a flag file with mode and owner uid:gid in a new
+// folder with dirMode and owner dirUID:dirGID, ramps it to 0, and returns
+// its path and what it is after. Not t.TempDir: its parent is 0700, and
+// another user must reach the file.
+func rampOwnedFile(t *testing.T, dirMode os.FileMode, dirUID, dirGID int, mode os.FileMode, uid, gid int) (string, os.FileInfo, *syscall.Stat_t) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "flags-ramp-owner-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chown(dir, 0, 65534); err != nil {
+	if err := os.Chown(dir, dirUID, dirGID); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(dir, 0o755|os.ModeSetgid); err != nil {
+	if err := os.Chmod(dir, dirMode); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "flags.json")
-	if err := os.WriteFile(path, []byte(flagFile("10")), 0o640); err != nil {
+	if err := os.WriteFile(path, []byte(flagFile("10")), mode); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(path, 0, 0); err != nil {
+	if err := os.Chown(path, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Ramp(path, "orders", 0); err != nil {
@@ -99,8 +85,5 @@ func TestRampKeepsGroupInASetgidFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := info.Sys().(*syscall.Stat_t)
-	if st.Uid != 0 || st.Gid != 0 {
-		t.Errorf("after Ramp the file is %d:%d, want 0:0 (the old file's)", st.Uid, st.Gid)
-	}
+	return path, info, info.Sys().(*syscall.Stat_t)
 }

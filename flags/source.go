@@ -276,13 +276,7 @@ func (s *Source) rejected(err error) {
 // is checked. A disabled flag passes, as with CheckPercent. The error wraps
 // ErrNotFound, ErrType or ErrRange, or says why the daemon did not answer.
 func (s *Source) Check(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.file != nil {
-		return s.file.CheckPercent(name)
-	}
-	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
-	if _, err := percent(name, d, err); err != nil && !errors.Is(err, ErrDisabled) {
+	if err := s.check(name); !errors.Is(err, ErrDisabled) {
 		return err
 	}
 	return nil
@@ -291,14 +285,22 @@ func (s *Source) Check(name string) error {
 // Disabled reports whether the flag is DISABLED (Check passes it: it is
 // valid, but every evaluation fails).
 func (s *Source) Disabled(name string) bool {
+	return errors.Is(s.check(name), ErrDisabled)
+}
+
+// check is Check with a disabled flag reported as ErrDisabled.
+func (s *Source) check(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.file != nil {
-		return s.file.Disabled(name)
+		if s.file.Disabled(name) {
+			return fmt.Errorf("%w: %q", ErrDisabled, name)
+		}
+		return s.file.CheckPercent(name)
 	}
 	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
 	_, err = percent(name, d, err)
-	return errors.Is(err, ErrDisabled)
+	return err
 }
 
 // Attrs are the request attributes a targeting rule can read, as "route",

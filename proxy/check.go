@@ -29,7 +29,7 @@ func Check(cfg *Config) (warnings []string, err error) {
 	for i, r := range cfg.Routes {
 		// The shadow flag is optional: without it, shadow.percent applies.
 		switch present, err := lookup(r.Shadow.Flag); {
-		case err == errDisabled:
+		case errors.Is(err, flags.ErrDisabled):
 			warnings = append(warnings, fmt.Sprintf("routes[%d].shadow.flag: flag %q is DISABLED in %s: route %q compares nothing until it is enabled", i, r.Shadow.Flag, cfg.flagSource(), r.Name))
 		case present && err != nil:
 			ce.add("routes[%d].shadow.flag: %v", i, err)
@@ -39,7 +39,7 @@ func Check(cfg *Config) (warnings []string, err error) {
 			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is not in %s: route %q stays on the monolith until it is", i, r.Flag, cfg.flagSource(), r.Name))
 			continue
 		}
-		if err == errDisabled {
+		if errors.Is(err, flags.ErrDisabled) {
 			warnings = append(warnings, fmt.Sprintf("routes[%d].flag: flag %q is DISABLED in %s: route %q stays on the monolith until it is enabled", i, r.Flag, cfg.flagSource(), r.Name))
 			continue
 		}
@@ -50,12 +50,9 @@ func Check(cfg *Config) (warnings []string, err error) {
 	return warnings, ce.err()
 }
 
-// errDisabled is what flagLookup reports for a DISABLED flag: valid, and a
-// warning, since its route serves only the monolith.
-var errDisabled = errors.New("flag disabled")
-
 // flagLookup reports, for a flag name, whether the source has it and what
-// is wrong with it as a percentage.
+// is wrong with it as a percentage; flags.ErrDisabled for a DISABLED flag,
+// which is valid but sends its route to the monolith (a warning).
 func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), err error) {
 	if cfg.Flags.Flagd == nil {
 		f, err := flags.Load(cfg.FlagFile())
@@ -64,7 +61,7 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), er
 		}
 		return func(name string) (bool, error) {
 			if f.Disabled(name) {
-				return true, errDisabled
+				return true, flags.ErrDisabled
 			}
 			return f.Has(name), f.CheckPercent(name)
 		}, func() {}, nil
@@ -77,7 +74,7 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), er
 	}
 	lookup = func(name string) (bool, error) {
 		if src.Disabled(name) {
-			return true, errDisabled
+			return true, flags.ErrDisabled
 		}
 		err := src.Check(name)
 		return !errors.Is(err, flags.ErrNotFound), err

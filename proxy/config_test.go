@@ -37,6 +37,21 @@ func parseAndValidate(t *testing.T, yaml string) (*Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// wantConfigError checks a config's outcome: accepted when want is "",
+// else refused with exactly want. It reports whether the outcome was right.
+func wantConfigError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("refused: %v", err)
+	case want != "" && (err == nil || err.Error() != want):
+		t.Errorf("got error:\n%v\nwant:\n%s", err, want)
+	default:
+		return true
+	}
+	return false
+}
+
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	cfg, err := parseAndValidate(t, validConfig(`timeouts: {connect: 250ms}
@@ -217,13 +232,8 @@ func TestConfigRefusesASecondYAMLDocument(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cfg, err := parseAndValidate(t, c.yaml)
-			switch {
-			case c.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case c.want == "" && len(cfg.Routes) != 1:
+			if wantConfigError(t, err, c.want) && c.want == "" && len(cfg.Routes) != 1 {
 				t.Errorf("routes = %+v, want the one of the document", cfg.Routes)
-			case c.want != "" && (err == nil || err.Error() != c.want):
-				t.Errorf("got error:\n%v\nwant:\n%s", err, c.want)
 			}
 		})
 	}
@@ -267,12 +277,7 @@ func TestConfigRefusesPatternsThatDifferOnlyInParameterNames(t *testing.T) {
 			yaml := strings.Replace(validConfig(""), "  - name: orders", route("orders", c.first)+route("orders-v2", c.then)+"  - name: other", 1)
 			yaml = strings.Replace(yaml, "/api/orders/*", "/api/other/*", 1)
 			_, err := parseAndValidate(t, yaml)
-			switch {
-			case c.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case c.want != "" && (err == nil || err.Error() != c.want):
-				t.Errorf("got error:\n%v\nwant:\n%s", err, c.want)
-			}
+			wantConfigError(t, err, c.want)
 		})
 	}
 }
@@ -305,12 +310,7 @@ func TestConfigBounds(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := parseAndValidate(t, validConfig(c.extra))
-			switch {
-			case c.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case c.want != "" && (err == nil || err.Error() != c.want):
-				t.Errorf("got error:\n%v\nwant:\n%s", err, c.want)
-			}
+			wantConfigError(t, err, c.want)
 		})
 	}
 }
@@ -381,12 +381,7 @@ func TestConfigStickyHeaderMustReachTheSplit(t *testing.T) {
 				yaml += "limits: {underscore_headers: " + c.limits + "}\n"
 			}
 			_, err := parseAndValidate(t, yaml)
-			switch {
-			case c.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case c.want != "" && (err == nil || err.Error() != c.want):
-				t.Errorf("got error:\n%v\nwant:\n%s", err, c.want)
-			}
+			wantConfigError(t, err, c.want)
 		})
 	}
 }

@@ -103,10 +103,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		return c.readAfterCut(p)
 	}
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.tunnel.Load() {
+	tunnel := c.tunnel.Load()
+	if n > 0 && tunnel {
 		c.tunnelActive()
 	}
-	if n == 0 || c.tunnel.Load() {
+	if n == 0 || tunnel {
 		if err != nil && c.bodyArmed.Load() && isTimeout(err) {
 			c.mu.Lock()
 			c.failSeq, c.failErr = c.admitted, errBodyStalled

@@ -80,6 +80,25 @@ func cutAfter(n int, body string, cut func(*http.Request) bool) http.Handler {
 	})
 }
 
+// countingMonolith answers {"ok":true} and counts what it got: POSTs
+// (writes, and of them copies marked X-Strangler-Shadow) and the rest.
+type countingMonolith struct{ writes, copies, reads atomic.Int32 }
+
+func (m *countingMonolith) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	switch {
+	case r.Method != http.MethodPost:
+		m.reads.Add(1)
+	case r.Header.Get(shadowHeader) != "":
+		m.writes.Add(1)
+		m.copies.Add(1)
+	default:
+		m.writes.Add(1)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true}`)
+}
+
 func TestShadowCutPrimaryIsNotCompared(t *testing.T) {
 	t.Parallel()
 	const page = "<html><body>order 7: 3 items</body></html>"
@@ -153,20 +172,9 @@ func TestShadowFailedPrimaryIsNotCompared(t *testing.T) {
 
 func TestShadowFallbackIsCountedAndSendsNoWriteCopy(t *testing.T) {
 	t.Parallel()
-	var writes, copies atomic.Int32
-	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if r.Method == http.MethodPost {
-			writes.Add(1)
-			if r.Header.Get(shadowHeader) != "" {
-				copies.Add(1)
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"created":true}`)
-	})
+	var mono countingMonolith
 	extra := "    methods: [GET, POST]\n    shadow: {percent: 100, methods: [GET, POST]}\n"
-	e := newEnv(t, fallbackConfig(deadURL(t), extra), flagJSON("orders-percent", 100), mono, nil)
+	e := newEnv(t, fallbackConfig(deadURL(t), extra), flagJSON("orders-percent", 100), &mono, nil)
 	for i, method := range []string{"GET", "POST", "POST"} {
 		req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/new", strings.NewReader(`{"qty":1}`))
 		req.Header.Set("X-User-Id", "u")
@@ -182,7 +190,7 @@ func TestShadowFallbackIsCountedAndSendsNoWriteCopy(t *testing.T) {
 	e.settled()
 	// The service was chosen, so the copy would go to the monolith; the
 	// fallback sent it the write too. One client write, one write.
-	if n, c := writes.Load(), copies.Load(); n != 2 || c != 0 {
+	if n, c := mono.writes.Load(), mono.copies.Load(); n != 2 || c != 0 {
 		t.Errorf("two client POSTs reached the monolith %d times, %d of them as shadow copies; want 2 and 0", n, c)
 	}
 }
@@ -401,19 +409,9 @@ routes:
 // write: with the monolith primary it would do every write twice.
 func TestNoiseSendsNoSecondWrite(t *testing.T) {
 	t.Parallel()
-	var writes, reads atomic.Int32
-	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if r.Method == http.MethodPost {
-			writes.Add(1)
-		} else {
-			reads.Add(1)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	})
+	var mono countingMonolith
 	e := newEnv(t, shadowConfig("      percent: 100\n      noise: true\n      methods: [GET, POST]\n"),
-		flagJSON("orders-percent", 0), mono, answer(200, `{"ok":true}`))
+		flagJSON("orders-percent", 0), &mono, answer(200, `{"ok":true}`))
 	if resp, _ := post(e, "/api/orders/new", `{"qty":1}`); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -422,7 +420,7 @@ func TestNoiseSendsNoSecondWrite(t *testing.T) {
 		t.Errorf("counted %v, want match 2", got)
 	}
 	e.settled()
-	if w, r := writes.Load(), reads.Load(); w != 1 || r != 2 {
+	if w, r := mono.writes.Load(), mono.reads.Load(); w != 1 || r != 2 {
 		t.Errorf("the monolith got %d writes and %d reads, want 1 (the client's) and 2 (the client's and noise's copy)", w, r)
 	}
 }
