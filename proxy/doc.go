@@ -123,8 +123,9 @@
 // the one response net/http read, and its connection is closed, never
 // reused, so the rest of it cannot become the answer to someone else's
 // request; a pooled connection is reused only when the guard, reading the
-// same bytes, also sees the answer ended. A client may pipeline 16
-// requests ahead; an idle WebSocket tunnel is closed after idle_timeout.
+// same bytes, also sees the answer ended. Pipelined requests are
+// answered in order, however many come ahead; an idle WebSocket tunnel is
+// closed after idle_timeout.
 //
 // Before routing, escaped unreserved characters are decoded (%6F is o) and
 // dot segments, literal or percent-encoded (%2e), are resolved (RFC 3986

@@ -20,8 +20,16 @@ import (
 type guardKey struct{}
 
 // maxPipelined bounds the verdicts queued for heads net/http has not
-// served yet; a client that pipelines more is cut after the last.
-const maxPipelined = 16
+// served yet; a client that pipelines more is cut after the last. net/http
+// reads at most its 4 KiB buffer ahead of the request it serves, and a
+// head is at least 16 bytes ("A / HTTP/1.0" and two CRLFs), so fewer than
+// 300 can be ahead: the bound is not reached through net/http, and is
+// there so that the queue's size does not rest on that alone.
+const maxPipelined = 1024
+
+// inlineVerdicts is how many queued verdicts fit in the connection itself:
+// only a client that pipelines more than that makes the queue allocate.
+const inlineVerdicts = 16
 
 // guardLinger is how long a connection cut after a refused request reads
 // (and drops) what the client still sends before it is closed, so that the
@@ -85,8 +93,11 @@ type guardConn struct {
 	soft bool // the last head asked for an Upgrade: what follows may be tunnel data
 	cut  bool // no byte after the last one delivered goes to net/http
 
-	mu        sync.Mutex
-	q         [maxPipelined]verdict
+	mu sync.Mutex
+	// q is a ring of the verdicts on heads delivered and not yet admitted,
+	// from qh, qn of them; it starts as qa and doubles when full.
+	q         []verdict
+	qa        [inlineVerdicts]verdict
 	qh, qn    int
 	delivered int  // heads handed to net/http that reach admit
 	admitted  int  // calls of pop
@@ -156,10 +167,7 @@ func (c *guardConn) follow(b []byte) (int, bool) {
 			queued := true
 			if !m.optionsStar { // net/http answers OPTIONS * itself: no admit
 				c.mu.Lock()
-				if queued = c.qn < len(c.q); queued {
-					c.q[(c.qh+c.qn)%len(c.q)] = v
-					c.qn++
-				}
+				queued = c.push(v)
 				c.delivered++
 				c.mu.Unlock()
 			}
@@ -189,6 +197,26 @@ func (c *guardConn) follow(b []byte) (int, bool) {
 		}
 	}
 	return len(b), false
+}
+
+// push queues v, or reports false when maxPipelined are queued. Called
+// with mu held.
+func (c *guardConn) push(v verdict) bool {
+	if c.q == nil {
+		c.q = c.qa[:]
+	}
+	if c.qn == len(c.q) {
+		if c.qn >= maxPipelined {
+			return false
+		}
+		q := make([]verdict, 2*len(c.q))
+		n := copy(q, c.q[c.qh:])
+		copy(q[n:], c.q[:c.qh])
+		c.q, c.qh = q, 0
+	}
+	c.q[(c.qh+c.qn)%len(c.q)] = v
+	c.qn++
+	return true
 }
 
 func (c *guardConn) cutHere() bool {
