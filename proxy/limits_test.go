@@ -386,24 +386,6 @@ func TestStalledResponseReaderIsDisconnectedAndUpstreamCancelled(t *testing.T) {
 	waitGoroutines(t, baseline)
 }
 
-// lockedBuffer is a log sink for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // panicking swaps in a route table whose default route forwards with rp
 // (which panics), and returns a function that swaps the good one back.
 func panicking(t *testing.T, s *Server, rp *httputil.ReverseProxy) (restore func()) {
