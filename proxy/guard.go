@@ -62,7 +62,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, f: framer{maxHead: l.maxHead}, waitFirst: newIdleReader(c)}, nil
+	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, f: framer{maxHead: l.maxHead}}, nil
 }
 
 // guardConn is one client connection under guard. Reads run its framer
@@ -89,10 +89,9 @@ type guardConn struct {
 	linger    atomic.Bool // a request was refused: see Close
 
 	// Read's own state.
-	waitFirst *idleReader // nil: no socket (tests)
-	f         framer
-	soft      bool // the last head asked for an Upgrade: what follows may be tunnel data
-	cut       bool // no byte after the last one delivered goes to net/http
+	f    framer
+	soft bool // the last head asked for an Upgrade: what follows may be tunnel data
+	cut  bool // no byte after the last one delivered goes to net/http
 
 	mu sync.Mutex
 	// q is a ring of the verdicts on heads delivered and not yet admitted,
@@ -114,17 +113,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	if c.cut {
 		return c.readAfterCut(p)
 	}
-	var n int
-	var err error
-	if len(p) == 1 && c.waitFirst != nil && c.f.state == fsStart && !c.soft && !c.tunnel.Load() {
-		// net/http's background read, which watches for the client's
-		// close while a handler runs: a one-byte read between requests
-		// (its other reads fill a 4 KiB buffer, and a request's body ends
-		// before the framer is back at fsStart). See idleReader.
-		n, err = c.waitFirst.read(p)
-	} else {
-		n, err = c.Conn.Read(p)
-	}
+	n, err := c.Conn.Read(p)
 	tunnel := c.tunnel.Load()
 	if n > 0 && tunnel {
 		c.tunnelActive()

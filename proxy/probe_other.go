@@ -19,10 +19,3 @@ func (*peeker) sendAndAwait(w io.Writer, b []byte) error {
 	_, err := w.Write(b)
 	return err
 }
-
-// idleReader is not used here: net's Read serves.
-type idleReader struct{}
-
-func newIdleReader(net.Conn) *idleReader { return nil }
-
-func (*idleReader) read(p []byte) (int, error) { panic("unreachable") }

@@ -5,7 +5,6 @@ package proxy
 import (
 	"io"
 	"net"
-	"os"
 	"syscall"
 )
 
@@ -96,78 +95,4 @@ func (p *peeker) await(fd uintptr) bool {
 	p.sent = true
 	_, p.werr = p.w.Write(p.out)
 	return p.werr != nil
-}
-
-// idleReader reads a client connection by waiting for the poller first
-// and reading after, where net's Read reads first and waits only when
-// that read finds nothing. It serves net/http's background read (see
-// guardConn.Read), which starts as a request's handler does and, on a
-// connection kept alive, almost always finds nothing: waiting first saves
-// that system call, one of about eight a proxied request makes.
-//
-// Waiting first is exact only for bytes that come after the wait is armed
-// (Go's poller forgets a readiness from before a read begins). Bytes, or
-// an end of stream, already in the socket wait for the next event or for
-// net/http's abort of the read; the next request's read then finds them,
-// so nothing is lost. That is the one difference from net's Read: a
-// client that closed its side before its handler started is noticed when
-// its answer is written, not at once.
-type idleReader struct {
-	rc    syscall.RawConn
-	fn    func(fd uintptr) bool
-	armed bool
-	p     []byte
-	n     int
-	err   error
-}
-
-// newIdleReader returns nil for a connection without a socket.
-func newIdleReader(c net.Conn) *idleReader {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	r := &idleReader{rc: rc}
-	r.fn = r.readReady
-	return r
-}
-
-// read waits until c is readable (or its read deadline passes, or it is
-// closed), then reads into p, with the results net's Read gives.
-func (r *idleReader) read(p []byte) (int, error) {
-	r.p, r.armed, r.n, r.err = p, false, 0, nil
-	err := r.rc.Read(r.fn)
-	n, rerr := r.n, r.err
-	r.p = nil
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
-	case n == 0 && len(p) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-func (r *idleReader) readReady(fd uintptr) bool {
-	if !r.armed {
-		r.armed = true
-		return false // wait first
-	}
-	for {
-		n, err := syscall.Read(int(fd), r.p)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // an event without bytes: wait again
-		}
-		r.n, r.err = max(n, 0), err
-		return true
-	}
 }
