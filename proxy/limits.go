@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -245,6 +246,7 @@ type bodyLimiter struct {
 	stall time.Duration
 	armed time.Time // when the read deadline was last pushed; zero: not set
 	err   error
+	eof   atomic.Bool // the body was read to its end (an upstream call may read it on a transport goroutine)
 }
 
 func (b *bodyLimiter) Read(p []byte) (int, error) {
@@ -274,6 +276,7 @@ func (b *bodyLimiter) Read(p []byte) (int, error) {
 	case err == nil:
 		return n, nil
 	case err == io.EOF:
+		b.eof.Store(true)
 		if !b.armed.IsZero() {
 			// net/http's next read on the connection waits for the next
 			// request (or notices the client leaving) and must not inherit

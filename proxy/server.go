@@ -150,7 +150,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := t.match(r)
 	rec := s.recs.Get().(*recorder)
-	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req = w, 0, nil, nil, rt.monolith, r
+	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex = w, 0, nil, nil, rt.monolith, r, nil
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
 	defer s.finish(r, rec, start)
@@ -160,6 +160,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.limitBody(rec, r, rt) {
 		return
 	}
+	body, _ := r.Body.(*bodyLimiter) // before the shadow or fallback wrap it
 	up := rt.monolith
 	var pair *shadowPair
 	var pct float64
@@ -185,6 +186,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// response byte, so an upstream that answers while the body still
 		// streams (an echo, an early 413) would deadlock with the client.
 		http.NewResponseController(w).EnableFullDuplex()
+		rec.duplex = body
 	}
 	rec.pair, rec.servedBy = pair, up
 	if pair != nil {
@@ -259,6 +261,9 @@ type recorder struct {
 	pair     *shadowPair
 	servedBy *upstream     // the chosen upstream, or the monolith after a fallback
 	req      *http.Request // the client's request, for a fallback to replay
+	// duplex is the client's body when the handler reads it while it
+	// answers (EnableFullDuplex); nil otherwise.
+	duplex *bodyLimiter
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -278,6 +283,17 @@ func (w *recorder) WriteHeader(code int) {
 		}
 		if w.pair != nil && w.pair.pending {
 			w.pair.sendPending()
+		}
+		if w.duplex != nil && !w.duplex.eof.Load() && code != http.StatusSwitchingProtocols {
+			// An answer before the whole body was read (the upstream
+			// could not be reached, or answered early): net/http would
+			// read the rest after the handler, and the end of it would
+			// start a background read that races the next request on the
+			// connection, which it answers with a panic and a dropped
+			// connection (golang/go#68560). Closing the connection after
+			// the answer is what it does for an unread body in any case
+			// past 256 KiB.
+			w.Header().Set("Connection", "close")
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
