@@ -376,7 +376,7 @@ func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Con
 			return nil, err
 		}
 		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}}
-		u.idle.Store(true)
+		u.fresh.Store(true)
 		return u, nil
 	}
 }
@@ -388,16 +388,19 @@ const maxResponseHead = 1 << 20
 var closeField = []byte("Connection: close\r\n")
 
 // upstreamConn is one upstream connection under guard. Its framer reads
-// responses; a Write while no response is pending is the next request, and
-// tells whether it is a HEAD (whose response has no body whatever its
-// Content-Length says). net/http's transport never pipelines, so requests
-// and responses alternate.
+// responses; the first Write after a final answer ended begins the next
+// request, and tells whether it is a HEAD (whose response has no body
+// whatever its Content-Length says). The Writes after it, up to the next
+// final answer, are that request's (its body, streamed in as many pieces
+// as the client sent, also after a 100 Continue), whatever their bytes.
+// net/http's transport never pipelines, so requests and responses
+// alternate.
 //
 // Over TLS the guard sees ciphertext and steps aside at the first byte.
 type upstreamConn struct {
 	net.Conn
-	idle atomic.Bool // no response head begun: a Write starts a request
-	head atomic.Bool // the pending request is a HEAD
+	fresh atomic.Bool // a final answer ended, or none was asked for: a Write begins a request
+	head  atomic.Bool // the pending request is a HEAD
 
 	f      framer // Read's own
 	heldCR bool   // a CR that may begin a head's final empty line, held back
@@ -420,7 +423,7 @@ func (c *upstreamConn) between() bool {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	if c.idle.Load() {
+	if c.fresh.Swap(false) {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
 	}
 	return c.Conn.Write(p)
@@ -439,7 +442,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		}
 		c.f.headReq = c.head.Load()
 		k := c.process(p, n)
-		c.idle.Store(c.f.state == fsStart)
+		if c.f.state == fsStart && c.f.m.status >= 200 {
+			c.fresh.Store(true) // not after a 1xx: the request's body may follow
+		}
 		if k > 0 || err != nil {
 			return k, err
 		}
