@@ -67,7 +67,6 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 		TLSHandshakeTimeout:   time.Duration(t.Connect),
 		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
 		IdleConnTimeout:       time.Duration(t.Idle),
-		ExpectContinueTimeout: time.Second,
 		// net/http's default of 2 idle connections per host makes every
 		// burst open new connections to the upstream.
 		MaxIdleConns:        0,

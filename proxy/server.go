@@ -144,6 +144,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A client must not be able to mark a real request as a shadow copy,
 	// which a service may answer without side effects.
 	delete(r.Header, shadowHeader)
+	// Go's server has already taken the client's 100-continue
+	// expectation: it answers 100 when the body is first read, which is
+	// when an upstream call starts sending it. Forwarded, the expectation
+	// would make the transport wait a second for the upstream's own 100
+	// (which Go's servers and many others never send while the body is
+	// already on its way), for every call and every shadow copy; nginx and
+	// Envoy drop it too.
+	delete(r.Header, "Expect")
 	t := s.table.Load()
 	if !s.admit(w, r) {
 		return
@@ -270,6 +278,12 @@ func (w *recorder) WriteHeader(code int) {
 	if code < 200 && code != http.StatusSwitchingProtocols && w.req != nil && !w.req.ProtoAtLeast(1, 1) {
 		// RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client, which would
 		// read it as the final answer.
+		return
+	}
+	if code == http.StatusContinue {
+		// Not asked for (ServeHTTP drops Expect); the client's own 100
+		// comes from Go's server when its body is first read, and a second
+		// would be one too many.
 		return
 	}
 	// 1xx answers (103 Early Hints) precede the final one; 101 is final.
