@@ -123,11 +123,7 @@
 // the one response net/http read, and its connection is closed, never
 // reused, so the rest of it cannot become the answer to someone else's
 // request; a pooled connection is reused only when the guard, reading the
-// same bytes, also sees the answer ended. The guard follows the requests
-// written as well, so that it knows a HEAD's answer from its request line
-// whatever a body holds, and it lets an answer that came before a reset
-// (a 413 to an upload) reach the client, where net/http's transport would
-// report only the failed write. Pipelined requests are
+// same bytes, also sees the answer ended. Pipelined requests are
 // answered in order, however many come ahead; an idle WebSocket tunnel is
 // closed after idle_timeout.
 //
