@@ -375,7 +375,8 @@ func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Con
 		if err != nil {
 			return nil, err
 		}
-		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}, w: framer{maxHead: maxResponseHead}}
+		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}}
+		u.fresh.Store(true)
 		return u, nil
 	}
 }
@@ -387,25 +388,19 @@ const maxResponseHead = 1 << 20
 var closeField = []byte("Connection: close\r\n")
 
 // upstreamConn is one upstream connection under guard. Its framer reads
-// responses. Which request each answers, and whether it was a HEAD (whose
-// answer has no body whatever its Content-Length says), comes from the
-// requests written: h1Conn announces each (begin); on net/http's
-// transport's connections a second framer follows the writes, since a
-// body goes out in as many writes as the client sent it in, before and
-// after an early answer or a 100 Continue, and its bytes may be anything.
-// Neither client pipelines, so requests and responses alternate.
+// responses; the first Write after a final answer ended begins the next
+// request, and tells whether it is a HEAD (whose response has no body
+// whatever its Content-Length says). The Writes after it, up to the next
+// final answer, are that request's (its body, streamed in as many pieces
+// as the client sent, also after a 100 Continue), whatever their bytes.
+// net/http's transport never pipelines, so requests and responses
+// alternate.
 //
 // Over TLS the guard sees ciphertext and steps aside at the first byte.
 type upstreamConn struct {
 	net.Conn
-	head atomic.Bool // the pending request is a HEAD
-	// For the pending request: some of an answer was read (heard), its
-	// final head was read whole (answered). See answerFirst.
-	heard, answered atomic.Bool
-
-	announced bool        // h1Conn's: requests are announced, not followed
-	w         framer      // Write's own: the requests written
-	blind     atomic.Bool // the requests written are not followed: nor are the answers
+	fresh atomic.Bool // a final answer ended, or none was asked for: a Write begins a request
+	head  atomic.Bool // the pending request is a HEAD
 
 	f      framer // Read's own
 	heldCR bool   // a CR that may begin a head's final empty line, held back
@@ -428,80 +423,10 @@ func (c *upstreamConn) between() bool {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	if !c.announced {
-		c.followWrite(p)
+	if c.fresh.Swap(false) {
+		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
 	}
-	n, err := c.Conn.Write(p)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		c.answerFirst()
-	}
-	return n, err
-}
-
-// begin announces a request that h1Conn is about to write whole (a head,
-// no body).
-func (c *upstreamConn) begin(head bool) {
-	c.announced = true
-	c.head.Store(head)
-	c.heard.Store(false)
-	c.answered.Store(false)
-}
-
-// followWrite runs the request framer over b, a write of net/http's
-// transport: a request's head, or part of it or of its body.
-func (c *upstreamConn) followWrite(b []byte) {
-	for off := 0; off < len(b); {
-		k, ev := c.w.feed(b[off:])
-		off += k
-		switch ev {
-		case evHead:
-			m := &c.w.m
-			c.head.Store(string(m.method[:m.methodLen]) == "HEAD")
-			c.heard.Store(false)
-			c.answered.Store(false)
-		case evBad, evLost:
-			// Not a request the framer follows (the transport wrote it,
-			// so this is not expected): the answers' framer steps aside
-			// too, as it cannot know what they answer.
-			c.w.lose()
-			c.blind.Store(true)
-			return
-		}
-	}
-}
-
-// answerGrace bounds how long a failed write waits for an answer that is
-// on its way (see answerFirst).
-const answerGrace = 50 * time.Millisecond
-
-// answerFirst holds a failed write's error back while the answer the
-// upstream gave before it stopped reading reaches the transport. A server
-// that refuses an upload answers from the head (413, 401) and closes; the
-// body it left unread makes the close a reset, which fails the next
-// write. net/http's transport returns a write error at once and drops an
-// answer that came first (golang/go#51109), so the client got a 502 and
-// the service a failure counted against it, where nginx and Envoy pass the
-// answer on. Only writes that fail with an answer begun, or bytes waiting
-// in the socket, wait; a connection that died without answering fails a
-// millisecond later.
-func (c *upstreamConn) answerFirst() {
-	if !c.heard.Load() && !c.answered.Load() && !buffered(c.Conn) {
-		// Nothing in the socket: either no answer came, or the read loop
-		// has just taken it and not yet said so.
-		time.Sleep(time.Millisecond)
-		if !c.heard.Load() {
-			return
-		}
-	}
-	deadline := time.Now().Add(answerGrace)
-	for !c.answered.Load() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if c.answered.Load() {
-		// The transport's read loop has the head: it hands the answer
-		// over next, and the first of the two to arrive wins.
-		time.Sleep(5 * time.Millisecond)
-	}
+	return c.Conn.Write(p)
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
@@ -512,15 +437,14 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 	}
 	for {
 		n, err := c.Conn.Read(p)
-		if c.blind.Load() {
-			c.f.lose()
-		}
 		if n == 0 || c.f.state == fsLost {
 			return n, err
 		}
 		c.f.headReq = c.head.Load()
-		c.heard.Store(true)
 		k := c.process(p, n)
+		if c.f.state == fsStart && c.f.m.status >= 200 {
+			c.fresh.Store(true) // not after a 1xx: the request's body may follow
+		}
 		if k > 0 || err != nil {
 			return k, err
 		}
@@ -537,9 +461,6 @@ func (c *upstreamConn) process(p []byte, n int) int {
 	inject := -2 // where closeField goes in b; -1: before the held CR
 	for off := 0; off < len(b); {
 		k, ev := c.f.feed(b[off:])
-		if ev == evHead && c.f.m.status >= 200 {
-			c.answered.Store(true)
-		}
 		if ev == evHead && c.f.m.ambiguous {
 			if inject = c.f.emptyAt; inject >= 0 {
 				inject += off

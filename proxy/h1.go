@@ -350,7 +350,7 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 			pc.conn.SetReadDeadline(aLongTimeAgo)
 		}
 	}
-	if err := pc.send(b, req.Method == http.MethodHead); err != nil {
+	if err := pc.send(b); err != nil {
 		pc.release(false)
 		return nil, pc.failed(ctx, &errNothingRead{err})
 	}
@@ -413,12 +413,8 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 
 // send writes the request head and waits until the answer can be read
 // (see peeker.sendAndAwait), unless the guard holds bytes already read.
-func (pc *h1Conn) send(b []byte, head bool) error {
-	u, ok := pc.conn.(*upstreamConn)
-	if ok {
-		u.begin(head)
-	}
-	if ok && len(u.pend) > 0 {
+func (pc *h1Conn) send(b []byte) error {
+	if u, ok := pc.conn.(*upstreamConn); ok && len(u.pend) > 0 {
 		_, err := pc.conn.Write(b)
 		return err
 	}

@@ -19,5 +19,3 @@ func (*peeker) sendAndAwait(w io.Writer, b []byte) error {
 	_, err := w.Write(b)
 	return err
 }
-
-func buffered(net.Conn) bool { return false }

@@ -52,21 +52,6 @@ func (p *peeker) peek(fd uintptr) bool {
 	return true // never wait for readability
 }
 
-// buffered reports whether bytes wait to be read on c: in particular an
-// answer that came before a reset, which the kernel keeps for reading.
-func buffered(c net.Conn) bool {
-	p := newPeeker(c)
-	if p == nil {
-		return false
-	}
-	n := 0
-	p.rc.Read(func(fd uintptr) bool {
-		n, _, _ = syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true
-	})
-	return n > 0
-}
-
 func (p *peeker) alive() bool {
 	if p == nil {
 		return true
