@@ -123,7 +123,11 @@
 // the one response net/http read, and its connection is closed, never
 // reused, so the rest of it cannot become the answer to someone else's
 // request; a pooled connection is reused only when the guard, reading the
-// same bytes, also sees the answer ended. Pipelined requests are
+// same bytes, also sees the answer ended. An upstream that answers an
+// upload before reading it and resets the connection has that answer
+// passed on: the failed write of the body waits while the answer is in
+// the socket or being read, since net/http's transport would otherwise
+// return the write's error (golang/go#51109). Pipelined requests are
 // answered in order, however many come ahead; an idle WebSocket tunnel is
 // closed after idle_timeout.
 //

@@ -60,10 +60,9 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 		ts.m = map[Timeouts]*h1Transport{}
 	}
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
-	dial := guardUpstream(d.DialContext)
 	std := &http.Transport{
 		Proxy:                 nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext:           dial,
+		DialContext:           guardUpstream(d.DialContext, true),
 		TLSHandshakeTimeout:   time.Duration(t.Connect),
 		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
 		IdleConnTimeout:       time.Duration(t.Idle),
@@ -75,7 +74,9 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 		// the client, not the proxy, decides what it can decode.
 		DisableCompression: true,
 	}
-	tr := &h1Transport{std: std, dial: dial, respHeader: time.Duration(t.ResponseHeader),
+	// The direct path writes no body, and reads its answer on the
+	// writing goroutine: no failed write of its waits for an answer.
+	tr := &h1Transport{std: std, dial: guardUpstream(d.DialContext, false), respHeader: time.Duration(t.ResponseHeader),
 		idle: time.Duration(t.Idle), maxIdle: std.MaxIdleConnsPerHost}
 	ts.m[t] = tr
 	return tr

@@ -369,13 +369,17 @@ func (c *guardConn) Close() error {
 // response's head, so the client gets the one response the transport read
 // and the connection is not reused. (ReverseProxy removes that header
 // before answering the client.)
-func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+//
+// For net/http's transport (holdWriteErr), a failed write also waits a
+// moment for an answer the upstream sent before it reset the connection;
+// see upstreamConn.Write.
+func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), holdWriteErr bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}}
+		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr}
 		u.fresh.Store(true)
 		return u, nil
 	}
@@ -402,6 +406,10 @@ type upstreamConn struct {
 	fresh atomic.Bool // a final answer ended, or none was asked for: a Write begins a request
 	head  atomic.Bool // the pending request is a HEAD
 
+	holdWriteErr bool        // a failed Write waits for an answer on its way (net/http's transport)
+	heard        atomic.Bool // Read has returned bytes
+	reading      atomic.Bool // Read is in the socket's read, or has yet to note what it read
+
 	f      framer // Read's own
 	heldCR bool   // a CR that may begin a head's final empty line, held back
 	pend   []byte // output not yet returned
@@ -426,7 +434,50 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	if c.fresh.Swap(false) {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil && c.holdWriteErr {
+		c.awaitAnswer()
+	}
+	return n, err
+}
+
+// Bounds of awaitAnswer's wait: for the transport's reader to take bytes
+// waiting in the socket, and for it to hand over an answer it has read.
+const (
+	answerWait      = time.Second
+	answerHandOver  = 10 * time.Millisecond
+	answerWaitCheck = time.Millisecond
+)
+
+// awaitAnswer holds a failed write's error while an answer is on its way.
+// An upstream that refuses an upload answers before reading the body (a
+// 413, a 401) and closes; the body's next bytes meet a reset. net/http's
+// transport, told of the failed write while its reader holds the answer,
+// takes whichever comes first and mostly returns the write error
+// (golang/go#51109): the client got a 502 for an upload the upstream
+// answered, counted as a reset, and enough of them ejected the upstream.
+// Held back, the error comes after the answer, which the transport then
+// returns; the connection is not reused, since the transport sees the
+// write fail before it would pool it.
+//
+// The answer may still be in the socket, or just read from it and not yet
+// noted: on a busy CPU the reader's goroutine waits to be scheduled long
+// after the bytes came (measured here under the race detector: often over
+// 50 ms, once 250 ms). So the error is held, up to answerWait, while bytes
+// wait in the socket (a peek) or the reader is inside its read: after a
+// reset it comes out, with the answer or with the end of the connection.
+// Once the reader has taken bytes, the error waits answerHandOver more, in
+// which the transport parses the head and hands it over (microseconds
+// when it runs). This costs nothing unless a write fails; it polls, since
+// a failed write is rare and a channel would cost every connection.
+func (c *upstreamConn) awaitAnswer() {
+	deadline := time.Now().Add(answerWait)
+	for (c.reading.Load() || socketHasBytes(c.Conn)) && time.Now().Before(deadline) {
+		time.Sleep(answerWaitCheck)
+	}
+	if c.heard.Load() {
+		time.Sleep(answerHandOver)
+	}
 }
 
 func (c *upstreamConn) Read(p []byte) (int, error) {
@@ -436,7 +487,16 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	for {
+		if c.holdWriteErr {
+			c.reading.Store(true)
+		}
 		n, err := c.Conn.Read(p)
+		if c.holdWriteErr {
+			if n > 0 && !c.heard.Load() {
+				c.heard.Store(true)
+			}
+			c.reading.Store(false)
+		}
 		if n == 0 || c.f.state == fsLost {
 			return n, err
 		}

@@ -96,3 +96,23 @@ func (p *peeker) await(fd uintptr) bool {
 	_, p.werr = p.w.Write(p.out)
 	return p.werr != nil
 }
+
+// socketHasBytes reports whether bytes wait in c's socket to be read. It
+// peeks without taking the connection's read lock (Control, not Read), so
+// it returns at once while another goroutine is blocked reading c.
+func socketHasBytes(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var n int
+	var b [1]byte
+	rc.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0
+}

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// refusingUpstream answers every request 413 as soon as its head is read
+// (or, unless answer, not at all) and resets the connection with the
+// body unread, as any server that refuses an upload without draining it
+// can: the kernel answers the body's next bytes with a reset.
+func refusingUpstream(t *testing.T, answer bool) string {
+	t.Helper()
+	ln := listen(t)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				if answer {
+					io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
+				}
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetLinger(0) // a reset at once, whatever was read
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// An upstream that refuses an upload and then resets the connection
+// answered before the reset: that answer reaches the client. net/http's
+// transport returned the failed write instead (golang/go#51109), so the
+// client got a 502, the failure counted as a reset, and enough of them
+// ejected the upstream that was answering. A reset with no answer is
+// still a 502 and a reset.
+func TestEarlyAnswerBeforeResetReachesClient(t *testing.T) {
+	t.Parallel()
+	const clients = 20
+	cases := []struct {
+		name   string
+		answer bool
+		status int
+		resets float64
+	}{
+		{"answer then reset", true, http.StatusRequestEntityTooLarge, 0},
+		{"reset alone", false, http.StatusBadGateway, clients},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := strings.Replace(basicConfig, "{{monolith}}", refusingUpstream(t, c.answer), 1)
+			var logs lockedBuffer
+			e := newEnvWith(t, cfg, flagJSON("orders-percent", 0), nil, nil,
+				Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			body := bytes.Repeat([]byte("x"), 4<<20)
+			var mu sync.Mutex
+			got := map[int]int{}
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					conn, err := net.Dial("tcp", e.proxyAddr())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer conn.Close()
+					conn.SetDeadline(time.Now().Add(20 * time.Second))
+					io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
+					go conn.Write(body) // fails once the proxy closes: the answer is what counts
+					resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					if err != nil {
+						t.Errorf("no answer: %v", err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					mu.Lock()
+					got[resp.StatusCode]++
+					mu.Unlock()
+					if resp.StatusCode == http.StatusRequestEntityTooLarge && string(b) != "too large\n" {
+						t.Errorf("413 with body %q", b)
+					}
+				}()
+			}
+			wg.Wait()
+			if got[c.status] != clients {
+				t.Errorf("statuses %v; want all %d %d; the proxy's log:\n%s", got, clients, c.status, logs.String())
+			}
+			if n := e.metric(`strangler_upstream_errors_total{backend="monolith",kind="reset",route="_default"}`); n != c.resets {
+				t.Errorf("%v resets counted, want %v", n, c.resets)
+			}
+		})
+	}
+}
