@@ -406,9 +406,9 @@ type upstreamConn struct {
 	fresh atomic.Bool // a final answer ended, or none was asked for: a Write begins a request
 	head  atomic.Bool // the pending request is a HEAD
 
-	holdWriteErr bool        // a failed Write waits for an answer on its way (net/http's transport)
-	heard        atomic.Bool // Read has returned bytes
-	reading      atomic.Bool // Read is in the socket's read, or has yet to note what it read
+	holdWriteErr bool         // a failed Write waits for an answer on its way (net/http's transport)
+	lastRead     atomic.Int64 // when Read last returned bytes, as time since clockStart
+	reading      atomic.Bool  // Read is in the socket's read, or has yet to note what it read
 
 	f      framer // Read's own
 	heldCR bool   // a CR that may begin a head's final empty line, held back
@@ -435,17 +435,21 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
 	}
 	n, err := c.Conn.Write(p)
-	if err != nil && c.holdWriteErr {
+	if err != nil && c.holdWriteErr && !errors.Is(err, net.ErrClosed) {
+		// (Closed here, by the transport: no answer is on its way.)
 		c.awaitAnswer()
 	}
 	return n, err
 }
 
+// clockStart makes times monotonic durations that fit an atomic.Int64.
+var clockStart = time.Now()
+
 // Bounds of awaitAnswer's wait: for the transport's reader to take bytes
 // waiting in the socket, and for it to hand over an answer it has read.
 const (
 	answerWait      = time.Second
-	answerHandOver  = 10 * time.Millisecond
+	answerHandOver  = 50 * time.Millisecond
 	answerWaitCheck = time.Millisecond
 )
 
@@ -466,17 +470,17 @@ const (
 // 50 ms, once 250 ms). So the error is held, up to answerWait, while bytes
 // wait in the socket (a peek) or the reader is inside its read: after a
 // reset it comes out, with the answer or with the end of the connection.
-// Once the reader has taken bytes, the error waits answerHandOver more, in
-// which the transport parses the head and hands it over (microseconds
-// when it runs). This costs nothing unless a write fails; it polls, since
+// If the reader took bytes less than answerHandOver ago, the error waits
+// until then, while the transport parses the head and hands it over
+// (microseconds when it runs). This costs nothing unless a write fails; it polls, since
 // a failed write is rare and a channel would cost every connection.
 func (c *upstreamConn) awaitAnswer() {
 	deadline := time.Now().Add(answerWait)
 	for (c.reading.Load() || socketHasBytes(c.Conn)) && time.Now().Before(deadline) {
 		time.Sleep(answerWaitCheck)
 	}
-	if c.heard.Load() {
-		time.Sleep(answerHandOver)
+	if d := time.Duration(c.lastRead.Load()) + answerHandOver - time.Since(clockStart); d > 0 {
+		time.Sleep(d)
 	}
 }
 
@@ -492,8 +496,8 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.Conn.Read(p)
 		if c.holdWriteErr {
-			if n > 0 && !c.heard.Load() {
-				c.heard.Store(true)
+			if n > 0 {
+				c.lastRead.Store(int64(time.Since(clockStart)))
 			}
 			c.reading.Store(false)
 		}

@@ -32,12 +32,8 @@ type peeker struct {
 // such a connection always passes (a closed one is found when a request
 // fails on it, and an idempotent one is replayed).
 func newPeeker(c net.Conn) *peeker {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return nil
 	}
 	p := &peeker{rc: rc}
@@ -101,12 +97,8 @@ func (p *peeker) await(fd uintptr) bool {
 // peeks without taking the connection's read lock (Control, not Read), so
 // it returns at once while another goroutine is blocked reading c.
 func socketHasBytes(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return false
 	}
 	var n int
@@ -115,4 +107,17 @@ func socketHasBytes(c net.Conn) bool {
 		n, _, _ = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	})
 	return n > 0
+}
+
+// rawConn returns c's socket, or nil for a connection without one.
+func rawConn(c net.Conn) syscall.RawConn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
