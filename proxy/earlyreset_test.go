@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,5 +112,59 @@ func TestEarlyAnswerBeforeResetReachesClient(t *testing.T) {
 				t.Errorf("%v resets counted, want %v", n, c.resets)
 			}
 		})
+	}
+}
+
+// Over TLS (an https upstream goes through the same transport and guard,
+// which sees ciphertext), the answer before the reset also reaches the
+// caller: the held write error is the TLS layer's.
+func TestEarlyAnswerBeforeResetOverTLS(t *testing.T) {
+	t.Parallel()
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	srvCfg := ts.TLS.Clone()
+	cliCfg := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	ts.Close()
+	ln := listen(t)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := tls.Server(c, srvCfg)
+				if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
+					return
+				}
+				io.WriteString(tc, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
+				c.(*net.TCPConn).SetLinger(0)
+			}()
+		}
+	}()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{DialContext: guardUpstream(d.DialContext, true), TLSClientConfig: cliCfg}
+	defer tr.CloseIdleConnections()
+	body := strings.Repeat("x", 4<<20)
+	got := map[string]int{}
+	var lastErr error
+	for range 20 {
+		req, err := http.NewRequest("POST", "https://"+ln.Addr().String()+"/upload", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			got["error"]++
+			lastErr = err
+			continue
+		}
+		resp.Body.Close()
+		got[resp.Status]++
+	}
+	if got["413 Request Entity Too Large"] != 20 {
+		t.Errorf("answers %v (the last error: %v); want the upstream's 413 all 20 times", got, lastErr)
 	}
 }
