@@ -28,14 +28,6 @@ routes:
 %s`, service, extra)
 }
 
-// deadURL is an address nothing listens on.
-func deadURL(t *testing.T) string {
-	ln := listen(t)
-	u := "http://" + ln.Addr().String()
-	ln.Close()
-	return u
-}
-
 // bodyEcho is a monolith that says it served and what body it got.
 func bodyEcho(hits *atomic.Int32) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
