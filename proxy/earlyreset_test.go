@@ -19,8 +19,9 @@ import (
 // refusingUpstream answers every request 413 as soon as its head is read
 // (or, unless answer, not at all) and resets the connection with the
 // body unread, as any server that refuses an upload without draining it
-// can: the kernel answers the body's next bytes with a reset.
-func refusingUpstream(t *testing.T, answer bool) string {
+// can: the kernel answers the body's next bytes with a reset. With
+// tlsCfg, it speaks TLS.
+func refusingUpstream(t *testing.T, answer bool, tlsCfg *tls.Config) string {
 	t.Helper()
 	ln := listen(t)
 	t.Cleanup(func() { ln.Close() })
@@ -32,20 +33,21 @@ func refusingUpstream(t *testing.T, answer bool) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
+				var rw io.ReadWriter = c
+				if tlsCfg != nil {
+					rw = tls.Server(c, tlsCfg)
+				}
+				if _, err := http.ReadRequest(bufio.NewReader(rw)); err != nil {
 					return
 				}
 				if answer {
-					io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
+					io.WriteString(rw, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
 				}
-				if tc, ok := c.(*net.TCPConn); ok {
-					tc.SetLinger(0) // a reset at once, whatever was read
-				}
+				c.(*net.TCPConn).SetLinger(0) // a reset at once, whatever was read
 			}()
 		}
 	}()
-	return "http://" + ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // An upstream that refuses an upload and then resets the connection
@@ -69,7 +71,7 @@ func TestEarlyAnswerBeforeResetReachesClient(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := strings.Replace(basicConfig, "{{monolith}}", refusingUpstream(t, c.answer), 1)
+			cfg := strings.Replace(basicConfig, "{{monolith}}", "http://"+refusingUpstream(t, c.answer, nil), 1)
 			var logs lockedBuffer
 			e := newEnvWith(t, cfg, flagJSON("orders-percent", 0), nil, nil,
 				Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -125,25 +127,7 @@ func TestEarlyAnswerBeforeResetOverTLS(t *testing.T) {
 	srvCfg := ts.TLS.Clone()
 	cliCfg := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	ts.Close()
-	ln := listen(t)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := tls.Server(c, srvCfg)
-				if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
-					return
-				}
-				io.WriteString(tc, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
-				c.(*net.TCPConn).SetLinger(0)
-			}()
-		}
-	}()
+	addr := refusingUpstream(t, true, srvCfg)
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: guardUpstream(d.DialContext, true), TLSClientConfig: cliCfg}
 	defer tr.CloseIdleConnections()
@@ -151,7 +135,7 @@ func TestEarlyAnswerBeforeResetOverTLS(t *testing.T) {
 	got := map[string]int{}
 	var lastErr error
 	for range 20 {
-		req, err := http.NewRequest("POST", "https://"+ln.Addr().String()+"/upload", strings.NewReader(body))
+		req, err := http.NewRequest("POST", "https://"+addr+"/upload", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

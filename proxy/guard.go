@@ -472,8 +472,9 @@ const (
 // reset it comes out, with the answer or with the end of the connection.
 // If the reader took bytes less than answerHandOver ago, the error waits
 // until then, while the transport parses the head and hands it over
-// (microseconds when it runs). This costs nothing unless a write fails; it polls, since
-// a failed write is rare and a channel would cost every connection.
+// (microseconds when it runs). This costs nothing unless a write fails;
+// it polls, since a failed write is rare and a channel would cost every
+// connection.
 func (c *upstreamConn) awaitAnswer() {
 	deadline := time.Now().Add(answerWait)
 	for (c.reading.Load() || socketHasBytes(c.Conn)) && time.Now().Before(deadline) {
