@@ -21,9 +21,7 @@ import (
 // connection.
 func TestAnswerBeforeBodyClosesConnection(t *testing.T) {
 	t.Parallel()
-	dead := listen(t)
-	deadURL := "http://" + dead.Addr().String()
-	dead.Close()
+	dead := deadURL(t)
 	early := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/reads" {
 			io.Copy(io.Discard, r.Body)
@@ -42,7 +40,7 @@ func TestAnswerBeforeBodyClosesConnection(t *testing.T) {
 		status   int
 		conn     string // what becomes of the connection
 	}{
-		{"unreachable upstream", deadURL, "/upload", "hello", http.StatusBadGateway, closes},
+		{"unreachable upstream", dead, "/upload", "hello", http.StatusBadGateway, closes},
 		// Whether the proxy has read the whole body by the time the
 		// answer comes depends on the timing; either way the next
 		// request is answered.
