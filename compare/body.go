@@ -58,7 +58,11 @@ func (c *comparison) compareBodies(a, b *Response) {
 	case jsonB:
 		note = "only the shadow body is JSON; "
 	}
-	c.addBytes(da, db, note)
+	sh := shapeValue
+	if jsonA != jsonB {
+		sh = shapeType
+	}
+	c.addBytes(da, db, note, sh)
 }
 
 // isJSON decides whether a decoded body is compared as JSON, before it is
@@ -93,8 +97,8 @@ func hasSuffixFold(s, suffix string) bool {
 
 // addBytes reports two different non-JSON bodies as one difference: an
 // excerpt of each, starting a little before the first differing byte.
-func (c *comparison) addBytes(a, b []byte, note string) {
-	if !c.admit(KindBody, "") {
+func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
+	if !c.admit(KindBody, "", sh) {
 		return
 	}
 	d := Difference{Kind: KindBody}
@@ -123,7 +127,9 @@ func firstDifference(a, b []byte) int {
 // large, or else of the bytes received (often the explanation: a plain
 // body labelled gzip); a side that decoded shows its decoded start.
 func (c *comparison) addUndecodable(rawA, rawB, da, db []byte, errA, errB error) {
-	if !c.admit(KindBody, "") {
+	// A failure is not the kind of difference a varying answer makes:
+	// noise learned from two different text bodies does not hide it.
+	if !c.admit(KindBody, "", shapeType) {
 		return
 	}
 	d := Difference{Kind: KindBody}

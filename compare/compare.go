@@ -151,6 +151,7 @@ type comparison struct {
 	keysOnly bool
 
 	diffs   []Difference
+	shapes  []shape // with keysOnly: each difference's shape, for learning
 	omitted int
 	noisy   int
 
@@ -176,6 +177,7 @@ func putComparison(c *comparison) {
 	const retainBytes = 1 << 20
 	c.rules, c.noise, c.keysOnly = nil, nil, false
 	c.diffs, c.omitted, c.noisy = nil, 0, 0
+	c.shapes = keep(c.shapes, 1, retainBytes)
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
 	c.body.reset(retainBytes)
@@ -202,17 +204,21 @@ func (c *comparison) result() Result {
 	return res
 }
 
-// admit decides the fate of a difference found at (kind, where): false
-// when it is noise or over the limit (and counted as such). where is the
-// header name or pointer; the caller builds the values only when admitted.
-func (c *comparison) admit(kind Kind, where string) bool {
-	if c.noise != nil && c.noise.drops(kind, where) {
+// admit decides the fate of a difference of shape sh found at (kind,
+// where): false when it is noise or over the limit (and counted as such).
+// where is the header name or pointer; the caller builds the values, and
+// appends the difference, only when admitted.
+func (c *comparison) admit(kind Kind, where string, sh shape) bool {
+	if c.noise != nil && c.noise.drops(kind, where, sh) {
 		c.noisy++
 		return false
 	}
 	if len(c.diffs) >= c.limit {
 		c.omitted++
 		return false
+	}
+	if c.keysOnly {
+		c.shapes = append(c.shapes, sh)
 	}
 	return true
 }
@@ -225,7 +231,7 @@ func (c *comparison) full() bool {
 }
 
 func (c *comparison) addStatus(primary, shadow int) {
-	if !c.admit(KindStatus, "") {
+	if !c.admit(KindStatus, "", shapeValue) {
 		return
 	}
 	d := Difference{Kind: KindStatus}

@@ -146,13 +146,20 @@
 // when it was shadowed. Where the two monolith answers differ is noise:
 //
 //   - a difference between primary and shadow at the same place (same
-//     header, or same pointer, array indexes taken literally) is dropped
-//     and counted in Result.Noisy instead;
-//   - the place is remembered in the route's [Noise], with every numeric
-//     pointer segment generalised to "*", and differences there are
-//     dropped from then on, even when no second monolith answer is
-//     available. Generalising keeps one entry for a field of every array
-//     element instead of one per index;
+//     header, or same pointer, array indexes taken literally) and of the
+//     same shape is dropped and counted in Result.Noisy instead. The
+//     shapes: a value that differs (both present, same JSON type), a type
+//     that differs (null against a date), a field or element present on
+//     one side only; a varying type also covers varying values;
+//   - the place and shape are remembered in the route's [Noise], with
+//     every numeric pointer segment generalised to "*", and differences
+//     there are dropped from then on, even when no second monolith answer
+//     is available. Generalising keeps one entry for a field of every
+//     array element instead of one per index. Presence is never
+//     remembered: a list that grew between the monolith's two answers
+//     would otherwise teach "/items/*", and a service answering [] would
+//     match for good. So a service that drops a noisy field, or turns a
+//     noisy string into a number, is a mismatch;
 //   - a status difference is never noise, and two monolith answers with
 //     different statuses teach nothing: one of them failed, and an error
 //     page differs from a real answer everywhere. Likewise a body that

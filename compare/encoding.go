@@ -21,7 +21,7 @@ import (
 type bodyScratch struct {
 	codings [2][]string // each side's content codings, in the order applied
 	decoded [2][]byte   // each side's decoded body, when it was encoded
-	layer   []byte      // intermediate result of stacked encodings
+	layer   [2][]byte   // each side's intermediate result of stacked encodings (per side: a failed side's partial output must outlive the other's decoding)
 	src     bytes.Reader
 }
 
@@ -29,8 +29,8 @@ func (b *bodyScratch) reset(retainBytes int) {
 	for i := range b.decoded {
 		b.codings[i] = b.codings[i][:0]
 		b.decoded[i] = keep(b.decoded[i], 1, retainBytes)
+		b.layer[i] = keep(b.layer[i], 1, retainBytes)
 	}
-	b.layer = keep(b.layer, 1, retainBytes)
 	b.src.Reset(nil)
 }
 
@@ -82,7 +82,7 @@ func (c *comparison) decode(body []byte, s side) ([]byte, error) {
 		// its output, and the last step lands in decoded[s].
 		dst := &c.body.decoded[s]
 		if i%2 == 1 {
-			dst = &c.body.layer
+			dst = &c.body.layer[s]
 		}
 		out, err := c.decodeOne((*dst)[:0], cur, codings[i], limit)
 		*dst = out

@@ -300,7 +300,11 @@ func mediaTypeEqual(a, b []string) bool {
 }
 
 func (c *comparison) addHeader(name string, a, b []string) {
-	if !c.admit(KindHeader, name) {
+	sh := shapeValue
+	if len(a) == 0 || len(b) == 0 {
+		sh = shapeAbsent
+	}
+	if !c.admit(KindHeader, name, sh) {
 		return
 	}
 	d := Difference{Kind: KindHeader, Header: name}

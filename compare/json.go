@@ -26,7 +26,7 @@ type node struct {
 	start, end int32 // raw bytes of the value; a string includes its quotes
 	next       int32
 	kind       nodeKind
-	escaped    bool // a string containing a backslash escape
+	escaped    bool // a string to compare through appendUnquoted: a backslash escape, or a raw 0xED or 0xFF byte
 }
 
 // maxDepth bounds nesting, as encoding/json does, so that a body of
@@ -174,6 +174,8 @@ func scanString(src []byte, i int) (end int, escaped, ok bool) {
 			return i + 1, escaped, true
 		case c < 0x20:
 			return i, false, false
+		case c >= 0xed:
+			escaped = escaped || c == 0xed || c == 0xff // see appendUnquoted
 		case c == '\\':
 			escaped = true
 			if i+1 >= len(src) {
@@ -253,14 +255,22 @@ func scanNumber(src []byte, i int) (int, bool) {
 }
 
 // appendUnquoted appends the contents of the JSON string raw (quotes
-// included) with escapes decoded. A lone UTF-16 surrogate is kept as its
-// three-byte WTF-8 form rather than U+FFFD, so that two different escapes
-// never decode to the same bytes.
+// included) with escapes decoded, so that two strings are the same string
+// exactly when their results are equal. A lone UTF-16 surrogate is kept
+// as its three-byte WTF-8 form rather than U+FFFD, so that two different
+// escapes never decode to the same bytes. Those three bytes (0xED, then
+// 0xA0-0xBF) are invalid UTF-8, so a raw string could also hold them:
+// a raw 0xED before such a byte is written as 0xFF 0xED, and a raw 0xFF
+// (which no escape produces) as 0xFF 0xFF. The parser marks strings
+// holding either byte as escaped, so they are always compared decoded.
 func appendUnquoted(dst, raw []byte) []byte {
 	raw = raw[1 : len(raw)-1]
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		if c != '\\' {
+			if marksRaw(c, raw[i+1:]) {
+				dst = append(dst, 0xff)
+			}
 			dst = append(dst, c)
 			continue
 		}
@@ -291,6 +301,30 @@ func appendUnquoted(dst, raw []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// marksRaw reports whether appendUnquoted writes raw byte c, followed by
+// rest, after a 0xFF.
+func marksRaw(c byte, rest []byte) bool {
+	return c == 0xff || c == 0xed && len(rest) > 0 && 0xa0 <= rest[0] && rest[0] <= 0xbf
+}
+
+// markRaw rewrites unescaped text (an ignore_json token) as appendUnquoted
+// writes raw bytes, so that it compares equal to a decoded member name.
+func markRaw(s string) string {
+	for i := 0; i < len(s); i++ {
+		if marksRaw(s[i], []byte(s[i+1:])) {
+			b := make([]byte, 0, len(s)+1)
+			for j := 0; j < len(s); j++ {
+				if marksRaw(s[j], []byte(s[j+1:])) {
+					b = append(b, 0xff)
+				}
+				b = append(b, s[j])
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func hex4(b []byte) rune {

@@ -21,8 +21,8 @@ const DefaultNoiseFields = 256
 // route's noisy fields are known, copies it.
 type Noise struct {
 	max    int
-	mu     sync.Mutex // serialises learners
-	fields atomic.Pointer[map[noiseField]struct{}]
+	mu     sync.Mutex                           // serialises learners
+	fields atomic.Pointer[map[noiseField]shape] // the widest shape seen there
 }
 
 // noiseField is a noisy header (canonical name) or body field (JSON
@@ -32,6 +32,40 @@ type noiseField struct {
 	where string
 }
 
+// shape is the kind of difference found at a place. A place whose value
+// varies between two monolith answers is noise for values (a timestamp,
+// an id), and one whose type varies (null or a date) for types too; but
+// neither says anything about a member or an array element missing on
+// one side: a service that drops a noisy field, or answers [] where the
+// monolith's list merely grew, is a real divergence. So a shape is
+// dropped only where the monolith showed it, or a wider one: shapeType
+// covers shapeValue, and shapeAbsent is never learned (learned at
+// "/items/*", a list whose length varied once would hide every missing or
+// extra element for good); it is dropped only for the request whose
+// monolith answers showed it at the very same place.
+type shape uint8
+
+const (
+	shapeValue  shape = iota + 1 // both present, same JSON type (or header present on both sides)
+	shapeType                    // both present, different JSON types; a body that failed to decode or is JSON on one side only
+	shapeAbsent                  // present on one side only
+)
+
+// covers reports whether noise of shape learned hides a difference of
+// shape sh.
+func (learned shape) covers(sh shape) bool {
+	if learned == shapeAbsent || sh == shapeAbsent {
+		return learned == sh
+	}
+	return learned >= sh
+}
+
+// noiseDiff is where this request's two monolith answers differ, and how.
+type noiseDiff struct {
+	noiseField
+	shape shape
+}
+
 // NewNoise returns an empty noise set that remembers at most max fields;
 // max <= 0 means DefaultNoiseFields.
 func NewNoise(max int) *Noise {
@@ -39,7 +73,7 @@ func NewNoise(max int) *Noise {
 		max = DefaultNoiseFields
 	}
 	n := &Noise{max: max}
-	n.fields.Store(&map[noiseField]struct{}{})
+	n.fields.Store(&map[noiseField]shape{})
 	return n
 }
 
@@ -62,12 +96,12 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 		c.keysOnly = true
 		c.limit = max(n.max, r.maxDifferences)
 		c.run(monolithA, monolithB)
-		for _, d := range c.diffs {
+		for i, d := range c.diffs {
 			where := d.Header
 			if d.Kind == KindBody {
 				where = d.Pointer
 			}
-			f.current = append(f.current, noiseField{d.Kind, where})
+			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.shapes[i]})
 		}
 		putComparison(c)
 		f.learned = n.learn(f.current)
@@ -82,31 +116,41 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 
 // learn adds fields to the set, up to its bound, and returns the set now
 // in force. The lock is only taken when something is new.
-func (n *Noise) learn(fields []noiseField) map[noiseField]struct{} {
+func (n *Noise) learn(fields []noiseDiff) map[noiseField]shape {
 	cur := *n.fields.Load()
-	if !hasNew(cur, fields) {
+	if !hasNew(cur, fields, n.max) {
 		return cur
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	cur = *n.fields.Load()
-	if len(cur) >= n.max || !hasNew(cur, fields) {
+	if !hasNew(cur, fields, n.max) {
 		return cur
 	}
 	next := maps.Clone(cur)
 	for _, f := range fields {
-		if len(next) >= n.max {
-			break
+		if f.shape == shapeAbsent {
+			continue
 		}
-		next[f.normalized()] = struct{}{}
+		k := f.normalized()
+		old, ok := next[k]
+		if !ok && len(next) >= n.max {
+			continue // full: a known field can still widen
+		}
+		next[k] = max(old, f.shape)
 	}
 	n.fields.Store(&next)
 	return next
 }
 
-func hasNew(set map[noiseField]struct{}, fields []noiseField) bool {
+// hasNew reports whether fields hold a wider shape at a known place, or a
+// new place while the set holds fewer than max.
+func hasNew(set map[noiseField]shape, fields []noiseDiff, max int) bool {
 	for _, f := range fields {
-		if _, ok := set[f.normalized()]; !ok {
+		if f.shape == shapeAbsent {
+			continue
+		}
+		if old, ok := set[f.normalized()]; ok && old < f.shape || !ok && len(set) < max {
 			return true
 		}
 	}
@@ -136,25 +180,28 @@ func (n *Noise) Len() int { return len(*n.fields.Load()) }
 
 // noiseFilter drops differences known as noise during one comparison.
 type noiseFilter struct {
-	learned map[noiseField]struct{}
-	current []noiseField // where this request's two monolith answers differ
+	learned map[noiseField]shape
+	current []noiseDiff // where this request's two monolith answers differ
 }
 
-// drops reports whether a difference is noise: found at the very same
-// place between this request's monolith answers (array indexes taken
-// literally), or at a place learned before once numeric segments are
-// generalised. The second rule is what makes "/items/7/ts" noise after
-// "/items/3/ts" was: the set would otherwise fill with one entry per index.
-func (f *noiseFilter) drops(kind Kind, where string) bool {
+// drops reports whether a difference of shape sh is noise: a difference
+// of a shape that covers it was found at the very same place between this
+// request's monolith answers (array indexes taken literally), or learned
+// at that place before, once numeric segments are generalised. The second
+// rule is what makes "/items/7/ts" noise after "/items/3/ts" was: the set
+// would otherwise fill with one entry per index.
+func (f *noiseFilter) drops(kind Kind, where string, sh shape) bool {
 	if kind == KindStatus {
 		return false
 	}
 	field := noiseField{kind, where}
-	if slices.Contains(f.current, field) {
-		return true
+	for _, d := range f.current {
+		if d.noiseField == field && d.shape.covers(sh) {
+			return true
+		}
 	}
-	_, ok := f.learned[field.normalized()]
-	return ok
+	learned, ok := f.learned[field.normalized()]
+	return ok && learned.covers(sh)
 }
 
 // normalized replaces every numeric segment of a body pointer by "*". It

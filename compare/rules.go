@@ -147,7 +147,7 @@ type pattern struct {
 
 type patternSeg struct {
 	wildcard bool
-	lit      string // the unescaped token
+	lit      string // the unescaped token, its raw bytes marked as appendUnquoted marks them
 	// index is lit read as an array index ("0", "17"; not "017" or "-"),
 	// or -1. Comparing ints spares formatting the walk's index per node.
 	index int
@@ -178,7 +178,7 @@ func parsePattern(s string) (pattern, error) {
 			p.segs = append(p.segs, patternSeg{wildcard: true, index: -1})
 			continue
 		}
-		p.segs = append(p.segs, patternSeg{lit: lit, index: arrayIndex(lit)})
+		p.segs = append(p.segs, patternSeg{lit: markRaw(lit), index: arrayIndex(lit)})
 	}
 	return p, nil
 }

@@ -348,7 +348,14 @@ func (c *comparison) pointer() string {
 			b = strconv.AppendInt(b, int64(seg.index), 10)
 			continue
 		}
-		for _, ch := range w.keyBytes(seg.key) {
+		key := w.keyBytes(seg.key)
+		for i := 0; i < len(key); i++ {
+			ch := key[i]
+			if ch == 0xff && seg.key.decoded {
+				// appendUnquoted's mark before a raw byte: show the byte.
+				i++
+				ch = key[i]
+			}
 			switch ch {
 			case '~':
 				b = append(b, '~', '0')
@@ -371,7 +378,7 @@ func (c *comparison) addJSON(ai, bi int32) {
 		return
 	}
 	ptr := c.pointer()
-	if !c.admit(KindBody, ptr) {
+	if !c.admit(KindBody, ptr, c.walk.shapeOf(ai, bi)) {
 		return
 	}
 	d := Difference{Kind: KindBody, Pointer: ptr}
@@ -393,4 +400,17 @@ func (c *comparison) addJSON(ai, bi int32) {
 		}
 	}
 	c.diffs = append(c.diffs, d)
+}
+
+// shapeOf classifies the difference between primary node ai and shadow
+// node bi (-1 when absent) for noise cancellation.
+func (w *jsonWalk) shapeOf(ai, bi int32) shape {
+	if ai < 0 || bi < 0 {
+		return shapeAbsent
+	}
+	ka, kb := w.docs[primarySide].nodes[ai].kind, w.docs[shadowSide].nodes[bi].kind
+	if ka == kb || (ka == nodeTrue || ka == nodeFalse) && (kb == nodeTrue || kb == nodeFalse) {
+		return shapeValue
+	}
+	return shapeType
 }
