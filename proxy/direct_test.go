@@ -34,6 +34,9 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 		{"HEAD", "HEAD /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
 		{"DELETE", "DELETE /p/1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
 		{"OPTIONS", "OPTIONS /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
+		{"TRACE", "TRACE /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+		{"PURGE", "PURGE /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+		{"body-less POST", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
 		{"empty query", "GET /p? HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
 		{"escaped path", "GET /p/%7Euser/a%20b/%C3%A9 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
 		{"HTTP/1.0", "GET /p HTTP/1.0\r\nHost: h\r\n\r\n"},
@@ -67,19 +70,19 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 					name := "target" + target + "/preserve=" + map[bool]string{true: "on", false: "off"}[preserve] + "/shadow=" + map[bool]string{true: "on", false: "off"}[shadow] + "/" + rq.name + "/" + an.name
 					t.Run(name, func(t *testing.T) {
 						t.Parallel()
-						var heads, resps [2]string
-						for i, direct := range []bool{true, false} {
+						var heads, resps [3]string
+						for i, way := range []via{viaDirect, viaReverseProxy, viaNetHTTP} {
 							up := startCanned(t, always(an.raw, an.close))
-							resps[i] = throughUpstream(t, "http://"+up.addr+target, preserve, shadow, direct, rq.raw)
+							resps[i] = throughUpstream(t, "http://"+up.addr+target, preserve, shadow, way, rq.raw)
 							got, _ := up.recorded()
 							if len(got) != 1 {
-								t.Fatalf("direct=%v: upstream read %q, want one request", direct, got)
+								t.Fatalf("%s: upstream read %q, want one request", way, got)
 							}
 							heads[i] = strings.ReplaceAll(got[0], up.addr, "{upstream}")
 							resps[i] = date.ReplaceAllString(resps[i], "")
 						}
-						if heads[0] != heads[1] {
-							t.Errorf("the upstream read\n%q (direct)\n%q (ReverseProxy)", heads[0], heads[1])
+						if heads[0] != heads[1] || heads[0] != heads[2] {
+							t.Errorf("the upstream read\n%q (direct)\n%q (ReverseProxy)\n%q (ReverseProxy over net/http's Transport)", heads[0], heads[1], heads[2])
 						}
 						if resps[0] != resps[1] {
 							t.Errorf("the client read\n%q (direct)\n%q (ReverseProxy)", resps[0], resps[1])
@@ -91,29 +94,42 @@ func TestDirectPathMatchesReverseProxy(t *testing.T) {
 	}
 }
 
+// via is the way throughUpstream forwards.
+type via string
+
+const (
+	viaDirect       via = "direct path"
+	viaReverseProxy via = "ReverseProxy" // over h1Transport, as a body-less call with tracing on is
+	viaNetHTTP      via = "ReverseProxy over net/http's Transport"
+)
+
 // throughUpstream serves raw through a proxy whose only upstream is
-// target (the shadow copies' upstream, with shadow), on the direct path or
-// with direct off, and returns what the
-// client read until the proxy closed the connection.
-func throughUpstream(t *testing.T, target string, preserve, shadow, direct bool, raw string) string {
+// target (the shadow copies' upstream, with shadow), forwarding as way
+// says, and returns what the client read until the proxy closed the
+// connection.
+func throughUpstream(t *testing.T, target string, preserve, shadow bool, way via, raw string) string {
 	t.Helper()
 	var ts transports
 	tr := ts.get(testTimeouts)
 	t.Cleanup(tr.CloseIdleConnections)
+	var rt http.RoundTripper = tr
+	if way == viaNetHTTP {
+		rt = tr.std // its own pool: nothing else here uses it
+	}
 	tu, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	u := newUpstream(upstreamOptions{
-		route: "r", backend: backendMonolith, target: tu, preserveHost: preserve, shadow: shadow, transport: tr,
+		route: "r", backend: backendMonolith, target: tu, preserveHost: preserve, shadow: shadow, transport: rt,
 		buffers: newBufferPool(), metrics: m.bindBackend("r", backendMonolith),
 		log: slog.New(slog.DiscardHandler),
 	})
-	if u.direct == nil {
-		t.Fatal("the direct path is off for a plain-HTTP upstream")
+	if (u.direct != nil) != (way != viaNetHTTP) {
+		t.Fatalf("%s: the direct path is %v", way, u.direct != nil)
 	}
-	if !direct {
+	if way != viaDirect {
 		u.direct = nil
 	}
 	ln := listen(t)

@@ -499,8 +499,10 @@ func appendRequestHead(b []byte, req *http.Request) ([]byte, error) {
 const defaultUserAgent = "Go-http-client/1.1"
 
 // appendRequestLine writes the request line, Host, User-Agent (unless
-// empty) and, as net/http does for a body-less request other than GET and
-// HEAD, "Content-Length: 0" (many servers want a length on those).
+// empty) and, as net/http does for a body-less POST, PUT or PATCH,
+// "Content-Length: 0" (many servers want a length on those; on other
+// methods net/http sends none, and some upstreams refuse a length on a
+// TRACE).
 func appendRequestLine(b []byte, method, path string, u *url.URL, host, ua string) ([]byte, error) {
 	if !httpguts.ValidHostHeader(host) {
 		return b, errors.New("invalid Host header")
@@ -526,7 +528,7 @@ func appendRequestLine(b []byte, method, path string, u *url.URL, host, ua strin
 		b = append(b, textproto.TrimString(ua)...)
 		b = append(b, "\r\n"...)
 	}
-	if method != "GET" && method != "HEAD" {
+	if method == "POST" || method == "PUT" || method == "PATCH" {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	return b, nil

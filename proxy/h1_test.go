@@ -487,14 +487,18 @@ func TestH1RequestHead(t *testing.T) {
 		method: http.MethodGet, target: "?",
 		want: "GET /? HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
 	}, {
-		name:   "DELETE has Content-Length: 0",
+		name:   "DELETE has no Content-Length",
 		method: http.MethodDelete, target: "/orders/7",
 		header: http.Header{"Accept": {"*/*"}},
-		want:   "DELETE /orders/7 HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\nAccept: */*\r\n\r\n",
+		want:   "DELETE /orders/7 HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\nAccept: */*\r\n\r\n",
 	}, {
-		name:   "OPTIONS has Content-Length: 0",
+		name:   "OPTIONS has no Content-Length",
 		method: http.MethodOptions, target: "/",
-		want: "OPTIONS / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n\r\n",
+		want: "OPTIONS / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+	}, {
+		name:   "a body-less POST has Content-Length: 0",
+		method: http.MethodPost, target: "/",
+		want: "POST / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n\r\n",
 	}, {
 		name:   "HEAD has no Content-Length",
 		method: http.MethodHead, target: "/",
