@@ -273,6 +273,9 @@ func ramp(args []string, stdout io.Writer) error {
 	if flagName == "" {
 		return fmt.Errorf("ramp: no route %q in %s (routes: %s)", name, *path, strings.Join(names, ", "))
 	}
+	if cfg.FlagFile() == "" {
+		return fmt.Errorf("ramp: %s reads its flags from a flagd daemon, and ramp edits flag files only: set flag %q where that daemon's flags are kept", *path, flagName)
+	}
 	old, err := flags.Ramp(cfg.FlagFile(), flagName, pct)
 	if err != nil {
 		return fmt.Errorf("ramp: %w", err)

@@ -79,6 +79,18 @@ func TestRampRoundTrip(t *testing.T) {
 	}
 }
 
+// ramp edits flag files; with flagd it says so instead of an lstat error.
+func TestRampWithFlagdSaysWhere(t *testing.T) {
+	t.Parallel()
+	cfg, _ := writeSetup(t, twoFlags)
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(b, []byte("file: flags.json"), []byte("flagd: {host: 127.0.0.1, port: 8015}"), 1), 0o644)
+	code, _, errOut := runCmd("ramp", "--config", cfg, "orders", "5")
+	if code != 1 || !strings.Contains(errOut, "flagd daemon") || !strings.Contains(errOut, `"orders-percent"`) {
+		t.Errorf("code %d, stderr %q; want 1 naming flagd and the flag", code, errOut)
+	}
+}
+
 func TestValidateExitCodes(t *testing.T) {
 	t.Parallel()
 	cfg, flagFile := writeSetup(t, twoFlags)
