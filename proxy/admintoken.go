@@ -8,21 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"time"
 )
-
-// adminAuth guards /api/* on the admin listener with a bearer token read
-// from admin_token_file. The file is re-read when it changes (a rotated
-// Kubernetes Secret), so a token can be rotated without a restart. Probes
-// and the metrics scrape stay open.
-type adminAuth struct {
-	mu      sync.Mutex
-	path    string
-	modTime time.Time
-	size    int64
-	token   []byte
-}
 
 // readToken reads a token file: its content without surrounding white
 // space, which must not be empty.
@@ -41,28 +27,16 @@ func readToken(path string) ([]byte, error) {
 	return b, nil
 }
 
-// current returns the token for path, re-reading the file when its size or
-// modification time changed. A file that cannot be read denies everyone:
-// an admin API that opens up when its secret goes missing is worse than
-// one that closes.
-func (a *adminAuth) current(path string) []byte {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if path != a.path || !fi.ModTime().Equal(a.modTime) || fi.Size() != a.size {
-		tok, err := readToken(path)
-		if err != nil {
-			return nil
-		}
-		a.path, a.modTime, a.size, a.token = path, fi.ModTime(), fi.Size(), tok
-	}
-	return a.token
-}
-
-// requireToken requires the token on h when the current config names a token file.
+// requireToken guards h (/api/* on the admin listener) with a bearer
+// token read from admin_token_file, when the current config names one.
+// The file is read on every request, so a rotated token (a Kubernetes
+// Secret) takes effect at once, without a restart. (A cache keyed on the
+// file's size and modification time kept a revoked token valid when the
+// new one had the same length and was written within one tick of the file
+// system's clock; reading a small file costs microseconds, and the admin
+// API is not the hot path.) A file that cannot be read denies everyone: an
+// admin API that opens up when its secret goes missing is worse than one
+// that closes. Probes and the metrics scrape stay open.
 func (s *Server) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := s.table.Load().cfg.TokenFile()
@@ -74,8 +48,8 @@ func (s *Server) requireToken(h http.Handler) http.Handler {
 		// send "bearer".
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok = ok && strings.EqualFold(scheme, "Bearer")
-		want := s.adminAuth.current(path)
-		if !ok || want == nil || subtle.ConstantTimeCompare(bytes.TrimSpace([]byte(got)), want) != 1 {
+		want, err := readToken(path)
+		if !ok || err != nil || subtle.ConstantTimeCompare(bytes.TrimSpace([]byte(got)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="strangler admin"`)
 			writeText(w, http.StatusUnauthorized, "unauthorized: this endpoint needs Authorization: Bearer <admin token>\n")
 			return

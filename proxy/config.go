@@ -296,6 +296,11 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return loadConfigBytes(path, b)
+}
+
+// loadConfigBytes is LoadConfig of b, read from path.
+func loadConfigBytes(path string, b []byte) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -438,7 +443,14 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 			return
 		}
 		for i, c := range n.Content {
-			checkShape(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), ce, seen)
+			at := fmt.Sprintf("%s[%d]", path, i)
+			if c.Kind == yaml.ScalarNode && c.ShortTag() == "!!null" {
+				// The decoder drops it, which would also shift the index
+				// of every later entry in Validate's messages.
+				ce.add("%s: line %d: empty list entry (a - with nothing after it)", at, c.Line)
+				continue
+			}
+			checkShape(c, t.Elem(), at, ce, seen)
 		}
 	default:
 		want := describeType(t)
@@ -924,6 +936,17 @@ func checkPattern(p string) (err error) {
 	if strings.Count(p, "{") != strings.Count(p, "}") {
 		return fmt.Errorf("invalid pattern %q: unbalanced braces", p)
 	}
+	// What the pattern spells outside its parameters must survive the
+	// proxy's path normalization, or the route silently gets nothing.
+	lit := patternLiterals(p)
+	switch _, escaped := decodeUnreserved(lit); {
+	case strings.ContainsAny(lit, "?#"):
+		return fmt.Errorf("invalid pattern %q: routes match the path only, so a ? or # in a pattern never matches a request", p)
+	case hasDotSegment(lit, true):
+		return fmt.Errorf("invalid pattern %q: the proxy resolves . and .. segments before routing, so a pattern holding one never matches a request", p)
+	case escaped:
+		return fmt.Errorf("invalid pattern %q: the proxy decodes escaped letters, digits, -, ., _ and ~ before routing (%%6F is o), so the pattern never matches a request: write the characters themselves", p)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("invalid pattern %q: %v", p, r)
@@ -931,6 +954,29 @@ func checkPattern(p string) (err error) {
 	}()
 	chi.NewMux().Handle(p, http.NotFoundHandler())
 	return nil
+}
+
+// patternLiterals is p with each parameter (braces nest, as in chi's
+// parser, since a regexp may hold {n}) written as "{}".
+func patternLiterals(p string) string {
+	var b strings.Builder
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '{':
+			if depth == 0 {
+				b.WriteByte('{')
+			}
+			depth++
+		case c == '}' && depth > 0:
+			if depth--; depth == 0 {
+				b.WriteByte('}')
+			}
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // patternKey is a pattern as chi tells patterns apart. A parameter's name is
@@ -997,8 +1043,11 @@ func patternClash(path string, j int, other *Route) string {
 // since every request would then silently fall back to the client address.
 // underscore is limits.underscore_headers of the proxy that will run it.
 func checkStickyHeader(ce *ConfigError, at, name, underscore string) {
-	if textproto.CanonicalMIMEHeaderKey(name) == "Host" {
+	switch textproto.CanonicalMIMEHeaderKey(name) {
+	case "Host":
 		ce.add("%s: header:%s is never seen by the split: Go moves Host out of the request's headers, so every request would fall back to the client address; a host names a site, not a user: use ip or random, or a header, cookie or query parameter that names the user", at, name)
+	case "Expect", shadowHeader:
+		ce.add("%s: header:%s is never seen by the split: the proxy removes it from every request first, so every request would fall back to the client address; use a header, cookie or query parameter that names the user", at, name)
 	}
 	if !strings.Contains(name, "_") {
 		return
@@ -1023,8 +1072,15 @@ func parseSticky(s string) (kind, name string, err error) {
 		if !hasName || name == "" {
 			return "", "", fmt.Errorf("invalid sticky %q: %s needs a name (%s:NAME)", s, kind, kind)
 		}
-		if kind == stickyHeader && !validHeaderName(name) {
+		switch {
+		case kind == stickyHeader && !validHeaderName(name):
 			return "", "", fmt.Errorf("invalid sticky %q: bad header name", s)
+		case kind == stickyCookie && !validHeaderName(name):
+			// RFC 6265's cookie-name is the same token: no space, no
+			// "=" or ";", which no Cookie header could pair with a value.
+			return "", "", fmt.Errorf("invalid sticky %q: a cookie name is a token (no spaces, =, ; or quotes), so %q would never be found and every request would fall back to the client address", s, name)
+		case kind == stickyQuery && (strings.TrimSpace(name) != name || strings.ContainsAny(name, "=&#")):
+			return "", "", fmt.Errorf("invalid sticky %q: a query parameter's name has no spaces at its ends and no =, & or #: %q would never be found and every request would fall back to the client address", s, name)
 		}
 		return kind, name, nil
 	case stickyIP, stickyRandom:

@@ -297,6 +297,16 @@ func (e *ejector) success() {
 	e.mu.Unlock()
 }
 
+// ejectionTime is base doubled for each ejection in a row before this
+// one (streak), up to max. It compares before shifting: a shifted duration
+// can wrap to a small positive one (2^34+1 ns shifted by 30 is 2^30 ns).
+func ejectionTime(base, max time.Duration, streak int) time.Duration {
+	if sh := min(streak, 62); base <= max>>sh {
+		return base << sh
+	}
+	return max
+}
+
 func (e *ejector) failure(now time.Time, s *Server) {
 	cfg := e.cfg.Load()
 	if cfg.threshold <= 0 {
@@ -308,10 +318,7 @@ func (e *ejector) failure(now time.Time, s *Server) {
 	if e.until.Load() != 0 || (!e.probation && n < cfg.threshold) {
 		return
 	}
-	d := cfg.base << min(e.streak, 30)
-	if d > cfg.max || d <= 0 {
-		d = cfg.max
-	}
+	d := ejectionTime(cfg.base, cfg.max, e.streak)
 	e.streak++
 	e.probation = false
 	e.recovering.Store(true)

@@ -48,8 +48,19 @@ func (s *Server) Reload(cfg *Config) error {
 	if err := ce.err(); err != nil {
 		return err
 	}
+	// The flag source is watched on its own and keeps its last good flags
+	// when a change to it is refused, so its state does not block a config
+	// reload: with flagd down or the flag file mid-edit, taking a route out
+	// of the config may be the one way left to roll it back. What Check
+	// finds is logged; a route whose flag is unusable stays on the
+	// monolith, and the flag's errors are counted as they are met.
 	if _, err := Check(cfg); err != nil {
-		return err
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				s.log.Warn("config reload: a flag is unusable; the config is applied, and routes whose flag cannot be read stay on the monolith", "problem", p)
+			}
+		}
 	}
 	for _, c := range []struct {
 		key      string
@@ -78,7 +89,19 @@ func (s *Server) Reload(cfg *Config) error {
 // ReloadFile loads the config file and reloads it, recording the outcome
 // in the reload metrics and the log.
 func (s *Server) ReloadFile(path string) error {
-	cfg, err := LoadConfig(path)
+	return s.reloadFile(path, nil)
+}
+
+// reloadFile is ReloadFile of b when it is not nil: the content the
+// watcher saw settle, not what the file holds a moment later.
+func (s *Server) reloadFile(path string, b []byte) error {
+	var cfg *Config
+	var err error
+	if b == nil {
+		cfg, err = LoadConfig(path)
+	} else {
+		cfg, err = loadConfigBytes(path, b)
+	}
 	if err == nil {
 		err = s.Reload(cfg)
 	}
@@ -106,8 +129,11 @@ func (s *Server) ReloadFile(path string) error {
 // and polling sees every way of changing it (in place, rename, a
 // Kubernetes ConfigMap's symlink swap) without a watch that can be lost. A
 // change is applied once the content has been the same for two polls, so a
-// write in progress is not read as a broken config; a refused content is
-// not retried until it changes again.
+// write in progress is not read as a broken config, and that content is
+// what is reloaded. A refused content is not retried while the file keeps
+// it (one error logged, not one a poll), but is once the file has held
+// something else: refused, replaced, then written again once whatever
+// made it fail (a missing admin_token_file) is fixed, it is applied.
 func (s *Server) WatchConfig(ctx context.Context, path string, every time.Duration) {
 	var pending, refused []byte
 	tick := time.NewTicker(every)
@@ -119,7 +145,10 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 		case <-tick.C:
 		}
 		b, err := os.ReadFile(path)
-		if err != nil || bytes.Equal(b, s.table.Load().cfg.raw) || bytes.Equal(b, refused) {
+		if err == nil && refused != nil && !bytes.Equal(b, refused) {
+			refused = nil
+		}
+		if err != nil || bytes.Equal(b, s.table.Load().cfg.raw) || refused != nil {
 			pending = nil
 			continue
 		}
@@ -128,7 +157,7 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 			continue
 		}
 		pending = nil
-		if s.ReloadFile(path) != nil { // logged and counted
+		if s.reloadFile(path, b) != nil { // logged and counted
 			refused = b
 		}
 	}

@@ -46,6 +46,33 @@ func TestReloadAppliesAGoodConfig(t *testing.T) {
 	}
 }
 
+// A broken flag source does not block a config reload: taking a route
+// out of the config must work while the flag file is mid-edit (or flagd
+// down), and the running flags stay the last good ones.
+func TestReloadDespiteBrokenFlags(t *testing.T) {
+	t.Parallel()
+	for name, broken := range map[string]string{
+		"unparsable flag file": `{"flags": {`,
+		"out-of-range percent": flagJSON("orders-percent", 150, "users-percent", 100),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, twoRoutes, flagJSON("orders-percent", 100, "users-percent", 100), nil, nil)
+			if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "service" {
+				t.Fatal("users not on the service before the reload")
+			}
+			writeFile(t, e.flagFile, broken)
+			e.rewriteConfig(basicConfig) // users taken out
+			if err := e.srv.ReloadFile(e.configPath()); err != nil {
+				t.Fatalf("reload refused because of the flags: %v", err)
+			}
+			if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "monolith" {
+				t.Error("the route taken out still routes")
+			}
+		})
+	}
+}
+
 func TestReloadRefusesABadConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, nil)

@@ -35,7 +35,6 @@ type Server struct {
 	reloadMu  sync.Mutex             // one reload at a time
 	percentMu sync.Mutex             // one publisher of strangler_route_percent at a time
 	tracing   *tracing               // nil: off
-	adminAuth adminAuth
 	shadowMem memBudget
 	bufs      *bufferPool
 	table     atomic.Pointer[table]

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -114,12 +115,41 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 			if hop == "" {
 				continue
 			}
-			if !isTrusted(hop, trusted) {
-				return hop
+			a, ok := parseHop(hop)
+			if !ok {
+				return hop // not an address: the key is what was written
+			}
+			if !addrTrusted(a, trusted) {
+				return canonicalAddr(hop, a)
 			}
 		}
 	}
 	return peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address and
+// port as some proxies write them ("203.0.113.7:50001", "[2001:db8::1]:443").
+func parseHop(hop string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(hop); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// canonicalAddr is a's canonical text, the sticky key of one client
+// however its address was written (with a port, "2001:DB8:0::1",
+// "::ffff:203.0.113.7"); hop itself when it is already that text, which
+// spares an allocation.
+func canonicalAddr(hop string, a netip.Addr) string {
+	var buf [64]byte
+	c := a.AppendTo(buf[:0])
+	if string(c) == hop {
+		return hop
+	}
+	return string(c)
 }
 
 func peerIP(remoteAddr string) string {
@@ -135,7 +165,10 @@ func isTrusted(ip string, trusted []netip.Prefix) bool {
 	if err != nil {
 		return false
 	}
-	a = a.Unmap()
+	return addrTrusted(a.Unmap(), trusted)
+}
+
+func addrTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
@@ -187,8 +220,13 @@ func routeSeed(route string) uint64 {
 // toService decides one request's side. bucket < percent×100 is the whole
 // rule: it makes the split sticky (same key, same bucket) and monotonic
 // (raising the percentage only adds buckets to the service side).
+//
+// percent×100 is rounded to a whole bucket: in floating point it can land
+// just above one (0.07×100 = 7.000000000000001), which gave one bucket too
+// many at 573 of the 10,001 two-decimal percentages. Rounding is monotonic,
+// so the split still is.
 func toService(b uint32, percent float64) bool {
-	return float64(b) < percent*(Buckets/100)
+	return float64(b) < math.Round(percent*(Buckets/100))
 }
 
 func randomBucket() uint32 { return uint32(rand.N(Buckets)) }
