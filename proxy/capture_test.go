@@ -9,8 +9,10 @@ import (
 
 // Answers of up to 64 KiB with a Content-Length are held in the smallest
 // pooled buffer they fit (4, 16 or 64 KiB), charged in full to
-// shadow_memory; the rest grow their own, charged per write. Either way
-// the bytes are the answer's, and release gives back everything it took.
+// shadow_memory; the rest grow their own (to the Content-Length, or
+// doubling), charged by capacity, so the budget counts the memory really
+// held. Either way the bytes are the answer's, and release gives back
+// everything it took.
 func TestCaptureBuffersAndBudget(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -68,6 +70,9 @@ func TestCaptureBuffersAndBudget(t *testing.T) {
 				}
 				if used := budget.used.Load(); used > tt.limit || (tt.wantPool > 0 && used != int64(tt.wantPool)) {
 					t.Fatalf("round %d: budget used %d (limit %d)", round, used, tt.limit)
+				}
+				if used := budget.used.Load(); !tt.wantOver && used != int64(cap(c.body)) {
+					t.Fatalf("round %d: budget charged %d bytes for a body array of %d", round, used, cap(c.body))
 				}
 				c.release()
 				if used := budget.used.Load(); used != 0 {

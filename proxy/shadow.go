@@ -210,14 +210,44 @@ func (c *capture) append(b []byte) {
 	if c.body == nil {
 		c.takeBuffer()
 	}
-	if c.budget != nil && !(c.pool != nil && len(c.body)+len(b) <= cap(c.body)) {
-		if !c.budget.take(int64(len(b))) {
-			c.truncated, c.overBudget = true, true
-			return
-		}
-		c.held += int64(len(b))
+	if need := len(c.body) + len(b); need > cap(c.body) && !c.grow(need) {
+		c.truncated, c.overBudget = true, true
+		return
 	}
 	c.body = append(c.body, b...)
+}
+
+// grow moves the body to an array of at least need bytes (the answer's
+// Content-Length when it says more, else double the old one, at most max)
+// and charges the budget for its whole capacity in place of the old
+// array's. Charging only the bytes appended let append's own doubling hold
+// up to twice what shadow_memory counted. When the budget has no room for
+// that, exactly need is tried. A pooled buffer outgrown goes back to its
+// list.
+func (c *capture) grow(need int) bool {
+	size := max(2*cap(c.body), need)
+	if n, ok := c.announced(); ok && n >= int64(need) {
+		size = int(n)
+	}
+	size = min(size, int(c.max)) // max >= need: append truncated to it
+	if c.budget != nil {
+		if !c.budget.take(int64(size)) {
+			if size == need || !c.budget.take(int64(need)) {
+				return false
+			}
+			size = need
+		}
+		c.budget.give(c.held)
+		c.held = int64(size)
+	}
+	grown := make([]byte, len(c.body), size)
+	copy(grown, c.body)
+	if c.pool != nil {
+		c.pool.put(c.body)
+		c.pool = nil
+	}
+	c.body = grown
+	return true
 }
 
 // captureBufs lend the buffers answers of up to 64 KiB are held in for
@@ -236,10 +266,7 @@ var captureBufs = [...]bufferFreeList{
 // Content-Length says it fits; the whole buffer is charged to the budget,
 // so that shadow_memory still bounds the memory held.
 func (c *capture) takeBuffer() {
-	n, ok := int64(0), false
-	if cl := c.header["Content-Length"]; len(cl) == 1 {
-		n, ok = parseLength(cl[0])
-	}
+	n, ok := c.announced()
 	if !ok || n > c.max {
 		return
 	}
@@ -257,6 +284,14 @@ func (c *capture) takeBuffer() {
 		c.body, c.pool = l.get()[:0], l
 		return
 	}
+}
+
+// announced is the answer's Content-Length, when it has one.
+func (c *capture) announced() (int64, bool) {
+	if cl := c.header["Content-Length"]; len(cl) == 1 {
+		return parseLength(cl[0])
+	}
+	return 0, false
 }
 
 // release gives the capture's bytes back to the budget.
