@@ -617,19 +617,22 @@ func (s *Server) compare(p *shadowPair) {
 		sh.results[compare.Error].Inc()
 		return
 	}
-	if p.primary.overBudget || p.shadow.overBudget || (p.extra != nil && p.extra.overBudget) {
+	if p.primary.overBudget || p.shadow.overBudget {
 		sh.skipOverload.Inc() // shadow_memory was full
 		return
 	}
-	if p.primary.truncated || p.shadow.truncated || (p.extra != nil && p.extra.truncated) {
+	if p.primary.truncated || p.shadow.truncated {
 		sh.skipTooLarge.Inc()
 		return
 	}
 	primary, shadow := p.primary.response(), p.shadow.response()
 	var res compare.Result
 	if sh.noise != nil {
+		// An extra answer that failed, or was cut (too large, or no room
+		// in shadow_memory), teaches nothing; the pair is still compared,
+		// with the noise learned so far.
 		var a, b *compare.Response
-		if p.extra != nil && p.extra.failed == "" {
+		if e := p.extra; e != nil && e.failed == "" && !e.truncated {
 			a, b = shadow, p.extra.response()
 			if !p.primaryService {
 				a = primary
