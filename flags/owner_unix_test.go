@@ -78,7 +78,7 @@ func rampOwnedFile(t *testing.T, dirMode os.FileMode, dirUID, dirGID int, mode o
 	if err := os.Chown(path, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Ramp(path, "orders", 0); err != nil {
+	if _, _, err := Ramp(path, "orders", 0); err != nil {
 		t.Fatal(err)
 	}
 	info, err := os.Stat(path)

@@ -3,8 +3,10 @@ package flags
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,12 +23,16 @@ import (
 //
 // Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, an
 // unknown flag (ErrNotFound), a default variant that is not a number
-// (ErrType), a flag with a targeting rule, and a path that is a symlink:
-// that is how Kubernetes mounts a ConfigMap, and a local edit would be lost
-// on the next sync. A targeting rule decides which variant each request
-// gets, and the default variant is only its fallback (a fractional split
-// never falls back at all), so changing the default could report success
-// while the rule keeps sending users to the service.
+// (ErrType), and a path that is a symlink: that is how Kubernetes mounts a
+// ConfigMap, and a local edit would be lost on the next sync.
+//
+// A flag's targeting rule is kept, as everything else is (the contract:
+// targeting pins chosen users, say beta testers at 100 %, while the rest
+// ramp). But the rule decides which variant each request it matches gets,
+// and the default variant is only its fallback (a fractional split never
+// falls back at all), so a ramp could read as a rollback while the rule
+// keeps users on the service: for a targeted flag Ramp returns a note
+// saying so, for the caller to show.
 //
 // The new file keeps the old one's owner and group as well as its mode:
 // run as root, Ramp would otherwise leave a root-owned file that a proxy
@@ -37,43 +43,38 @@ import (
 // Errors are not prefixed with "ramp": the caller says what failed.
 //
 // Concurrent Ramps on one file are not serialized: the last one wins.
-func Ramp(path, flag string, percent float64) (old float64, err error) {
+func Ramp(path, flag string, percent float64) (old float64, note string, err error) {
 	if !inRange(percent) {
-		return 0, fmt.Errorf("%w: %v", ErrRange, percent)
+		return 0, "", fmt.Errorf("%w: %v", ErrRange, percent)
 	}
 	if percent == 0 {
 		percent = 0 // -0 would be written as "-0"
 	}
 	info, err := os.Lstat(path)
 	if err != nil {
-		return 0, err // names the path
+		return 0, "", err // names the path
 	}
 	if info.Mode()&os.ModeSymlink != 0 {
-		return 0, fmt.Errorf("%s is a symlink, as in a ConfigMap volume: the file is managed by Kubernetes; edit the ConfigMap instead", path)
+		return 0, "", fmt.Errorf("%s is a symlink, as in a ConfigMap volume: the file is managed by Kubernetes; edit the ConfigMap instead", path)
 	}
 	if !info.Mode().IsRegular() {
-		return 0, fmt.Errorf("%s is not a regular file", path)
+		return 0, "", fmt.Errorf("%s is not a regular file", path)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err // names the path
+		return 0, "", err // names the path
 	}
 	file, err := parse(raw)
 	if err != nil {
-		return 0, fmt.Errorf("flag file %s: %w", path, err)
+		return 0, "", fmt.Errorf("flag file %s: %w", path, err)
 	}
 	fl, ok := file.flags[flag]
 	if !ok {
-		return 0, fmt.Errorf("%w: %q in %s", ErrNotFound, flag, path)
-	}
-	if fl.targeted {
-		return 0, fmt.Errorf("flag %q in %s has a targeting rule, which decides its value for each request; "+
-			"changing only its default variant could leave users on the new service: edit the rule (or remove it) instead",
-			flag, path)
+		return 0, "", fmt.Errorf("%w: %q in %s", ErrNotFound, flag, path)
 	}
 	old, ok = fl.variants[fl.defaultVariant].(float64)
 	if !ok {
-		return 0, fmt.Errorf("%w: flag %q default variant %q is %s",
+		return 0, "", fmt.Errorf("%w: flag %q default variant %q is %s",
 			ErrType, flag, fl.defaultVariant, jsonKind(fl.variants[fl.defaultVariant]))
 	}
 
@@ -83,25 +84,45 @@ func Ramp(path, flag string, percent float64) (old float64, err error) {
 	if cur := gjson.GetBytes(raw, at); cur.Type != gjson.Number || cur.Float() != old {
 		// Keys spelled differently (encoding/json matches "Flags" too) or
 		// repeated: the text does not say plainly which value is live.
-		return 0, fmt.Errorf("cannot find flags.%s.variants.%s in %s as written (duplicate or differently cased keys?)",
+		return 0, "", fmt.Errorf("cannot find flags.%s.variants.%s in %s as written (duplicate or differently cased keys?)",
 			flag, fl.defaultVariant, path)
 	}
 	edited, err := sjson.SetRawBytes(raw, at, []byte(strconv.FormatFloat(percent, 'f', -1, 64)))
 	if err != nil {
-		return 0, fmt.Errorf("editing %s: %w", path, err)
+		return 0, "", fmt.Errorf("editing %s: %w", path, err)
 	}
 	// Read the result back the way the provider will.
 	check, err := parse(edited)
 	if err != nil {
-		return 0, fmt.Errorf("edited file would be invalid: %w", err)
+		return 0, "", fmt.Errorf("edited file would be invalid: %w", err)
 	}
 	if got := check.flags[flag].variants[fl.defaultVariant]; got != percent {
-		return 0, fmt.Errorf("edit of %s did not take (flag %q reads %v)", path, flag, got)
+		return 0, "", fmt.Errorf("edit of %s did not take (flag %q reads %v)", path, flag, got)
 	}
 	if err := replaceFile(path, edited, info); err != nil {
-		return 0, fmt.Errorf("replacing %s: %w", path, err)
+		return 0, "", fmt.Errorf("replacing %s: %w", path, err)
 	}
-	return old, nil
+	if fl.targeted {
+		note = targetingNote(flag, fl, percent)
+	}
+	return old, note, nil
+}
+
+// targetingNote says what a targeting rule still decides after a ramp:
+// the rule picks the variant of every request it matches (a fractional
+// split matches all of them), and only the requests it leaves to the
+// default variant get the new percentage. At 3 AM, "ramp orders 0" must
+// not read as a rollback of users the rule pins elsewhere.
+func targetingNote(flag string, fl fileFlag, percent float64) string {
+	var others []string
+	for _, name := range slices.Sorted(maps.Keys(fl.variants)) {
+		if name != fl.defaultVariant {
+			others = append(others, fmt.Sprintf("%s=%v", name, fl.variants[name]))
+		}
+	}
+	return fmt.Sprintf("flag %q has a targeting rule: the requests it matches get the variant it picks (%s), "+
+		"not %v; only those it leaves to the default variant %q do. Edit the rule to move them too",
+		flag, strings.Join(others, ", "), strconv.FormatFloat(percent, 'f', -1, 64), fl.defaultVariant)
 }
 
 // escapePathKey makes a JSON object key safe as one component of a gjson or

@@ -51,7 +51,7 @@ func TestRampRewritesOnlyTheValue(t *testing.T) {
 		t.Run(tt.flag, func(t *testing.T) {
 			t.Parallel()
 			path := writeFlags(t, t.TempDir(), rampFile)
-			old, err := Ramp(path, tt.flag, tt.percent)
+			old, _, err := Ramp(path, tt.flag, tt.percent)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestRampKeepsModeAndLeavesNoTempFiles(t *testing.T) {
 	if err := os.Chmod(path, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Ramp(path, "orders-percent", 30); err != nil {
+	if _, _, err := Ramp(path, "orders-percent", 30); err != nil {
 		t.Fatal(err)
 	}
 	info, err := os.Stat(path)
@@ -108,7 +108,7 @@ func TestRampEscapesNames(t *testing.T) {
 		content := `{"flags":{"` + key + `":{"state":"ENABLED","variants":{"` + key + `":10},"defaultVariant":"` + key + `"},` +
 			`"other":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"}}}`
 		path := writeFlags(t, t.TempDir(), content)
-		if old, err := Ramp(path, name, 42); err != nil || old != 10 {
+		if old, _, err := Ramp(path, name, 42); err != nil || old != 10 {
 			t.Errorf("Ramp(%q) = %v, %v; want 10, nil", name, old, err)
 			continue
 		}
@@ -144,7 +144,7 @@ func TestRampRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			path := writeFlags(t, t.TempDir(), tt.content)
-			_, err := Ramp(path, tt.flag, tt.percent)
+			_, _, err := Ramp(path, tt.flag, tt.percent)
 			if err == nil {
 				t.Fatal("Ramp did not refuse")
 			}
@@ -170,7 +170,7 @@ func TestRampRefusesSymlinkAndMissingFile(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Ramp(link, "orders-percent", 20)
+	_, _, err := Ramp(link, "orders-percent", 20)
 	if err == nil || !strings.Contains(err.Error(), "is a symlink") || !strings.Contains(err.Error(), "ConfigMap") {
 		t.Errorf("Ramp(symlink) = %v, want a ConfigMap refusal", err)
 	}
@@ -180,16 +180,16 @@ func TestRampRefusesSymlinkAndMissingFile(t *testing.T) {
 	if got, _ := os.ReadFile(target); string(got) != rampFile {
 		t.Error("Ramp wrote through the symlink")
 	}
-	if _, err := Ramp(filepath.Join(dir, "missing.json"), "a", 1); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := Ramp(filepath.Join(dir, "missing.json"), "a", 1); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Ramp(missing) = %v", err)
 	}
 }
 
-// With a targeting rule the default variant is only the rule's fallback:
-// under a fractional split no request ever gets it, so ramping it to 0
-// would report a rollback while 10 % of users stay on the new service.
-// Ramp refuses and says what to edit instead.
-func TestRampRefusesTargetedFlag(t *testing.T) {
+// A targeting rule is kept, and the ramp says what it still decides: the
+// default variant is only the rule's fallback (under a fractional split no
+// request ever gets it), so "ramp orders 0" must not read as a rollback of
+// the users the rule pins elsewhere.
+func TestRampKeepsTargetingRuleAndSaysSo(t *testing.T) {
 	t.Parallel()
 	rules := map[string]string{
 		"fractional":         `{"fractional":[{"cat":[{"var":"$flagd.flagKey"},{"var":"targetingKey"}]},["all",10],["none",90]]}`,
@@ -203,18 +203,24 @@ func TestRampRefusesTargetedFlag(t *testing.T) {
 				`"flags":{"orders":{"state":"ENABLED","variants":{"all":100,"none":0,"on":10},"defaultVariant":"on",` +
 				`"targeting":` + rule + `}}}`
 			path := writeFlags(t, t.TempDir(), content)
-			_, err := Ramp(path, "orders", 0)
-			if err == nil {
-				t.Fatal("Ramp of a flag with a targeting rule succeeded")
+			old, note, err := Ramp(path, "orders", 0)
+			if err != nil || old != 10 {
+				t.Fatalf("Ramp = %v, %v; want 10 and no error", old, err)
 			}
-			for _, want := range []string{`flag "orders"`, path, "targeting rule", "edit the rule"} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("Ramp error %q does not contain %q", err, want)
+			for _, want := range []string{`flag "orders"`, "targeting rule", "all=100, none=0", `default variant "on"`, "not 0"} {
+				if !strings.Contains(note, want) {
+					t.Errorf("note %q does not contain %q", note, want)
 				}
 			}
-			if got, _ := os.ReadFile(path); string(got) != content {
-				t.Error("a refused Ramp changed the file")
+			want := strings.Replace(content, `"on":10`, `"on":0`, 1)
+			if got, _ := os.ReadFile(path); string(got) != want {
+				t.Errorf("file after ramp:\n%s\nwant\n%s", got, want)
 			}
 		})
+	}
+	// An untargeted flag gets no note.
+	path := writeFlags(t, t.TempDir(), `{"flags":{"orders":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"}}}`)
+	if _, note, err := Ramp(path, "orders", 5); err != nil || note != "" {
+		t.Errorf("untargeted: note %q, err %v", note, err)
 	}
 }

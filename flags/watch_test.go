@@ -198,7 +198,7 @@ func TestReloadKubeletSymlinkSwap(t *testing.T) {
 	}
 	eventually(t, "the ConfigMap update", percentIs(f, 55))
 
-	if _, err := Ramp(path, "orders", 60); err == nil || !strings.Contains(err.Error(), "edit the ConfigMap") {
+	if _, _, err := Ramp(path, "orders", 60); err == nil || !strings.Contains(err.Error(), "edit the ConfigMap") {
 		t.Errorf("Ramp on a ConfigMap file = %v, want a refusal", err)
 	}
 }
@@ -301,7 +301,7 @@ func TestReloadSeesRamp(t *testing.T) {
 	s, _ := open(t, path)
 	f := s.Flag("orders")
 	start := time.Now()
-	if _, err := Ramp(path, "orders", 25); err != nil {
+	if _, _, err := Ramp(path, "orders", 25); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the ramp", percentIs(f, 25))
@@ -345,7 +345,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	for i := 1; i <= 50; i++ {
 		if i%2 == 0 {
-			if _, err := Ramp(path, "orders", float64(i)); err != nil {
+			if _, _, err := Ramp(path, "orders", float64(i)); err != nil {
 				t.Fatal(err)
 			}
 		} else {

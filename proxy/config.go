@@ -161,6 +161,7 @@ type Timeouts struct {
 
 // Defaults applied where the config is silent.
 const (
+	DefaultAdminListen     = "127.0.0.1:9090"
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultConnect         = 2 * time.Second
 	DefaultResponseHeader  = 30 * time.Second
@@ -305,12 +306,26 @@ func loadConfigBytes(path string, b []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := ParseConfig(b, filepath.Dir(abs))
-	if err != nil {
+	cfg, err := parseConfig(b, filepath.Dir(abs))
+	if cfg == nil {
 		return nil, err
 	}
 	cfg.raw = b
-	return cfg, cfg.Validate()
+	verr := cfg.Validate()
+	if err == nil {
+		return cfg, verr
+	}
+	// Problems of shape, and Validate's on what decoded: all at once.
+	ce := err.(*ConfigError)
+	var more *ConfigError
+	if errors.As(verr, &more) {
+		for _, p := range more.Problems {
+			if !slices.Contains(ce.Problems, p) {
+				ce.Problems = append(ce.Problems, p)
+			}
+		}
+	}
+	return nil, ce
 }
 
 // ParseConfig parses YAML into a Config without validating values. Every
@@ -321,6 +336,16 @@ func loadConfigBytes(path string, b []byte) (*Config, error) {
 // second YAML document, which would otherwise be silently ignored. dir
 // resolves relative paths.
 func ParseConfig(b []byte, dir string) (*Config, error) {
+	cfg, err := parseConfig(b, dir)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parseConfig is ParseConfig, except that with problems of shape it also
+// returns what decoded (nil when nothing did).
+func parseConfig(b []byte, dir string) (*Config, error) {
 	var ce ConfigError
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
@@ -357,7 +382,16 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 	cfg := &Config{dir: dir}
 	checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]bool{})
 	if err := ce.err(); err != nil {
-		return nil, err
+		// What does decode is returned with the problems, so that
+		// Validate can report its own too: one misspelt key must not hide
+		// a bad URL (every problem is reported at once). yaml's own
+		// messages about the values that did not decode repeat
+		// checkShape's.
+		var te *yaml.TypeError
+		if derr := root.Decode(cfg); derr != nil && !errors.As(derr, &te) {
+			return nil, err
+		}
+		return cfg, err
 	}
 	// checkShape has decoded every value on its own, so this fails only
 	// where yaml refuses the document as a whole (excessive aliasing).
@@ -559,6 +593,9 @@ var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 func (c *Config) Validate() error {
 	var ce ConfigError
 	checkAddr(&ce, "listen", c.Listen, true)
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen // loopback: the admin API stays on the host
+	}
 	checkAddr(&ce, "admin_listen", c.AdminListen, true)
 	if c.Listen != "" && c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		ce.add("admin_listen: same address as listen (%q)", c.Listen)

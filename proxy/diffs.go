@@ -142,11 +142,11 @@ func (s *Server) apiDiffs(w http.ResponseWriter, r *http.Request) {
 	limit := 20
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > samplesPerRoute {
-			writeText(w, http.StatusBadRequest, "limit: want a number from 1 to 100\n")
+		if err != nil || n < 1 {
+			writeText(w, http.StatusBadRequest, "limit: want a whole number from 1 (at most 100 are kept)\n")
 			return
 		}
-		limit = n
+		limit = min(n, samplesPerRoute) // a route keeps no more
 	}
 	t := s.table.Load()
 	var out []DiffSample

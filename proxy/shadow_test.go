@@ -529,8 +529,14 @@ func TestDiffsAPI(t *testing.T) {
 	if len(all) != 3 || all[0].Path != "/api/orders/4" || all[1].Path != "/api/orders/3" || all[2].Path != "/api/orders/2" {
 		t.Errorf("limit=3: want the 3 newest first, got %d: %+v", len(all), all)
 	}
-	if code, _ := e.adminGet("/api/diffs?limit=101"); code != 400 {
-		t.Errorf("limit=101: %d", code)
+	// At most 100 are kept: a larger limit asks for all of them.
+	if got := e.diffs("?limit=500"); len(got) != 5 {
+		t.Errorf("limit=500: %d samples, want all 5", len(got))
+	}
+	for _, bad := range []string{"0", "-1", "ten"} {
+		if code, _ := e.adminGet("/api/diffs?limit=" + bad); code != 400 {
+			t.Errorf("limit=%s: %d, want 400", bad, code)
+		}
 	}
 	if code, _ := e.adminGet("/api/diffs?route=nope"); code != 404 {
 		t.Errorf("unknown route: %d", code)

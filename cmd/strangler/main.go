@@ -62,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		err = validate(args, stdout, stderr)
 	case "ramp":
-		err = ramp(args, stdout)
+		err = ramp(args, stdout, stderr)
 	case "demo":
 		err = demo(args, stdout, stderr)
 	case "version", "--version", "-version":
@@ -243,7 +243,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func ramp(args []string, stdout io.Writer) error {
+func ramp(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ramp", flag.ContinueOnError)
 	path := configFlag(fs)
 	pos, err := parseArgs(fs, args)
@@ -276,11 +276,14 @@ func ramp(args []string, stdout io.Writer) error {
 	if cfg.FlagFile() == "" {
 		return fmt.Errorf("ramp: %s reads its flags from a flagd daemon, and ramp edits flag files only: set flag %q where that daemon's flags are kept", *path, flagName)
 	}
-	old, err := flags.Ramp(cfg.FlagFile(), flagName, pct)
+	old, note, err := flags.Ramp(cfg.FlagFile(), flagName, pct)
 	if err != nil {
 		return fmt.Errorf("ramp: %w", err)
 	}
 	fmt.Fprintf(stdout, "%s: %s -> %s\n", name, fmtPercent(old), fmtPercent(pct))
+	if note != "" {
+		fmt.Fprintf(stderr, "strangler: ramp: note: %s\n", note)
+	}
 	return nil
 }
 

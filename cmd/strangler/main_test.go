@@ -79,6 +79,21 @@ func TestRampRoundTrip(t *testing.T) {
 	}
 }
 
+// ramp keeps a targeting rule and says on stderr what the rule still
+// decides (issue 2: targeting pins chosen users while the rest ramp).
+func TestRampTargetedFlagNotes(t *testing.T) {
+	t.Parallel()
+	cfg, flagFile := writeSetup(t, `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"ramp":10,"all":100},"defaultVariant":"ramp",`+
+		`"targeting":{"if":[{"in":[{"var":"targetingKey"},["beta-1"]]},"all"]}}}}`)
+	code, out, errOut := runCmd("ramp", "--config", cfg, "orders", "25")
+	if code != 0 || out != "orders: 10 -> 25\n" || !strings.Contains(errOut, "targeting rule") || !strings.Contains(errOut, "all=100") {
+		t.Errorf("code %d, out %q, stderr %q", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(flagFile); !strings.Contains(string(b), `"ramp":25`) || !strings.Contains(string(b), `["beta-1"]]},"all"]`) {
+		t.Errorf("flag file after ramp: %s", b)
+	}
+}
+
 // ramp edits flag files; with flagd it says so instead of an lstat error.
 func TestRampWithFlagdSaysWhere(t *testing.T) {
 	t.Parallel()
