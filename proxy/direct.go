@@ -60,7 +60,9 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 	}
 	removeHopByHop(resp.Header)
 	if u.answered != nil {
-		if err := u.answered(resp); err != nil {
+		// A replay of a 5xx, once a 1xx of the service reached the client,
+		// would give it two backends' answers: the 5xx passes instead.
+		if err := u.answered(resp); err != nil && !informed(w) {
 			resp.Body.Close()
 			u.onError(w, r, err)
 			return

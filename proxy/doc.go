@@ -86,7 +86,8 @@
 // # Fallback and ejection
 //
 // When the split chose the service and the call fails before any byte of
-// the answer was written, the request is replayed to the monolith:
+// the answer was written (an interim 103 counts), the request is replayed
+// to the monolith:
 // always after a connect failure (nothing reached the service), and after
 // a reset, a timeout or (if configured) a 5xx only for fallback.methods
 // and a body buffered whole, since the service may have acted on it. A

@@ -107,6 +107,11 @@ func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Reque
 			return false
 		}
 	}
+	if rec.informed {
+		// The service's 1xx (103 Early Hints) reached the client: its
+		// answer has begun, and the monolith's would be a second one.
+		return false
+	}
 	rt.fallback.on[reason].Inc()
 	if bb, ok := r.Body.(*bufferedBody); ok {
 		r.Body = bb.again()

@@ -60,10 +60,11 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 		ts.m = map[Timeouts]*h1Transport{}
 	}
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
+	dial := guardUpstream(d.DialContext, true)
 	std := &http.Transport{
 		Proxy:                 nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext:           guardUpstream(d.DialContext, true),
-		TLSHandshakeTimeout:   time.Duration(t.Connect),
+		DialContext:           dial,
+		DialTLSContext:        dialTLS(dial, time.Duration(t.Connect)),
 		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
 		IdleConnTimeout:       time.Duration(t.Idle),
 		// net/http's default of 2 idle connections per host makes every
@@ -187,7 +188,11 @@ func newUpstream(o upstreamOptions) *upstream {
 		if o.failed != nil && o.failed(w, r, kind, err) {
 			return
 		}
-		writeError(w, status, fmt.Sprintf("route %s: %s %s", o.route, o.backend, describeKind(kind)))
+		what := describeKind(kind)
+		if errors.Is(err, errReplay5xx) {
+			what = "answered with a server error" // not replayed after all: its 1xx was out
+		}
+		writeError(w, status, fmt.Sprintf("route %s: %s %s", o.route, o.backend, what))
 	}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -200,6 +205,11 @@ func newUpstream(o upstreamOptions) *upstream {
 				pr.Out.Host = pr.In.Host
 			}
 			setForwarded(pr)
+			// Request trailers are not forwarded (nginx does not forward
+			// them either): sent after the body, they would get past
+			// every rule applied to the head (underscore names, the
+			// X-Forwarded fields the proxy sets, X-Strangler-Shadow).
+			pr.Out.Trailer = nil
 			if o.shadow {
 				pr.Out.Header[shadowHeader] = shadowMark
 			}
@@ -258,6 +268,36 @@ func setForwarded(pr *httputil.ProxyRequest) {
 
 // Shared, never modified: see setForwarded.
 var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
+
+// dialTLS dials with dial and then makes the TLS handshake itself, within
+// timeout, as the transport would (its default client config, the host as
+// server name, HTTP/1.1). Done inside the dial, a failed handshake is a
+// dial error: classify counts it as connect, and fallback replays any
+// method then, since no byte of the request reached the service. Left to
+// the transport, a handshake timeout looked like a response timeout and a
+// handshake the service hung up on like a reset, and a POST was not
+// replayed. The guard stays under TLS, as before: it sees ciphertext and
+// steps aside, but its hold on a failed write still applies.
+func dialTLS(dial func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		tc := tls.Client(raw, &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}})
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, &net.OpError{Op: "dial", Net: network, Addr: raw.RemoteAddr(), Err: fmt.Errorf("TLS handshake: %w", err)}
+		}
+		return tc, nil
+	}
+}
 
 // classify maps a transport error to the kind counted and the status the
 // client gets: 502 when the upstream could not answer, 504 when it did not

@@ -33,7 +33,6 @@ type message struct {
 	ambiguous        bool // response: a head the transport may frame unlike others
 	underscore       bool
 	upgrade          bool
-	optionsStar      bool
 	trailer          bool
 	bol              bool // lenient: at the beginning of a line
 	teLines, clLines int
@@ -45,7 +44,6 @@ type message struct {
 	methodLen        int
 	target           uint32
 	targetLen        int
-	targetFirst      byte
 	name             [17]byte // lower-cased start of the header name
 	nameLen          int
 	field            uint8
@@ -223,9 +221,6 @@ func (f *framer) feed(b []byte) (int, fevent) {
 			}
 		case fsTarget:
 			if chars[c]&clTarget != 0 {
-				if m.targetLen == 0 {
-					m.targetFirst = c
-				}
 				j := i
 				h := m.target
 				for ; j < len(b) && chars[b[j]]&clTarget != 0; j++ {
@@ -304,10 +299,6 @@ func (f *framer) feed(b []byte) (int, fevent) {
 			if c != '\n' {
 				bad = reasonLineEnd
 				break
-			}
-			if !f.response {
-				m.optionsStar = m.methodLen == 7 && string(m.method[:]) == "OPTIONS" &&
-					m.targetLen == 1 && m.targetFirst == '*'
 			}
 			f.state = fsLineStart
 		case fsLineStart:

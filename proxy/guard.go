@@ -89,9 +89,10 @@ type guardConn struct {
 	linger    atomic.Bool // a request was refused: see Close
 
 	// Read's own state.
-	f    framer
-	soft bool // the last head asked for an Upgrade: what follows may be tunnel data
-	cut  bool // no byte after the last one delivered goes to net/http
+	f      framer
+	soft   bool // the last head asked for an Upgrade: what follows may be tunnel data
+	softAt int  // delivered when soft was set: a bad byte before the next head is in that request's own body
+	cut    bool // no byte after the last one delivered goes to net/http
 
 	mu sync.Mutex
 	// q is a ring of the verdicts on heads delivered and not yet admitted,
@@ -164,13 +165,10 @@ func (c *guardConn) follow(b []byte) (int, bool) {
 		case evHead:
 			m := &c.f.m
 			v := m.verdict()
-			queued := true
-			if !m.optionsStar { // net/http answers OPTIONS * itself: no admit
-				c.mu.Lock()
-				queued = c.push(v)
-				c.delivered++
-				c.mu.Unlock()
-			}
+			c.mu.Lock()
+			queued := c.push(v)
+			c.delivered++
+			c.mu.Unlock()
 			switch {
 			case !queued:
 				return off, c.cutHere()
@@ -181,10 +179,13 @@ func (c *guardConn) follow(b []byte) (int, bool) {
 			case v.reason != reasonOK:
 				return off, c.cutHere()
 			default:
-				c.soft = m.upgrade
+				c.soft, c.softAt = m.upgrade, c.delivered
 			}
 		case evBad:
-			if c.soft {
+			// After an upgrade request, a bad byte may be tunnel data, but
+			// not in that request's own body (no head since): that is cut
+			// like any other, whatever Upgrade said.
+			if c.soft && c.delivered != c.softAt {
 				c.f.lose()
 				continue
 			}

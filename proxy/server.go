@@ -155,9 +155,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r) {
 		return
 	}
+	if r.RequestURI == "*" {
+		// OPTIONS * asks about the server, not a resource: answered here,
+		// as net/http's general options handler does. Another method
+		// with that target names nothing.
+		if r.Method != http.MethodOptions {
+			s.refuse(w, r, nil, http.StatusBadRequest, "request target * is for OPTIONS only")
+			return
+		}
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	rt := t.match(r)
 	rec := s.recs.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex = w, 0, nil, nil, rt.monolith, r, nil
+	rec.informed = false
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
 	defer s.finish(r, rec, start)
@@ -271,6 +284,15 @@ type recorder struct {
 	// duplex is the client's body when the handler reads it while it
 	// answers (EnableFullDuplex); nil otherwise.
 	duplex *bodyLimiter
+	// informed: an interim answer (103 Early Hints) reached the client,
+	// so the answer has begun and a fallback may no longer replay.
+	informed bool
+}
+
+// informed reports whether an interim answer already reached w's client.
+func informed(w http.ResponseWriter) bool {
+	rec, ok := w.(*recorder)
+	return ok && rec.informed
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -284,6 +306,9 @@ func (w *recorder) WriteHeader(code int) {
 		// comes from Go's server when its body is first read, and a second
 		// would be one too many.
 		return
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.informed = true
 	}
 	// 1xx answers (103 Early Hints) precede the final one; 101 is final.
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
@@ -347,6 +372,10 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	proxySrv := &http.Server{
 		Handler:  s.tracing.handler(s),
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// OPTIONS * reaches ServeHTTP, through the guard's admit like
+		// every other head; net/http's own answer skipped it, which let
+		// a bad one through and cancelled the request before it.
+		DisableGeneralOptionsHandler: true,
 	}
 	s.applyLimits(proxySrv)
 	ln = s.guardListener(ln)
