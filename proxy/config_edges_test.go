@@ -166,16 +166,7 @@ func TestAdminTokenRotationSameSize(t *testing.T) {
 	token := filepath.Join(dir, "token")
 	writeFile(t, token, "old-token-1\n")
 	e := newEnv(t, basicConfig+"admin_token_file: "+token+"\n", flagJSON("orders-percent", 10), nil, nil)
-	get := func(auth string) int {
-		req, _ := http.NewRequest("GET", e.adminURL+"/api/routes", nil)
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := func(auth string) int { return e.adminStatus("/api/routes", auth) }
 	if get("Bearer old-token-1") != 200 {
 		t.Fatal("old token refused before rotation")
 	}

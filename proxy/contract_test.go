@@ -27,18 +27,7 @@ func TestContractUpstreamErrors502And504(t *testing.T) {
 		}
 		w.Header().Set("X-Served-By", "service")
 	})
-	e := newEnv(t, `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-monolith: {{monolith}}
-flags:
-  file: flags.json
-routes:
-  - name: orders
-    path: /api/orders/*
-    service: {{service}}
-    sticky: header:X-User-Id
-    timeouts: {response_header: 200ms}
+	e := newEnv(t, basicConfig+`    timeouts: {response_header: 200ms}
     fallback: {on: []}
     eject: {consecutive_failures: 0}
   - name: dead
@@ -87,17 +76,7 @@ func TestContractEjectionAdminAndMetrics(t *testing.T) {
 		w.Header().Set("X-Served-By", "service")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	e := newEnv(t, `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-monolith: {{monolith}}
-flags:
-  file: flags.json
-routes:
-  - name: orders
-    path: /api/orders/*
-    service: {{service}}
-    fallback: {on: []}
+	e := newEnv(t, basicConfig+`    fallback: {on: []}
     eject: {consecutive_failures: 2, base_time: 30s, max_time: 1m}
 `, flagJSON("orders-percent", 100), nil, fail)
 
@@ -158,19 +137,7 @@ routes:
 // values redacted, limit default 20, and the comparison metrics' labels.
 func TestContractDiffsJSON(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-monolith: {{monolith}}
-flags:
-  file: flags.json
-routes:
-  - name: orders
-    path: /api/orders/*
-    service: {{service}}
-    sticky: header:X-User-Id
-    shadow: {percent: 100}
-`, flagJSON("orders-percent", 0), nil, nil)
+	e := newEnv(t, basicConfig+"    shadow: {percent: 100}\n", flagJSON("orders-percent", 0), nil, nil)
 	for i := range 25 {
 		e.get("/api/orders/1?token=s3cret&n="+string(rune('a'+i)), "X-User-Id", "u")
 	}
@@ -245,17 +212,13 @@ routes:
 // admin API on a loopback address rather than be refused.
 func TestContractAdminListenDefault(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "flags.json"), flagJSON("orders-percent", 0))
-	path := filepath.Join(dir, "strangler.yaml")
-	writeFile(t, path, `
+	cfg, err := loadYAML(t, `
 listen: 127.0.0.1:8080
 monolith: http://127.0.0.1:8081
 flags:
   file: flags.json
 routes: []
 `)
-	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatalf("config without admin_listen refused, though the admin listener is documented to default to loopback: %v", err)
 	}
@@ -268,10 +231,7 @@ routes: []
 // optional keys of issues 2, 3 and 7.
 func TestContractConfigDefaults(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "flags.json"), flagJSON("orders-percent", 0))
-	path := filepath.Join(dir, "strangler.yaml")
-	writeFile(t, path, `
+	cfg, err := loadYAML(t, `
 listen: 127.0.0.1:8080
 admin_listen: 127.0.0.1:9090
 monolith: http://127.0.0.1:8081
@@ -287,7 +247,6 @@ routes:
     fallback: {on: []}
     eject: {consecutive_failures: 0}
 `)
-	cfg, err := LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,4 +323,14 @@ routes:
 			t.Errorf("problem %q not reported; all reported:\n%s", want, msg)
 		}
 	}
+}
+
+// loadYAML loads yaml as a config file beside a flag file, as serve would.
+func loadYAML(t *testing.T, yaml string) (*Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "flags.json"), flagJSON("orders-percent", 0))
+	path := filepath.Join(dir, "strangler.yaml")
+	writeFile(t, path, yaml)
+	return LoadConfig(path)
 }

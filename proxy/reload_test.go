@@ -28,6 +28,22 @@ const twoRoutes = basicConfig + `  - name: users
     service: {{service}}
 `
 
+// adminStatus is the status of GET path on the admin listener, with
+// Authorization: auth unless auth is empty.
+func (e *env) adminStatus(path, auth string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.adminURL+path, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func TestReloadAppliesAGoodConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100, "users-percent", 100), nil, nil)
@@ -176,18 +192,7 @@ func TestAdminToken(t *testing.T) {
 	token := filepath.Join(dir, "token")
 	writeFile(t, token, "s3cret\n")
 	e := newEnv(t, basicConfig+"admin_token_file: "+token+"\n", flagJSON("orders-percent", 10), nil, nil)
-	get := func(path, auth string) int {
-		req, _ := http.NewRequest("GET", e.adminURL+path, nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := e.adminStatus
 	for _, c := range []struct {
 		path, auth string
 		want       int
