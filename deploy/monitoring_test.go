@@ -350,6 +350,13 @@ func TestDashboard(t *testing.T) {
 				if perRoute && !selector.MatchString(q.Expr) {
 					t.Errorf("%s: %q does not filter on the route variable", where, q.Expr)
 				}
+				// A range over $__interval holds no two samples when Grafana's
+				// step is under two scrapes (30 s apart), as it is on ranges
+				// of a few hours: the panel is blank. $__rate_interval is
+				// Grafana's answer.
+				if strings.Contains(q.Expr, "[$__interval]") {
+					t.Errorf("%s: %q ranges over $__interval; use $__rate_interval", where, q.Expr)
+				}
 			}
 		}
 	}

@@ -289,6 +289,11 @@ func (w *rpcWatch) refreshLoop() {
 		}
 		if reported {
 			w.s.log.Info("flags re-evaluated after retrying", "source", w.s.origin)
+			if !announce {
+				// The caller heard of the miss (OnReloadError) and must hear
+				// that the flags are current again, changed or not.
+				w.s.announce()
+			}
 		}
 	}
 }

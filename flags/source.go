@@ -46,8 +46,11 @@ type Options struct {
 	// OnChange is called from the updating goroutine each time new flags
 	// are live: Percent and Current already return the new values. It
 	// fires for each valid change of the file or the daemon's flag set,
-	// when they become valid again after an invalid version, and when a
-	// lost daemon is reached again. It must not block or call Close.
+	// when they become valid again after an invalid version, when a lost
+	// daemon is reached again, and (rpc mode) when a re-evaluation that
+	// missed the daemon succeeds on a retry: after OnReloadError, the next
+	// OnChange says the flags are current again. It must not block or
+	// call Close.
 	OnChange func()
 	// OnReloadError is called from the updating goroutine when the file
 	// became invalid, unreadable or was deleted, when a daemon sent an

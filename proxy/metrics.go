@@ -37,6 +37,7 @@ type Metrics struct {
 	percent          *prometheus.GaugeVec
 	flagErrors       *prometheus.CounterVec
 	flagReloadErrors prometheus.Counter
+	flagReloadOK     prometheus.Gauge
 	upstreamErrors   *prometheus.CounterVec
 	comparisons      *prometheus.CounterVec
 	mismatches       *prometheus.CounterVec
@@ -77,6 +78,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		flagReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strangler_flag_reload_errors_total",
 			Help: "Flag file changes that were refused (unreadable, invalid, deleted); the last good flags stayed in force.",
+		}),
+		flagReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strangler_flag_last_reload_successful",
+			Help: "1 when the flags in force are the flag source's latest (its last change applied), 0 while the last change was refused or the flagd daemon is out of reach and older flags stay in force.",
 		}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_upstream_errors_total",
@@ -128,8 +133,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "When the config was last loaded successfully (start or reload).",
 	})
 	m.reloadOK.Set(1)
+	m.flagReloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
-	reg.MustRegister(m.reloadErrors, m.reloadOK, m.reloadTime, m.fallbacks, m.ejected, m.ejections, m.panics, m.requests, m.duration, m.percent, m.flagErrors, m.flagReloadErrors, m.upstreamErrors,
+	reg.MustRegister(m.reloadErrors, m.reloadOK, m.reloadTime, m.fallbacks, m.ejected, m.ejections, m.panics, m.requests, m.duration, m.percent, m.flagErrors, m.flagReloadErrors, m.flagReloadOK, m.upstreamErrors,
 		m.comparisons, m.mismatches, m.shadowSkipped, m.noiseFields)
 	return m
 }

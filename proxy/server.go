@@ -67,8 +67,15 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	s.metrics = NewMetrics(s.reg)
 	s.recs.New = func() any { return new(recorder) }
 	fo := cfg.flagOptions()
-	fo.Logger, fo.OnChange = log, s.refreshPercents
-	fo.OnReloadError = func(error) { s.metrics.flagReloadErrors.Inc() }
+	fo.Logger = log
+	fo.OnChange = func() {
+		s.metrics.flagReloadOK.Set(1)
+		s.refreshPercents()
+	}
+	fo.OnReloadError = func(error) {
+		s.metrics.flagReloadErrors.Inc()
+		s.metrics.flagReloadOK.Set(0)
+	}
 	src, err := flags.Open(ctx, fo)
 	if err != nil {
 		return nil, fmt.Errorf("flags: %w", err)

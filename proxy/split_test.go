@@ -187,6 +187,17 @@ func TestInvalidFlagFileKeepsLastGood(t *testing.T) {
 		if got := e.servedBy(20, "/api/orders/1"); got["service"] != 20 {
 			t.Fatalf("after %q: %v; want all on the service (last good flags)", bad, got)
 		}
+		if v := e.metric("strangler_flag_last_reload_successful"); v != 0 {
+			t.Errorf("after %q: strangler_flag_last_reload_successful = %v, want 0 (stale flags)", bad, v)
+		}
+	}
+	// A valid file again: current flags, and the gauge says so.
+	writeFile(t, e.flagFile, flagJSON("orders-percent", 0))
+	eventually(t, 2*time.Second, "flags current again", func() bool {
+		return e.metric("strangler_flag_last_reload_successful") == 1
+	})
+	if got := e.servedBy(20, "/api/orders/1"); got["monolith"] != 20 {
+		t.Errorf("after the rollback to 0: %v", got)
 	}
 }
 
