@@ -243,3 +243,36 @@ func TestEjectionTimeDoublesToMax(t *testing.T) {
 		}
 	}
 }
+
+// A method chi does not know (PURGE, PROPFIND, a custom token) follows the
+// split on a route that accepts every method; chi's Find matched nothing
+// for it, so it went to the monolith whatever the route's percentage. A
+// route that lists its methods still does not take it, and a less
+// specific route that accepts every method does.
+func TestCustomMethodsFollowTheSplit(t *testing.T) {
+	t.Parallel()
+	cfg := basicConfig + `  - name: items
+    path: /api/orders/{id}/items
+    methods: [GET]
+    service: {{service}}
+`
+	e := newEnv(t, cfg, flagJSON("orders-percent", 100, "items-percent", 100), nil, nil)
+	for _, tc := range []struct{ method, path, want string }{
+		{"PURGE", "/api/orders/1", "service"},
+		{"PROPFIND", "/api/orders/1", "service"},
+		{"GET", "/api/orders/1/items", "service"},
+		{"PURGE", "/api/orders/1/items", "service"}, // items lists GET only: orders takes it
+		{"PURGE", "/elsewhere", "monolith"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.proxyURL+tc.path, nil)
+		req.Header.Set("X-User-Id", "u")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Served-By"); got != tc.want {
+			t.Errorf("%s %s: served by %q, want %s", tc.method, tc.path, got, tc.want)
+		}
+	}
+}

@@ -92,9 +92,14 @@ func redactQuery(path, rawQuery string) string {
 			b.WriteByte('&')
 		}
 		name, _, hasValue := strings.Cut(pair, "=")
-		b.WriteString(name)
-		if hasValue {
+		switch {
+		case hasValue:
+			b.WriteString(name)
 			b.WriteString("=[redacted]")
+		case pair != "":
+			// A part with no "=" may be a bare value (?sk_live_…, a
+			// reset link's token): not kept either.
+			b.WriteString("[redacted]")
 		}
 	}
 	return b.String()

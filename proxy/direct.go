@@ -151,7 +151,7 @@ func (u *upstream) copyBody(w io.Writer, body io.Reader) error {
 		}
 		if rerr != nil {
 			if !errors.Is(rerr, context.Canceled) {
-				u.log.Warn("upstream body read error", "route", u.route, "backend", u.backend, "error", rerr)
+				u.log.Warn("upstream body read error", "route", u.route, "backend", u.backend, "error", elide(rerr))
 			}
 			return rerr
 		}

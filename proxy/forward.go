@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -182,7 +183,7 @@ func newUpstream(o upstreamOptions) *upstream {
 		if !errors.Is(err, errReplay5xx) { // a 5xx is an answer, not a failed call
 			u.metrics.errors[kind].Inc()
 			if kind != errCanceled {
-				o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", err)
+				o.log.Warn("upstream error", "route", o.route, "backend", o.backend, "kind", kind, "error", elide(err))
 			}
 		}
 		if o.failed != nil && o.failed(w, r, kind, err) {
@@ -233,7 +234,7 @@ func newUpstream(o upstreamOptions) *upstream {
 		// write instead (streaming every chunk as it arrives, as -1 would)
 		// without the timer and writer ReverseProxy allocates for -1.
 		FlushInterval: 0,
-		ErrorLog:      slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
+		ErrorLog:      log.New(redactingLog{o.log.Handler(), slog.LevelWarn}, "", 0),
 		ErrorHandler:  u.onError,
 	}
 	return u

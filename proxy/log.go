@@ -1,11 +1,71 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // slogPrinter adapts slog to promhttp's Println-style error log.
 type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.log.Error(fmt.Sprint(v...)) }
+
+// elided is an error whose text has every quoted string in it elided:
+// Go's HTTP parsers, and the direct path's reader, quote the line they
+// refused, which may hold a Set-Cookie or Authorization value that must
+// never reach a log or a span. It unwraps to the error itself, so
+// errors.Is and errors.As see through it.
+type elided struct{ err error }
+
+func (e elided) Error() string { return elideQuoted(e.err.Error()) }
+func (e elided) Unwrap() error { return e.err }
+
+// elide wraps err as elided, except the context's own errors, which
+// quote nothing and which ReverseProxy compares by identity.
+func elide(err error) error {
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return err
+	}
+	return elided{err}
+}
+
+// elideQuoted replaces each Go-quoted string in s by "…"; a quote that
+// does not open one ends s there.
+func elideQuoted(s string) string {
+	i := strings.IndexByte(s, '"')
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	for ; i >= 0; i = strings.IndexByte(s, '"') {
+		b.WriteString(s[:i])
+		b.WriteString(`"…"`)
+		q, err := strconv.QuotedPrefix(s[i:])
+		if err != nil {
+			return b.String()
+		}
+		s = s[i+len(q):]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// redactingLog is a log.Logger's output (ReverseProxy's ErrorLog) that
+// elides quoted text before handing the line to slog at level.
+type redactingLog struct {
+	h     slog.Handler
+	level slog.Level
+}
+
+func (w redactingLog) Write(p []byte) (int, error) {
+	ctx := context.Background()
+	if w.h.Enabled(ctx, w.level) {
+		msg := elideQuoted(strings.TrimSuffix(string(p), "\n"))
+		w.h.Handle(ctx, slog.NewRecord(time.Now(), w.level, msg, 0))
+	}
+	return len(p), nil
+}

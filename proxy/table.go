@@ -128,9 +128,13 @@ func (t *table) match(r *http.Request) *route {
 	if path == "" {
 		path = r.URL.Path
 	}
+	method := r.Method
+	if !isStandardMethod(method) {
+		method = anyMethod
+	}
 	rctx := t.rctx.Get().(*chi.Context)
 	rctx.Reset()
-	pattern := t.mux.Find(rctx, r.Method, path)
+	pattern := t.mux.Find(rctx, method, path)
 	t.rctx.Put(rctx)
 	if pattern == "" {
 		return t.fallback
@@ -141,6 +145,25 @@ func (t *table) match(r *http.Request) *route {
 		}
 	}
 	return t.fallback
+}
+
+// anyMethod stands in, for chi, for a request method chi does not know
+// (PURGE, PROPFIND, …): chi's Find matches nothing for those, so they went
+// to the monolith even on a route that accepts every method. Registered
+// before any mux is built, it is one of the methods Handle registers a
+// method-less route for; routes with methods list standard ones only.
+const anyMethod = "STRANGLER-ANY-METHOD"
+
+func init() { chi.RegisterMethod(anyMethod) }
+
+// isStandardMethod reports whether m is one of the methods chi knows
+// without registration (RFC 9110's, and PATCH).
+func isStandardMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":
+		return true
+	}
+	return false
 }
 
 func (rt *route) accepts(method string) bool {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"time"
 
@@ -50,7 +51,7 @@ func (tr *tracing) handler(h http.Handler) http.Handler {
 	return otelhttp.NewHandler(h, "strangler",
 		otelhttp.WithTracerProvider(tr.tp),
 		otelhttp.WithPropagators(tr.prop),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanMethod(r.Method) }),
 	)
 }
 
@@ -60,12 +61,58 @@ func (tr *tracing) transport(base http.RoundTripper, route, backend, role string
 	if tr == nil {
 		return base
 	}
-	return otelhttp.NewTransport(base,
+	return otelhttp.NewTransport(redactingTransport{base},
 		otelhttp.WithTracerProvider(tr.tp),
 		otelhttp.WithPropagators(tr.prop),
 		otelhttp.WithSpanOptions(trace.WithAttributes(attrRoute.String(route), attrBackend.String(backend), attrRole.String(role))),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return role + " " + backend + " " + r.Method }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return role + " " + backend + " " + spanMethod(r.Method) }),
 	)
+}
+
+// redactingTransport sits inside otelhttp's client span and keeps secrets
+// out of it: url.full with query values redacted, as in mismatch samples
+// (otelhttp records the whole query), and errors, of the call and of the
+// answer's body, with quoted text elided (Go's parsers and the direct
+// path's reader quote the line they refused, which may be a Set-Cookie).
+type redactingTransport struct{ http.RoundTripper }
+
+func (t redactingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.RawQuery != "" {
+		u := *r.URL
+		u.RawQuery = ""
+		trace.SpanFromContext(r.Context()).SetAttributes(attrURLFull.String(redactQuery(u.String(), r.URL.RawQuery)))
+	}
+	resp, err := t.RoundTripper.RoundTrip(r)
+	if err != nil {
+		return resp, elide(err)
+	}
+	resp.Body = elidingBody{resp.Body}
+	return resp, nil
+}
+
+// attrURLFull is OpenTelemetry's url.full, which otelhttp sets first.
+const attrURLFull = attribute.Key("url.full")
+
+// elidingBody reports the errors of an answer's body as elided.
+type elidingBody struct{ io.ReadCloser }
+
+func (b elidingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = elide(err)
+	}
+	return n, err
+}
+
+// spanMethod is a method as span names carry it: a client may send any
+// token as a method, and span names become metric labels in span-metrics
+// pipelines, so methods outside the standard set are "_OTHER", as
+// otelhttp's own attributes have them.
+func spanMethod(m string) string {
+	if isStandardMethod(m) {
+		return m
+	}
+	return "_OTHER"
 }
 
 // annotate names the server span after the route's pattern (otelhttp,
@@ -78,9 +125,9 @@ func (tr *tracing) annotate(ctx context.Context, r *http.Request, rt *route, bac
 	if !span.IsRecording() {
 		return
 	}
-	name := r.Method + " " + rt.pattern
+	name := spanMethod(r.Method) + " " + rt.pattern
 	if rt.pattern == "" {
-		name = r.Method + " " + defaultRoute
+		name = spanMethod(r.Method) + " " + defaultRoute
 	}
 	span.SetName(name)
 	span.SetAttributes(attrRoute.String(rt.name), attrBackend.String(backend), attrPercent.Float64(percent))
