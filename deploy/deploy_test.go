@@ -551,7 +551,9 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 
 	t.Run("Shutdown", func(t *testing.T) {
 		// SIGTERM comes after the preStop sleep; the drain then takes up to
-		// shutdown_timeout. The monolith must serve until the drain is over.
+		// shutdown_timeout, and the exit (comparisons in flight, the last
+		// spans) up to proxy.ExitGrace. The monolith must serve until the
+		// drain is over.
 		drain := time.Duration(sleepSeconds(s))*time.Second + cfg.shutdownTimeout
 		if sleepSeconds(s) == 0 {
 			t.Errorf("%s: no preStop sleep: the Service may still send it connections after it stops listening", s.Name)
@@ -560,8 +562,8 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 			t.Fatal("no terminationGracePeriodSeconds")
 		}
 		grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
-		if grace <= drain {
-			t.Errorf("terminationGracePeriodSeconds %v is not above preStop sleep + shutdown_timeout = %v", grace, drain)
+		if grace <= drain+proxy.ExitGrace {
+			t.Errorf("terminationGracePeriodSeconds %v is not above preStop sleep + shutdown_timeout + proxy.ExitGrace = %v", grace, drain+proxy.ExitGrace)
 		}
 		if m := time.Duration(sleepSeconds(mono)) * time.Second; m < drain || m >= grace {
 			t.Errorf("%s preStop sleep %v: want at least Strangler's drain (%v) and under the grace period (%v)", mono.Name, m, drain, grace)

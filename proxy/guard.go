@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,10 +40,11 @@ const guardLinger = 250 * time.Millisecond
 
 // guardListener wraps the proxy's listener so that every connection is
 // guarded (see guardConn).
-func (s *Server) guardListener(ln net.Listener) net.Listener {
+func (s *Server) guardListener(ln net.Listener, tunnels *tunnelSet) net.Listener {
 	l := s.cfg.Limits
 	return &guardedListener{
 		Listener: ln,
+		tunnels:  tunnels,
 		// Past net/http's own limit (MaxHeaderBytes plus its 4 KiB read
 		// buffer, plus what it may already hold of a pipelined head), it
 		// answers 431 itself and the guard stops following.
@@ -55,6 +58,7 @@ type guardedListener struct {
 	net.Listener
 	maxHead     int
 	stall, idle time.Duration
+	tunnels     *tunnelSet
 }
 
 func (l *guardedListener) Accept() (net.Conn, error) {
@@ -62,7 +66,68 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, f: framer{maxHead: l.maxHead}}, nil
+	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, tunnels: l.tunnels, f: framer{maxHead: l.maxHead}}, nil
+}
+
+// tunnelSet holds the WebSocket tunnels open on a listener. http.Server
+// forgets a connection once it is hijacked, so its Shutdown would return
+// with tunnels open and the process would cut them at once: Serve waits
+// for them too, up to shutdown_timeout, as nginx's worker_shutdown_timeout
+// does, then closes what is left.
+type tunnelSet struct {
+	mu      sync.Mutex
+	conns   map[*guardConn]struct{}
+	changed chan struct{} // closed when a tunnel ends, for drain; nil: nobody waits
+}
+
+func (t *tunnelSet) add(c *guardConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conns == nil {
+		t.conns = map[*guardConn]struct{}{}
+	}
+	t.conns[c] = struct{}{}
+}
+
+func (t *tunnelSet) remove(c *guardConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.conns[c]; !ok {
+		return
+	}
+	delete(t.conns, c)
+	if t.changed != nil {
+		close(t.changed)
+		t.changed = nil
+	}
+}
+
+// drain waits until no tunnel is open or ctx ends, then closes the
+// tunnels still open and returns how many it closed.
+func (t *tunnelSet) drain(ctx context.Context) int {
+	for {
+		t.mu.Lock()
+		if len(t.conns) == 0 {
+			t.mu.Unlock()
+			return 0
+		}
+		if t.changed == nil {
+			t.changed = make(chan struct{})
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.mu.Lock()
+			open := slices.Collect(maps.Keys(t.conns))
+			t.mu.Unlock()
+			for _, c := range open {
+				c.Conn.Close() // the tunnel's copy then ends and closes c
+			}
+			return len(open)
+		}
+	}
 }
 
 // guardConn is one client connection under guard. Reads run its framer
@@ -77,6 +142,7 @@ type guardConn struct {
 	stall   time.Duration
 	lastArm atomic.Int64 // UnixNano when Write last pushed the write deadline; 0: not pushed since it was last set
 	tunnel  atomic.Bool  // hijacked for a WebSocket: no longer HTTP
+	tunnels *tunnelSet   // the listener's, which Serve drains at shutdown; nil outside Serve
 	// idle closes a tunnel no data crossed, either way, for that long
 	// (limits.idle_timeout), as nginx's proxy_read_timeout and Envoy's
 	// stream idle timeout do; tunnelArm is when it was last pushed.
@@ -275,6 +341,9 @@ func (c *guardConn) Write(p []byte) (int, error) {
 // startTunnel arms the tunnel's idle deadline once the connection is
 // hijacked (net/http has just cleared every deadline).
 func (c *guardConn) startTunnel() {
+	if c.tunnels != nil {
+		c.tunnels.add(c)
+	}
 	c.tunnel.Store(true)
 	c.tunnelArm.Store(0)
 	c.tunnelActive()
@@ -348,6 +417,9 @@ func (c *guardConn) CloseWrite() error {
 // still sends for a moment: closing a socket with unread data sends a
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
+	if c.tunnels != nil && c.tunnel.Load() {
+		c.tunnels.remove(c)
+	}
 	c.mu.Lock()
 	cut := c.cutAt > 0
 	c.mu.Unlock()

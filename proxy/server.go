@@ -40,6 +40,10 @@ type Server struct {
 	table     atomic.Pointer[table]
 	ready     atomic.Bool
 	recs      sync.Pool // *recorder
+
+	abortMu       sync.Mutex
+	aborted       bool               // Abort was called
+	abortShutdown context.CancelFunc // ends the shutdown in progress; nil before one
 }
 
 // Options are the parts of a Server that are not in the config file.
@@ -385,7 +389,8 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 		DisableGeneralOptionsHandler: true,
 	}
 	s.applyLimits(proxySrv)
-	ln = s.guardListener(ln)
+	var tunnels tunnelSet
+	ln = s.guardListener(ln, &tunnels)
 	adminSrv := &http.Server{
 		Handler:           s.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -407,10 +412,21 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	timeout := time.Duration(s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	s.abortMu.Lock()
+	s.abortShutdown = cancel
+	if s.aborted {
+		cancel()
+	}
+	s.abortMu.Unlock()
 	s.log.Info("shutting down", "timeout", timeout.String())
 	if serr := proxySrv.Shutdown(sctx); serr != nil {
 		s.log.Warn("in-flight requests did not finish in time; closing them", "error", serr)
 		proxySrv.Close()
+	}
+	// Hijacked connections (WebSocket tunnels) are not Shutdown's: they
+	// get what is left of shutdown_timeout too.
+	if n := tunnels.drain(sctx); n > 0 {
+		s.log.Warn("WebSocket tunnels still open at shutdown_timeout; closing them", "tunnels", n)
 	}
 	adminSrv.Shutdown(sctx)
 	s.ts.closeIdle()
@@ -420,10 +436,29 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	return nil
 }
 
+// Abort makes a shutdown in progress, or the next one, stop waiting:
+// requests in flight and tunnels are closed at once (a second SIGTERM).
+func (s *Server) Abort() {
+	s.abortMu.Lock()
+	defer s.abortMu.Unlock()
+	s.aborted = true
+	if s.abortShutdown != nil {
+		s.abortShutdown()
+	}
+}
+
+// ExitGrace bounds what a process does after Serve's drain: Close's wait
+// for comparisons in flight, and the export of the last spans. A
+// deployment's grace period covers its preStop, shutdown_timeout and
+// this.
+const ExitGrace = 3 * time.Second
+
 // Close stops the comparison pool and releases the flag source. Call it
-// after Serve returned.
+// after Serve returned. Queued copies are dropped; copies in flight
+// finish, unless ctx ends first (they can take shadow.timeout, twice with
+// noise), in which case Close returns without them.
 func (s *Server) Close(ctx context.Context) error {
-	s.pool.stop()
+	s.pool.stop(ctx)
 	s.ts.closeIdle()
 	s.shadowTS.closeIdle()
 	return s.flags.Close(ctx)

@@ -393,12 +393,13 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	p.req.Body = http.NoBody // each call reads its own reader over p.body
 	if len(body) > 0 {
 		// The body is held until the comparison is done: shadow_memory
-		// bounds it with the answers.
-		if !s.shadowMem.take(int64(len(body))) {
+		// bounds it with the answers, by the capacity of its array (read
+		// without a Content-Length, it grew by doubling).
+		if !s.shadowMem.take(int64(cap(body))) {
 			sh.skipOverload.Inc()
 			return nil
 		}
-		p.bodyHeld = int64(len(body))
+		p.bodyHeld = int64(cap(body))
 	}
 	p.pool = s.pool
 	if primaryService && rt.fallback.enabled() && !safeMethod(r.Method) {
@@ -504,11 +505,34 @@ func (sp *shadowPool) submit(p *shadowPair) bool {
 	}
 }
 
-// stop ends the workers after their current job; queued jobs are dropped.
-// The jobs channel is never closed: request goroutines may still submit.
-func (sp *shadowPool) stop() {
+// stop ends the workers after their current job, waiting for them until
+// ctx ends, then settles the queued jobs without calling anyone: a copy
+// not sent is counted as dropped (reason overload: the queue was not
+// served) and its memory released, a copy already sent is compared. So
+// every sampled request is still counted once. The jobs channel is never
+// closed: request goroutines may still submit.
+func (sp *shadowPool) stop(ctx context.Context) {
 	close(sp.done)
-	sp.wg.Wait()
+	idle := make(chan struct{})
+	go func() {
+		sp.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
+	for {
+		select {
+		case p := <-sp.jobs:
+			if !p.called {
+				p.drop(p.sh.skipOverload)
+			}
+			sp.run(p) // dropped: no call, only its half of the pair
+		default:
+			return
+		}
+	}
 }
 
 func (sp *shadowPool) work() {
@@ -518,6 +542,9 @@ func (sp *shadowPool) work() {
 		case <-sp.done:
 			return
 		case p := <-sp.jobs:
+			// (select picks at random among ready cases, so a worker may
+			// still start a queued job as the pool stops; stop's ctx
+			// bounds the wait for it.)
 			sp.run(p)
 		}
 	}

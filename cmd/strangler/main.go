@@ -21,11 +21,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/strangler-proxy/strangler/flags"
 	"github.com/strangler-proxy/strangler/proxy"
+	"go.opentelemetry.io/otel"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -79,6 +81,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // asked for: the flags' usage was printed
 	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2 // the flag package printed the problem and the usage
+	}
 	var ce *proxy.ConfigError
 	if errors.As(err, &ce) {
 		for _, p := range ce.Problems {
@@ -96,8 +102,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
+		if len(args) > 0 && isNumber(args[0]) {
+			// A negative number ("ramp orders -1") is an argument, for
+			// its command to refuse, not an unknown flag.
+			pos = append(pos, args[0])
+			args = args[1:]
+			continue
+		}
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -107,6 +123,19 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = args[1:]
 	}
 }
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	return err == nil
+}
+
+// usageError is a command line the flag package refused (an unknown
+// flag, a bad value): it has printed why, with the usage; the exit code
+// is 2, as for an unknown command.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
 
 func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "strangler.yaml", "path of the YAML config file")
@@ -157,6 +186,13 @@ func serve(args []string, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", pos[0])
 	}
+	// SIGHUP's default action ends the process: caught from the start
+	// (while the config loads or a flagd daemon is slow to answer) to the
+	// very end (while the drain and the exit run), and only acted on
+	// while serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
@@ -166,14 +202,34 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM drains (up to shutdown_timeout); a
+	// second one closes what is left at once.
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(term)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	return runServer(ctx, cfg, *path, log)
+	var srv atomic.Pointer[proxy.Server]
+	go func() {
+		select {
+		case <-term:
+			stop()
+		case <-ctx.Done():
+			return
+		}
+		<-term
+		log.Warn("second signal: closing requests in flight now")
+		if s := srv.Load(); s != nil {
+			s.Abort()
+		}
+	}()
+	return runServer(ctx, cfg, *path, log, hup, &srv)
 }
 
 // runServer listens, serves until ctx ends, and shuts down. It reloads the
-// config file on SIGHUP and when the file changes.
-func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger) error {
+// config file on SIGHUP (hup) and when the file changes. It publishes the
+// server in srv, for a second signal to abort the drain.
+func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger, hup <-chan os.Signal, srv *atomic.Pointer[proxy.Server]) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -183,43 +239,58 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 		ln.Close()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
+	// After the drain, the comparisons in flight and the last spans get
+	// ExitGrace between them, whatever their own timeouts: the
+	// deployment's grace period counts on it. exit is set once Serve
+	// returns.
+	exit := context.Background()
 	tp, stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		ln.Close()
 		admin.Close()
 		return err
 	}
-	defer stopTracing(context.Background())
+	defer func() { stopTracing(exit) }()
 	opts := proxy.Options{Logger: log}
 	if tp != nil {
 		opts.TracerProvider = tp
+		// The SDK's own errors (an export that failed) go to the log,
+		// not as a plain line on stderr.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
 		log.Info("tracing on")
 	}
-	srv, err := proxy.New(ctx, cfg, opts)
+	s, err := proxy.New(ctx, cfg, opts)
 	if err != nil {
 		ln.Close()
 		admin.Close()
 		return err
 	}
-	defer srv.Close(context.Background())
+	defer func() { s.Close(exit) }()
+	srv.Store(s)
 
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
-	go srv.WatchConfig(watchCtx, path, time.Second)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	go s.WatchConfig(watchCtx, path, time.Second)
 	go func() {
 		for {
 			select {
 			case <-watchCtx.Done():
 				return
 			case <-hup:
-				srv.ReloadFile(path) // logged and counted
+				s.ReloadFile(path) // logged and counted
 			}
 		}
 	}()
-	return srv.Serve(ctx, ln, admin)
+	err = s.Serve(ctx, ln, admin)
+	exit = exitContext()
+	return err
+}
+
+// exitContext ends proxy.ExitGrace from now; its own timer releases it.
+func exitContext() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), proxy.ExitGrace)
+	time.AfterFunc(proxy.ExitGrace, cancel)
+	return ctx
 }
 
 func validate(args []string, stdout, stderr io.Writer) error {
@@ -245,6 +316,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 
 func ramp(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ramp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	path := configFlag(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
