@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // headerEcho answers with the request headers it received, as JSON.
@@ -257,22 +258,32 @@ func TestWebSocketUpgradePassesThrough(t *testing.T) {
 			}
 		})
 	}
-	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), ws("monolith"), ws("service"))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for path, want := range map[string]string{"/api/orders/ws": "service: hi", "/ws": "monolith: hi"} {
-		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.proxyURL, "http")+path, nil)
-		if err != nil {
-			t.Fatalf("%s: dial: %v", path, err)
-		}
-		if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
-			t.Fatal(err)
-		}
-		_, msg, err := c.Read(ctx)
-		if err != nil || string(msg) != want {
-			t.Errorf("%s: got %q, %v; want %q", path, msg, err, want)
-		}
-		c.Close(websocket.StatusNormalClosure, "")
+	// With tracing, the upstream call's answer passes through otelhttp's
+	// and the redacting transport's wrappers: a 101's body must stay the
+	// writable tunnel ReverseProxy needs.
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	for name, opts := range map[string]Options{"plain": {}, "traced": {TracerProvider: tp}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnvWith(t, basicConfig, flagJSON("orders-percent", 100), ws("monolith"), ws("service"), opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for path, want := range map[string]string{"/api/orders/ws": "service: hi", "/ws": "monolith: hi"} {
+				c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.proxyURL, "http")+path, nil)
+				if err != nil {
+					t.Fatalf("%s: dial: %v", path, err)
+				}
+				if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+					t.Fatal(err)
+				}
+				_, msg, err := c.Read(ctx)
+				if err != nil || string(msg) != want {
+					t.Errorf("%s: got %q, %v; want %q", path, msg, err, want)
+				}
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+		})
 	}
 }
 

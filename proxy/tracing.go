@@ -86,7 +86,11 @@ func (t redactingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, elide(err)
 	}
-	resp.Body = elidingBody{resp.Body}
+	if _, tunnel := resp.Body.(io.Writer); !tunnel {
+		// (A 101's body is the tunnel, an io.ReadWriteCloser that
+		// ReverseProxy writes to: left as it is.)
+		resp.Body = elidingBody{resp.Body}
+	}
 	return resp, nil
 }
 
