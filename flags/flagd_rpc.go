@@ -264,9 +264,12 @@ func (w *rpcWatch) refreshLoop() {
 			return
 		}
 		w.retries.reset()
-		announce, reported := true, false
+		reported := false
 		for {
-			missed := w.s.update(nil, announce)
+			// No OnChange until every handle is current: after
+			// OnReloadError, the next OnChange says the flags are current
+			// again (the caller's staleness gauge reads it so).
+			missed := w.s.update(nil, false)
 			if missed == nil {
 				break
 			}
@@ -275,12 +278,10 @@ func (w *rpcWatch) refreshLoop() {
 					"the daemon did not answer for every flag; retrying: %w", w.s.origin, missed))
 				reported = true
 			}
-			announce = false // OnChange only if a retry changes an answer
 			t := time.NewTimer(w.retries.wait())
 			select {
 			case <-t.C:
 			case <-w.changes:
-				announce = true
 			case <-w.quit.Done():
 				t.Stop()
 				return
@@ -289,12 +290,8 @@ func (w *rpcWatch) refreshLoop() {
 		}
 		if reported {
 			w.s.log.Info("flags re-evaluated after retrying", "source", w.s.origin)
-			if !announce {
-				// The caller heard of the miss (OnReloadError) and must hear
-				// that the flags are current again, changed or not.
-				w.s.announce()
-			}
 		}
+		w.s.announce() // once per change, whatever the retries changed
 	}
 }
 

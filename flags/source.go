@@ -220,16 +220,16 @@ func (s *Source) Flag(name string) *Flag {
 func (s *Source) reloaded(file *File) { s.update(file, true) }
 
 // update refreshes every handle from the flag set the provider holds
-// (file is nil in rpc mode, where we do not see the set), then tells the
-// caller: always, or only if an answer changed. In rpc mode it returns
-// the error of a handle whose evaluation did not reach the daemon; such a
-// handle keeps its last answer.
-func (s *Source) update(file *File, always bool) (missed error) {
+// (file is nil in rpc mode, where we do not see the set), then, with
+// announce, tells the caller. In rpc mode it returns the error of a
+// handle whose evaluation did not reach the daemon; such a handle keeps
+// its last answer.
+func (s *Source) update(file *File, announce bool) (missed error) {
 	s.mu.Lock()
 	s.file = file
-	changed, missed := s.refresh()
+	missed = s.refresh()
 	s.mu.Unlock()
-	if always || changed {
+	if announce {
 		s.announce()
 	}
 	return missed
@@ -243,10 +243,10 @@ func (s *Source) announce() {
 	}
 }
 
-// refresh re-evaluates every handle and reports whether any answer
-// changed, and the error of the first handle whose evaluation did not
-// reach the daemon (rpc mode). s.mu must be held.
-func (s *Source) refresh() (changed bool, missed error) {
+// refresh re-evaluates every handle and returns the error of the first
+// handle whose evaluation did not reach the daemon (rpc mode). s.mu must
+// be held.
+func (s *Source) refresh() (missed error) {
 	for name, f := range s.handles {
 		st, ok := s.evaluateState(name)
 		if !ok {
@@ -255,12 +255,9 @@ func (s *Source) refresh() (changed bool, missed error) {
 			}
 			continue // keep the last answer; the caller asks again
 		}
-		if !st.same(f.state.Load()) {
-			changed = true
-		}
 		f.state.Store(st)
 	}
-	return changed, missed
+	return missed
 }
 
 // rejected runs on the updating goroutine when the source is not usable.
@@ -329,12 +326,6 @@ type flagState struct {
 	// perRequest: the flag has a targeting rule, so the answer depends on
 	// the key and attributes and Percent must ask the provider.
 	perRequest bool
-}
-
-// same reports whether two states give every request the same answer.
-func (st *flagState) same(o *flagState) bool {
-	return st.value == o.value && st.perRequest == o.perRequest &&
-		(st.err == nil) == (o.err == nil) && (st.err == nil || st.err.Error() == o.err.Error())
 }
 
 // Name returns the flag's name.

@@ -222,7 +222,7 @@ func newUpstream(o upstreamOptions) *upstream {
 			}
 			// Only WebSocket may be upgraded through: other protocols
 			// (h2c above all) would tunnel past the proxy's routing.
-			if up := pr.Out.Header.Get("Upgrade"); up != "" && !strings.EqualFold(up, "websocket") {
+			if pr.Out.Header.Get("Upgrade") != "" && !isWebSocket(pr.Out.Header) {
 				pr.Out.Header.Del("Upgrade")
 				pr.Out.Header.Del("Connection")
 			}
@@ -265,6 +265,11 @@ func setForwarded(pr *httputil.ProxyRequest) {
 	} else {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
+}
+
+// isWebSocket reports whether h asks for the one upgrade passed through.
+func isWebSocket(h http.Header) bool {
+	return strings.EqualFold(h.Get("Upgrade"), "websocket")
 }
 
 // Shared, never modified: see setForwarded.

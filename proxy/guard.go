@@ -69,11 +69,13 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, tunnels: l.tunnels, f: framer{maxHead: l.maxHead}}, nil
 }
 
-// tunnelSet holds the WebSocket tunnels open on a listener. http.Server
-// forgets a connection once it is hijacked, so its Shutdown would return
-// with tunnels open and the process would cut them at once: Serve waits
-// for them too, up to shutdown_timeout, as nginx's worker_shutdown_timeout
-// does, then closes what is left.
+// tunnelSet holds the WebSocket upgrades in flight on a listener, from
+// their handler's start (before the hijack, while Shutdown still tracks
+// the connection) to its end, which comes when the tunnel closes.
+// http.Server forgets a connection once it is hijacked, so its Shutdown
+// would return with tunnels open and the process would cut them at once:
+// Serve waits for them too, up to shutdown_timeout, as nginx's
+// worker_shutdown_timeout does, then closes what is left.
 type tunnelSet struct {
 	mu      sync.Mutex
 	conns   map[*guardConn]struct{}
@@ -341,9 +343,6 @@ func (c *guardConn) Write(p []byte) (int, error) {
 // startTunnel arms the tunnel's idle deadline once the connection is
 // hijacked (net/http has just cleared every deadline).
 func (c *guardConn) startTunnel() {
-	if c.tunnels != nil {
-		c.tunnels.add(c)
-	}
 	c.tunnel.Store(true)
 	c.tunnelArm.Store(0)
 	c.tunnelActive()
@@ -417,9 +416,6 @@ func (c *guardConn) CloseWrite() error {
 // still sends for a moment: closing a socket with unread data sends a
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
-	if c.tunnels != nil && c.tunnel.Load() {
-		c.tunnels.remove(c)
-	}
 	c.mu.Lock()
 	cut := c.cutAt > 0
 	c.mu.Unlock()

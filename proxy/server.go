@@ -166,6 +166,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r) {
 		return
 	}
+	if r.Header["Upgrade"] != nil {
+		if g, ok := r.Context().Value(guardKey{}).(*guardConn); ok && g.tunnels != nil && isWebSocket(r.Header) {
+			// A tunnel from here until the handler returns: Serve's
+			// shutdown waits for it (see tunnelSet).
+			g.tunnels.add(g)
+			defer g.tunnels.remove(g)
+		}
+	}
 	if r.RequestURI == "*" {
 		// OPTIONS * asks about the server, not a resource: answered here,
 		// as net/http's general options handler does. Another method
