@@ -23,31 +23,19 @@ import (
 // tlsCfg, it speaks TLS.
 func refusingUpstream(t *testing.T, answer bool, tlsCfg *tls.Config) string {
 	t.Helper()
-	ln := listen(t)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var rw io.ReadWriter = c
-				if tlsCfg != nil {
-					rw = tls.Server(c, tlsCfg)
-				}
-				if _, err := http.ReadRequest(bufio.NewReader(rw)); err != nil {
-					return
-				}
-				if answer {
-					io.WriteString(rw, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
-				}
-				c.(*net.TCPConn).SetLinger(0) // a reset at once, whatever was read
-			}()
+	return acceptEach(t, func(c net.Conn) {
+		var rw io.ReadWriter = c
+		if tlsCfg != nil {
+			rw = tls.Server(c, tlsCfg)
 		}
-	}()
-	return ln.Addr().String()
+		if _, err := http.ReadRequest(bufio.NewReader(rw)); err != nil {
+			return
+		}
+		if answer {
+			io.WriteString(rw, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\ntoo large\n")
+		}
+		c.(*net.TCPConn).SetLinger(0) // a reset at once, whatever was read
+	})
 }
 
 // An upstream that refuses an upload and then resets the connection

@@ -27,8 +27,30 @@ type echoUpstream struct {
 
 func startEchoUpstream(t *testing.T, answer func(req *http.Request, c net.Conn) bool) *echoUpstream {
 	t.Helper()
+	e := &echoUpstream{}
+	e.addr = acceptEach(t, func(c net.Conn) {
+		e.conns.Add(1)
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if !answer(req, c) {
+				return
+			}
+		}
+	})
+	return e
+}
+
+// acceptEach serves every connection to a new loopback listener with
+// handle, each on its own goroutine, and closes it after; it returns the
+// listener's address.
+func acceptEach(t *testing.T, handle func(c net.Conn)) string {
+	t.Helper()
 	ln := listen(t)
-	e := &echoUpstream{addr: ln.Addr().String()}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -36,24 +58,13 @@ func startEchoUpstream(t *testing.T, answer func(req *http.Request, c net.Conn) 
 			if err != nil {
 				return
 			}
-			e.conns.Add(1)
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					if !answer(req, c) {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()
-	return e
+	return ln.Addr().String()
 }
 
 func echoPathAnswer(c net.Conn, path string) bool {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -22,28 +21,11 @@ import (
 // closes the connection. It returns the upstream's base URL.
 func rawAnswerUpstream(t *testing.T, resp string) string {
 	t.Helper()
-	ln := listen(t)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(c, resp)
-			}(c)
-		}
-	}()
-	return "http://" + ln.Addr().String()
+	up := startEchoUpstream(t, func(_ *http.Request, c net.Conn) bool {
+		io.WriteString(c, resp)
+		return false
+	})
+	return "http://" + up.addr
 }
 
 // oneRouteConfig is one route to a service at a literal URL (or
