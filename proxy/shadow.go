@@ -555,6 +555,16 @@ func (sp *shadowPool) run(p *shadowPair) {
 		// Nothing on the shadow side may take the process down.
 		if v := recover(); v != nil {
 			sp.s.log.Error("shadow comparison panicked", "route", p.rt.name, "panic", v)
+			if !p.called {
+				// The call panicked: its half of the pair is still owed,
+				// or the pair would never be counted and would keep its
+				// memory. A failed call is compared as an error.
+				p.called = true
+				p.shadow.failed = errReset
+				if p.halves.Add(1) == 2 {
+					sp.compareSafely(p)
+				}
+			}
 		}
 	}()
 	if p.called {
@@ -576,6 +586,17 @@ func (sp *shadowPool) run(p *shadowPair) {
 	if p.halves.Add(1) == 2 {
 		sp.s.compare(p)
 	}
+}
+
+// compareSafely is compare with a panic logged, not raised: it runs from
+// run's recovery, where a second panic would end the worker.
+func (sp *shadowPool) compareSafely(p *shadowPair) {
+	defer func() {
+		if v := recover(); v != nil {
+			sp.s.log.Error("shadow comparison panicked", "route", p.rt.name, "panic", v)
+		}
+	}()
+	sp.s.compare(p)
 }
 
 // callShadow sends the copy to the side the client did not get, and for
