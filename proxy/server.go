@@ -174,18 +174,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer g.tunnels.remove(g)
 		}
 	}
-	if r.RequestURI == "*" {
-		// OPTIONS * asks about the server, not a resource: answered here,
-		// as net/http's general options handler does. Another method
-		// with that target names nothing.
-		if r.Method != http.MethodOptions {
-			s.refuse(w, r, nil, http.StatusBadRequest, "request target * is for OPTIONS only")
-			return
-		}
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusOK)
-		return
-	}
 	rt := t.match(r)
 	rec := s.recs.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex = w, 0, nil, nil, rt.monolith, r, nil
@@ -200,6 +188,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := r.Body.(*bodyLimiter) // before the shadow or fallback wrap it
+	if body != nil {
+		defer s.boundUnreadBody(r, body)
+	}
+	if r.RequestURI == "*" {
+		// OPTIONS * asks about the server, not a resource: answered here,
+		// as net/http's general options handler does. Another method
+		// with that target names nothing.
+		if r.Method != http.MethodOptions {
+			s.refuse(rec, r, rt, http.StatusBadRequest, "request target * is for OPTIONS only")
+			return
+		}
+		rec.Header().Set("Content-Length", "0")
+		rec.WriteHeader(http.StatusOK)
+		return
+	}
 	up := rt.monolith
 	var pair *shadowPair
 	var pct float64
@@ -442,6 +445,20 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// boundUnreadBody runs as the handler returns. A body nobody read to its
+// end (an answer given without it: an upstream that could not be reached,
+// OPTIONS *) is then drained by net/http, up to 256 KiB, to keep the
+// connection, with no read deadline of its own: a client that stops
+// sending (or waits for a 100 Continue that never comes) held the
+// connection and its goroutines for ever. The drain gets stall_timeout.
+func (s *Server) boundUnreadBody(r *http.Request, body *bodyLimiter) {
+	stall := time.Duration(s.cfg.Limits.StallTimeout)
+	if body.eof.Load() || body.g == nil || stall <= 0 {
+		return
+	}
+	body.g.SetReadDeadline(time.Now().Add(stall))
 }
 
 // Abort makes a shutdown in progress, or the next one, stop waiting:
