@@ -58,6 +58,11 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 		u.onError(w, r, err)
 		return
 	}
+	// Whatever happens below, a panic included (recoverPanic answers 500
+	// and serving goes on), the connection is released: a body left open
+	// held its socket until a collection ran the finalizer. Close is
+	// idempotent; the paths below close it as early as they can.
+	defer resp.Body.Close()
 	removeHopByHop(resp.Header)
 	if u.answered != nil {
 		// A replay of a 5xx, once a 1xx of the service reached the client,
