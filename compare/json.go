@@ -305,26 +305,21 @@ func appendUnquoted(dst, raw []byte) []byte {
 
 // marksRaw reports whether appendUnquoted writes raw byte c, followed by
 // rest, after a 0xFF.
-func marksRaw(c byte, rest []byte) bool {
+func marksRaw[T string | []byte](c byte, rest T) bool {
 	return c == 0xff || c == 0xed && len(rest) > 0 && 0xa0 <= rest[0] && rest[0] <= 0xbf
 }
 
 // markRaw rewrites unescaped text (an ignore_json token) as appendUnquoted
 // writes raw bytes, so that it compares equal to a decoded member name.
 func markRaw(s string) string {
+	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		if marksRaw(s[i], []byte(s[i+1:])) {
-			b := make([]byte, 0, len(s)+1)
-			for j := 0; j < len(s); j++ {
-				if marksRaw(s[j], []byte(s[j+1:])) {
-					b = append(b, 0xff)
-				}
-				b = append(b, s[j])
-			}
-			return string(b)
+		if marksRaw(s[i], s[i+1:]) {
+			b = append(b, 0xff)
 		}
+		b = append(b, s[i])
 	}
-	return s
+	return string(b)
 }
 
 func hex4(b []byte) rune {

@@ -585,8 +585,6 @@ const (
 	stickyRandom = "random"
 )
 
-var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
-
 // Validate checks every value and fills in defaults. It reports all problems
 // at once, each naming its place. It checks the flag file exists; whether the
 // flags are in it is the caller's business (a missing flag is a warning).
@@ -889,7 +887,7 @@ func methods(ce *ConfigError, at string, list, defaults []string) []string {
 	out := make([]string, 0, len(list))
 	for j, m := range list {
 		up := strings.ToUpper(m)
-		if !slices.Contains(knownMethods, up) {
+		if !isStandardMethod(up) {
 			ce.add("%s[%d]: unknown method %q", at, j, m)
 			continue
 		}

@@ -89,22 +89,26 @@ func (s *Server) Reload(cfg *Config) error {
 // ReloadFile loads the config file and reloads it, recording the outcome
 // in the reload metrics and the log.
 func (s *Server) ReloadFile(path string) error {
-	return s.reloadFile(path, nil)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s.reloadOutcome(path, nil, err)
+	}
+	return s.reloadFile(path, b)
 }
 
-// reloadFile is ReloadFile of b when it is not nil: the content the
-// watcher saw settle, not what the file holds a moment later.
+// reloadFile is ReloadFile of b, read from path: for the watcher, the
+// content it saw settle, not what the file holds a moment later.
 func (s *Server) reloadFile(path string, b []byte) error {
-	var cfg *Config
-	var err error
-	if b == nil {
-		cfg, err = LoadConfig(path)
-	} else {
-		cfg, err = loadConfigBytes(path, b)
-	}
+	cfg, err := loadConfigBytes(path, b)
 	if err == nil {
 		err = s.Reload(cfg)
 	}
+	return s.reloadOutcome(path, cfg, err)
+}
+
+// reloadOutcome records a reload of cfg that ended with err in the reload
+// metrics and the log, and returns err.
+func (s *Server) reloadOutcome(path string, cfg *Config, err error) error {
 	if err != nil {
 		s.metrics.reloadErrors.Inc()
 		s.metrics.reloadOK.Set(0)

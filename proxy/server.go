@@ -176,8 +176,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := t.match(r)
 	rec := s.recs.Get().(*recorder)
-	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex = w, 0, nil, nil, rt.monolith, r, nil
-	rec.informed = false
+	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex, rec.informed = w, 0, nil, nil, rt.monolith, r, nil, false
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
 	defer s.finish(r, rec, start)
@@ -189,7 +188,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := r.Body.(*bodyLimiter) // before the shadow or fallback wrap it
 	if body != nil {
-		defer s.boundUnreadBody(r, body)
+		defer s.boundUnreadBody(body)
 	}
 	if r.RequestURI == "*" {
 		// OPTIONS * asks about the server, not a resource: answered here,
@@ -453,7 +452,7 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 // connection, with no read deadline of its own: a client that stops
 // sending (or waits for a 100 Continue that never comes) held the
 // connection and its goroutines for ever. The drain gets stall_timeout.
-func (s *Server) boundUnreadBody(r *http.Request, body *bodyLimiter) {
+func (s *Server) boundUnreadBody(body *bodyLimiter) {
 	stall := time.Duration(s.cfg.Limits.StallTimeout)
 	if body.eof.Load() || body.g == nil || stall <= 0 {
 		return
@@ -479,9 +478,10 @@ func (s *Server) Abort() {
 const ExitGrace = 3 * time.Second
 
 // Close stops the comparison pool and releases the flag source. Call it
-// after Serve returned. Queued copies are dropped; copies in flight
-// finish, unless ctx ends first (they can take shadow.timeout, twice with
-// noise), in which case Close returns without them.
+// after Serve returned. Copies in flight finish, unless ctx ends first
+// (they can take shadow.timeout, twice with noise), in which case Close
+// returns without them; queued copies are not sent, only counted (see
+// shadowPool.stop).
 func (s *Server) Close(ctx context.Context) error {
 	s.pool.stop(ctx)
 	s.ts.closeIdle()

@@ -681,7 +681,7 @@ func (s *Server) compare(p *shadowPair) {
 		// with the noise learned so far.
 		var a, b *compare.Response
 		if e := p.extra; e != nil && e.failed == "" && !e.truncated {
-			a, b = shadow, p.extra.response()
+			a, b = shadow, e.response()
 			if !p.primaryService {
 				a = primary
 			}

@@ -157,7 +157,8 @@ const anyMethod = "STRANGLER-ANY-METHOD"
 func init() { chi.RegisterMethod(anyMethod) }
 
 // isStandardMethod reports whether m is one of the methods chi knows
-// without registration (RFC 9110's, and PATCH).
+// without registration (RFC 9110's, and PATCH): the methods a route's
+// methods may list.
 func isStandardMethod(m string) bool {
 	switch m {
 	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE":

@@ -129,10 +129,11 @@ func (tr *tracing) annotate(ctx context.Context, r *http.Request, rt *route, bac
 	if !span.IsRecording() {
 		return
 	}
-	name := spanMethod(r.Method) + " " + rt.pattern
-	if rt.pattern == "" {
-		name = spanMethod(r.Method) + " " + defaultRoute
+	pattern := rt.pattern
+	if pattern == "" {
+		pattern = defaultRoute
 	}
+	name := spanMethod(r.Method) + " " + pattern
 	span.SetName(name)
 	span.SetAttributes(attrRoute.String(rt.name), attrBackend.String(backend), attrPercent.Float64(percent))
 }
