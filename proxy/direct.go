@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -186,7 +187,7 @@ var hopHeaders = [...]string{
 func removeHopByHop(h http.Header) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
-			if sf = strings.TrimSpace(sf); sf != "" {
+			if sf = textproto.TrimString(sf); sf != "" {
 				h.Del(sf)
 			}
 		}
@@ -210,7 +211,7 @@ func hopByHop(k string, conn []string) bool {
 	}
 	for _, f := range conn {
 		for sf := range strings.SplitSeq(f, ",") {
-			if asciiEqualFold(strings.TrimSpace(sf), k) {
+			if asciiEqualFold(textproto.TrimString(sf), k) {
 				return true
 			}
 		}
