@@ -298,6 +298,9 @@ type h1Conn struct {
 	// connection's reads and writes, and the connection is not reused.
 	stop     func() bool
 	canceled atomic.Bool
+	// cancelFn is cancel as a func value, made once per connection: a
+	// method value passed to AfterFunc allocates on every call.
+	cancelFn func()
 	// deadlined: the call set the connection's deadline (h1Call.deadline),
 	// to be cleared before the connection is pooled again.
 	deadlined bool
@@ -320,7 +323,10 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 	ctx := req.Context()
 	pc.canceled.Store(false)
 	if ctx.Done() != nil {
-		pc.stop = context.AfterFunc(ctx, pc.cancel)
+		if pc.cancelFn == nil {
+			pc.cancelFn = pc.cancel
+		}
+		pc.stop = context.AfterFunc(ctx, pc.cancelFn)
 	}
 	if !c.deadline.IsZero() {
 		pc.conn.SetDeadline(c.deadline)
