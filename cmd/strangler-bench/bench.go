@@ -72,6 +72,7 @@ type cellResult struct {
 	swAtRate    float64       // the proxy's context switches per open-loop request
 	loadAtRate  float64       // CPUs' worth the load generator and backends used over the open loop
 	lat         [4]float64    // open loop p50, p90, p99, p99.9, in ms
+	lag         [2]float64    // open loop: p50 and p99 of how late requests were sent, in ms
 	errors      uint64        // both loops
 	firstErr    string        // the first error's message
 	hwmKB       uint64        // peak RSS of the proxy's processes
@@ -86,6 +87,9 @@ type cellResult struct {
 
 // latencyPercentiles are the open-loop percentiles the table reports.
 var latencyPercentiles = [4]float64{50, 90, 99, 99.9}
+
+// lagPercentiles are those of the load generator's own lateness.
+var lagPercentiles = [2]float64{50, 99}
 
 // referencePeer is the peer whose throughput sets the open-loop rate:
 // nginx, or Strangler when nginx cannot run.

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,9 @@ type loadResult struct {
 	firstErr string
 	elapsed  time.Duration
 	hist     histogram // latencies of the answered requests
+	// lag (open loop): how late each request was sent after its due
+	// time, the load generator's own delay, in every latency above.
+	lag histogram
 }
 
 // rps is the phase's throughput.
@@ -91,6 +95,7 @@ func (r *loadResult) add(o *loadResult) {
 		r.firstErr = o.firstErr
 	}
 	r.hist.merge(&o.hist)
+	r.lag.merge(&o.lag)
 }
 
 // fail counts an error, keeping the first message.
@@ -101,9 +106,16 @@ func (r *loadResult) fail(err error) {
 	}
 }
 
+// errResent is a request net/http's Transport sent again on a new
+// connection after the one it was sent on failed before any answer: a
+// reset the peer caused, which the retry would hide.
+var errResent = errors.New("connection failed before an answer (net/http resent the request on a new connection)")
+
 // do sends one request and reads the whole answer.
 func (t *loadTarget) do(ctx context.Context, rng *rand.Rand) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	attempts := 0
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { attempts++ }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, t.url, nil)
 	if err != nil {
 		return err
 	}
@@ -113,6 +125,10 @@ func (t *loadTarget) do(ctx context.Context, rng *rand.Rand) error {
 	resp, err := t.tr.RoundTrip(req)
 	if err != nil {
 		return err
+	}
+	if attempts > 1 {
+		resp.Body.Close()
+		return errResent
 	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -201,6 +217,7 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 					late.Add(uint64((total - i + conns - 1) / conns))
 					return
 				}
+				r.lag.record(time.Since(due))
 				if err := send(ctx, rng); err != nil {
 					if ctx.Err() == nil {
 						r.fail(err)

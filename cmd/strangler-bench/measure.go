@@ -49,10 +49,18 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 			if ctx.Err() != nil {
 				return ctx.Err() // a cut-short loop must not set the rate
 			}
+			if phases[0].requests == 0 {
+				// Nor a loop that answered nothing (a rate of 0), and
+				// its figures are not figures.
+				return fmt.Errorf("closed loop: no request answered: %s", phases[0].firstErr)
+			}
 			r.rate = b.rateFor(c, phases[0].rps())
 		case 1:
 			phases[1] = openLoop(ctx, b.opt.conns, r.rate, b.opt.duration, openGrace, tgt.do)
 			openEnd = time.Now()
+			if phases[1].requests == 0 {
+				return fmt.Errorf("open loop: no request answered: %s", phases[1].firstErr)
+			}
 			if _, _, openLoad, err = b.machineCPU(in); err != nil {
 				return err
 			}
@@ -71,6 +79,9 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	}
 	for i, p := range latencyPercentiles {
 		r.lat[i] = float64(open.hist.percentile(p)) / float64(time.Millisecond)
+	}
+	for i, p := range lagPercentiles {
+		r.lag[i] = float64(open.lag.percentile(p)) / float64(time.Millisecond)
 	}
 	r.errors = closed.errors + open.errors
 	r.firstErr = cmp.Or(closed.firstErr, open.firstErr)

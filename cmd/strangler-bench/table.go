@@ -25,9 +25,9 @@ type report struct {
 // tableColumns are the table's header cells.
 var tableColumns = []string{
 	"scenario", "peer", "req/s", "×nginx", "×direct",
-	"p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors",
+	"p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors (all runs)",
 	"CPU µs/req", "×nginx", "×direct", "CPU µs/req at rate", "peak RSS MiB", "to service", "shadow/req",
-	"context switches/req at rate", "load CPU % at rate",
+	"context switches/req at rate", "load CPU % at rate", "CPU at rate ×nginx", "sent late p50 / p99 ms",
 }
 
 // markdown renders the header lines, the table (medians over the runs,
@@ -113,13 +113,13 @@ func (rep *report) row(sc scenario, p *peer) ([]string, string) {
 	}
 	rps := spreadOf(collect(ok, func(r *cellResult) float64 { return r.rps }))
 	cpu := spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuPerReq }))
-	ngRPS, ngCPU := rep.reference(sc, peerNginx)
-	dRPS, dCPU := rep.reference(sc, peerDirect)
+	ngRPS, ngCPU, ngAtRate := rep.reference(sc, peerNginx)
+	dRPS, dCPU, _ := rep.reference(sc, peerDirect)
 	cells[2] = fmtSpread(rps, 0)
 	cells[3] = fmtRatio(rps.med, ngRPS)
 	cells[4] = fmtRatio(rps.med, dRPS)
 	for i := range latencyPercentiles {
-		cells[5+i] = fmtMs(spreadOf(collect(ok, func(r *cellResult) float64 { return r.lat[i] })).med)
+		cells[5+i] = fmtSpreadMs(spreadOf(collect(ok, func(r *cellResult) float64 { return r.lat[i] })))
 	}
 	var errs uint64
 	var firstErr string
@@ -136,7 +136,11 @@ func (rep *report) row(sc scenario, p *peer) ([]string, string) {
 	cells[10] = fmtSpread(cpu, 1)
 	cells[11] = fmtRatio(cpu.med, ngCPU)
 	cells[12] = fmtRatio(cpu.med, dCPU)
-	cells[13] = fmtSpread(spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuAtRate })), 1)
+	atRate := spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuAtRate }))
+	cells[13] = fmtSpread(atRate, 1)
+	cells[19] = fmtRatio(atRate.med, ngAtRate)
+	cells[20] = fmtMs(spreadOf(collect(ok, func(r *cellResult) float64 { return r.lag[0] })).med) + " / " +
+		fmtMs(spreadOf(collect(ok, func(r *cellResult) float64 { return r.lag[1] })).med)
 	if p.name != peerDirect {
 		cells[14] = fmtSpread(spreadOf(collect(ok, func(r *cellResult) float64 { return mib(r.hwmKB) })), 1)
 	}
@@ -151,10 +155,11 @@ func (rep *report) row(sc scenario, p *peer) ([]string, string) {
 	return cells, note
 }
 
-// reference returns the median throughput and CPU per request of peer in
-// sc, for ratios; direct's come from the scenario with the same body size
-// it was measured under. Zero when there is none.
-func (rep *report) reference(sc scenario, peer string) (rps, cpu float64) {
+// reference returns the median throughput, CPU per request and CPU per
+// request at the fixed rate of peer in sc, for ratios; direct's come from
+// the scenario with the same body size it was measured under. Zero when
+// there is none.
+func (rep *report) reference(sc scenario, peer string) (rps, cpu, cpuAtRate float64) {
 	var ok []cellResult
 	for _, s := range rep.scenarios {
 		if s.name == sc.name || (peer == peerDirect && s.size == sc.size) {
@@ -163,7 +168,8 @@ func (rep *report) reference(sc scenario, peer string) (rps, cpu float64) {
 		}
 	}
 	return spreadOf(collect(ok, func(r *cellResult) float64 { return r.rps })).med,
-		spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuPerReq })).med
+		spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuPerReq })).med,
+		spreadOf(collect(ok, func(r *cellResult) float64 { return r.cpuAtRate })).med
 }
 
 // find returns peer's measured and failed results in scenario name.
@@ -203,8 +209,10 @@ func (rep *report) legend() []string {
 	return append([]string{
 		fmt.Sprintf("Other processes on the machine used %.2f CPU (median; max %.2f) during the measured phases; near 0 on a quiet machine, more makes the figures noisy.", o.med, o.max),
 		"req/s: closed loop, " + strconv.Itoa(rep.conns) + " keep-alive connections, each sending its next request when the last is answered; median of the runs (min–max).",
-		"p50…p99.9: open loop at a fixed rate, latency from each request's scheduled send time (no coordinated omission); requests/s: " + strings.Join(rates, ", ") + ".",
-		"CPU µs/req: user + system CPU of the proxy's processes (nginx: master + worker) over the closed loop and until the shadow copies it queued were sent, per request (µs per request = CPU ms per 1,000 requests); for direct, the monolith backend's own CPU, so ×direct is the proxy's cost in backends. CPU µs/req at rate: the same over the open loop, where every peer serves the same rate.",
+		"p50…p99.9: open loop at a fixed rate, latency from each request's scheduled send time (no coordinated omission), median of the runs (min–max); requests/s: " + strings.Join(rates, ", ") + ".",
+		"sent late: how long after its scheduled time the load generator sent each request (medians of the runs' p50 and p99). It is part of every latency of the row, the load side's and not the proxy's: Go's timers wake up to 1 ms late when the load generator has nothing else to do (its network poller sleeps in whole milliseconds), and peers measured at the same rate bear it alike; scenarios at different rates do not.",
+		"errors (all runs): the sum over the runs, closed and open loops: failed requests, other statuses, short bodies, requests the load generator's client had to resend after a connection failed before any answer, and (open loop) requests not answered in time.",
+		"CPU µs/req: user + system CPU of the proxy's processes (nginx: master + worker) over the closed loop and until the shadow copies it queued were sent, per request (µs per request = CPU ms per 1,000 requests); for direct, the monolith backend's own CPU, so ×direct is the proxy's cost in backends. CPU µs/req at rate: the same over the open loop, where every peer serves the same rate, and every shadow copy is sent (CPU at rate ×nginx compares the same work; CPU µs/req ×nginx does not in the shadow scenarios, where Strangler sheds copies at saturation).",
 		"context switches/req at rate: the proxy's threads' context switches (voluntary and not, from /proc) over the open loop, per request; unlike CPU time, a count that a noisy machine does not change. Each is a thread put to sleep and woken; a Go proxy's include its sysmon thread's (see the README, Performance).",
 		"load CPU % at rate: the CPU the load generator and the backends used over the open loop, as a share of the one CPU they are pinned to. Near 100 %, requests wait on the load side too, and the latencies measure it as much as the proxy.",
 		"peak RSS: VmHWM of the proxy's processes over the cell; idle: VmRSS with the idle connections held open after one request each, and per connection above the RSS before them. nginx's are the sum over its master and worker, which counts the pages they share twice: about 3 MiB too high (13.5 MiB summed at rest, 10.2 MiB of distinct pages); per connection is not affected.",
@@ -247,6 +255,14 @@ func fmtSpread(s spread, prec int) string {
 		return f(s.med)
 	}
 	return fmt.Sprintf("%s (%s–%s)", f(s.med), f(s.min), f(s.max))
+}
+
+// fmtSpreadMs renders a latency's median with its range, as fmtMs does.
+func fmtSpreadMs(s spread) string {
+	if s.n <= 1 {
+		return fmtMs(s.med)
+	}
+	return fmt.Sprintf("%s (%s–%s)", fmtMs(s.med), fmtMs(s.min), fmtMs(s.max))
 }
 
 // fmtRatio renders a/b as "0.62×", or "—" without a reference.

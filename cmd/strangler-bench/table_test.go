@@ -44,12 +44,12 @@ func TestTableMediansRatiosAndMissingPeers(t *testing.T) {
 		{run: 0, scenario: "plain-1k", peer: peerDirect, rps: 40000, cpuPerReq: 10, cpuAtRate: 12, toService: 0},
 		{run: 1, scenario: "plain-1k", peer: peerDirect, rps: 38000, cpuPerReq: 10, cpuAtRate: 12},
 		{run: 2, scenario: "plain-1k", peer: peerDirect, rps: 42000, cpuPerReq: 10, cpuAtRate: 12},
-		{run: 0, scenario: "split-1k", peer: peerNginx, rps: 30000, cpuPerReq: 20, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
-		{run: 1, scenario: "split-1k", peer: peerNginx, rps: 31000, cpuPerReq: 19, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
-		{run: 2, scenario: "split-1k", peer: peerNginx, rps: 29000, cpuPerReq: 21, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
-		{run: 0, scenario: "split-1k", peer: peerStrangler, rps: 15000, cpuPerReq: 40, swAtRate: 4.5, loadAtRate: 0.62, lat: [4]float64{0.3, 1, 3, 30}, toService: 0.094, hwmKB: 34 * 1024, errors: 2, firstErr: "status 502 Bad Gateway"},
+		{run: 0, scenario: "split-1k", peer: peerNginx, rps: 30000, cpuPerReq: 20, cpuAtRate: 25, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
+		{run: 1, scenario: "split-1k", peer: peerNginx, rps: 31000, cpuPerReq: 19, cpuAtRate: 24, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
+		{run: 2, scenario: "split-1k", peer: peerNginx, rps: 29000, cpuPerReq: 21, cpuAtRate: 26, lat: [4]float64{0.2, 0.5, 2, 4}, toService: 0.1, hwmKB: 15 * 1024},
+		{run: 0, scenario: "split-1k", peer: peerStrangler, rps: 15000, cpuPerReq: 40, cpuAtRate: 50, lag: [2]float64{0.2, 0.9}, swAtRate: 4.5, loadAtRate: 0.62, lat: [4]float64{0.3, 1, 3, 30}, toService: 0.094, hwmKB: 34 * 1024, errors: 2, firstErr: "status 502 Bad Gateway"},
 		{run: 1, scenario: "split-1k", peer: peerStrangler, err: "strangler failed to start: exited (exit status 1); last lines of log:\n    bad config"},
-		{run: 2, scenario: "split-1k", peer: peerStrangler, rps: 16000, cpuPerReq: 42, swAtRate: 1.5, loadAtRate: 0.97, lat: [4]float64{0.3, 1, 5, 50}, toService: 0.096, hwmKB: 36 * 1024, errors: 1},
+		{run: 2, scenario: "split-1k", peer: peerStrangler, rps: 16000, cpuPerReq: 42, cpuAtRate: 60, lag: [2]float64{0.4, 1.1}, swAtRate: 1.5, loadAtRate: 0.97, lat: [4]float64{0.3, 1, 5, 50}, toService: 0.096, hwmKB: 36 * 1024, errors: 1},
 		{run: 0, scenario: "shadow-1k", peer: peerNginx, rps: 10000, cpuPerReq: 50, shadowsSat: 1, shadowsRate: 1},
 		{run: 0, scenario: "shadow-1k", peer: peerStrangler, err: "strangler failed to start: boom"},
 		{run: 0, scenario: "idle", peer: peerNginx, idleBase: 12 * 1024, idleHeld: 13 * 1024, hwmKB: 13 * 1024},
@@ -77,8 +77,9 @@ func TestTableMediansRatiosAndMissingPeers(t *testing.T) {
 		2:  "15,500 (15,000–16,000)", // the failed run is left out of the median
 		3:  "0.52×",                  // 15,500 / 30,000
 		4:  "0.39×",                  // 15,500 / 40,000 (direct from plain-1k)
-		7:  "4.00",                   // p99 median of 3 and 5
-		9:  "3",                      // errors summed over the runs
+		5:  "0.30 (0.30–0.30)",
+		7:  "4.00 (3.00–5.00)", // p99: median of 3 and 5, with the range
+		9:  "3",                // errors summed over the runs
 		10: "41.0 (40.0–42.0)",
 		11: "2.05×", // 41 / 20
 		12: "4.10×", // 41 / 10
@@ -86,7 +87,9 @@ func TestTableMediansRatiosAndMissingPeers(t *testing.T) {
 		15: "9.5 %",
 		16: "—", // no shadow in a split
 		17: "3.00 (1.50–4.50)",
-		18: "80 (62–97)", // per cent of the load side's CPU
+		18: "80 (62–97)",  // per cent of the load side's CPU
+		19: "2.20×",       // CPU at rate: 55 / 25
+		20: "0.30 / 1.00", // medians of the runs' lag p50 and p99
 	}
 	for i, w := range want {
 		if s[i] != w {
