@@ -57,7 +57,13 @@
 // a fixed rate (half of nginx's closed-loop throughput in the first run,
 // the same for every peer) gives latency percentiles measured from each
 // request's scheduled send time, so that a stall counts against every
-// request it delays (no coordinated omission). Peak RSS is VmHWM from
+// request it delays (no coordinated omission). How late the load
+// generator itself sent each request is recorded too and shown beside
+// them: Go's timers can wake up to a millisecond late when the generator
+// is idle, and that delay is in every latency of the row. An error is a
+// failed request, another status than 200, a short body, or a request
+// net/http's client had to send again after its connection failed before
+// any answer (its silent retry would hide a reset). Peak RSS is VmHWM from
 // /proc/PID/status. The backends count the requests they receive, which
 // checks that the split sends 10 % to the service and that every request
 // is shadowed. Every configuration runs -runs times, interleaved, so that
