@@ -42,7 +42,9 @@ import (
 //
 // Errors are not prefixed with "ramp": the caller says what failed.
 //
-// Concurrent Ramps on one file are not serialized: the last one wins.
+// Ramps on one file (or one directory) from any number of processes take
+// turns (lockDir), so each applies its change to the file the one before
+// it wrote. An edit made another way meanwhile is not covered.
 func Ramp(path, flag string, percent float64) (old float64, note string, err error) {
 	if !inRange(percent) {
 		return 0, "", fmt.Errorf("%w: %v", ErrRange, percent)
@@ -50,6 +52,11 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if percent == 0 {
 		percent = 0 // -0 would be written as "-0"
 	}
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return 0, "", err // names the directory
+	}
+	defer unlock()
 	info, err := os.Lstat(path)
 	if err != nil {
 		return 0, "", err // names the path

@@ -2,10 +2,12 @@ package flags
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -222,5 +224,46 @@ func TestRampKeepsTargetingRuleAndSaysSo(t *testing.T) {
 	path := writeFlags(t, t.TempDir(), `{"flags":{"orders":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"}}}`)
 	if _, note, err := Ramp(path, "orders", 5); err != nil || note != "" {
 		t.Errorf("untargeted: note %q, err %v", note, err)
+	}
+}
+
+// Ramps of different flags of one file, at the same time, all land: each
+// reads the file the one before it wrote. Without the turn-taking, a ramp
+// that read the file before another's rename writes the other flag's old
+// value back (at 3 AM: undoes a colleague's rollback).
+func TestConcurrentRampsAllLand(t *testing.T) {
+	t.Parallel()
+	const flags, rounds = 8, 15
+	var b strings.Builder
+	b.WriteString(`{"flags": {`)
+	for i := range flags {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"f%d": {"state": "ENABLED", "variants": {"on": 0}, "defaultVariant": "on"}`, i)
+	}
+	b.WriteString("}}\n")
+	path := writeFlags(t, t.TempDir(), b.String())
+	var wg sync.WaitGroup
+	for i := range flags {
+		wg.Go(func() {
+			for r := 1; r <= rounds; r++ {
+				if _, _, err := Ramp(path, fmt.Sprintf("f%d", i), float64(r)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range flags {
+		fl := f.flags[fmt.Sprintf("f%d", i)]
+		if got := fl.variants[fl.defaultVariant]; got != float64(rounds) {
+			t.Errorf("f%d reads %v after its last ramp to %d: another ramp wrote over it", i, got, rounds)
+		}
 	}
 }
