@@ -8,16 +8,16 @@ import (
 	"syscall"
 )
 
-// lockDir holds an exclusive lock on dir until unlock is called: two
+// flockDir holds an exclusive lock on dir until unlock is called: two
 // Ramps on files of one directory take turns, so that neither writes a
 // file read before the other's rename (a lost update could undo another
 // operator's rollback). The directory is locked, not the file, because
 // the file is replaced, and a lock file would be one more file beside the
 // flags. Other editors (a text editor, kubectl) do not take the lock.
-func lockDir(dir string) (unlock func(), err error) {
+func flockDir(dir string) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	for {
 		err = syscall.Flock(int(d.Fd()), syscall.LOCK_EX)

@@ -14,6 +14,9 @@ import (
 	"github.com/tidwall/sjson"
 )
 
+// lockDir takes the turn of a Ramp (flockDir); a variable for tests.
+var lockDir = flockDir
+
 // Ramp sets the traffic percentage of a flag in the flag file at path and
 // returns the previous one. It rewrites only the value of the flag's
 // default variant, leaving every other byte of the file as it was (other
@@ -52,11 +55,14 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if percent == 0 {
 		percent = 0 // -0 would be written as "-0"
 	}
-	unlock, err := lockDir(filepath.Dir(path))
-	if err != nil {
-		return 0, "", err // names the directory
+	// A lock that cannot be had (flock over some network file systems)
+	// must not stop a rollback at 3 AM: the ramp goes on, and says so.
+	var lockNote string
+	if unlock, err := lockDir(filepath.Dir(path)); err != nil {
+		lockNote = fmt.Sprintf("%v: this ramp did not wait for others on the same file", err)
+	} else {
+		defer unlock()
 	}
-	defer unlock()
 	info, err := os.Lstat(path)
 	if err != nil {
 		return 0, "", err // names the path
@@ -111,6 +117,9 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	}
 	if fl.targeted {
 		note = targetingNote(flag, fl, percent)
+	}
+	if lockNote != "" {
+		note = strings.TrimPrefix(note+"; "+lockNote, "; ")
 	}
 	return old, note, nil
 }

@@ -267,3 +267,29 @@ func TestConcurrentRampsAllLand(t *testing.T) {
 		}
 	}
 }
+
+// A lock that cannot be had does not stop a ramp (a rollback at 3 AM on a
+// file system without flock): it goes on and says so. Not parallel: it
+// swaps lockDir.
+func TestRampWithoutTheLockGoesOnAndSaysSo(t *testing.T) {
+	saved := lockDir
+	t.Cleanup(func() { lockDir = saved })
+	lockDir = func(dir string) (func(), error) {
+		return nil, fmt.Errorf("locking %s: %w", dir, errors.ErrUnsupported)
+	}
+	path := writeFlags(t, t.TempDir(), rampFile)
+	old, note, err := Ramp(path, "orders-percent", 0)
+	if err != nil || old != 10 {
+		t.Fatalf("Ramp = %v, %v; want 10 and no error", old, err)
+	}
+	if !strings.Contains(note, "did not wait for others") || !strings.Contains(note, filepath.Dir(path)) {
+		t.Errorf("note %q does not say the ramp went on without the lock", note)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl := f.flags["orders-percent"]; fl.variants[fl.defaultVariant] != 0.0 {
+		t.Errorf("orders-percent reads %v, want 0", fl.variants[fl.defaultVariant])
+	}
+}
