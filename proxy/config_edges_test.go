@@ -276,3 +276,31 @@ func TestCustomMethodsFollowTheSplit(t *testing.T) {
 		}
 	}
 }
+
+// A refused change undone by hand (the file written back as it was, byte
+// for byte the running config) clears the failed-reload gauge: the file
+// and the proxy agree again. It stayed 0, and the alert firing, until
+// someone sent SIGHUP.
+func TestWatchClearsFailedReloadWhenFileIsPutBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	running, err := os.ReadFile(e.configPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.configPath(), string(running)+"bogus_key: 1\n")
+	eventually(t, 3*time.Second, "the bad change refused", func() bool {
+		return e.metric("strangler_config_last_reload_successful") == 0
+	})
+	writeFile(t, e.configPath(), string(running))
+	eventually(t, 3*time.Second, "the gauge back to 1 once the file holds the running config", func() bool {
+		return e.metric("strangler_config_last_reload_successful") == 1
+	})
+	if n := e.metric("strangler_config_reload_errors_total"); n != 1 {
+		t.Errorf("reload errors %v, want the 1 refusal", n)
+	}
+}

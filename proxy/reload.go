@@ -103,7 +103,13 @@ func (s *Server) reloadFile(path string, b []byte) error {
 	if err == nil {
 		err = s.Reload(cfg)
 	}
-	return s.reloadOutcome(path, cfg, err)
+	err = s.reloadOutcome(path, cfg, err)
+	if err != nil && bytes.Equal(b, s.table.Load().cfg.raw) {
+		// The running config's own content, refused now (a file it
+		// names went missing): the file going back to it says nothing.
+		s.reloadFailed.Store(false)
+	}
+	return err
 }
 
 // reloadOutcome records a reload of cfg that ended with err in the reload
@@ -112,6 +118,7 @@ func (s *Server) reloadOutcome(path string, cfg *Config, err error) error {
 	if err != nil {
 		s.metrics.reloadErrors.Inc()
 		s.metrics.reloadOK.Set(0)
+		s.reloadFailed.Store(true)
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			for _, p := range ce.Problems {
@@ -123,6 +130,7 @@ func (s *Server) reloadOutcome(path string, cfg *Config, err error) error {
 		return err
 	}
 	s.metrics.reloadOK.Set(1)
+	s.reloadFailed.Store(false)
 	s.metrics.reloadTime.SetToCurrentTime()
 	s.log.Info("config reloaded", "path", path, "routes", len(cfg.Routes))
 	return nil
@@ -152,7 +160,17 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 		if err == nil && refused != nil && !bytes.Equal(b, refused) {
 			refused = nil
 		}
-		if err != nil || bytes.Equal(b, s.table.Load().cfg.raw) || refused != nil {
+		if err == nil && bytes.Equal(b, s.table.Load().cfg.raw) {
+			pending, refused = nil, nil
+			// Put back as it was after a refused change: the file and
+			// the proxy agree again, and the failed-reload alert clears.
+			if s.reloadFailed.CompareAndSwap(true, false) {
+				s.metrics.reloadOK.Set(1)
+				s.log.Info("config file holds the running config again", "path", path)
+			}
+			continue
+		}
+		if err != nil || refused != nil {
 			pending = nil
 			continue
 		}

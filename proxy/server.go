@@ -33,6 +33,9 @@ type Server struct {
 	statesMu  sync.Mutex
 	states    map[string]*routeState // by route name, kept across reloads
 	reloadMu  sync.Mutex             // one reload at a time
+	// reloadFailed: the last reload was refused (the gauge reads 0)
+	// and the config file has not held the running config since.
+	reloadFailed atomic.Bool
 	percentMu sync.Mutex             // one publisher of strangler_route_percent at a time
 	tracing   *tracing               // nil: off
 	shadowMem memBudget
