@@ -102,6 +102,10 @@ type Result struct {
 	Omitted int `json:"omitted,omitempty"`
 	// Noisy counts the differences dropped by noise cancellation.
 	Noisy int `json:"noisy,omitempty"`
+	// TooLarge, with no difference found, says the bodies were not
+	// compared: both decode to more than max_decoded. It is not a match;
+	// the caller counts the pair as not compared.
+	TooLarge bool `json:"too_large,omitempty"`
 }
 
 // Difference is one place where the primary and shadow responses differ.
@@ -154,6 +158,9 @@ type comparison struct {
 	shapes  []shape // with keysOnly: each difference's shape, for learning
 	omitted int
 	noisy   int
+	// bodiesTooLarge: both bodies decode past max_decoded, so they were
+	// not compared.
+	bodiesTooLarge bool
 
 	headerNames []headerName
 	headerDiffs []string
@@ -176,7 +183,7 @@ func getComparison(r *Rules) *comparison {
 func putComparison(c *comparison) {
 	const retainBytes = 1 << 20
 	c.rules, c.noise, c.keysOnly = nil, nil, false
-	c.diffs, c.omitted, c.noisy = nil, 0, 0
+	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge = nil, 0, 0, false
 	c.shapes = keep(c.shapes, 1, retainBytes)
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
@@ -200,6 +207,8 @@ func (c *comparison) result() Result {
 	res := Result{Outcome: Match, Differences: c.diffs, Omitted: c.omitted, Noisy: c.noisy}
 	if len(c.diffs) > 0 || c.omitted > 0 {
 		res.Outcome = Mismatch
+	} else if c.bodiesTooLarge {
+		res.TooLarge = true
 	}
 	return res
 }

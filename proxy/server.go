@@ -22,27 +22,27 @@ import (
 // Server is a running Strangler: the proxy handler, the admin handler, the
 // flag source and the metrics, wired together.
 type Server struct {
-	cfg       *Config
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	metrics   *Metrics
-	flags     *flags.Source
-	ts        transports // primary calls
-	shadowTS  transports // shadow calls: their own pools, so a slow shadow side cannot starve the primary
-	pool      *shadowPool
-	statesMu  sync.Mutex
-	states    map[string]*routeState // by route name, kept across reloads
-	reloadMu  sync.Mutex             // one reload at a time
+	cfg      *Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *Metrics
+	flags    *flags.Source
+	ts       transports // primary calls
+	shadowTS transports // shadow calls: their own pools, so a slow shadow side cannot starve the primary
+	pool     *shadowPool
+	statesMu sync.Mutex
+	states   map[string]*routeState // by route name, kept across reloads
+	reloadMu sync.Mutex             // one reload at a time
 	// reloadFailed: the last reload was refused (the gauge reads 0)
 	// and the config file has not held the running config since.
 	reloadFailed atomic.Bool
-	percentMu sync.Mutex             // one publisher of strangler_route_percent at a time
-	tracing   *tracing               // nil: off
-	shadowMem memBudget
-	bufs      *bufferPool
-	table     atomic.Pointer[table]
-	ready     atomic.Bool
-	recs      sync.Pool // *recorder
+	percentMu    sync.Mutex // one publisher of strangler_route_percent at a time
+	tracing      *tracing   // nil: off
+	shadowMem    memBudget
+	bufs         *bufferPool
+	table        atomic.Pointer[table]
+	ready        atomic.Bool
+	recs         sync.Pool // *recorder
 
 	abortMu       sync.Mutex
 	aborted       bool               // Abort was called

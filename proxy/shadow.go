@@ -691,6 +691,10 @@ func (s *Server) compare(p *shadowPair) {
 	} else {
 		res = compare.Compare(primary, shadow, sh.rules)
 	}
+	if res.TooLarge {
+		sh.skipTooLarge.Inc() // both bodies decode past max_decoded
+		return
+	}
 	if res.Outcome == compare.Mismatch {
 		var seen [compare.KindBody + 1]bool
 		for _, d := range res.Differences {

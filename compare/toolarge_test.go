@@ -1,0 +1,60 @@
+package compare_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"strings"
+	"testing"
+
+	"github.com/strangler-proxy/strangler/compare"
+)
+
+// Bodies that both decode past max_decoded are not compared: the result
+// says so (TooLarge) instead of a body difference, so that identical
+// answers compressed differently do not count as a mismatch. One side
+// past the limit and the other not is a real difference (their sizes
+// differ), and so is any other difference found.
+func TestBodiesPastMaxDecoded(t *testing.T) {
+	t.Parallel()
+	rules := mustRules(t, compare.RulesConfig{MaxDecoded: 4096})
+	doc := []byte(`{"items":[` + strings.Repeat(`{"id":1,"name":"x"},`, 400) + `{"id":2}]}`)
+	small := []byte(`{"items":[]}`)
+	level := func(b []byte, l int) []byte {
+		var buf bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&buf, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	big1, big9 := encoded("gzip", level(doc, 1)), encoded("gzip", level(doc, 9))
+	if bytes.Equal(big1.Body, big9.Body) {
+		t.Fatal("setup: the two compressions are the same bytes")
+	}
+	other := encoded("gzip", level(small, 9))
+	withStatus := encoded("gzip", level(doc, 9))
+	withStatus.Status = 500
+	for _, tc := range []struct {
+		name         string
+		a, b         *compare.Response
+		want         compare.Outcome
+		wantTooLarge bool
+	}{
+		{"both past the limit, compressed differently", big1, big9, compare.Match, true},
+		{"one past the limit", big1, other, compare.Mismatch, false},
+		{"both past the limit, statuses differ", big1, withStatus, compare.Mismatch, false},
+	} {
+		for _, swap := range []bool{false, true} {
+			a, b := tc.a, tc.b
+			if swap {
+				a, b = b, a
+			}
+			res := compare.Compare(a, b, rules)
+			if res.Outcome != tc.want || res.TooLarge != tc.wantTooLarge {
+				t.Errorf("%s (swapped %v): outcome %v, TooLarge %v; want %v, %v (%+v)", tc.name, swap, res.Outcome, res.TooLarge, tc.want, tc.wantTooLarge, res.Differences)
+			}
+		}
+	}
+}
