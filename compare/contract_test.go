@@ -177,7 +177,9 @@ func TestStackedCodingExcerptIsThePrimarys(t *testing.T) {
 	hdr := func() http.Header {
 		return http.Header{"Content-Type": {"application/octet-stream"}, "Content-Encoding": {"gzip, gzip"}}
 	}
-	pBody, sBody := mk('a'), mk('A')
+	// The shadow's body decodes within the limit through the same two
+	// layers (two bodies both past it are not compared at all).
+	pBody, sBody := mk('a'), ctGzip(t, ctGzip(t, bytes.Repeat([]byte("A"), 48)))
 	res := Compare(&Response{Status: 200, Header: hdr(), Body: pBody}, &Response{Status: 200, Header: hdr(), Body: sBody}, r)
 	if len(res.Differences) != 1 {
 		t.Fatalf("want one difference: %s", ctDiffs(res))
