@@ -58,3 +58,30 @@ func TestBodiesPastMaxDecoded(t *testing.T) {
 		}
 	}
 }
+
+// A byte order mark on both sides is skipped and the JSON after it
+// compared as JSON; on one side only it is a difference.
+func TestByteOrderMark(t *testing.T) {
+	t.Parallel()
+	rules := mustRules(t, compare.RulesConfig{})
+	const bom = "\xef\xbb\xbf"
+	for _, tc := range []struct {
+		name string
+		a, b string
+		want compare.Outcome
+	}{
+		{"both, keys reordered", bom + `{"a":1,"b":2}`, bom + `{"b":2.0, "a":1}`, compare.Match},
+		{"both, a value differs", bom + `{"a":1}`, bom + `{"a":2}`, compare.Mismatch},
+		{"one side only", bom + `{"a":1}`, `{"a":1}`, compare.Mismatch},
+	} {
+		for _, swap := range []bool{false, true} {
+			a, b := tc.a, tc.b
+			if swap {
+				a, b = b, a
+			}
+			if res := compare.Compare(jsonResp(a), jsonResp(b), rules); res.Outcome != tc.want {
+				t.Errorf("%s (swapped %v): %v, want %v: %+v", tc.name, swap, res.Outcome, tc.want, res.Differences)
+			}
+		}
+	}
+}
