@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -64,7 +66,15 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return fmt.Errorf("demo: unexpected argument %q", pos[0])
+		return badArgs("demo: unexpected argument %q", pos[0])
+	}
+	pct, err := strconv.ParseFloat(*percent, 64)
+	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
+		return badArgs("demo: --percent %q: want a number from 0 to 100", *percent)
+	}
+	rampTo := "50" // the suggested ramp changes something
+	if pct == 50 {
+		rampTo = "100"
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -128,8 +138,13 @@ func demo(args []string, stdout, stderr io.Writer) error {
   monolith: %s
   service:  %s   (differs on purpose: order totals as strings)
   config:   %s
-  ramp it:  go run ./cmd/strangler ramp --config %s orders 50
-`, proxyURL, proxyURL, adminURL, adminURL, mono.URL, svc.URL, cfgPath, cfgPath)
+  ramp it:  go run ./cmd/strangler ramp --config %s orders %s
+`, proxyURL, proxyURL, adminURL, adminURL, mono.URL, svc.URL, cfgPath, cfgPath, rampTo)
+	for _, m := range []struct{ flag, want, got string }{{"listen", *listen, ln.Addr().String()}, {"admin", *adminAddr, admin.Addr().String()}} {
+		if !set[m.flag] && m.want != m.got { // a default that moved aside
+			fmt.Fprintf(stdout, "  (%s was taken: %s is used instead)\n", m.want, m.got)
+		}
+	}
 
 	if err := demoTraffic(ctx, proxyURL, *requests, stdout); err != nil {
 		fmt.Fprintln(stderr, "demo traffic:", err)

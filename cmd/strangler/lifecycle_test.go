@@ -381,6 +381,32 @@ func TestUnknownFlagExitsTwo(t *testing.T) {
 	}
 }
 
+// Arguments a command refuses itself are usage errors too (the README:
+// "a bad flag or argument exits 2 with the usage"): the problem once,
+// then the usage. They exited 1 with no usage, like a bad config.
+func TestBadArgumentsExitTwo(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args    []string
+		problem string
+	}{
+		{[]string{"serve", "extra", "--config", "x.yaml"}, `serve: unexpected argument "extra"`},
+		{[]string{"validate", "--config", "x.yaml", "extra"}, `validate: unexpected argument "extra"`},
+		{[]string{"ramp", "--config", "x.yaml", "orders"}, "ramp: want ROUTE PERCENT"},
+		{[]string{"ramp", "--config", "x.yaml", "orders", "150"}, `ramp: percent "150": want a number from 0 to 100`},
+		{[]string{"ramp", "--config", "x.yaml", "orders", "abc"}, `ramp: percent "abc"`},
+		{[]string{"serve", "--config", "x.yaml", "--log-format", "xml"}, `--log-format: "xml": want json or text`},
+		{[]string{"serve", "--config", "x.yaml", "--log-level", "loud"}, `--log-level: "loud"`},
+		{[]string{"demo", "--percent", "abc"}, `demo: --percent "abc": want a number from 0 to 100`},
+		{[]string{"demo", "extra"}, `demo: unexpected argument "extra"`},
+	} {
+		code, _, errOut := runCmd(tc.args...)
+		if code != 2 || strings.Count(errOut, tc.problem) != 1 || !strings.Contains(errOut, "Usage") && !strings.Contains(errOut, "usage") {
+			t.Errorf("%q: exit %d, want 2 with %q once and the usage; stderr:\n%s", tc.args, code, tc.problem, errOut)
+		}
+	}
+}
+
 // During the drain: new connections are refused, SIGHUP (good or bad
 // config) neither kills nor reloads, the config watcher is stopped, the
 // in-flight request completes, exit 0. (Coverage.)

@@ -38,8 +38,9 @@ const usage = `strangler: a reverse proxy for strangler-fig migrations
 
 Usage:
   strangler serve    --config FILE            run the proxy
+                     [--log-format json|text] [--log-level debug|info|warn|error]
   strangler validate --config FILE            check config and flag file (exit 0 or 1)
-  strangler ramp     --config FILE ROUTE PCT  set a route's percentage (0..100) in the flag file
+  strangler ramp     --config FILE ROUTE PCT  set a route's percentage (0..100, or 25%) in the flag file
   strangler demo     [--listen ADDR] [--admin ADDR] [--percent PCT] [--requests N]
                                               run a built-in monolith and service behind the proxy
   strangler version
@@ -83,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
+		if !ue.printed {
+			fmt.Fprintf(stderr, "strangler: %v\n\n%s", err, usage)
+		}
 		return 2 // the flag package printed the problem and the usage
 	}
 	var ce *proxy.ConfigError
@@ -113,7 +117,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, usageError{err}
+			return nil, usageError{err: err, printed: true}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -129,10 +133,19 @@ func isNumber(s string) bool {
 	return err == nil
 }
 
-// usageError is a command line the flag package refused (an unknown
-// flag, a bad value): it has printed why, with the usage; the exit code
-// is 2, as for an unknown command.
-type usageError struct{ err error }
+// usageError is a command line refused before anything was done: an
+// unknown flag or a bad value (the flag package has printed why, with the
+// usage), or arguments a command cannot take (badArgs). The exit code is
+// 2, as for an unknown command.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+// badArgs is a usageError for arguments a command refuses itself.
+func badArgs(format string, a ...any) error {
+	return usageError{err: fmt.Errorf(format, a...)}
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
@@ -184,7 +197,7 @@ func serve(args []string, stderr io.Writer) error {
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", pos[0])
+		return badArgs("serve: unexpected argument %q", pos[0])
 	}
 	// SIGHUP's default action ends the process: caught from the start
 	// (while the config loads or a flagd daemon is slow to answer) to the
@@ -300,7 +313,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
-		return fmt.Errorf("validate: unexpected argument %q", pos[0])
+		return badArgs("validate: unexpected argument %q", pos[0])
 	}
 	cfg, err := loadChecked(*path, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
 	if err != nil {
@@ -323,12 +336,12 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return errors.New("ramp: want ROUTE PERCENT, e.g. strangler ramp --config strangler.yaml orders 25")
+		return badArgs("ramp: want ROUTE PERCENT, e.g. strangler ramp --config strangler.yaml orders 25")
 	}
 	name := pos[0]
 	pct, err := strconv.ParseFloat(strings.TrimSuffix(pos[1], "%"), 64)
 	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
-		return fmt.Errorf("ramp: percent %q: want a number from 0 to 100", pos[1])
+		return badArgs("ramp: percent %q: want a number from 0 to 100", pos[1])
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -364,7 +377,7 @@ func fmtPercent(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %q: want debug, info, warn or error", level)
+		return nil, badArgs("--log-level: %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -373,7 +386,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format: %q: want json or text", format)
+	return nil, badArgs("--log-format: %q: want json or text", format)
 }
 
 func buildVersion() string {

@@ -68,10 +68,18 @@ func TestRampRoundTrip(t *testing.T) {
 	if code, _, _ := runCmd("validate", "--config", cfg); code != 0 {
 		t.Errorf("validate after ramp: %d", code)
 	}
-	for _, bad := range [][]string{{"orders", "101"}, {"orders", "-1"}, {"orders", "NaN"}, {"orders", "ten"}, {"nosuch", "5"}, {"orders"}} {
-		code, _, errOut := runCmd(append([]string{"ramp", "--config", cfg}, bad...)...)
-		if code != 1 || errOut == "" {
-			t.Errorf("ramp %v: code %d, stderr %q; want 1 with a message", bad, code, errOut)
+	// Arguments that cannot be a ramp are usage errors (2); a route the
+	// config does not have is refused by the config (1).
+	for _, bad := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"orders", "101"}, 2}, {[]string{"orders", "-1"}, 2}, {[]string{"orders", "NaN"}, 2},
+		{[]string{"orders", "ten"}, 2}, {[]string{"orders"}, 2}, {[]string{"nosuch", "5"}, 1},
+	} {
+		code, _, errOut := runCmd(append([]string{"ramp", "--config", cfg}, bad.args...)...)
+		if code != bad.code || errOut == "" {
+			t.Errorf("ramp %v: code %d, stderr %q; want %d with a message", bad.args, code, errOut, bad.code)
 		}
 	}
 	if b2, _ := os.ReadFile(flagFile); !bytes.Equal(b, b2) {
