@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 		src.Close(ctx)
 		return nil, err
 	}
-	s.pool = newShadowPool(s, cfg.ShadowWorkers, cfg.ShadowQueue)
+	s.pool = newShadowPool(s, cfg.ShadowWorkers, cfg.ShadowQueue, int64(cfg.ShadowMemory))
 	s.shadowMem.limit = int64(cfg.ShadowMemory)
 	s.install(t)
 	return s, nil

@@ -8,7 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -485,10 +487,21 @@ type shadowPool struct {
 	jobs chan *shadowPair
 	done chan struct{}
 	wg   sync.WaitGroup
+	// decoding bounds the comparisons that decode compressed answers at
+	// once. Their scratch buffers are not captures: a comparison may
+	// hold up to four of max_decoded (two sides, two buffers for stacked
+	// codings), outside shadow_memory. At most shadow_memory's worth of
+	// them decode at once, so the whole stays within twice shadow_memory
+	// whatever the workers and the answers (a gzip bomb on every answer).
+	decoding chan struct{}
 }
 
-func newShadowPool(s *Server, workers, queue int) *shadowPool {
-	sp := &shadowPool{s: s, jobs: make(chan *shadowPair, queue), done: make(chan struct{})}
+// decodeCost is what one comparison may hold while decoding.
+const decodeCost = 4 * compare.DefaultMaxDecoded
+
+func newShadowPool(s *Server, workers, queue int, memory int64) *shadowPool {
+	sp := &shadowPool{s: s, jobs: make(chan *shadowPair, queue), done: make(chan struct{}),
+		decoding: make(chan struct{}, max(1, memory/decodeCost))}
 	sp.wg.Add(workers)
 	for range workers {
 		go sp.work()
@@ -674,6 +687,10 @@ func (s *Server) compare(p *shadowPair) {
 		return
 	}
 	primary, shadow := p.primary.response(), p.shadow.response()
+	if encoded(primary) || encoded(shadow) || p.extra != nil && encoded(&compare.Response{Header: p.extra.header, Body: p.extra.body}) {
+		s.pool.decoding <- struct{}{}
+		defer func() { <-s.pool.decoding }()
+	}
 	var res compare.Result
 	if sh.noise != nil {
 		// An extra answer that failed, or was cut (too large, or no room
@@ -707,6 +724,22 @@ func (s *Server) compare(p *shadowPair) {
 	}
 	// Counted last, so that whoever sees the count sees the sample too.
 	sh.results[res.Outcome].Inc()
+}
+
+// encoded tells whether comparing r may decode its body: it names a
+// content coding other than identity.
+func encoded(r *compare.Response) bool {
+	if len(r.Body) == 0 {
+		return false
+	}
+	for _, v := range r.Header["Content-Encoding"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" && !strings.EqualFold(tok, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // shadowMark is the value of X-Strangler-Shadow on every copy, shared:

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,20 +32,20 @@ func gzipLevel(b []byte, level int) []byte {
 	return buf.Bytes()
 }
 
-// Two identical 9 MiB JSON answers, gzipped at different levels (nginx
-// gzip_comp_level 1 against a Go service's default), each under max_body
+// Two identical 9 MiB JSON answers, gzipped at different levels (as two
+// servers configured differently would send them), each under max_body
 // compressed, decode past max_decoded (8 MiB): they cannot be compared,
 // and are counted as too_large, as bodies over max_body are. They counted
 // as a mismatch, on every request, and noise learning could not clear it.
 func TestDecodedPastLimitIsSkippedAsTooLarge(t *testing.T) {
 	t.Parallel()
 	doc := bigJSON(9 << 20)
-	g1, g9 := gzipLevel(doc, 1), gzipLevel(doc, 9)
-	if len(g1) >= 1<<20 || len(g9) >= 1<<20 {
-		t.Fatalf("compressed sizes %d, %d: test needs them under max_body", len(g1), len(g9))
+	g1, g2 := gzipLevel(doc, 1), gzipLevel(doc, 2)
+	if len(g1) >= 1<<20 || len(g2) >= 1<<20 {
+		t.Fatalf("compressed sizes %d, %d: test needs them under max_body", len(g1), len(g2))
 	}
 	mono := answer(200, string(g1), "Content-Encoding", "gzip")
-	svc := answer(200, string(g9), "Content-Encoding", "gzip")
+	svc := answer(200, string(g2), "Content-Encoding", "gzip")
 	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), mono, svc)
 	if resp, _ := e.get("/api/orders/7", "X-User-Id", "u1", "Accept-Encoding", "gzip"); resp.StatusCode != 200 {
 		t.Fatalf("client got %d", resp.StatusCode)
@@ -66,7 +67,7 @@ func TestDecodedPastLimitIsSkippedAsTooLarge(t *testing.T) {
 		}
 		t.Errorf("identical %d-byte JSON answers (gzip %d vs %d bytes, both under max_body) counted as a mismatch "+
 			"(comparisons %v, too_large skips %v); note %q: an answer too large to decode should be skipped as too_large, not inflate the mismatch rate",
-			len(doc), len(g1), len(g9), got, tooLarge, note)
+			len(doc), len(g1), len(g2), got, tooLarge, note)
 	}
 }
 
@@ -90,5 +91,50 @@ func TestShadowShortBodyIsNotAMatch(t *testing.T) {
 	got := e.comparisons(5)
 	if got["match"] != 0 {
 		t.Errorf("a shadow answer cut short of its Content-Length was counted as a match: %v", got)
+	}
+}
+
+// Comparisons that decode compressed answers take turns once their
+// scratch buffers could outgrow shadow_memory: with 1 MiB of it, one at a
+// time. Every pair is still compared, and an answer sent plain is not held
+// back by the turn.
+func TestDecodingComparisonsTakeTurns(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		memory int64
+		want   int
+	}{{1 << 20, 1}, {64 << 20, 2}, {256 << 20, 8}} {
+		if got := cap(newShadowPool(nil, 0, 1, tc.memory).decoding); got != tc.want {
+			t.Errorf("shadow_memory %d: %d decoding at once, want %d", tc.memory, got, tc.want)
+		}
+	}
+	doc := bigJSON(64 << 10)
+	g1, g9 := gzipLevel(doc, 1), gzipLevel(doc, 9)
+	e := newEnv(t, shadowConfig("      percent: 100\n", "shadow_memory: 1MiB", "shadow_workers: 8"), flagJSON("orders-percent", 0),
+		answer(200, string(g1), "Content-Encoding", "gzip"), answer(200, string(g9), "Content-Encoding", "gzip"))
+	const n = 24
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if resp, _ := e.get("/api/orders/7", "X-User-Id", fmt.Sprint("u", i), "Accept-Encoding", "gzip"); resp.StatusCode != 200 {
+				t.Errorf("client got %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.comparisons(0)
+		skipped := e.metric(`strangler_shadow_skipped_total{reason="overload",route="orders"}`)
+		if got["match"]+max(skipped, 0) == n {
+			if got["mismatch"]+got["error"] != 0 {
+				t.Errorf("comparisons %v", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: comparisons %v, overload skips %v, want %d in all", got, skipped, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
