@@ -185,7 +185,7 @@ func TestCompare(t *testing.T) {
 		{
 			name:    "Set-Cookie values differ, names equal",
 			primary: &compare.Response{Status: 200, Header: hdr("Set-Cookie", "session=abc; Path=/; HttpOnly", "Set-Cookie", "csrf=1")},
-			shadow:  &compare.Response{Status: 200, Header: hdr("Set-Cookie", "csrf=2; Secure", "Set-Cookie", "session=xyz; Path=/")},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Set-Cookie", "csrf=2", "Set-Cookie", "session=xyz; Path=/; HttpOnly")},
 		},
 		{
 			name:    "Set-Cookie names differ",

@@ -25,8 +25,14 @@
 //
 // Header names are compared case-insensitively (in canonical form). A
 // header present on one side only is a difference. Values are compared as
-// the combined field value of RFC 9110 §5.3, in order: "a" and "b" on two
-// lines equal "a, b" on one, but not "b, a". There is one difference per
+// the elements of the combined field value of RFC 9110 §5.3, in order:
+// each side's lines are split at commas outside quoted strings, the
+// spaces and tabs around each element are dropped, and empty elements are
+// ignored (RFC 9110 §5.6.1). So "a" and "b" on two lines equal "a, b" and
+// "a,b" on one, but not "b, a"; "GET,HEAD" equals "GET, HEAD"; whitespace
+// inside an element or a quoted string still counts. A header that is not
+// a list but holds commas (a date) is split alike on both sides, so only
+// whitespace after its commas stops counting. There is one difference per
 // header name, with each side's values joined by ", ".
 //
 // Not compared at all:
@@ -56,9 +62,15 @@
 //
 // Compared with rules of their own:
 //
-//   - Set-Cookie: only the set of cookie names. Values and attributes
-//     (session ids, expiry dates) differ on every answer; a cookie that is
-//     set on one side only is what breaks users.
+//   - Set-Cookie: as a set of cookies, each line by its name, whether it
+//     deletes the cookie (an empty value, Max-Age of zero or less, or,
+//     without Max-Age, an Expires date not in the future), Path, Domain
+//     (case-insensitive, a leading dot ignored), Secure, HttpOnly and
+//     SameSite (case-insensitive; absent is not Lax). Values (session ids)
+//     and the exact Max-Age or Expires differ on every answer and are not
+//     compared; a cookie set on one side only, deleted, re-scoped or
+//     stripped of a protection is what breaks users. Attributes are read
+//     by net/http's parser.
 //   - Vary: a case-insensitive set of field names, without
 //     Accept-Encoding, which compression middleware adds. Other names are
 //     kept on purpose: a Vary: Authorization missing from the service lets
@@ -71,7 +83,10 @@
 // Secrets never leave the comparator. The values of Authorization,
 // Proxy-Authorization, Cookie and the route's secret_headers appear in a
 // Difference as "[redacted]". Set-Cookie, also secret, shows the sorted
-// cookie names it was compared by ("csrf, session"), never a value.
+// cookie names ("csrf, session"), never a value; when the same names are
+// set with different attributes, the note lists the compared attributes
+// of each side ("cookie session: primary [Path=/; Secure], shadow
+// [deleted; Path=/]").
 //
 // # Bodies
 //

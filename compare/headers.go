@@ -3,11 +3,13 @@ package compare
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/textproto"
 	"slices"
 	"strings"
+	"time"
 )
 
 // headerName is one key of one side's header map; entries are sorted by
@@ -171,9 +173,9 @@ func headerValues(group []headerName, s side, h http.Header) []string {
 }
 
 // headerValuesEqual compares two sides' values of one header. Most headers
-// are compared as their combined field value (RFC 9110 §5.3: values joined
-// with ", "), so "a, b" on one line equals "a" and "b" on two; a few have
-// rules of their own.
+// are compared as the elements of their combined field value (RFC 9110
+// §5.3, §5.6.1), in order, so "a, b" on one line equals "a" and "b" on two,
+// and "a,b" too, but not "b, a"; a few have rules of their own.
 func headerValuesEqual(name string, a, b []string) bool {
 	if name == "Vary" {
 		return varyEqual(a, b) // "Vary: Accept-Encoding" equals no Vary
@@ -183,31 +185,165 @@ func headerValuesEqual(name string, a, b []string) bool {
 	}
 	switch name {
 	case "Set-Cookie":
-		return cookieNamesEqual(a, b)
+		return setCookiesEqual(a, b)
 	case "Content-Type":
 		return listEqual(a, b) || mediaTypeEqual(a, b)
 	}
 	return listEqual(a, b)
 }
 
+// listEqual compares two sides' values as comma-separated lists: element
+// by element, in order, with the whitespace around each element and empty
+// elements ignored (RFC 9110 §5.6.1), so "GET,HEAD" equals "GET, HEAD" and
+// two lines "no-cache" and "no-store" equal "no-cache,no-store". Values
+// that are byte for byte the same, the common case, are equal without
+// being split; splitting does not allocate either. A header whose value is
+// not a list but holds commas (a date) is split the same way on both sides,
+// so only whitespace after its commas stops counting. Values whose lines
+// joined with ", " are equal stay equal, malformed quoting included.
 func listEqual(a, b []string) bool {
 	if slices.Equal(a, b) {
 		return true
 	}
-	return strings.Join(a, ", ") == strings.Join(b, ", ")
+	ea, eb := listElems{rest: a}, listElems{rest: b}
+	for {
+		x, okA := ea.next()
+		y, okB := eb.next()
+		if okA != okB || x != y {
+			// Elements differ; the joined values can still be equal when
+			// a quote left open on one line closes on the next.
+			return joinedEqual(a, b)
+		}
+		if !okA {
+			return true
+		}
+	}
 }
 
-// cookieNamesEqual compares the sets of cookie names: values and
-// attributes (session ids, expiry dates) differ on every answer.
-func cookieNamesEqual(a, b []string) bool {
-	return cookieNamesIn(a, b) && cookieNamesIn(b, a)
+// joinedEqual reports whether a and b joined with ", " are equal, without
+// joining them.
+func joinedEqual(a, b []string) bool {
+	ca, cb := joinedChunks{rest: a}, joinedChunks{rest: b}
+	var x, y string
+	for {
+		if x == "" {
+			x = ca.next()
+		}
+		if y == "" {
+			y = cb.next()
+		}
+		if x == "" || y == "" {
+			return x == y
+		}
+		n := min(len(x), len(y))
+		if x[:n] != y[:n] {
+			return false
+		}
+		x, y = x[n:], y[n:]
+	}
 }
 
-func cookieNamesIn(sub, super []string) bool {
+// joinedChunks yields the non-empty pieces of values joined with ", ":
+// the values and the separators between them; "" at the end.
+type joinedChunks struct {
+	rest []string
+	sep  bool // a separator comes next
+}
+
+func (j *joinedChunks) next() string {
+	for len(j.rest) > 0 {
+		var s string
+		if j.sep {
+			s, j.sep = ", ", false
+		} else {
+			s, j.rest = j.rest[0], j.rest[1:]
+			j.sep = len(j.rest) > 0
+		}
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// listElems walks the non-empty elements of field values read as one
+// comma-separated list. A comma inside a quoted string (where a backslash
+// escapes the next byte) does not separate; a quote left open ends with
+// its field line, as each line is its own field value.
+type listElems struct {
+	rest []string // field lines not yet started
+	line string   // what is left of the current one
+}
+
+func (l *listElems) next() (string, bool) {
+	for {
+		for l.line == "" {
+			if len(l.rest) == 0 {
+				return "", false
+			}
+			l.line, l.rest = l.rest[0], l.rest[1:]
+		}
+		var elem string
+		elem, l.line = cutListElem(l.line)
+		if elem = trimOWS(elem); elem != "" {
+			return elem, true
+		}
+	}
+}
+
+// cutListElem cuts s at its first comma outside a quoted string.
+func cutListElem(s string) (elem, rest string) {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\\':
+			i++ // quoted-pair: the next byte is literal
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+// trimOWS removes optional whitespace (SP and HTAB) around s.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// setCookiesEqual compares two sides' Set-Cookie lines as sets of cookies
+// in a form that leaves out what differs on every answer, the value (a
+// session id) and the exact expiry, but keeps what changes what a browser
+// does: the name, whether the line deletes the cookie, and its Path,
+// Domain, Secure, HttpOnly and SameSite. Lines that have the same name,
+// the same attributes byte for byte and values that are both empty or
+// both not, as two answers setting the same cookie do, are equal without
+// being parsed.
+func setCookiesEqual(a, b []string) bool {
+	if slices.Equal(a, b) || (setCookieLinesIn(a, b) && setCookieLinesIn(b, a)) {
+		return true
+	}
+	now := time.Now()
+	fa, fb := cookieForms(a, now), cookieForms(b, now)
+	return cookieFormsIn(fa, fb) && cookieFormsIn(fb, fa)
+}
+
+// setCookieLinesIn reports whether each line of sub has a line in super
+// that differs at most in a non-empty value.
+func setCookieLinesIn(sub, super []string) bool {
 	for _, s := range sub {
+		ns, vs, as := splitSetCookie(s)
 		found := false
 		for _, t := range super {
-			if cookieName(s) == cookieName(t) {
+			nt, vt, at := splitSetCookie(t)
+			if ns == nt && as == at && emptyCookieValue(vs) == emptyCookieValue(vt) {
 				found = true
 				break
 			}
@@ -219,16 +355,162 @@ func cookieNamesIn(sub, super []string) bool {
 	return true
 }
 
-// cookieName returns the name of a Set-Cookie value. A value without "="
-// has an empty name (RFC 6265bis §5.6): what it holds is a value, and so
-// never reported.
-func cookieName(setCookie string) string {
-	pair, _, _ := strings.Cut(setCookie, ";")
-	name, _, ok := strings.Cut(pair, "=")
-	if !ok {
+// cookieForm is what is compared of one Set-Cookie line. It holds no
+// value, only the name, and can be shown.
+type cookieForm struct {
+	name     string
+	deleted  bool
+	path     string
+	domain   string // lower case, without a leading dot
+	secure   bool
+	httpOnly bool
+	sameSite http.SameSite // 0 when absent, which is not Lax
+}
+
+func cookieForms(lines []string, now time.Time) []cookieForm {
+	forms := make([]cookieForm, len(lines))
+	for i, line := range lines {
+		forms[i] = parseCookieForm(line, now)
+	}
+	return forms
+}
+
+func cookieFormsIn(sub, super []cookieForm) bool {
+	for _, f := range sub {
+		if !slices.Contains(super, f) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseCookieForm reads a Set-Cookie line's attributes with net/http's
+// parser. The name and value are replaced by a placeholder first: the
+// value is a secret that need not be parsed at all, and a name or value
+// that net/http refuses (a space, a backslash) must not make the cookie's
+// attributes unreadable on one side only. A cookie is deleted when its
+// value is empty, its Max-Age is zero or less, or it has no Max-Age and
+// an Expires date that is not after now (RFC 6265 §5.3: Max-Age wins
+// over Expires).
+func parseCookieForm(line string, now time.Time) cookieForm {
+	name, value, attrs := splitSetCookie(line)
+	f := cookieForm{name: name, deleted: emptyCookieValue(value)}
+	c, err := http.ParseSetCookie("v=v;" + attrs)
+	if err != nil {
+		return f // not reached: the placeholder pair is valid
+	}
+	switch {
+	case c.MaxAge < 0:
+		f.deleted = true
+	case c.MaxAge == 0 && !c.Expires.IsZero() && !c.Expires.After(now):
+		f.deleted = true
+	}
+	f.path = c.Path
+	f.domain = strings.ToLower(strings.TrimPrefix(c.Domain, "."))
+	f.secure, f.httpOnly, f.sameSite = c.Secure, c.HttpOnly, c.SameSite
+	return f
+}
+
+// String renders the attributes compared, for a difference's note.
+func (f cookieForm) String() string {
+	var parts []string
+	if f.deleted {
+		parts = append(parts, "deleted")
+	}
+	if f.path != "" {
+		parts = append(parts, "Path="+f.path)
+	}
+	if f.domain != "" {
+		parts = append(parts, "Domain="+f.domain)
+	}
+	if f.secure {
+		parts = append(parts, "Secure")
+	}
+	if f.httpOnly {
+		parts = append(parts, "HttpOnly")
+	}
+	switch f.sameSite {
+	case http.SameSiteLaxMode:
+		parts = append(parts, "SameSite=Lax")
+	case http.SameSiteStrictMode:
+		parts = append(parts, "SameSite=Strict")
+	case http.SameSiteNoneMode:
+		parts = append(parts, "SameSite=None")
+	case http.SameSiteDefaultMode:
+		parts = append(parts, "SameSite (unrecognised value)")
+	}
+	if len(parts) == 0 {
+		return "(no attributes)"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// cookieNote says, for each cookie name set on both sides, how the
+// attributes differ, since the names shown as the values do not; "" when
+// only the names differ.
+func cookieNote(a, b []string) string {
+	now := time.Now()
+	fa, fb := cookieForms(a, now), cookieForms(b, now)
+	var names []string
+	for _, f := range fa {
+		if slices.ContainsFunc(fb, func(g cookieForm) bool { return g.name == f.name }) {
+			names = append(names, f.name)
+		}
+	}
+	slices.Sort(names)
+	var notes []string
+	for _, name := range slices.Compact(names) {
+		pa, pb := renderCookieForms(fa, name), renderCookieForms(fb, name)
+		if slices.Equal(pa, pb) {
+			continue
+		}
+		label := name
+		if label == "" {
+			label = "(unnamed)"
+		}
+		notes = append(notes, fmt.Sprintf("cookie %s: primary %s, shadow %s", label, strings.Join(pa, " | "), strings.Join(pb, " | ")))
+	}
+	if len(notes) == 0 {
 		return ""
 	}
-	return textproto.TrimString(name)
+	return "Set-Cookie attributes differ: " + strings.Join(notes, "; ")
+}
+
+// renderCookieForms renders the distinct forms of one cookie name, sorted.
+func renderCookieForms(forms []cookieForm, name string) []string {
+	var out []string
+	for _, f := range forms {
+		if f.name == name {
+			out = append(out, "["+f.String()+"]")
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// splitSetCookie splits a Set-Cookie line into its name, value and
+// attributes (what follows the first ";"). A line without "=" before the
+// first ";" has an empty name (RFC 6265bis §5.6): what it holds is a
+// value, and so never reported.
+func splitSetCookie(line string) (name, value, attrs string) {
+	pair, attrs, _ := strings.Cut(line, ";")
+	name, value, ok := strings.Cut(pair, "=")
+	if !ok {
+		return "", textproto.TrimString(pair), attrs
+	}
+	return textproto.TrimString(name), textproto.TrimString(value), attrs
+}
+
+// emptyCookieValue reports whether a raw cookie value is empty, quoted or
+// not.
+func emptyCookieValue(v string) bool {
+	return v == "" || v == `""`
+}
+
+// cookieName returns the name of a Set-Cookie value; see splitSetCookie.
+func cookieName(setCookie string) string {
+	name, _, _ := splitSetCookie(setCookie)
+	return name
 }
 
 // varyEqual compares Vary as a case-insensitive set of field names without
@@ -314,13 +596,17 @@ func (c *comparison) addHeader(name string, a, b []string) {
 		if name != "Set-Cookie" && c.rules.secretHeaders[name] && len(a) > 0 && len(b) > 0 {
 			d.Note = "secret header: the values differ and are not shown"
 		}
+		if name == "Set-Cookie" && len(a) > 0 && len(b) > 0 {
+			d.Note = cookieNote(a, b)
+		}
 	}
 	c.diffs = append(c.diffs, d)
 }
 
 // headerValue renders one side of a header difference. Secret values are
 // replaced; for Set-Cookie, which is secret, the sorted cookie names are
-// shown instead, since they are what was compared and hold no credential.
+// shown instead, since they hold no credential (how the attributes of
+// the same names differ goes in the note: see cookieNote).
 func (c *comparison) headerValue(name string, vs []string) json.RawMessage {
 	switch {
 	case len(vs) == 0:
