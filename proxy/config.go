@@ -222,17 +222,36 @@ var DefaultSecretHeaders = []string{"Authorization", "Proxy-Authorization", "Coo
 type Duration time.Duration
 
 // UnmarshalYAML accepts Go duration syntax only: a bare number would be
-// ambiguous (seconds? nanoseconds?), so it is refused.
+// ambiguous (seconds? nanoseconds?), so it is refused. The problem is a
+// *yaml.TypeError (see valueError): the decoder goes on with the rest.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDurationNode(n)
+	if err != nil {
+		return valueError(n, err)
+	}
+	*d = v
+	return nil
+}
+
+// parseDurationNode is a Duration's value, or its problem without the line.
+func parseDurationNode(n *yaml.Node) (Duration, error) {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("invalid duration %q (use Go syntax such as 250ms, 2s, 1m)", n.Value)
+		return 0, fmt.Errorf("invalid duration %q (use Go syntax such as 250ms, 2s, 1m)", n.Value)
 	}
 	if v < 0 {
-		return fmt.Errorf("invalid duration %q: negative", n.Value)
+		return 0, fmt.Errorf("invalid duration %q: negative", n.Value)
 	}
-	*d = Duration(v)
-	return nil
+	return Duration(v), nil
+}
+
+// valueError is the problem of one value as yaml's decoder takes it from an
+// UnmarshalYAML: a *yaml.TypeError is recorded and the decoder goes on with
+// the rest of the document, where any other error aborts the whole decode
+// (and one bad duration would hide every other problem of the file). Its
+// line is where the value is, as in yaml's own messages.
+func valueError(n *yaml.Node, err error) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 }
 
 // Size is a byte count written as a number of bytes or with a KiB, MiB or
@@ -258,17 +277,23 @@ func ParseSize(s string) (Size, error) {
 	return Size(n * mult), nil
 }
 
-// UnmarshalYAML parses a Size.
+// UnmarshalYAML parses a Size. The problem is a *yaml.TypeError (see
+// valueError): the decoder goes on with the rest.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("invalid size: not a scalar")
-	}
-	v, err := ParseSize(n.Value)
+	v, err := parseSizeNode(n)
 	if err != nil {
-		return err
+		return valueError(n, err)
 	}
 	*s = v
 	return nil
+}
+
+// parseSizeNode is a Size's value, or its problem without the line.
+func parseSizeNode(n *yaml.Node) (Size, error) {
+	if n.Kind != yaml.ScalarNode {
+		return 0, fmt.Errorf("invalid size: not a scalar")
+	}
+	return ParseSize(n.Value)
 }
 
 // ConfigError lists every problem found in a config, one per line, each
@@ -276,12 +301,42 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 // when a config has any.
 type ConfigError struct {
 	Problems []string
+
+	// hide are key paths whose value Validate must not judge beside the
+	// problems of shape: a value refused (its zero value is what decoded,
+	// so "required" or "must be positive" would report that key twice), or
+	// a top-level key set in a second YAML document (which is not read, so
+	// "monolith: required" would be false to the operator who set it there).
+	hide []string
 }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
 func (e *ConfigError) add(format string, args ...any) {
 	e.Problems = append(e.Problems, fmt.Sprintf(format, args...))
+}
+
+// refuse adds the problem of the value at path, which the decoder does not
+// get: Validate's problems of path and of what is under it are not reported.
+func (e *ConfigError) refuse(path, format string, args ...any) {
+	e.hide = append(e.hide, path)
+	if parent, ok := strings.CutSuffix(path, ".base_time"); ok {
+		// max_time is judged against base_time: against its default
+		// here, not the operator's value.
+		e.hide = append(e.hide, parent+".max_time")
+	}
+	e.add(format, args...)
+}
+
+// hides reports whether problem p, one of Validate's, is about a path in
+// e.hide or under one ("routes[1]" hides "routes[1].name: required").
+func (e *ConfigError) hides(p string) bool {
+	for _, h := range e.hide {
+		if len(p) > len(h) && strings.HasPrefix(p, h) && strings.ContainsRune(":.[ ", rune(p[len(h)])) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *ConfigError) err() error {
@@ -315,12 +370,13 @@ func loadConfigBytes(path string, b []byte) (*Config, error) {
 	if err == nil {
 		return cfg, verr
 	}
-	// Problems of shape, and Validate's on what decoded: all at once.
+	// Problems of shape, and Validate's on what decoded: all at once, but
+	// none twice for one key.
 	ce := err.(*ConfigError)
 	var more *ConfigError
 	if errors.As(verr, &more) {
 		for _, p := range more.Problems {
-			if !slices.Contains(ce.Problems, p) {
+			if !slices.Contains(ce.Problems, p) && !ce.hides(p) {
 				ce.Problems = append(ce.Problems, p)
 			}
 		}
@@ -358,7 +414,9 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 	// yaml reads one document at a time: anything after a --- would never
 	// be read, so a file that holds more is refused rather than half used.
 	// A trailing --- alone (generated or concatenated YAML) holds nothing
-	// to lose.
+	// to lose. The keys set in later documents are not judged in the first
+	// (a monolith set after the --- is not "required").
+	second := false
 	for {
 		var next yaml.Node
 		err := dec.Decode(&next)
@@ -366,12 +424,22 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 			break
 		}
 		if err != nil {
-			ce.add("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			if !second {
+				ce.add("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			}
 			break
 		}
-		if !emptyDocument(&next) {
+		if emptyDocument(&next) {
+			continue
+		}
+		if !second {
 			ce.add("config: line %d: a second YAML document (after ---) is not read: keep the whole config in one document", next.Line)
-			break
+			second = true
+		}
+		if m := next.Content[0]; m.Kind == yaml.MappingNode {
+			for i := 0; i < len(m.Content); i += 2 {
+				ce.hide = append(ce.hide, m.Content[i].Value)
+			}
 		}
 	}
 	root := doc.Content[0]
@@ -380,30 +448,35 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 		return nil, &ce
 	}
 	cfg := &Config{dir: dir}
-	checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]bool{})
-	if err := ce.err(); err != nil {
-		// What does decode is returned with the problems, so that
-		// Validate can report its own too: one misspelt key must not hide
-		// a bad URL (every problem is reported at once). yaml's own
-		// messages about the values that did not decode repeat
-		// checkShape's.
-		var te *yaml.TypeError
-		if derr := root.Decode(cfg); derr != nil && !errors.As(derr, &te) {
-			return nil, err
-		}
-		return cfg, err
+	if !checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]bool{}) {
+		// Not a mapping: nothing of it is a config, and Validate would
+		// only call every key required.
+		return nil, &ce
 	}
-	// checkShape has decoded every value on its own, so this fails only
-	// where yaml refuses the document as a whole (excessive aliasing).
+	// checkShape has decoded every value on its own and left in the tree
+	// only what decodes (see checkShape), so this fails only where yaml
+	// refuses the document as a whole (excessive aliasing).
 	if err := root.Decode(cfg); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
+		switch {
+		case !errors.As(err, &te):
+			ce.add("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, &ce
+		case len(ce.Problems) == 0:
 			for _, m := range te.Errors {
 				ce.add("config: %s", m)
 			}
 			return nil, &ce
 		}
-		return nil, &ConfigError{Problems: []string{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		// yaml's own messages about values that did not decode repeat
+		// checkShape's.
+	}
+	if err := ce.err(); err != nil {
+		// What did decode is returned with the problems, so that
+		// Validate can report its own too: one misspelt key or bad
+		// duration must not hide a bad URL (every problem is reported at
+		// once).
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -423,21 +496,32 @@ var (
 // checkShape walks the YAML tree beside the Go type and reports, with its
 // path and line, every key the type does not have, every key given twice,
 // and every value that does not decode into its field. yaml's own decoder
-// stops at the first bad duration and names no key ("cannot unmarshal
-// !!seq into proxy.Config"), so each value is decoded here on its own.
-func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]bool) {
+// names no key ("cannot unmarshal !!seq into proxy.Config"), so each value
+// is decoded here on its own.
+//
+// So that the rest of the file still decodes for Validate, it also edits
+// the tree: it drops unknown keys and the later of two equal keys (yaml
+// refuses a whole mapping that holds a key twice: a second listen would
+// have emptied the config), and puts a placeholder in place of each value
+// it refuses (see placeholder). It reports whether n itself decodes; false
+// when n is refused, and the caller then replaces it. An anchor's value is
+// checked (and edited) once per type, at its first use.
+func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]bool) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.AliasNode {
-		if k := (shapeSeen{n.Alias, t}); !seen[k] {
-			seen[k] = true
-			checkShape(n.Alias, t, path, ce, seen)
+		k := shapeSeen{n.Alias, t}
+		if ok, done := seen[k]; done {
+			return ok
 		}
-		return
+		seen[k] = true // an anchor inside itself is the decoder's to refuse
+		ok := checkShape(n.Alias, t, path, ce, seen)
+		seen[k] = ok
+		return ok
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return // an empty value leaves the default
+		return true // an empty value leaves the default
 	}
 	at := path
 	if at == "" {
@@ -446,8 +530,8 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 	switch {
 	case t.Kind() == reflect.Struct && t != durationType && t != sizeType:
 		if n.Kind != yaml.MappingNode {
-			ce.add("%s: line %d: want a mapping (key: value), got %s", at, n.Line, describeNode(n))
-			return
+			ce.refuse(path, "%s: line %d: want a mapping (key: value), got %s", at, n.Line, describeNode(n))
+			return false
 		}
 		fields := map[string]reflect.Type{}
 		for i := range t.NumField() {
@@ -457,8 +541,9 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 			}
 		}
 		first := map[string]int{}
+		kept := make([]*yaml.Node, 0, len(n.Content))
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			key := n.Content[i]
+			key, v := n.Content[i], n.Content[i+1]
 			k := key.Value
 			ft, ok := fields[k]
 			switch line, dup := first[k]; {
@@ -468,46 +553,85 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 				ce.add("%s: line %d: given twice (first at line %d)", join(path, k), key.Line, line)
 			default:
 				first[k] = key.Line
-				checkShape(n.Content[i+1], ft, join(path, k), ce, seen)
+				if !checkShape(v, ft, join(path, k), ce, seen) {
+					v = placeholder(ft)
+				}
+				kept = append(kept, key, v)
 			}
 		}
+		n.Content = kept
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			ce.add("%s: line %d: want a list, got %s", at, n.Line, describeNode(n))
-			return
+			ce.refuse(path, "%s: line %d: want a list, got %s", at, n.Line, describeNode(n))
+			return false
 		}
 		for i, c := range n.Content {
 			at := fmt.Sprintf("%s[%d]", path, i)
 			if c.Kind == yaml.ScalarNode && c.ShortTag() == "!!null" {
 				// The decoder drops it, which would also shift the index
 				// of every later entry in Validate's messages.
-				ce.add("%s: line %d: empty list entry (a - with nothing after it)", at, c.Line)
+				ce.refuse(at, "%s: line %d: empty list entry (a - with nothing after it)", at, c.Line)
+				n.Content[i] = placeholder(t.Elem())
 				continue
 			}
-			checkShape(c, t.Elem(), at, ce, seen)
+			if !checkShape(c, t.Elem(), at, ce, seen) {
+				n.Content[i] = placeholder(t.Elem())
+			}
 		}
 	default:
 		want := describeType(t)
 		if n.Kind != yaml.ScalarNode {
-			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
-			return
+			ce.refuse(path, "%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
+			return false
 		}
-		err := n.Decode(reflect.New(t).Interface())
+		var err error
+		switch t {
+		case durationType:
+			_, err = parseDurationNode(n)
+		case sizeType:
+			_, err = parseSizeNode(n)
+		default:
+			err = n.Decode(reflect.New(t).Interface())
+		}
 		var te *yaml.TypeError
 		tag := n.ShortTag()
 		switch {
 		case want == wantWhole && ((err != nil && tag == "!!int") || (tag == "!!float" && wholeNumber(n.Value))):
-			ce.add("%s: line %d: %s is out of range", at, n.Line, n.Value)
+			ce.refuse(path, "%s: line %d: %s is out of range", at, n.Line, n.Value)
 		case want == wantWhole && tag == "!!float" && !(err == nil && integral(n.Value)):
 			// yaml would silently cut 1.5 to 1 (1e3 is 1000, and fine).
-			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
+			ce.refuse(path, "%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
 		case err == nil:
+			return true
 		case errors.As(err, &te):
-			ce.add("%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
-		default: // a Duration's or Size's own message
-			ce.add("%s: line %d: %v", at, n.Line, err)
+			ce.refuse(path, "%s: line %d: want %s, got %s", at, n.Line, want, describeNode(n))
+		default: // a Duration's or Size's own message, or yaml's (bad !!binary)
+			ce.refuse(path, "%s: line %d: %v", at, n.Line, err)
 		}
+		return false
 	}
+	return true
+}
+
+// placeholder stands in the tree for a value of type t that checkShape
+// refused, and decodes to its zero value: in a
+// list it keeps every later entry at its index (the decoder would drop a
+// value it cannot decode, and Validate would then name the next route
+// routes[1] when the file's is routes[2]); for a struct, even behind a
+// pointer (flags.flagd), it is an empty mapping, so that Validate judges
+// that key (its problems are hidden, see ConfigError.hide) rather than
+// its absence (flags.file: required).
+func placeholder(t reflect.Type) *yaml.Node {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && t != durationType && t != sizeType:
+		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	case t.Kind() == reflect.String:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str"}
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
 }
 
 // describeNode names a YAML value for a message.
