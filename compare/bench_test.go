@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/strangler-proxy/strangler/compare"
@@ -153,6 +154,25 @@ func BenchmarkNoiseCompare(b *testing.B) {
 	for b.Loop() {
 		if res := noise.Compare(primary, shadow, primary, extra, r); len(res.Differences) != 1 {
 			b.Fatalf("differences %s", diffsJSON(b, res.Differences))
+		}
+	}
+}
+
+// A body nested 6,000 levels deep that differs at every level, through
+// Noise.Compare: once max_differences are listed the rest are counted
+// without building their pointers (each as long as the document is deep).
+func BenchmarkNoiseCompareDeep(b *testing.B) {
+	const depth = 6000
+	deep := func(leaf string) *compare.Response {
+		return jsonResp(strings.Repeat("["+leaf+",", depth) + leaf + strings.Repeat("]", depth))
+	}
+	primary, shadow := deep("0"), deep("1")
+	r := mustRules(b, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := noise.Compare(primary, shadow, nil, nil, r); res.Omitted != depth+1-len(res.Differences) {
+			b.Fatalf("omitted %d with %d listed", res.Omitted, len(res.Differences))
 		}
 	}
 }
