@@ -2,13 +2,14 @@ package compare
 
 import (
 	"bytes"
-	"math/big"
+	"strconv"
 )
 
 // numbersEqual compares two JSON number literals by exact decimal value:
 // 1 == 1.0 == 1e0 == 0.1e1, -0 == 0, and 12345678901234567890 differs
 // from 12345678901234567891 although both round to the same float64.
-// It does not allocate unless an exponent has more than 18 digits.
+// It does not allocate unless an exponent has more than 18 digits, and
+// then in time linear in the literals' length.
 func numbersEqual(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
@@ -28,7 +29,9 @@ func numbersEqual(a, b []byte) bool {
 	if da.expBig == nil && db.expBig == nil {
 		return da.exp == db.exp
 	}
-	return da.bigExp().Cmp(db.bigExp()) == 0
+	na, ma := da.expDigits()
+	nb, mb := db.expDigits()
+	return na == nb && bytes.Equal(ma, mb)
 }
 
 // decimal is a number literal read as 0.d₁d₂…dₙ × 10^exp with d₁ ≠ 0 and
@@ -53,15 +56,60 @@ func (d decimal) digit(i int) byte {
 	return d.lo[i-len(d.hi)]
 }
 
-func (d decimal) bigExp() *big.Int {
-	e := new(big.Int)
-	if d.expBig != nil {
-		e.SetString(string(d.expBig), 10)
-		if d.expNeg {
-			e.Neg(e)
+// expDigits returns the sign and the decimal digits (no leading zero) of
+// d's whole exponent. A long exponent is added to in decimal, not
+// converted: big.Int's decimal parsing takes time quadratic in the digits
+// (a 1 MiB exponent took seconds).
+func (d decimal) expDigits() (neg bool, mag []byte) {
+	if d.expBig == nil {
+		e := d.exp
+		if neg = e < 0; neg {
+			e = -e
 		}
+		return neg, strconv.AppendInt(nil, e, 10)
 	}
-	return e.Add(e, big.NewInt(d.exp))
+	// (±E) + exp, where E has 19 digits or more and |exp| is at most the
+	// literal's length: the sign is E's, the magnitude E ± exp.
+	s := d.exp
+	if d.expNeg {
+		s = -s
+	}
+	return d.expNeg, addSmall(d.expBig, s)
+}
+
+// addSmall returns the decimal digits of e + s, for digits e without a
+// leading zero and |s| < e.
+func addSmall(e []byte, s int64) []byte {
+	out := make([]byte, len(e)+1)
+	out[0] = '0'
+	copy(out[1:], e)
+	sub := s < 0
+	u := uint64(s)
+	if sub {
+		u = uint64(-s)
+	}
+	carry := 0 // a carry when adding, a borrow when subtracting
+	for i := len(out) - 1; i >= 0 && (u > 0 || carry != 0); i-- {
+		dig, k := int(out[i]-'0'), int(u%10)
+		u /= 10
+		if sub {
+			dig -= k + carry
+			carry = 0
+			if dig < 0 {
+				dig, carry = dig+10, 1
+			}
+		} else {
+			dig += k + carry
+			carry = dig / 10
+			dig %= 10
+		}
+		out[i] = byte('0' + dig)
+	}
+	i := 0
+	for i < len(out)-1 && out[i] == '0' {
+		i++
+	}
+	return out[i:]
 }
 
 // parseDecimal reads a literal already validated by scanNumber.
