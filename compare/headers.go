@@ -285,7 +285,7 @@ func (l *listElems) next() (string, bool) {
 		}
 		var elem string
 		elem, l.line = cutListElem(l.line)
-		if elem = trimOWS(elem); elem != "" {
+		if elem = textproto.TrimString(elem); elem != "" {
 			return elem, true
 		}
 	}
@@ -305,17 +305,6 @@ func cutListElem(s string) (elem, rest string) {
 		}
 	}
 	return s, ""
-}
-
-// trimOWS removes optional whitespace (SP and HTAB) around s.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // setCookiesEqual compares two sides' Set-Cookie lines as sets of cookies
