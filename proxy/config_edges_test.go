@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -128,10 +127,7 @@ func TestPatternsThatCanNeverMatchAreRefused(t *testing.T) {
 func TestWatchRetriesContentRefusedEarlier(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	e.watchConfig()
 
 	token := filepath.Join(e.dir, "token")
 	withToken := basicConfig + "admin_token_file: " + token + "\n"
@@ -284,10 +280,7 @@ func TestCustomMethodsFollowTheSplit(t *testing.T) {
 func TestWatchClearsFailedReloadWhenFileIsPutBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	e.watchConfig()
 	running, err := os.ReadFile(e.configPath())
 	if err != nil {
 		t.Fatal(err)

@@ -170,10 +170,7 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 func TestWatchConfigReloadsOnChange(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100, "users-percent", 100), nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	e.watchConfig()
 	// Replace by rename, as editors and kubelet do.
 	tmp := e.configPath() + ".tmp"
 	writeFile(t, tmp, strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace(twoRoutes))
@@ -264,4 +261,13 @@ func TestValidateWarnsOnDisabledFlags(t *testing.T) {
 			t.Errorf("warnings %q lack %q", got, want)
 		}
 	}
+}
+
+// watchConfig runs the config watcher, polling every 20 ms, until the
+// test ends.
+func (e *env) watchConfig() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
+	e.t.Cleanup(func() { cancel(); <-done })
 }
