@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -38,7 +37,7 @@ type fileFlag struct {
 // accepts (FuzzLoad checks this), so a file that passes Load can be handed to
 // the in-process provider or to a flagd daemon.
 func Load(path string) (*File, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := ReadFile(path, MaxFlagFile)
 	if err != nil {
 		return nil, fmt.Errorf("flag file: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // flockDir holds an exclusive lock on dir until unlock is called: two
@@ -19,11 +20,20 @@ func flockDir(dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
+	// Never wait for good: a ramp suspended with Ctrl-Z, or stuck on a
+	// network file system, holds the lock for as long as it likes, and a
+	// rollback must still go through (without the lock, and saying so).
+	deadline := time.Now().Add(lockWait)
 	for {
-		err = syscall.Flock(int(d.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
+		err = syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR || time.Now().After(deadline) {
 			break
 		}
+		time.Sleep(lockPoll)
+	}
+	if err == syscall.EWOULDBLOCK {
+		d.Close()
+		return nil, fmt.Errorf("locking %s: another ramp held it for %v", dir, lockWait)
 	}
 	if err != nil {
 		d.Close()

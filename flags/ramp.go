@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -16,6 +17,13 @@ import (
 
 // lockDir takes the turn of a Ramp (flockDir); a variable for tests.
 var lockDir = flockDir
+
+// How long a Ramp waits for its turn (a variable for tests), and how
+// often it tries: a ramp takes milliseconds, so a lock held longer is held
+// by something stuck.
+var lockWait = 5 * time.Second
+
+const lockPoll = 10 * time.Millisecond
 
 // Ramp sets the traffic percentage of a flag in the flag file at path and
 // returns the previous one. It rewrites only the value of the flag's
@@ -73,7 +81,7 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if !info.Mode().IsRegular() {
 		return 0, "", fmt.Errorf("%s is not a regular file", path)
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := ReadFile(path, MaxFlagFile)
 	if err != nil {
 		return 0, "", err // names the path
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -127,7 +126,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flags: %w", err)
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := ReadFile(path, MaxFlagFile)
 	if err != nil {
 		return nil, fmt.Errorf("flag file: %w", err)
 	}

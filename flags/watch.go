@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -146,7 +145,7 @@ func (w *fileSync) rewatch() {
 // a slow writer can land a read there. check then returns true, and the
 // caller checks again after settle; the last good flags stay meanwhile.
 func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) (again bool) {
-	raw, err := os.ReadFile(w.path)
+	raw, err := ReadFile(w.path, MaxFlagFile)
 	if err != nil {
 		w.suspect = nil
 		if err.Error() == w.seenErr {

@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/strangler-proxy/strangler/flags"
 )
 
 // readToken reads a token file: its content without surrounding white
 // space, which must not be empty.
 func readToken(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := flags.ReadFile(path, flags.MaxTokenFile)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%q does not exist", path)

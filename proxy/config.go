@@ -328,11 +328,15 @@ func (e *ConfigError) refuse(path, format string, args ...any) {
 	e.add(format, args...)
 }
 
-// hides reports whether problem p, one of Validate's, is about a path in
-// e.hide or under one ("routes[1]" hides "routes[1].name: required").
-func (e *ConfigError) hides(p string) bool {
-	for _, h := range e.hide {
-		if len(p) > len(h) && strings.HasPrefix(p, h) && strings.ContainsRune(":.[ ", rune(p[len(h)])) {
+// hiddenBy reports whether problem p, one of Validate's, is about a path in
+// hidden (ConfigError.hide) or under one ("routes[1]" hides
+// "routes[1].name: required").
+func hiddenBy(p string, hidden map[string]bool) bool {
+	// Each prefix of p that ends where a path element does: one lookup
+	// each, not one comparison per hidden path (a file with thousands of
+	// both took seconds).
+	for i := 0; i < len(p); i++ {
+		if strings.IndexByte(":.[ ", p[i]) >= 0 && i > 0 && hidden[p[:i]] {
 			return true
 		}
 	}
@@ -348,7 +352,7 @@ func (e *ConfigError) err() error {
 
 // LoadConfig reads, parses and validates the config file at path.
 func LoadConfig(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := flags.ReadFile(path, flags.MaxConfigFile)
 	if err != nil {
 		return nil, err
 	}
@@ -375,8 +379,17 @@ func loadConfigBytes(path string, b []byte) (*Config, error) {
 	ce := err.(*ConfigError)
 	var more *ConfigError
 	if errors.As(verr, &more) {
+		seen := make(map[string]bool, len(ce.Problems))
+		for _, p := range ce.Problems {
+			seen[p] = true
+		}
+		hidden := make(map[string]bool, len(ce.hide))
+		for _, h := range ce.hide {
+			hidden[h] = true
+		}
 		for _, p := range more.Problems {
-			if !slices.Contains(ce.Problems, p) && !ce.hides(p) {
+			if !seen[p] && !hiddenBy(p, hidden) {
+				seen[p] = true
 				ce.Problems = append(ce.Problems, p)
 			}
 		}
@@ -779,12 +792,17 @@ func (c *Config) Validate() error {
 			ce.add("%s.path: %v", at, err)
 		} else {
 			key := patternKey(r.Path)
+			clash := false
 			for _, j := range byPattern[key] {
 				if methodsOverlap(c.Routes[j].Methods, r.Methods) {
 					ce.add("%s.path: %s", at, patternClash(r.Path, j, &c.Routes[j]))
+					clash = true
+					break // the first is enough; each with all was N² problems
 				}
 			}
-			byPattern[key] = append(byPattern[key], i)
+			if !clash { // a later copy clashes with the first, not with this one
+				byPattern[key] = append(byPattern[key], i)
+			}
 		}
 		checkUpstream(&ce, at+".service", r.Service)
 		if r.Flag == "" && r.Name != "" {

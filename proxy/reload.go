@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"time"
+
+	"github.com/strangler-proxy/strangler/flags"
 )
 
 // Reload validates cfg completely, builds a new route table and swaps it
@@ -89,7 +90,7 @@ func (s *Server) Reload(cfg *Config) error {
 // ReloadFile loads the config file and reloads it, recording the outcome
 // in the reload metrics and the log.
 func (s *Server) ReloadFile(path string) error {
-	b, err := os.ReadFile(path)
+	b, err := flags.ReadFile(path, flags.MaxConfigFile)
 	if err != nil {
 		return s.reloadOutcome(path, nil, err)
 	}
@@ -156,7 +157,7 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 			return
 		case <-tick.C:
 		}
-		b, err := os.ReadFile(path)
+		b, err := flags.ReadFile(path, flags.MaxConfigFile)
 		if err == nil && refused != nil && !bytes.Equal(b, refused) {
 			refused = nil
 		}
