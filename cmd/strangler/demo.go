@@ -110,7 +110,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "strangler.yaml")
-	if err := os.WriteFile(filepath.Join(dir, "flags.json"), fmt.Appendf(nil, demoFlags, *percent), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "flags.json"), fmt.Appendf(nil, demoFlags, strconv.FormatFloat(pct, 'f', -1, 64)), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, demoConfig, ln.Addr(), admin.Addr(), mono.URL, svc.URL), 0o644); err != nil {
