@@ -11,9 +11,10 @@ import (
 
 // Bodies that both decode past max_decoded are not compared: the result
 // says so (TooLarge) instead of a body difference, so that identical
-// answers compressed differently do not count as a mismatch. One side
-// past the limit and the other not is a real difference (their sizes
-// differ), and so is any other difference found.
+// answers compressed differently do not count as a mismatch. Unless they
+// differ within the limit, where they were decoded: that is a mismatch.
+// One side past the limit and the other not is a real difference (their
+// sizes differ), and so is any other difference found.
 func TestBodiesPastMaxDecoded(t *testing.T) {
 	t.Parallel()
 	rules := mustRules(t, compare.RulesConfig{MaxDecoded: 4096})
@@ -34,6 +35,10 @@ func TestBodiesPastMaxDecoded(t *testing.T) {
 		t.Fatal("setup: the two compressions are the same bytes")
 	}
 	other := encoded("gzip", level(small, 9))
+	// Past the limit too, but different within it (an error document).
+	changed := bytes.Clone(doc)
+	copy(changed, `{"error":"boom","x":[`)
+	bigDiffers := encoded("gzip", level(changed, 9))
 	withStatus := encoded("gzip", level(doc, 9))
 	withStatus.Status = 500
 	for _, tc := range []struct {
@@ -43,6 +48,7 @@ func TestBodiesPastMaxDecoded(t *testing.T) {
 		wantTooLarge bool
 	}{
 		{"both past the limit, compressed differently", big1, big9, compare.Match, true},
+		{"both past the limit, different within it", big1, bigDiffers, compare.Mismatch, false},
 		{"one past the limit", big1, other, compare.Mismatch, false},
 		{"both past the limit, statuses differ", big1, withStatus, compare.Mismatch, false},
 	} {

@@ -40,7 +40,12 @@ func (c *comparison) compareBodies(a, b *Response) {
 		if errors.As(errA, &bigA) && errors.As(errB, &bigB) {
 			// Both past max_decoded: what they hold beyond it is
 			// unknown, and identical answers compressed differently
-			// would otherwise count as a mismatch every time.
+			// would otherwise count as a mismatch every time. Bodies
+			// that differ within it differ, though.
+			if bigA.final && bigB.final && !bytes.Equal(da, db) {
+				c.addBytes(da, db, "both bodies decode past max_decoded; compared up to it: ", shapeValue)
+				return
+			}
 			c.bodiesTooLarge = true
 			return
 		}

@@ -36,7 +36,12 @@ func (b *bodyScratch) reset(retainBytes int) {
 
 // tooLargeError reports a body that decodes to more than the limit: the
 // comparator stops inflating there, so a zip bomb costs at most the limit.
-type tooLargeError struct{ limit int64 }
+type tooLargeError struct {
+	limit int64
+	// final: the last coding's output went past the limit (not an inner
+	// one's), so what was decoded is the start of the body itself.
+	final bool
+}
 
 func (e tooLargeError) Error() string {
 	return fmt.Sprintf("decoded body exceeds max_decoded (%d bytes)", e.limit)
@@ -86,6 +91,10 @@ func (c *comparison) decode(body []byte, s side) ([]byte, error) {
 		}
 		out, err := c.decodeOne((*dst)[:0], cur, codings[i], limit)
 		*dst = out
+		if tl, ok := err.(tooLargeError); ok && i == 0 {
+			tl.final = true
+			err = tl
+		}
 		if err != nil {
 			return out, err // what was decoded so far, for the excerpt
 		}
@@ -178,7 +187,7 @@ func readAllLimited(dst []byte, r io.Reader, sizeHint int, limit int64) ([]byte,
 		n, err := r.Read(dst[len(dst) : len(dst)+int(room)])
 		dst = dst[:len(dst)+n]
 		if int64(len(dst)) > limit {
-			return dst, tooLargeError{limit}
+			return dst, tooLargeError{limit: limit}
 		}
 		if err == io.EOF {
 			return dst, nil
