@@ -430,6 +430,7 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 	// to lose. The keys set in later documents are not judged in the first
 	// (a monolith set after the --- is not "required").
 	second := false
+	var firstKeys map[string]bool
 	for {
 		var next yaml.Node
 		err := dec.Decode(&next)
@@ -451,7 +452,13 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 		}
 		if m := next.Content[0]; m.Kind == yaml.MappingNode {
 			for i := 0; i < len(m.Content); i += 2 {
-				ce.hide = append(ce.hide, m.Content[i].Value)
+				// A key the first document sets too is judged there.
+				if firstKeys == nil {
+					firstKeys = mappingKeys(doc.Content[0])
+				}
+				if k := m.Content[i].Value; !firstKeys[k] {
+					ce.hide = append(ce.hide, k)
+				}
 			}
 		}
 	}
@@ -461,7 +468,7 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 		return nil, &ce
 	}
 	cfg := &Config{dir: dir}
-	if !checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]bool{}) {
+	if !checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]*aliasChecked{}) {
 		// Not a mapping: nothing of it is a config, and Validate would
 		// only call every key required.
 		return nil, &ce
@@ -494,11 +501,29 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 	return cfg, nil
 }
 
+// mappingKeys returns the keys of mapping node m (none for another node).
+func mappingKeys(m *yaml.Node) map[string]bool {
+	keys := map[string]bool{}
+	if m.Kind == yaml.MappingNode {
+		for i := 0; i < len(m.Content); i += 2 {
+			keys[m.Content[i].Value] = true
+		}
+	}
+	return keys
+}
+
 // shapeSeen is an alias target already checked against a type: each is
 // checked once, so that aliases cannot multiply the work.
 type shapeSeen struct {
 	n *yaml.Node
 	t reflect.Type
+}
+
+// aliasChecked is what checking an alias target found: whether it
+// decodes, and the paths it refused, relative to where it was used.
+type aliasChecked struct {
+	ok    bool
+	hides []string
 }
 
 var (
@@ -519,20 +544,43 @@ var (
 // it refuses (see placeholder). It reports whether n itself decodes; false
 // when n is refused, and the caller then replaces it. An anchor's value is
 // checked (and edited) once per type, at its first use.
-func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]bool) bool {
+func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]*aliasChecked) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.AliasNode {
-		k := shapeSeen{n.Alias, t}
-		if ok, done := seen[k]; done {
-			return ok
-		}
-		seen[k] = true // an anchor inside itself is the decoder's to refuse
-		ok := checkShape(n.Alias, t, path, ce, seen)
-		seen[k] = ok
-		return ok
+		return checkShape(n.Alias, t, path, ce, seen)
 	}
+	if n.Anchor != "" {
+		// An anchored value is checked (and edited) once per type, at
+		// its first use, whether that is where it is defined or an
+		// alias. Its problems are reported there; what it refused is
+		// refused at every use, and Validate must not judge the
+		// placeholders under those paths either.
+		k := shapeSeen{n, t}
+		if a, done := seen[k]; done {
+			for _, h := range a.hides {
+				ce.hide = append(ce.hide, path+h)
+			}
+			return a.ok
+		}
+		a := &aliasChecked{ok: true} // an anchor inside itself is the decoder's to refuse
+		seen[k] = a
+		from := len(ce.hide)
+		a.ok = checkShapeOnce(n, t, path, ce, seen)
+		for _, h := range ce.hide[from:] {
+			if rest, ok := strings.CutPrefix(h, path); ok {
+				a.hides = append(a.hides, rest)
+			}
+		}
+		return a.ok
+	}
+	return checkShapeOnce(n, t, path, ce, seen)
+}
+
+// checkShapeOnce is checkShape of a node that is neither an alias nor
+// anchored, or of an anchored one at its first use.
+func checkShapeOnce(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]*aliasChecked) bool {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return true // an empty value leaves the default
 	}

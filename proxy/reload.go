@@ -92,7 +92,7 @@ func (s *Server) Reload(cfg *Config) error {
 func (s *Server) ReloadFile(path string) error {
 	b, err := flags.ReadFile(path, flags.MaxConfigFile)
 	if err != nil {
-		return s.reloadOutcome(path, nil, err)
+		return s.reloadOutcome(path, nil, err, true)
 	}
 	return s.reloadFile(path, b)
 }
@@ -104,22 +104,22 @@ func (s *Server) reloadFile(path string, b []byte) error {
 	if err == nil {
 		err = s.Reload(cfg)
 	}
-	err = s.reloadOutcome(path, cfg, err)
-	if err != nil && bytes.Equal(b, s.table.Load().cfg.raw) {
-		// The running config's own content, refused now (a file it
-		// names went missing): the file going back to it says nothing.
-		s.reloadFailed.Store(false)
-	}
-	return err
+	// The running config's own content, refused now (a file it names went
+	// missing): the file going back to it says nothing.
+	putBack := err == nil || !bytes.Equal(b, s.table.Load().cfg.raw)
+	return s.reloadOutcome(path, cfg, err, putBack)
 }
 
 // reloadOutcome records a reload of cfg that ended with err in the reload
-// metrics and the log, and returns err.
-func (s *Server) reloadOutcome(path string, cfg *Config, err error) error {
+// metrics and the log, and returns err. After a refusal, putBack says
+// whether the file going back to the running config clears the gauge.
+func (s *Server) reloadOutcome(path string, cfg *Config, err error, putBack bool) error {
+	s.reloadStateMu.Lock()
+	defer s.reloadStateMu.Unlock()
 	if err != nil {
 		s.metrics.reloadErrors.Inc()
 		s.metrics.reloadOK.Set(0)
-		s.reloadFailed.Store(true)
+		s.reloadFailed = putBack
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			for _, p := range ce.Problems {
@@ -131,10 +131,22 @@ func (s *Server) reloadOutcome(path string, cfg *Config, err error) error {
 		return err
 	}
 	s.metrics.reloadOK.Set(1)
-	s.reloadFailed.Store(false)
+	s.reloadFailed = false
 	s.metrics.reloadTime.SetToCurrentTime()
 	s.log.Info("config reloaded", "path", path, "routes", len(cfg.Routes))
 	return nil
+}
+
+// clearFailedReload sets the reload gauge back to 1 when a refused change
+// left it at 0 and the config file holds the running config again.
+func (s *Server) clearFailedReload(path string) {
+	s.reloadStateMu.Lock()
+	defer s.reloadStateMu.Unlock()
+	if s.reloadFailed {
+		s.reloadFailed = false
+		s.metrics.reloadOK.Set(1)
+		s.log.Info("config file holds the running config again", "path", path)
+	}
 }
 
 // WatchConfig reloads the config file whenever its content differs from
@@ -165,10 +177,7 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 			pending, refused = nil, nil
 			// Put back as it was after a refused change: the file and
 			// the proxy agree again, and the failed-reload alert clears.
-			if s.reloadFailed.CompareAndSwap(true, false) {
-				s.metrics.reloadOK.Set(1)
-				s.log.Info("config file holds the running config again", "path", path)
-			}
+			s.clearFailedReload(path)
 			continue
 		}
 		if err != nil || refused != nil {

@@ -33,9 +33,12 @@ type Server struct {
 	statesMu sync.Mutex
 	states   map[string]*routeState // by route name, kept across reloads
 	reloadMu sync.Mutex             // one reload at a time
-	// reloadFailed: the last reload was refused (the gauge reads 0)
-	// and the config file has not held the running config since.
-	reloadFailed atomic.Bool
+	// reloadStateMu orders the reload gauge's updates: a refused reload
+	// sets it to 0 as the watcher may be setting it back to 1.
+	reloadStateMu sync.Mutex
+	// reloadFailed: the last reload was refused (the gauge reads 0) and
+	// the config file going back to the running config clears it.
+	reloadFailed bool
 	percentMu    sync.Mutex // one publisher of strangler_route_percent at a time
 	tracing      *tracing   // nil: off
 	shadowMem    memBudget
