@@ -35,10 +35,17 @@ func TestBodiesPastMaxDecoded(t *testing.T) {
 		t.Fatal("setup: the two compressions are the same bytes")
 	}
 	other := encoded("gzip", level(small, 9))
-	// Past the limit too, but different within it (an error document).
+	// Past the limit too, but different within it (an error document),
+	// and not JSON (JSON past the limit is skipped whatever its text).
 	changed := bytes.Clone(doc)
 	copy(changed, `{"error":"boom","x":[`)
-	bigDiffers := encoded("gzip", level(changed, 9))
+	html := func(r *compare.Response) *compare.Response {
+		r.Header.Set("Content-Type", "text/html")
+		r.Body = append([]byte(nil), r.Body...)
+		return r
+	}
+	bigHTML := html(encoded("gzip", level(doc, 1)))
+	bigDiffers := html(encoded("gzip", level(changed, 9)))
 	withStatus := encoded("gzip", level(doc, 9))
 	withStatus.Status = 500
 	for _, tc := range []struct {
@@ -48,7 +55,7 @@ func TestBodiesPastMaxDecoded(t *testing.T) {
 		wantTooLarge bool
 	}{
 		{"both past the limit, compressed differently", big1, big9, compare.Match, true},
-		{"both past the limit, different within it", big1, bigDiffers, compare.Mismatch, false},
+		{"both past the limit, different within it", bigHTML, bigDiffers, compare.Mismatch, false},
 		{"one past the limit", big1, other, compare.Mismatch, false},
 		{"both past the limit, statuses differ", big1, withStatus, compare.Mismatch, false},
 	} {
@@ -88,6 +95,35 @@ func TestByteOrderMark(t *testing.T) {
 			if res := compare.Compare(jsonResp(a), jsonResp(b), rules); res.Outcome != tc.want {
 				t.Errorf("%s (swapped %v): %v, want %v: %+v", tc.name, swap, res.Outcome, tc.want, res.Differences)
 			}
+		}
+	}
+}
+
+// Two JSON documents past max_decoded are not compared as bytes within
+// it: their text differs where their value does not (key order, spacing,
+// an ignore_json field), and half a document is not JSON. They are
+// skipped, like equal ones.
+func TestLargeJSONPastMaxDecodedIsSkipped(t *testing.T) {
+	t.Parallel()
+	gz := func(s string) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write([]byte(s))
+		zw.Close()
+		return buf.Bytes()
+	}
+	items := strings.Repeat(`{"id":1,"name":"x"},`, 400) + `{"id":2}`
+	for name, tc := range map[string]struct {
+		a, b   string
+		ignore []string
+	}{
+		"ignored field differs": {`{"generatedAt":"12:00:01","items":[` + items + `]}`, `{"generatedAt":"12:00:02","items":[` + items + `]}`, []string{"/generatedAt"}},
+		"key order and spacing": {`{"a":1,"items":[` + items + `]}`, `{"items": [` + items + `], "a": 1}`, nil},
+	} {
+		rules := mustRules(t, compare.RulesConfig{MaxDecoded: 4096, IgnoreJSON: tc.ignore})
+		res := compare.Compare(encoded("gzip", gz(tc.a)), encoded("gzip", gz(tc.b)), rules)
+		if res.Outcome != compare.Match || !res.TooLarge {
+			t.Errorf("%s: outcome %v, TooLarge %v, want skipped as too large: %+v", name, res.Outcome, res.TooLarge, res.Differences)
 		}
 	}
 }

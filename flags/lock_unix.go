@@ -33,7 +33,7 @@ func flockDir(dir string) (unlock func(), err error) {
 	}
 	if err == syscall.EWOULDBLOCK {
 		d.Close()
-		return nil, fmt.Errorf("locking %s: another ramp held it for %v", dir, lockWait)
+		return nil, fmt.Errorf("locking %s: another process held it for %v", dir, lockWait)
 	}
 	if err != nil {
 		d.Close()

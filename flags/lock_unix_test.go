@@ -39,7 +39,7 @@ func TestRampGoesOnWhenTheLockIsHeld(t *testing.T) {
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil || !strings.Contains(r.note, "another ramp held it") {
+		if r.err != nil || !strings.Contains(r.note, "another process held it") {
 			t.Errorf("Ramp = note %q, error %v; want the ramp done, with a note that it did not wait", r.note, r.err)
 		}
 	case <-time.After(10 * time.Second):

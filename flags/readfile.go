@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Bounds of the files the proxy reads, far above any real one.
@@ -28,7 +29,9 @@ func ReadFile(path string, max int64) ([]byte, error) {
 	} else if !fi.Mode().IsRegular() {
 		return nil, notRegular(path, fi)
 	}
-	f, err := os.Open(path)
+	// Non-blocking, should the path have become a FIFO meanwhile: the
+	// check below refuses it. A regular file reads as usual.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -319,13 +319,19 @@ func (e *ConfigError) add(format string, args ...any) {
 // refuse adds the problem of the value at path, which the decoder does not
 // get: Validate's problems of path and of what is under it are not reported.
 func (e *ConfigError) refuse(path, format string, args ...any) {
+	e.hidePath(path)
+	e.add(format, args...)
+}
+
+// hidePath keeps Validate's problems of path, and of what is under it,
+// from being reported.
+func (e *ConfigError) hidePath(path string) {
 	e.hide = append(e.hide, path)
 	if parent, ok := strings.CutSuffix(path, ".base_time"); ok {
 		// max_time is judged against base_time: against its default
 		// here, not the operator's value.
 		e.hide = append(e.hide, parent+".max_time")
 	}
-	e.add(format, args...)
 }
 
 // hiddenBy reports whether problem p, one of Validate's, is about a path in
@@ -560,7 +566,7 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 		k := shapeSeen{n, t}
 		if a, done := seen[k]; done {
 			for _, h := range a.hides {
-				ce.hide = append(ce.hide, path+h)
+				ce.hidePath(path + h)
 			}
 			return a.ok
 		}
@@ -840,15 +846,19 @@ func (c *Config) Validate() error {
 			ce.add("%s.path: %v", at, err)
 		} else {
 			key := patternKey(r.Path)
-			clash := false
+			covered := false
 			for _, j := range byPattern[key] {
 				if methodsOverlap(c.Routes[j].Methods, r.Methods) {
 					ce.add("%s.path: %s", at, patternClash(r.Path, j, &c.Routes[j]))
-					clash = true
-					break // the first is enough; each with all was N² problems
+					// The first clash is enough (each with all was N²
+					// problems), and a route whose methods the other's
+					// cover need not be indexed: whatever clashes with
+					// it clashes with that one.
+					covered = methodsWithin(r.Methods, c.Routes[j].Methods)
+					break
 				}
 			}
-			if !clash { // a later copy clashes with the first, not with this one
+			if !covered {
 				byPattern[key] = append(byPattern[key], i)
 			}
 		}
@@ -1097,6 +1107,23 @@ func methodsOverlap(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// methodsWithin reports whether every method of a is one of b's (an empty
+// list is every method).
+func methodsWithin(a, b []string) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if len(a) == 0 {
+		return false
+	}
+	for _, m := range a {
+		if !slices.Contains(b, m) {
+			return false
+		}
+	}
+	return true
 }
 
 func describeFileErr(path string, err error) string {
