@@ -343,25 +343,31 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
 		return badArgs("ramp: percent %q: want a number from 0 to 100", pos[1])
 	}
+	// Problems elsewhere in the config do not block a ramp (RampTarget).
 	cfg, err := loadConfig(*path)
-	if err != nil {
+	var ce *proxy.ConfigError
+	if err != nil && (cfg == nil || !errors.As(err, &ce)) {
 		return err
 	}
-	var flagName string
-	var names []string
-	for _, r := range cfg.Routes {
-		names = append(names, r.Name)
-		if r.Name == name {
-			flagName = r.Flag
+	var problems []string
+	if ce != nil {
+		problems = ce.Problems
+	}
+	bare := make([]string, len(problems)) // without the file's name
+	for i, p := range problems {
+		bare[i] = strings.TrimPrefix(p, *path+": ")
+	}
+	flagFile, flagName, err := proxy.RampTarget(cfg, bare, name)
+	if err != nil {
+		if ce != nil {
+			return ce // one of them is in the way: all of them, as validate prints them
 		}
+		return fmt.Errorf("ramp: %s: %w", *path, err)
 	}
-	if flagName == "" {
-		return fmt.Errorf("ramp: no route %q in %s (routes: %s)", name, *path, strings.Join(names, ", "))
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "strangler: ramp: warning: %s (the running proxy refuses this config and serves its previous version; the flag is set all the same)\n", p)
 	}
-	if cfg.FlagFile() == "" {
-		return fmt.Errorf("ramp: %s reads its flags from a flagd daemon, and ramp edits flag files only: set flag %q where that daemon's flags are kept", *path, flagName)
-	}
-	old, note, err := flags.Ramp(cfg.FlagFile(), flagName, pct)
+	old, note, err := flags.Ramp(flagFile, flagName, pct)
 	if err != nil {
 		return fmt.Errorf("ramp: %w", err)
 	}

@@ -189,3 +189,38 @@ func TestDemoListenOnlyDefaultsMove(t *testing.T) {
 		t.Errorf("listened on the taken address %s", addr)
 	}
 }
+
+// A rollback is not blocked by a problem elsewhere in the config (which
+// the running proxy refused, and serves the previous version of): ramp
+// sets the flag and warns. A problem that could change which flag or
+// file is meant refuses it, as before.
+func TestRampDespiteProblemsElsewhere(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, from, to string
+		code           int
+		want           string // in stderr
+	}{
+		{"typo in another route", "  - name: users\n", "  - name: users\n    stikcy: ip\n", 0, "routes[1].stikcy: unknown key"},
+		{"bad URL in this route", "    service: http://127.0.0.1:8082\n", "    service: htp:/x\n", 0, "routes[0].service: invalid URL"},
+		{"unknown key in this route, default flag", "    service: http://127.0.0.1:8082\n", "    service: http://127.0.0.1:8082\n    falg: orders-percent\n", 1, "routes[0].falg: unknown key"},
+		{"unknown key in this route, named flag", "    service: http://127.0.0.1:8082\n", "    service: http://127.0.0.1:8082\n    flag: orders-percent\n    stikcy: ip\n", 0, "routes[0].stikcy: unknown key"},
+		{"bad flags key", "  file: flags.json\n", "  file: flags.json\n  fiel: x\n", 1, "flags.fiel: unknown key"},
+	} {
+		cfg, flagFile := writeSetup(t, twoFlags)
+		b, _ := os.ReadFile(cfg)
+		if !strings.Contains(string(b), tc.from) {
+			t.Fatalf("%s: setup: %q not in the config", tc.name, tc.from)
+		}
+		os.WriteFile(cfg, []byte(strings.Replace(string(b), tc.from, tc.to, 1)), 0o644)
+		code, out, errOut := runCmd("ramp", "--config", cfg, "orders", "0")
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d with %q", tc.name, code, errOut, tc.code, tc.want)
+		}
+		fb, _ := os.ReadFile(flagFile)
+		applied := strings.Contains(string(fb), `"orders-percent": {"state": "ENABLED", "variants": {"on": 0}`)
+		if applied != (tc.code == 0) || tc.code == 0 && out != "orders: 10 -> 0\n" {
+			t.Errorf("%s: ramp applied %v (out %q), want %v", tc.name, applied, out, tc.code == 0)
+		}
+	}
+}
