@@ -362,6 +362,10 @@ func (f *Flag) Current() (float64, error) {
 	return st.value, st.err
 }
 
+// Uniform reports whether every request gets Current(): the flag has no
+// targeting rule.
+func (f *Flag) Uniform() bool { return !f.state.Load().perRequest }
+
 // evaluateState evaluates a flag with an empty context and decides whether
 // the answer can be cached. ok is false in rpc mode when the evaluation
 // did not reach the daemon (st then holds that error, for a new handle).

@@ -235,6 +235,10 @@ type ejector struct {
 	ejected   prometheus.Gauge
 	ejections prometheus.Counter
 	route     string
+
+	// percent is the route's share as last published (percentMu); -1
+	// before the first, or when a targeting rule decides it.
+	percent float64
 }
 
 type ejectConfig struct {
@@ -287,6 +291,26 @@ func (e *ejector) ejectedUntil(now time.Time) time.Time {
 		return time.Unix(0, u).UTC()
 	}
 	return time.Time{}
+}
+
+// percentIs tells the ejector the route's share, on every flag change or
+// reload. At 0 % it forgets the service's failures, and a ramp up from 0 %
+// starts afresh: after a rollback, calls that were in flight (a hung
+// service's, timing out) ejected it again for minutes, and the ramp back
+// up, once it was fixed, silently sent it nothing.
+func (e *ejector) percentIs(v float64) {
+	if v == 0 || e.percent == 0 && v > 0 {
+		e.mu.Lock()
+		if e.until.Load() != 0 || e.recovering.Load() {
+			e.until.Store(0)
+			e.streak, e.probation = 0, false
+			e.recovering.Store(false)
+			e.ejected.Set(0)
+		}
+		e.consecutive.Store(0)
+		e.mu.Unlock()
+	}
+	e.percent = v
 }
 
 func (e *ejector) success() {

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -32,4 +34,40 @@ func TestEjectedGaugeClearsWhenTheEjectionEnds(t *testing.T) {
 	if st := e.routeStatus(); st.State != "serving" {
 		t.Errorf("the gauge is 0 but /api/routes says %q", st.State)
 	}
+}
+
+// A route ramped to 0 % forgets its service's failures, and a ramp back
+// up starts afresh: after a rollback, a fixed service ramped up again got
+// nothing for minutes, still ejected by failures from before the rollback
+// (calls to a hung service time out after it).
+func TestRampToZeroForgetsEjection(t *testing.T) {
+	t.Parallel()
+	var failing atomic.Bool
+	failing.Store(true)
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(503)
+			return
+		}
+		io.WriteString(w, "service ok")
+	})
+	var mono atomic.Int32
+	e := newEnv(t, fallbackConfig("{{service}}", "    eject: {consecutive_failures: 2, base_time: 1h, max_time: 2h}\n"),
+		flagJSON("orders-percent", 100), bodyEcho(&mono), svc)
+	for range 2 {
+		e.get("/api/orders/1", "X-User-Id", "u")
+	}
+	if st := e.routeStatus(); st.State != "ejected" {
+		t.Fatalf("after 2 failures: %+v", st)
+	}
+	writeFile(t, e.flagFile, flagJSON("orders-percent", 0)) // the rollback
+	eventually(t, 5*time.Second, "ejection forgotten at 0 %", func() bool {
+		return e.routeStatus().State == "serving" && e.metric(`strangler_service_ejected{route="orders"}`) == 0
+	})
+	failing.Store(false) // fixed
+	writeFile(t, e.flagFile, flagJSON("orders-percent", 100))
+	eventually(t, 5*time.Second, "the fixed service serves after the ramp up", func() bool {
+		_, body := e.get("/api/orders/1", "X-User-Id", "u")
+		return body == "service ok"
+	})
 }

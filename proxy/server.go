@@ -151,6 +151,13 @@ func (s *Server) publishPercents() {
 			v = 0 // what the route does: all traffic on the monolith
 		}
 		s.metrics.percent.WithLabelValues(rt.name).Set(v)
+		if rt.eject != nil {
+			share := v
+			if !rt.flag.Uniform() {
+				share = -1 // a targeting rule decides: no one share
+			}
+			rt.eject.percentIs(share)
+		}
 	}
 }
 

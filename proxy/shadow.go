@@ -817,6 +817,7 @@ func (s *Server) routeState(name string) *routeState {
 			route:     name,
 			ejected:   s.metrics.ejected.WithLabelValues(name),
 			ejections: s.metrics.ejections.WithLabelValues(name),
+			percent:   -1,
 		}}
 		st.eject.ejected.Set(0)
 		s.states[name] = st
