@@ -293,7 +293,9 @@ func TestWatchClearsFailedReloadWhenFileIsPutBack(t *testing.T) {
 	eventually(t, 3*time.Second, "the gauge back to 1 once the file holds the running config", func() bool {
 		return e.metric("strangler_config_last_reload_successful") == 1
 	})
-	if n := e.metric("strangler_config_reload_errors_total"); n != 1 {
-		t.Errorf("reload errors %v, want the 1 refusal", n)
+	// At least the refusal (a loaded machine may also catch the file
+	// half written, since it is written in place here).
+	if n := e.metric("strangler_config_reload_errors_total"); n < 1 {
+		t.Errorf("reload errors %v, want the refusal counted", n)
 	}
 }
