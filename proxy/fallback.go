@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +81,7 @@ func (s *Server) serviceAnswered(rt *route, resp *http.Response) error {
 		rt.eject.success()
 		return nil
 	}
-	rt.eject.failure(time.Now(), s)
+	rt.eject.failure(time.Now(), s, "status "+strconv.Itoa(resp.StatusCode)) // not its reason phrase: the upstream's text
 	// 501 Not Implemented is an answer about the method, not a failure.
 	if resp.StatusCode != http.StatusNotImplemented && rt.fallback.replays5xx(resp.Request) {
 		return errReplay5xx
@@ -101,7 +103,7 @@ func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Reque
 		if kind == errCanceled {
 			return false
 		}
-		rt.eject.failure(time.Now(), s)
+		rt.eject.failure(time.Now(), s, kind)
 		reason = fallbackReason(kind)
 		if !rt.fallback.replays(reason, r) {
 			return false
@@ -235,6 +237,7 @@ type ejector struct {
 	ejected   prometheus.Gauge
 	ejections prometheus.Counter
 	route     string
+	log       *slog.Logger
 
 	// percent is the route's share as last published (percentMu); -1
 	// before the first, or when a targeting rule decides it.
@@ -280,6 +283,9 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 		e.probation = true
 		e.recovering.Store(true)
 		e.ejected.Set(0)
+		if e.log != nil {
+			e.log.Info("service ejection over: its share goes to it again, and its next failure ejects it again", "route", e.route)
+		}
 	}
 	e.mu.Unlock()
 	return false
@@ -336,7 +342,9 @@ func ejectionTime(base, max time.Duration, streak int) time.Duration {
 	return max
 }
 
-func (e *ejector) failure(now time.Time, s *Server) {
+// failure counts a failed call; last says how it failed (a status line,
+// or an error kind: connect, timeout, reset), for the log.
+func (e *ejector) failure(now time.Time, s *Server, last string) {
 	cfg := e.cfg.Load()
 	if cfg.threshold <= 0 {
 		return
@@ -359,5 +367,5 @@ func (e *ejector) failure(now time.Time, s *Server) {
 	// request the split sends the service: a route ramped to 0 % after the
 	// incident would otherwise alert for ever.
 	time.AfterFunc(d, func() { e.ejectedAt(time.Now()) })
-	s.log.Warn("service ejected: its share goes to the monolith", "route", e.route, "for", d.String(), "consecutive_failures", n)
+	s.log.Warn("service ejected: its share goes to the monolith", "route", e.route, "for", d.String(), "consecutive_failures", n, "last_failure", last)
 }

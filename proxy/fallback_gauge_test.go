@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,5 +71,35 @@ func TestRampToZeroForgetsEjection(t *testing.T) {
 	eventually(t, 5*time.Second, "the fixed service serves after the ramp up", func() bool {
 		_, body := e.get("/api/orders/1", "X-User-Id", "u")
 		return body == "service ok"
+	})
+}
+
+// The log says what an on-call engineer needs without /api/routes: each
+// route's share when it changes, why a flag is unusable, how the service
+// failed when it is ejected, and when an ejection ends.
+func TestLogSaysSharesFlagsAndEjections(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	var mono atomic.Int32
+	e := newEnvWith(t, fallbackConfig("{{service}}", "    eject: {consecutive_failures: 2, base_time: 100ms, max_time: 1s}\n"),
+		flagJSON("orders-percent", 10), bodyEcho(&mono), svc, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	writeFile(t, e.flagFile, flagJSON("orders-percent", 100))
+	eventually(t, 5*time.Second, "the share change logged", func() bool {
+		return strings.Contains(logs.String(), `msg="route share changed" route=orders flag=orders-percent from=10 to=100`)
+	})
+	for range 2 {
+		e.get("/api/orders/1", "X-User-Id", "u")
+	}
+	if !strings.Contains(logs.String(), `last_failure="status 503"`) {
+		t.Errorf("ejection logged without how the service failed:\n%s", logs.String())
+	}
+	eventually(t, 5*time.Second, "the ejection's end logged", func() bool {
+		e.routeStatus() // a look ends an ejection that is over
+		return strings.Contains(logs.String(), "service ejection over")
+	})
+	writeFile(t, e.flagFile, `{"flags": {"orders-percent": {"state": "ENABLED", "variants": {"on": 150}, "defaultVariant": "on"}}}`)
+	eventually(t, 5*time.Second, "the unusable flag logged", func() bool {
+		return strings.Contains(logs.String(), `level=WARN msg="route's flag is unusable: its traffic stays on the monolith" route=orders`)
 	})
 }

@@ -39,8 +39,9 @@ type Server struct {
 	// reloadFailed: the last reload was refused (the gauge reads 0) and
 	// the config file going back to the running config clears it.
 	reloadFailed bool
-	percentMu    sync.Mutex // one publisher of strangler_route_percent at a time
-	tracing      *tracing   // nil: off
+	percentMu    sync.Mutex                // one publisher of strangler_route_percent at a time
+	published    map[string]publishedShare // by route, as last logged; under percentMu
+	tracing      *tracing                  // nil: off
 	shadowMem    memBudget
 	bufs         *bufferPool
 	table        atomic.Pointer[table]
@@ -145,8 +146,12 @@ func (s *Server) publishPercents() {
 	if t == nil {
 		return
 	}
+	if s.published == nil {
+		s.published = map[string]publishedShare{}
+	}
 	for _, rt := range t.routes {
 		v, err := rt.flag.Current()
+		s.logShare(rt, v, err)
 		if err != nil {
 			v = 0 // what the route does: all traffic on the monolith
 		}
@@ -158,6 +163,34 @@ func (s *Server) publishPercents() {
 			}
 			rt.eject.percentIs(share)
 		}
+	}
+}
+
+// publishedShare is a route's share as last logged.
+type publishedShare struct {
+	value float64
+	err   string
+}
+
+// logShare logs a route's share when it changes, and why its flag is
+// unusable when it is: the log then says what a ramp did, and what a
+// broken flag does (all traffic on the monolith), without reading
+// /api/routes. percentMu is held.
+func (s *Server) logShare(rt *route, v float64, err error) {
+	now := publishedShare{value: v}
+	if err != nil {
+		now = publishedShare{err: err.Error()}
+	}
+	before, seen := s.published[rt.name]
+	s.published[rt.name] = now
+	switch {
+	case seen && before == now:
+	case err != nil:
+		s.log.Warn("route's flag is unusable: its traffic stays on the monolith", "route", rt.name, "flag", rt.flag.Name(), "error", err)
+	case !seen:
+		s.log.Info("route share", "route", rt.name, "flag", rt.flag.Name(), "percent", v)
+	default:
+		s.log.Info("route share changed", "route", rt.name, "flag", rt.flag.Name(), "from", before.value, "to", v)
 	}
 }
 

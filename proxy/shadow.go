@@ -817,6 +817,7 @@ func (s *Server) routeState(name string) *routeState {
 			route:     name,
 			ejected:   s.metrics.ejected.WithLabelValues(name),
 			ejections: s.metrics.ejections.WithLabelValues(name),
+			log:       s.log,
 			percent:   -1,
 		}}
 		st.eject.ejected.Set(0)
