@@ -233,6 +233,11 @@ type ejector struct {
 	// a success, the common case, takes no lock when there is nothing to
 	// reset. It is only written under mu.
 	recovering atomic.Bool
+	// onProbation is probation, readable without mu (written under it);
+	// probeAt is when the one request let through to the service on
+	// probation started (unix nanoseconds; 0: none).
+	onProbation atomic.Bool
+	probeAt     atomic.Int64
 
 	ejected   prometheus.Gauge
 	ejections prometheus.Counter
@@ -281,6 +286,8 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	if e.until.Load() == u {
 		e.until.Store(0)
 		e.probation = true
+		e.onProbation.Store(true)
+		e.probeAt.Store(0)
 		e.recovering.Store(true)
 		e.ejected.Set(0)
 		if e.log != nil {
@@ -289,6 +296,39 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	}
 	e.mu.Unlock()
 	return false
+}
+
+// probeTimeout is how long a probe on probation may run before another
+// request may try the service: one whose outcome never came (its client
+// went away) must not keep the service out for good.
+const probeTimeout = 5 * time.Second
+
+// admitAt reports whether a request the split sends to the service may go
+// there at now. Not while it is ejected; on probation, after an ejection,
+// only one request at a time: the rest of its share stays on the monolith
+// until that probe answers. Otherwise every request of the share tried it
+// at once, and with a service that hangs, each waited for the response
+// header timeout (30 s by default) before the first failure ejected it
+// again.
+func (e *ejector) admitAt(now time.Time) bool {
+	if e.ejectedAt(now) {
+		return false
+	}
+	if !e.onProbation.Load() {
+		return true
+	}
+	start := e.probeAt.Load()
+	if start != 0 && now.UnixNano()-start < int64(probeTimeout) {
+		return false
+	}
+	return e.probeAt.CompareAndSwap(start, now.UnixNano())
+}
+
+// resting reports whether the service gets no shadow copies: while
+// ejected, and on probation (a copy proves nothing: its failures do not
+// count).
+func (e *ejector) resting(now time.Time) bool {
+	return e.ejectedAt(now) || e.onProbation.Load()
 }
 
 // ejectedUntil is the end of the current ejection, or zero.
@@ -310,6 +350,8 @@ func (e *ejector) percentIs(v float64) {
 		if e.until.Load() != 0 || e.recovering.Load() {
 			e.until.Store(0)
 			e.streak, e.probation = 0, false
+			e.onProbation.Store(false)
+			e.probeAt.Store(0)
 			e.recovering.Store(false)
 			e.ejected.Set(0)
 		}
@@ -328,6 +370,8 @@ func (e *ejector) success() {
 	}
 	e.mu.Lock()
 	e.probation, e.streak = false, 0
+	e.onProbation.Store(false)
+	e.probeAt.Store(0)
 	e.recovering.Store(false)
 	e.mu.Unlock()
 }
@@ -358,6 +402,8 @@ func (e *ejector) failure(now time.Time, s *Server, last string) {
 	d := ejectionTime(cfg.base, cfg.max, e.streak)
 	e.streak++
 	e.probation = false
+	e.onProbation.Store(false)
+	e.probeAt.Store(0)
 	e.recovering.Store(true)
 	e.consecutive.Store(0)
 	e.until.Store(now.Add(d).UnixNano())

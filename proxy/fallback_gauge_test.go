@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -102,4 +103,61 @@ func TestLogSaysSharesFlagsAndEjections(t *testing.T) {
 	eventually(t, 5*time.Second, "the unusable flag logged", func() bool {
 		return strings.Contains(logs.String(), `level=WARN msg="route's flag is unusable: its traffic stays on the monolith" route=orders`)
 	})
+}
+
+// On probation after an ejection, one request at a time tries the
+// service; the rest of its share stays on the monolith until that probe
+// answers. With a service that hangs, every request of the share used to
+// try it at once and wait for the response header timeout.
+func TestProbationSendsOneProbeAtATime(t *testing.T) {
+	t.Parallel()
+	var hanging atomic.Bool
+	var svcCalls atomic.Int32
+	release := make(chan struct{})
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		svcCalls.Add(1)
+		if hanging.Load() {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.WriteHeader(503)
+	})
+	var mono atomic.Int32
+	e := newEnv(t, strings.Replace(fallbackConfig("{{service}}", "    eject: {consecutive_failures: 2, base_time: 200ms, max_time: 1s}\n"),
+		"response_header: 300ms", "response_header: 20s", 1), flagJSON("orders-percent", 100), bodyEcho(&mono), svc)
+	t.Cleanup(func() { close(release) }) // before the proxy's own cleanup: it waits for the probe
+	for range 2 {
+		e.get("/api/orders/1", "X-User-Id", "u")
+	}
+	if st := e.routeStatus(); st.State != "ejected" {
+		t.Fatalf("after 2 failures: %+v", st)
+	}
+	hanging.Store(true)
+	eventually(t, 5*time.Second, "the ejection over", func() bool { return e.routeStatus().State == "serving" })
+	before := svcCalls.Load()
+	// The probe: it hangs.
+	probe, err := http.NewRequest("GET", e.proxyURL+"/api/orders/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Header.Set("X-User-Id", "probe")
+	go func() {
+		if resp, err := http.DefaultClient.Do(probe); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	eventually(t, 5*time.Second, "the probe at the service", func() bool { return svcCalls.Load() == before+1 })
+	// Meanwhile the rest of the share is answered by the monolith, at once.
+	for i := range 5 {
+		resp, body := e.get("/api/orders/1", "X-User-Id", fmt.Sprint("u", i))
+		if resp.StatusCode != 200 || !strings.HasPrefix(body, "monolith got") {
+			t.Fatalf("on probation, with the probe in flight: %d %q, want the monolith's answer", resp.StatusCode, body)
+		}
+	}
+	if n := svcCalls.Load() - before; n != 1 {
+		t.Errorf("the service got %d calls on probation, want the 1 probe", n)
+	}
 }

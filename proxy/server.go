@@ -253,7 +253,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var pct float64
 	if rt.service != nil {
 		key, p, toSvc := s.split(t, rt, r)
-		if toSvc && rt.eject.ejectedAt(start) {
+		if toSvc && !rt.eject.admitAt(start) {
 			toSvc = false // sticky assignment untouched: the user returns when the service does
 		}
 		pct = p

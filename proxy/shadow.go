@@ -378,8 +378,8 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 			return nil
 		}
 	}
-	if !primaryService && rt.eject.ejectedAt(now) {
-		sh.skipEjected.Inc() // the service is out: copies would only add load
+	if !primaryService && rt.eject.resting(now) {
+		sh.skipEjected.Inc() // the service is out, or on probation: copies would only add load
 		return nil
 	}
 	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now(), client: r.Context()}
