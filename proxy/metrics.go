@@ -26,8 +26,10 @@ const (
 )
 
 // durationBuckets suit a proxy: from 100 µs (a cached answer on loopback)
-// to 10 s (the slowest request worth telling apart from a timeout).
-var durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+// to 10 s, and then 30 s and 60 s, so that requests that waited for the
+// response header timeout (30 s by default) are told apart from the rest
+// instead of all landing in +Inf.
+var durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 
 // Metrics are the proxy's Prometheus series, registered on one registry
 // per server so that tests and embedded servers stay isolated.
