@@ -1368,75 +1368,54 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // problems: a rollback at 3 AM must not wait for a typo elsewhere in the
 // config (which the running proxy refused, and still serves the previous
 // version of) to be fixed. So only problems that could change the answer
-// refuse it: the document as a whole, the flag source, the route's name or
-// flag, or an unknown key in the route that looks like one of those (a
-// misspelt "falg:" leaves the default flag in place of the one meant).
+// refuse it: the document as a whole, the flag source, the routes list,
+// the route's name or flag, a second route of that name, or an unknown
+// key in the route while its flag is the default one (a misspelt
+// "flag_name:" leaves the default in place of the flag meant).
 func RampTarget(cfg *Config, problems []string, name string) (flagFile, flag string, err error) {
 	for _, p := range problems {
-		if strings.HasPrefix(p, "config:") || strings.HasPrefix(p, "flags") {
+		if strings.HasPrefix(p, "config:") || strings.HasPrefix(p, "flags") ||
+			strings.HasPrefix(p, "routes:") || strings.HasPrefix(p, "routes ") {
 			return "", "", errors.New(p)
 		}
 	}
 	var names []string
+	found := -1
 	for i, r := range cfg.Routes {
 		names = append(names, r.Name)
 		if r.Name != name {
 			continue
 		}
-		at := fmt.Sprintf("routes[%d]", i)
-		for _, p := range problems {
-			rest, ok := strings.CutPrefix(p, at)
-			if !ok || rest == "" || !strings.ContainsRune(":. ", rune(rest[0])) {
-				continue
-			}
-			key, _, _ := strings.Cut(strings.TrimPrefix(rest, "."), ":")
-			if strings.HasPrefix(rest, ":") || key == "name" || key == "flag" ||
-				strings.Contains(rest, "unknown key") && (nearly(key, "flag") || nearly(key, "name")) {
-				return "", "", errors.New(p)
-			}
+		if found >= 0 {
+			return "", "", fmt.Errorf("routes[%d] and routes[%d] are both named %q", found, i, name)
 		}
-		flag = r.Flag
-		if flag == "" {
-			flag = r.Name + "-percent"
+		found = i
+	}
+	if found < 0 {
+		return "", "", fmt.Errorf("no route %q (routes: %s)", name, strings.Join(names, ", "))
+	}
+	r := cfg.Routes[found]
+	flag = r.Flag
+	if flag == "" {
+		flag = r.Name + "-percent"
+	}
+	at := fmt.Sprintf("routes[%d]", found)
+	for _, p := range problems {
+		rest, ok := strings.CutPrefix(p, at)
+		if !ok || rest == "" || !strings.ContainsRune(":. ", rune(rest[0])) {
+			continue
 		}
-		switch {
-		case cfg.Flags.Flagd != nil:
-			return "", "", fmt.Errorf("the config reads its flags from a flagd daemon, and ramp edits flag files only: set flag %q where that daemon's flags are kept", flag)
-		case cfg.FlagFile() == "":
-			return "", "", errors.New("flags.file: required")
-		}
-		return cfg.FlagFile(), flag, nil
-	}
-	return "", "", fmt.Errorf("no route %q (routes: %s)", name, strings.Join(names, ", "))
-}
-
-// nearly reports whether a is within two edits (insertions, deletions,
-// substitutions or swaps of neighbours) of b, ignoring case.
-func nearly(a, b string) bool {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	if len(a) > len(b)+2 || len(b) > len(a)+2 {
-		return false
-	}
-	// Damerau-Levenshtein on two short keys.
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
+		key, _, _ := strings.Cut(strings.TrimPrefix(rest, "."), ":")
+		if strings.HasPrefix(rest, ":") || key == "name" || key == "flag" ||
+			strings.Contains(rest, "unknown key") && flag == r.Name+"-percent" {
+			return "", "", errors.New(p)
 		}
 	}
-	return d[len(a)][len(b)] <= 2
+	switch {
+	case cfg.Flags.Flagd != nil:
+		return "", "", fmt.Errorf("the config reads its flags from a flagd daemon, and ramp edits flag files only: set flag %q where that daemon's flags are kept", flag)
+	case cfg.FlagFile() == "":
+		return "", "", errors.New("flags.file: required")
+	}
+	return cfg.FlagFile(), flag, nil
 }

@@ -245,8 +245,12 @@ type ejector struct {
 	log       *slog.Logger
 
 	// percent is the route's share as last published (percentMu); -1
-	// before the first, or when a targeting rule decides it.
+	// before the first, when a targeting rule decides it, or while the
+	// flag cannot be used. atZero mirrors percent == 0 for the request
+	// path: at 0 % outcomes are ignored (calls still in flight at a
+	// rollback must not eject a service nothing is sent to).
 	percent float64
+	atZero  atomic.Bool
 }
 
 type ejectConfig struct {
@@ -291,7 +295,7 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 		e.recovering.Store(true)
 		e.ejected.Set(0)
 		if e.log != nil {
-			e.log.Info("service ejection over: its share goes to it again, and its next failure ejects it again", "route", e.route)
+			e.log.Info("service ejection over: on probation, one request at a time tries it; a success returns its share, a failure ejects it again", "route", e.route)
 		}
 	}
 	e.mu.Unlock()
@@ -318,7 +322,9 @@ func (e *ejector) admitAt(now time.Time) bool {
 		return true
 	}
 	start := e.probeAt.Load()
-	if start != 0 && now.UnixNano()-start < int64(probeTimeout) {
+	// A clock stepped back (now before start) counts as timed out, not as
+	// a probe that has all the time of the step.
+	if age := now.UnixNano() - start; start != 0 && age >= 0 && age < int64(probeTimeout) {
 		return false
 	}
 	return e.probeAt.CompareAndSwap(start, now.UnixNano())
@@ -328,7 +334,7 @@ func (e *ejector) admitAt(now time.Time) bool {
 // ejected, and on probation (a copy proves nothing: its failures do not
 // count).
 func (e *ejector) resting(now time.Time) bool {
-	return e.ejectedAt(now) || e.onProbation.Load()
+	return e.ejectedAt(now) || e.onProbation.Load() && !e.atZero.Load()
 }
 
 // ejectedUntil is the end of the current ejection, or zero.
@@ -345,6 +351,7 @@ func (e *ejector) ejectedUntil(now time.Time) time.Time {
 // service's, timing out) ejected it again for minutes, and the ramp back
 // up, once it was fixed, silently sent it nothing.
 func (e *ejector) percentIs(v float64) {
+	e.atZero.Store(v == 0)
 	if v == 0 || e.percent == 0 && v > 0 {
 		e.mu.Lock()
 		if e.until.Load() != 0 || e.recovering.Load() {
@@ -354,6 +361,9 @@ func (e *ejector) percentIs(v float64) {
 			e.probeAt.Store(0)
 			e.recovering.Store(false)
 			e.ejected.Set(0)
+			if e.log != nil {
+				e.log.Info("service ejection forgotten: the route is at 0 %, or ramped up from it", "route", e.route)
+			}
 		}
 		e.consecutive.Store(0)
 		e.mu.Unlock()
@@ -390,7 +400,7 @@ func ejectionTime(base, max time.Duration, streak int) time.Duration {
 // or an error kind: connect, timeout, reset), for the log.
 func (e *ejector) failure(now time.Time, s *Server, last string) {
 	cfg := e.cfg.Load()
-	if cfg.threshold <= 0 {
+	if cfg.threshold <= 0 || e.atZero.Load() {
 		return
 	}
 	n := e.consecutive.Add(1)

@@ -158,8 +158,11 @@ func (s *Server) publishPercents() {
 		s.metrics.percent.WithLabelValues(rt.name).Set(v)
 		if rt.eject != nil {
 			share := v
-			if !rt.flag.Uniform() {
-				share = -1 // a targeting rule decides: no one share
+			if err != nil || !rt.flag.Uniform() {
+				// A flag that cannot be used (all on the monolith until
+				// it is fixed) is not a rollback, and with a targeting
+				// rule there is no one share.
+				share = -1
 			}
 			rt.eject.percentIs(share)
 		}
