@@ -1407,7 +1407,7 @@ func RampTarget(cfg *Config, problems []string, name string) (flagFile, flag str
 		}
 		key, _, _ := strings.Cut(strings.TrimPrefix(rest, "."), ":")
 		if strings.HasPrefix(rest, ":") || key == "name" || key == "flag" ||
-			strings.Contains(rest, "unknown key") && flag == r.Name+"-percent" {
+			strings.Contains(rest, "unknown key") && !strings.Contains(key, ".") && flag == r.Name+"-percent" {
 			return "", "", errors.New(p)
 		}
 	}

@@ -146,7 +146,7 @@ func TestProbeTimeoutSurvivesClockStepBack(t *testing.T) {
 	}
 	e.cfg.Store(&ejectConfig{threshold: 1, base: time.Second, max: time.Minute})
 	t0 := time.Unix(1_700_000_000, 0)
-	e.until.Store(t0.Add(-time.Second).UnixNano()) // an ejection that just ended
+	e.until.Store(monoNanos(t0.Add(-time.Second))) // an ejection that just ended
 	if !e.admitAt(t0) {
 		t.Fatal("setup: the first request on probation is not admitted as the probe")
 	}

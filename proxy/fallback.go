@@ -251,6 +251,10 @@ type ejector struct {
 	// rollback must not eject a service nothing is sent to).
 	percent float64
 	atZero  atomic.Bool
+	// dark: no request of the route's own can reach the service (its
+	// share is 0, or its flag cannot be used), so probation cannot end
+	// and must not keep shadow copies from it.
+	dark atomic.Bool
 }
 
 type ejectConfig struct {
@@ -283,7 +287,7 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	if u == 0 {
 		return false
 	}
-	if now.UnixNano() < u {
+	if monoNanos(now) < u {
 		return true
 	}
 	e.mu.Lock()
@@ -301,6 +305,11 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	e.mu.Unlock()
 	return false
 }
+
+// monoNanos is t on the monotonic clock, as nanoseconds since clockStart
+// (plus one, so that it is never the 0 that means none): a wall clock
+// stepped back must not extend an ejection by the step.
+func monoNanos(t time.Time) int64 { return int64(t.Sub(clockStart)) + 1 }
 
 // probeTimeout is how long a probe on probation may run before another
 // request may try the service: one whose outcome never came (its client
@@ -324,23 +333,23 @@ func (e *ejector) admitAt(now time.Time) bool {
 	start := e.probeAt.Load()
 	// A clock stepped back (now before start) counts as timed out, not as
 	// a probe that has all the time of the step.
-	if age := now.UnixNano() - start; start != 0 && age >= 0 && age < int64(probeTimeout) {
+	if age := monoNanos(now) - start; start != 0 && age >= 0 && age < int64(probeTimeout) {
 		return false
 	}
-	return e.probeAt.CompareAndSwap(start, now.UnixNano())
+	return e.probeAt.CompareAndSwap(start, monoNanos(now))
 }
 
 // resting reports whether the service gets no shadow copies: while
 // ejected, and on probation (a copy proves nothing: its failures do not
 // count).
 func (e *ejector) resting(now time.Time) bool {
-	return e.ejectedAt(now) || e.onProbation.Load() && !e.atZero.Load()
+	return e.ejectedAt(now) || e.onProbation.Load() && !e.dark.Load()
 }
 
 // ejectedUntil is the end of the current ejection, or zero.
 func (e *ejector) ejectedUntil(now time.Time) time.Time {
-	if u := e.until.Load(); u != 0 && now.UnixNano() < u {
-		return time.Unix(0, u).UTC()
+	if u := e.until.Load(); u != 0 && monoNanos(now) < u {
+		return clockStart.Add(time.Duration(u - 1)).UTC()
 	}
 	return time.Time{}
 }
@@ -350,8 +359,9 @@ func (e *ejector) ejectedUntil(now time.Time) time.Time {
 // starts afresh: after a rollback, calls that were in flight (a hung
 // service's, timing out) ejected it again for minutes, and the ramp back
 // up, once it was fixed, silently sent it nothing.
-func (e *ejector) percentIs(v float64) {
+func (e *ejector) percentIs(v float64, dark bool) {
 	e.atZero.Store(v == 0)
+	e.dark.Store(dark)
 	if v == 0 || e.percent == 0 && v > 0 {
 		e.mu.Lock()
 		if e.until.Load() != 0 || e.recovering.Load() {
@@ -406,6 +416,9 @@ func (e *ejector) failure(now time.Time, s *Server, last string) {
 	n := e.consecutive.Add(1)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.atZero.Load() { // a rollback to 0 % ran meanwhile
+		return
+	}
 	if e.until.Load() != 0 || (!e.probation && n < cfg.threshold) {
 		return
 	}
@@ -416,7 +429,7 @@ func (e *ejector) failure(now time.Time, s *Server, last string) {
 	e.probeAt.Store(0)
 	e.recovering.Store(true)
 	e.consecutive.Store(0)
-	e.until.Store(now.Add(d).UnixNano())
+	e.until.Store(monoNanos(now.Add(d)))
 	e.ejected.Set(1)
 	e.ejections.Inc()
 	// The gauge goes back to 0 when the ejection ends, not with the next

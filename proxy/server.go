@@ -164,7 +164,7 @@ func (s *Server) publishPercents() {
 				// rule there is no one share.
 				share = -1
 			}
-			rt.eject.percentIs(share)
+			rt.eject.percentIs(share, v == 0 || err != nil)
 		}
 	}
 }
