@@ -293,9 +293,7 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	e.mu.Lock()
 	if e.until.Load() == u {
 		e.until.Store(0)
-		e.probation = true
-		e.onProbation.Store(true)
-		e.probeAt.Store(0)
+		e.setProbation(true)
 		e.recovering.Store(true)
 		e.ejected.Set(0)
 		if e.log != nil {
@@ -304,6 +302,14 @@ func (e *ejector) ejectedAt(now time.Time) bool {
 	}
 	e.mu.Unlock()
 	return false
+}
+
+// setProbation puts the service on probation or takes it off, with no
+// probe in flight; e.mu is held.
+func (e *ejector) setProbation(on bool) {
+	e.probation = on
+	e.onProbation.Store(on)
+	e.probeAt.Store(0)
 }
 
 // monoNanos is t on the monotonic clock, as nanoseconds since clockStart
@@ -366,9 +372,8 @@ func (e *ejector) percentIs(v float64, dark bool) {
 		e.mu.Lock()
 		if e.until.Load() != 0 || e.recovering.Load() {
 			e.until.Store(0)
-			e.streak, e.probation = 0, false
-			e.onProbation.Store(false)
-			e.probeAt.Store(0)
+			e.streak = 0
+			e.setProbation(false)
 			e.recovering.Store(false)
 			e.ejected.Set(0)
 			if e.log != nil {
@@ -389,9 +394,8 @@ func (e *ejector) success() {
 		return
 	}
 	e.mu.Lock()
-	e.probation, e.streak = false, 0
-	e.onProbation.Store(false)
-	e.probeAt.Store(0)
+	e.streak = 0
+	e.setProbation(false)
 	e.recovering.Store(false)
 	e.mu.Unlock()
 }
@@ -424,9 +428,7 @@ func (e *ejector) failure(now time.Time, s *Server, last string) {
 	}
 	d := ejectionTime(cfg.base, cfg.max, e.streak)
 	e.streak++
-	e.probation = false
-	e.onProbation.Store(false)
-	e.probeAt.Store(0)
+	e.setProbation(false)
 	e.recovering.Store(true)
 	e.consecutive.Store(0)
 	e.until.Store(monoNanos(now.Add(d)))
