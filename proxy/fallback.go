@@ -225,7 +225,7 @@ type ejector struct {
 	cfg atomic.Pointer[ejectConfig] // swapped by a reload; the state stays
 
 	consecutive atomic.Int32
-	until       atomic.Int64 // unix nanoseconds; 0: serving
+	until       atomic.Int64 // monoNanos; 0: serving
 	mu          sync.Mutex
 	streak      int  // ejections since the last success, for doubling
 	probation   bool // back from an ejection: the next failure ejects again
@@ -235,7 +235,7 @@ type ejector struct {
 	recovering atomic.Bool
 	// onProbation is probation, readable without mu (written under it);
 	// probeAt is when the one request let through to the service on
-	// probation started (unix nanoseconds; 0: none).
+	// probation started (monoNanos; 0: none).
 	onProbation atomic.Bool
 	probeAt     atomic.Int64
 
@@ -355,7 +355,10 @@ func (e *ejector) resting(now time.Time) bool {
 // ejectedUntil is the end of the current ejection, or zero.
 func (e *ejector) ejectedUntil(now time.Time) time.Time {
 	if u := e.until.Load(); u != 0 && monoNanos(now) < u {
-		return clockStart.Add(time.Duration(u - 1)).UTC()
+		// The wall clock now plus the time left, not clockStart's
+		// wall reading plus the monotonic time since (off by every
+		// step of the wall clock since the start).
+		return now.Add(time.Duration(u - monoNanos(now))).UTC()
 	}
 	return time.Time{}
 }

@@ -164,7 +164,10 @@ func (s *Server) publishPercents() {
 				// rule there is no one share.
 				share = -1
 			}
-			rt.eject.percentIs(share, v == 0 || err != nil)
+			// Dark only when no request of its own can reach the
+			// service: a targeting rule may send some there whatever
+			// its default.
+			rt.eject.percentIs(share, rt.flag.Uniform() && (v == 0 || err != nil))
 		}
 	}
 }
