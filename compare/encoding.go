@@ -47,6 +47,12 @@ func (e tooLargeError) Error() string {
 	return fmt.Sprintf("decoded body exceeds max_decoded (%d bytes)", e.limit)
 }
 
+// Encoded reports whether comparing r may decode its body: it has one,
+// under a content coding other than identity.
+func (r *Response) Encoded() bool {
+	return len(r.Body) > 0 && len(appendCodings(nil, r.Header)) > 0
+}
+
 // appendCodings appends the content codings named by h in the order they
 // were applied, without "identity", normalising case and the x-gzip alias.
 func appendCodings(dst []string, h http.Header) []string {

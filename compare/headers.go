@@ -496,12 +496,6 @@ func emptyCookieValue(v string) bool {
 	return v == "" || v == `""`
 }
 
-// cookieName returns the name of a Set-Cookie value; see splitSetCookie.
-func cookieName(setCookie string) string {
-	name, _, _ := splitSetCookie(setCookie)
-	return name
-}
-
 // varyEqual compares Vary as a case-insensitive set of field names without
 // Accept-Encoding: compression middleware adds that one, and encodings are
 // already ignored. Any other name matters, since a missing Vary can make
@@ -603,7 +597,7 @@ func (c *comparison) headerValue(name string, vs []string) json.RawMessage {
 	case name == "Set-Cookie":
 		names := make([]string, 0, len(vs))
 		for _, v := range vs {
-			n := cookieName(v)
+			n, _, _ := splitSetCookie(v)
 			if n == "" {
 				n = "(unnamed)"
 			}

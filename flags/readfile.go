@@ -23,20 +23,14 @@ const (
 // waits for a writer forever, and of /dev/zero grows until memory runs
 // out, and either would stop a reload, or the proxy, for good.
 func ReadFile(path string, max int64) ([]byte, error) {
-	// Checked before opening too: opening a FIFO waits for a writer.
-	if fi, err := os.Stat(path); err != nil {
-		return nil, err // names the path
-	} else if !fi.Mode().IsRegular() {
-		return nil, notRegular(path, fi)
-	}
-	// Non-blocking, should the path have become a FIFO meanwhile: the
-	// check below refuses it. A regular file reads as usual.
+	// Non-blocking: opening a FIFO would otherwise wait for a writer. The
+	// check below refuses it; a regular file reads as usual.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, err // names the path
 	}
 	defer f.Close()
-	fi, err := f.Stat() // the file opened, if the path changed meanwhile
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}

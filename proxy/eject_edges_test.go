@@ -11,16 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Fixed (found reviewing 612f0fe + 43af2d2): percentIs(0) forgets
-// the ejection only at the moment of the ramp. A call that was in flight
-// at the rollback (the SRE scenario: a hung service's calls time out up to
-// 30 s later) fails afterwards and ejected the service again, at 0 %; outcomes at 0 % are now ignored. When
-// that ejection ends the ejector goes on probation, and at 0 % no probe
-// can ever end it, so resting() stays true and the route's shadow copies
-// to the service (the dark launch a rolled-back route is left with) are
-// skipped as "ejected" for good, until some later flag change or reload,
-// while /api/routes says "serving" and strangler_service_ejected is 0.
-// Before 612f0fe the copies resumed when the ejection ended.
+// A call in flight at a rollback to 0 % (a hung service's, timing out up
+// to 30 s later) that fails afterwards does not eject the service: at 0 %
+// outcomes are ignored. It did, and the probation after that ejection,
+// which no request of the route's own could end at 0 %, then kept every
+// shadow copy from the service for good, while /api/routes said
+// "serving" and strangler_service_ejected was 0.
 func TestFailureAtZeroDoesNotStopShadowCopies(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -72,27 +68,17 @@ func TestFailureAtZeroDoesNotStopShadowCopies(t *testing.T) {
 	if n := e.metric(`strangler_ejections_total{route="orders"}`); n != 0 {
 		t.Errorf("a call failing after the rollback to 0 %% ejected the service (%v ejections)", n)
 	}
-	before = copies.Load()
-	deadline := time.Now().Add(3 * time.Second)
-	for i := 0; time.Now().Before(deadline) && copies.Load() == before; i++ {
-		e.get("/api/orders/1", "X-User-Id", fmt.Sprint("user-", i))
-		time.Sleep(50 * time.Millisecond)
-	}
-	if copies.Load() == before {
+	if !e.copyArrives(&copies, 3*time.Second) {
 		t.Errorf("route at 0 %%, ejection over (/api/routes %q, gauge 0), yet no shadow copy reached the service in 3 s "+
 			"(strangler_shadow_skipped_total{reason=\"ejected\"} = %v): probation at 0 %% never ends",
 			e.routeStatus().State, e.metric(`strangler_shadow_skipped_total{reason="ejected",route="orders"}`))
 	}
 }
 
-// Fixed (found reviewing 43af2d2): publishPercents hands percentIs 0 for a flag
-// that is unusable (out of range, missing, wrong type), not only for a
-// ramp to 0 %; and the flag becoming usable again is "a ramp up from 0 %".
-// So a typo in the flag file that is fixed (or any flag error that clears)
-// during an ejection wipes the ejection: the still-failing service gets its
-// whole share at once, without probation. Before 43af2d2 a flag error did
-// not touch the ejector. Before the fix the service, ejected
-// for an hour, gets the requests.
+// An unusable flag (out of range, missing, wrong type) is not a rollback
+// to 0 %: it keeps the ejection, and the flag becoming usable again is not
+// a ramp up from 0 %. Counted as one, a typo fixed in the flag file during
+// an ejection gave the still-failing service its whole share at once.
 func TestFlagErrorKeepsEjection(t *testing.T) {
 	t.Parallel()
 	var svcHits atomic.Int32
@@ -132,12 +118,11 @@ func TestFlagErrorKeepsEjection(t *testing.T) {
 	}
 }
 
-// Fixed (found by a review, low): admitAt measures the probe's age on the wall
-// clock (UnixNano). A backward step of the clock (NTP, a VM resumed) just
-// after a probe whose outcome never comes (its client went away) makes
-// now-start negative, so admitAt refuses every request until the wall
-// clock catches up with the probe's start: an hour's step keeps the
-// service out for an hour, not probeTimeout.
+// A probe whose outcome never comes (its client went away) holds the
+// probation's one slot for probeTimeout, not longer when the clock steps
+// back (NTP, a VM resumed): a start in the future counts as timed out.
+// (Measured on the wall clock, an hour's step kept the service out for
+// the hour.)
 func TestProbeTimeoutSurvivesClockStepBack(t *testing.T) {
 	e := &ejector{
 		ejected:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}),
@@ -158,4 +143,96 @@ func TestProbeTimeoutSurvivesClockStepBack(t *testing.T) {
 	}
 	t.Errorf("a minute after a probe that never answered, the clock having stepped back 1h, no request may try the service " +
 		"(until the wall clock passes the probe's start): guard now < start")
+}
+
+// While a route's flag cannot be used, no request of its own reaches the
+// service, as at 0 %: an ejection that ends meanwhile puts the service on
+// a probation no probe can end, which must not keep shadow copies from it
+// (they were skipped as "ejected" until the flag was fixed, while the
+// gauge said 0 and /api/routes "serving").
+func TestFlagErrorProbationKeepsShadowCopies(t *testing.T) {
+	t.Parallel()
+	var copies atomic.Int32
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Header.Get(shadowHeader) != "" {
+			copies.Add(1)
+			io.WriteString(w, "monolith")
+			return
+		}
+		w.WriteHeader(503)
+	})
+	cfg := shadowConfig("      percent: 100\n") +
+		"    eject: {consecutive_failures: 1, base_time: 200ms, max_time: 1s}\n"
+	e := newEnv(t, cfg, flagJSON("orders-percent", 100), nil, svc)
+	e.get("/api/orders/1", "X-User-Id", "u") // 503: ejected for 200 ms
+	if e.metric(`strangler_ejections_total{route="orders"}`) != 1 {
+		t.Fatalf("setup: not ejected")
+	}
+	writeFile(t, e.flagFile, `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":150},"defaultVariant":"on"}}}`)
+	eventually(t, 5*time.Second, "the flag unusable", func() bool { return e.routeStatus().FlagError != "" })
+	eventually(t, 5*time.Second, "the ejection over", func() bool {
+		return e.metric(`strangler_service_ejected{route="orders"}`) == 0
+	})
+	if !e.copyArrives(&copies, 2*time.Second) {
+		t.Errorf("flag unusable (all on the monolith), ejection over (state %q, gauge 0): no shadow copy in 2 s "+
+			"(skipped ejected = %v): probation with no primary traffic never ends",
+			e.routeStatus().State, e.metric(`strangler_shadow_skipped_total{reason="ejected",route="orders"}`))
+	}
+}
+
+// A flag with a targeting rule whose fallback is 0 (vip users -> 100 %,
+// everyone else 0 %) sends the service primary traffic, so its probation
+// can end: the route is not dark, and shadow copies to a service on
+// probation are skipped. (ce539e2 marked it dark from the fallback value
+// alone, and let every sampled copy through.)
+func TestTargetedFlagProbationSkipsShadowCopies(t *testing.T) {
+	var copies, probation atomic.Int32
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Header.Get(shadowHeader) != "" {
+			if probation.Load() == 1 {
+				copies.Add(1)
+			}
+			io.WriteString(w, "monolith")
+			return
+		}
+		w.WriteHeader(503)
+	})
+	flags := `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"all":100,"ramp":0},"defaultVariant":"ramp",
+	  "targeting":{"if":[{"in":[{"var":"targetingKey"},["vip-1"]]},"all",null]}}}}`
+	cfg := shadowConfig("      percent: 100\n") +
+		"    eject: {consecutive_failures: 1, base_time: 200ms, max_time: 1s}\n"
+	e := newEnv(t, cfg, flags, nil, svc)
+	e.get("/api/orders/1", "X-User-Id", "vip-1") // 503: ejected
+	if e.metric(`strangler_ejections_total{route="orders"}`) != 1 {
+		t.Fatalf("setup: not ejected")
+	}
+	eventually(t, 5*time.Second, "the ejection over", func() bool {
+		return e.metric(`strangler_service_ejected{route="orders"}`) == 0
+	})
+	probation.Store(1)
+	for i := range 20 {
+		e.get("/api/orders/1", "X-User-Id", fmt.Sprint("user-", i)) // not vip: primary on the monolith
+	}
+	// Each request's copy is either skipped (counted as it is decided) or
+	// sent (counted when it arrives).
+	skipped := func() float64 { return e.metric(`strangler_shadow_skipped_total{reason="ejected",route="orders"}`) }
+	eventually(t, 5*time.Second, "every copy skipped or sent", func() bool { return skipped()+float64(copies.Load()) >= 20 })
+	if n := copies.Load(); n != 0 {
+		t.Errorf("service on probation (vip traffic can still end it) got %d shadow copies; skipped ejected = %v",
+			n, e.metric(`strangler_shadow_skipped_total{reason="ejected",route="orders"}`))
+	}
+}
+
+// copyArrives sends requests of new users until a shadow copy arrives
+// (copies grows), for up to d, and reports whether one did.
+func (e *env) copyArrives(copies *atomic.Int32, d time.Duration) bool {
+	before := copies.Load()
+	deadline := time.Now().Add(d)
+	for i := 0; copies.Load() == before && time.Now().Before(deadline); i++ {
+		e.get("/api/orders/1", "X-User-Id", fmt.Sprint("user-", i))
+		time.Sleep(50 * time.Millisecond)
+	}
+	return copies.Load() != before
 }

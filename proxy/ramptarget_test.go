@@ -35,74 +35,41 @@ monolith: http://127.0.0.1:8081
 flags: {file: flags.json}
 `
 
-// Fixed (found by a review, b81fff8): two routes named "orders" (a copy pasted in
-// the new version of the file, with another flag). Validate reports the
-// duplicate name at the second one, routes[1].name, and RampTarget only
-// looks for problems at the index of the first match, so it ramps
-// routes[0]'s flag with a warning. Which of the two "orders" the running
-// proxy serves is unknown: this is a problem with the route's name, which
-// the commit says refuses the ramp.
-func TestRampTargetRefusesDuplicateRouteName(t *testing.T) {
+// RampTarget refuses only the problems that could change which flag a
+// route's ramp sets, and names that flag otherwise. Found by reviews of
+// b81fff8: with two routes of the name, or the routes list given twice,
+// which route the running proxy serves is unknown; an unknown key in a
+// route whose flag is the default one may be its misspelt flag key
+// (flag_name: and the like ramped <name>-percent and exited 0). A typo
+// nested under the route (in eject:, timeouts:) cannot name a flag, and
+// must not hold up a rollback.
+func TestRampTarget(t *testing.T) {
 	t.Parallel()
-	cfg := rampHead + `routes:
-  - name: orders
+	orders := `  - name: orders
     path: /api/orders/*
     service: http://127.0.0.1:8082
-    flag: orders-percent
-  - name: orders
-    path: /api/v2/orders/*
-    service: http://127.0.0.1:8083
-    flag: orders-v2
 `
-	flag, problems, err := rampTargetOf(t, cfg, "orders")
-	if err == nil {
-		t.Errorf("two routes named orders (problems %q): RampTarget chose flag %q; want a refusal", problems, flag)
-	}
-}
-
-// Fixed (found by a review, b81fff8): "routes" given twice at the top level. The
-// first list is kept and the second dropped ("routes: line N: given
-// twice"), a problem that decides which route, so which flag, "orders"
-// is; RampTarget let it pass as a problem elsewhere.
-func TestRampTargetRefusesRoutesGivenTwice(t *testing.T) {
-	t.Parallel()
-	cfg := rampHead + `routes:
-  - name: orders
-    path: /api/orders/*
-    service: http://127.0.0.1:8082
-    flag: orders-percent
-routes:
-  - name: orders
-    path: /api/orders/*
-    service: http://127.0.0.1:8082
-    flag: orders-v2
-`
-	flag, problems, err := rampTargetOf(t, cfg, "orders")
-	if err == nil {
-		t.Errorf("routes given twice (problems %q): RampTarget chose flag %q; want a refusal", problems, flag)
-	}
-}
-
-// Fixed (found by a review, b81fff8): an unknown key in the route whose name is not
-// within two edits of "flag" (flag_name, feature_flag, flagName,
-// percent_flag, a YAML merge key "<<" carrying flag:) only warns, and the
-// route falls back to its default flag, <name>-percent: when that flag
-// exists in the file, ramp sets it and exits 0 while the operator meant
-// another. With the default flag in play, any unknown key of the route
-// should refuse.
-func TestRampTargetRefusesMisspeltFlagKey(t *testing.T) {
-	t.Parallel()
-	for _, key := range []string{"flag_name", "feature_flag", "flagName", "percent_flag"} {
-		cfg := rampHead + `routes:
-  - name: orders
-    path: /api/orders/*
-    service: http://127.0.0.1:8082
-    ` + key + `: orders-v2
-`
-		flag, problems, err := rampTargetOf(t, cfg, "orders")
-		if err == nil {
-			t.Errorf("%s: orders-v2 (problems %q): RampTarget chose the default flag %q; want a refusal",
-				key, strings.Join(problems, "; "), flag)
+	for _, tc := range []struct {
+		name, routes string
+		want         string // the flag; "" for a refusal
+	}{
+		{"two routes of the name", orders + "    flag: orders-percent\n" +
+			"  - name: orders\n    path: /api/v2/orders/*\n    service: http://127.0.0.1:8083\n    flag: orders-v2\n", ""},
+		{"routes given twice", orders + "    flag: orders-percent\nroutes:\n" + orders + "    flag: orders-v2\n", ""},
+		{"flag_name with the default flag", orders + "    flag_name: orders-v2\n", ""},
+		{"feature_flag with the default flag", orders + "    feature_flag: orders-v2\n", ""},
+		{"flagName with the default flag", orders + "    flagName: orders-v2\n", ""},
+		{"percent_flag with the default flag", orders + "    percent_flag: orders-v2\n", ""},
+		{"typo nested in eject", orders + "    eject: {consecutive_failure: 3}\n", "orders-percent"},
+		{"typo nested in timeouts", orders + "    timeouts: {respone_header: 1s}\n", "orders-percent"},
+		{"unknown key, another flag named", orders + "    flag: orders-v2\n    stikcy: ip\n", "orders-v2"},
+	} {
+		flag, problems, err := rampTargetOf(t, rampHead+"routes:\n"+tc.routes, "orders")
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("%s (problems %q): RampTarget chose flag %q; want a refusal", tc.name, strings.Join(problems, "; "), flag)
+		case tc.want != "" && (err != nil || flag != tc.want):
+			t.Errorf("%s (problems %q): flag %q, %v; want %q", tc.name, strings.Join(problems, "; "), flag, err, tc.want)
 		}
 	}
 }

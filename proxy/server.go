@@ -157,17 +157,16 @@ func (s *Server) publishPercents() {
 		}
 		s.metrics.percent.WithLabelValues(rt.name).Set(v)
 		if rt.eject != nil {
-			share := v
-			if err != nil || !rt.flag.Uniform() {
-				// A flag that cannot be used (all on the monolith until
-				// it is fixed) is not a rollback, and with a targeting
-				// rule there is no one share.
+			// A flag that cannot be used (all on the monolith until it is
+			// fixed) is not a rollback, and with a targeting rule there
+			// is no one share; the route is dark only when no request of
+			// its own can reach the service (a rule may send some there
+			// whatever its default).
+			share, uniform := v, rt.flag.Uniform()
+			if err != nil || !uniform {
 				share = -1
 			}
-			// Dark only when no request of its own can reach the
-			// service: a targeting rule may send some there whatever
-			// its default.
-			rt.eject.percentIs(share, rt.flag.Uniform() && (v == 0 || err != nil))
+			rt.eject.percentIs(share, uniform && v == 0)
 		}
 	}
 }

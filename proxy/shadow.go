@@ -8,9 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/textproto"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -687,7 +685,7 @@ func (s *Server) compare(p *shadowPair) {
 		return
 	}
 	primary, shadow := p.primary.response(), p.shadow.response()
-	if encoded(primary) || encoded(shadow) || p.extra != nil && encoded(&compare.Response{Header: p.extra.header, Body: p.extra.body}) {
+	if primary.Encoded() || shadow.Encoded() || p.extra != nil && p.extra.response().Encoded() {
 		s.pool.decoding <- struct{}{}
 		defer func() { <-s.pool.decoding }()
 	}
@@ -724,22 +722,6 @@ func (s *Server) compare(p *shadowPair) {
 	}
 	// Counted last, so that whoever sees the count sees the sample too.
 	sh.results[res.Outcome].Inc()
-}
-
-// encoded tells whether comparing r may decode its body: it names a
-// content coding other than identity.
-func encoded(r *compare.Response) bool {
-	if len(r.Body) == 0 {
-		return false
-	}
-	for _, v := range r.Header["Content-Encoding"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" && !strings.EqualFold(tok, "identity") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // shadowMark is the value of X-Strangler-Shadow on every copy, shared:

@@ -344,28 +344,24 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 		return badArgs("ramp: percent %q: want a number from 0 to 100", pos[1])
 	}
 	// Problems elsewhere in the config do not block a ramp (RampTarget).
-	cfg, err := loadConfig(*path)
+	cfg, lerr := proxy.LoadConfig(*path)
 	var ce *proxy.ConfigError
-	if err != nil && (cfg == nil || !errors.As(err, &ce)) {
-		return err
+	if lerr != nil && (cfg == nil || !errors.As(lerr, &ce)) {
+		return lerr
 	}
 	var problems []string
 	if ce != nil {
 		problems = ce.Problems
 	}
-	bare := make([]string, len(problems)) // without the file's name
-	for i, p := range problems {
-		bare[i] = strings.TrimPrefix(p, *path+": ")
-	}
-	flagFile, flagName, err := proxy.RampTarget(cfg, bare, name)
+	flagFile, flagName, err := proxy.RampTarget(cfg, problems, name)
 	if err != nil {
 		if ce != nil {
-			return ce // one of them is in the way: all of them, as validate prints them
+			return inFile(*path, lerr) // one of them is in the way: all of them, as validate prints them
 		}
 		return fmt.Errorf("ramp: %s: %w", *path, err)
 	}
 	for _, p := range problems {
-		fmt.Fprintf(stderr, "strangler: ramp: warning: %s (the running proxy refuses this config and serves its previous version; the flag is set all the same)\n", p)
+		fmt.Fprintf(stderr, "strangler: ramp: warning: %s: %s (the running proxy refuses this config and serves its previous version; the flag is set all the same)\n", *path, p)
 	}
 	old, note, err := flags.Ramp(flagFile, flagName, pct)
 	if err != nil {
