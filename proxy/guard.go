@@ -66,7 +66,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, stall: l.stall, idle: l.idle, tunnels: l.tunnels, f: framer{maxHead: l.maxHead}}, nil
+	return &guardConn{Conn: rawIO(c), stall: l.stall, idle: l.idle, tunnels: l.tunnels, f: framer{maxHead: l.maxHead}}, nil
 }
 
 // tunnelSet holds the WebSocket upgrades in flight on a listener, from
@@ -448,7 +448,7 @@ func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Con
 		if err != nil {
 			return nil, err
 		}
-		u := &upstreamConn{Conn: c, f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr}
+		u := &upstreamConn{Conn: rawIO(c), f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr}
 		u.fresh.Store(true)
 		return u, nil
 	}

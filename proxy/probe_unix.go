@@ -43,8 +43,7 @@ func newPeeker(c net.Conn) *peeker {
 }
 
 func (p *peeker) peek(fd uintptr) bool {
-	_, _, err := syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	p.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR
+	p.open = peekSocket(fd, &p.b)
 	return true // never wait for readability
 }
 
