@@ -57,6 +57,11 @@
 // 504, both with a short plain-text body naming the route, never the
 // upstream's address.
 //
+// On Linux (amd64, arm64) the client and upstream sockets read and write
+// with raw system calls on Go's poller (rawio_linux.go), so that the
+// runtime's monitor thread is not woken by every request at a steady
+// rate; work that may compute past 10 ms wakes it first (wakeMonitor).
+//
 // # Shadow comparison
 //
 // A route's shadow.percent (or its flag, "<name>-shadow" by default, which
