@@ -93,8 +93,7 @@ func (c *comparison) compareBodies(a, b *Response) {
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // isJSON decides whether a decoded body is compared as JSON, before it is
-// parsed: when its media type says JSON (application/json or any
-// +json suffix, RFC 6839), or when the type says nothing useful (missing,
+// parsed: when its media type says JSON (jsonMedia), or when the type says nothing useful (missing,
 // text/plain, application/octet-stream) and the body starts like an object
 // or array. Scalars are not sniffed: "OK" vs "ok" or "1" vs "1.0" in a
 // text body are real differences. Bodies over max_decoded (possible when
@@ -109,13 +108,21 @@ func (c *comparison) isJSON(h http.Header, body []byte) bool {
 	}
 	mt = strings.TrimSpace(mt)
 	switch {
-	case strings.EqualFold(mt, "application/json") || hasSuffixFold(mt, "+json"):
+	case jsonMedia(mt):
 		return true
 	case mt == "" || strings.EqualFold(mt, "text/plain") || strings.EqualFold(mt, "application/octet-stream"):
 		i := skipSpace(body, 0)
 		return i < len(body) && (body[i] == '{' || body[i] == '[')
 	}
 	return false
+}
+
+// jsonMedia reports whether a media type (without parameters) is JSON's:
+// application/json, text/json (older servers send it) or any +json suffix
+// (RFC 6839), as the WHATWG MIME Sniffing standard defines a JSON MIME
+// type.
+func jsonMedia(mt string) bool {
+	return strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "text/json") || hasSuffixFold(mt, "+json")
 }
 
 func hasSuffixFold(s, suffix string) bool {

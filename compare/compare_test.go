@@ -369,6 +369,16 @@ func TestCompare(t *testing.T) {
 			shadow:  &compare.Response{Status: 200, Body: []byte(` {"b":2, "a":1.0}`)},
 		},
 		{
+			name:    "text/json is JSON (WHATWG's JSON MIME types), scalars included",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/json"), Body: []byte(`{"a":1,"b":[2]}`)},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "Text/JSON; charset=utf-8"), Body: []byte(`{"b":[2.0],"a":1}`)},
+		},
+		{
+			name:    "text/json scalar",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/json"), Body: []byte(`1`)},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/json"), Body: []byte(`1.0`)},
+		},
+		{
 			name:    "JSON-looking HTML compared as bytes",
 			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`{"a":1,"b":2}`)},
 			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`{"b":2,"a":1}`)},

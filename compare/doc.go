@@ -102,8 +102,8 @@
 //
 // Both decoded bodies are compared as JSON when each one is JSON:
 //
-//   - its Content-Type is application/json or ends in +json, and it
-//     parses; or
+//   - its Content-Type is application/json, text/json or ends in +json,
+//     and it parses; or
 //   - its Content-Type is missing, text/plain or application/octet-stream,
 //     it starts (after whitespace) with "{" or "[", and it parses. Bare
 //     scalars are not sniffed: "1" and "1.0" in a text body differ.

@@ -545,7 +545,7 @@ func mediaTypeEqual(a, b []string) bool {
 	if errA != nil || errB != nil || ta != tb {
 		return false
 	}
-	if ta == "application/json" || strings.HasSuffix(ta, "+json") {
+	if jsonMedia(ta) {
 		for _, p := range []map[string]string{pa, pb} {
 			if strings.EqualFold(p["charset"], "utf-8") {
 				delete(p, "charset")
