@@ -65,8 +65,9 @@
 //   - Set-Cookie: as a set of cookies, each line by its name, whether it
 //     deletes the cookie (an empty value, Max-Age of zero or less, or,
 //     without Max-Age, an Expires date not in the future), Path, Domain
-//     (case-insensitive, a leading dot ignored), Secure, HttpOnly and
-//     SameSite (case-insensitive; absent is not Lax). Values (session ids)
+//     (case-insensitive, a leading dot ignored), Secure, HttpOnly,
+//     SameSite (case-insensitive; absent is not Lax) and Partitioned.
+//     Values (session ids)
 //     and the exact Max-Age or Expires differ on every answer and are not
 //     compared; a cookie set on one side only, deleted, re-scoped or
 //     stripped of a protection is what breaks users. Attributes are read

@@ -311,7 +311,9 @@ func cutListElem(s string) (elem, rest string) {
 // in a form that leaves out what differs on every answer, the value (a
 // session id) and the exact expiry, but keeps what changes what a browser
 // does: the name, whether the line deletes the cookie, and its Path,
-// Domain, Secure, HttpOnly and SameSite. Lines that have the same name,
+// Domain, Secure, HttpOnly, SameSite and Partitioned (CHIPS: kept per
+// top-level site, so dropping it changes which pages share the cookie).
+// Lines that have the same name,
 // the same attributes byte for byte and values that are both empty or
 // both not, as two answers setting the same cookie do, are equal without
 // being parsed.
@@ -347,13 +349,14 @@ func setCookieLinesIn(sub, super []string) bool {
 // cookieForm is what is compared of one Set-Cookie line. It holds no
 // value, only the name, and can be shown.
 type cookieForm struct {
-	name     string
-	deleted  bool
-	path     string
-	domain   string // lower case, without a leading dot
-	secure   bool
-	httpOnly bool
-	sameSite http.SameSite // 0 when absent, which is not Lax
+	name        string
+	deleted     bool
+	path        string
+	domain      string // lower case, without a leading dot
+	secure      bool
+	httpOnly    bool
+	sameSite    http.SameSite // 0 when absent, which is not Lax
+	partitioned bool
 }
 
 func cookieForms(lines []string, now time.Time) []cookieForm {
@@ -396,7 +399,7 @@ func parseCookieForm(line string, now time.Time) cookieForm {
 	}
 	f.path = c.Path
 	f.domain = strings.ToLower(strings.TrimPrefix(c.Domain, "."))
-	f.secure, f.httpOnly, f.sameSite = c.Secure, c.HttpOnly, c.SameSite
+	f.secure, f.httpOnly, f.sameSite, f.partitioned = c.Secure, c.HttpOnly, c.SameSite, c.Partitioned
 	return f
 }
 
@@ -427,6 +430,9 @@ func (f cookieForm) String() string {
 		parts = append(parts, "SameSite=None")
 	case http.SameSiteDefaultMode:
 		parts = append(parts, "SameSite (unrecognised value)")
+	}
+	if f.partitioned {
+		parts = append(parts, "Partitioned")
 	}
 	if len(parts) == 0 {
 		return "(no attributes)"

@@ -100,6 +100,7 @@ func TestSetCookieAttributes(t *testing.T) {
 		{"both deleted, differently", sc("session=; Path=/; Max-Age=0"), sc(`session=""; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT`), true},
 		{"Max-Age wins over a past Expires", sc("session=a; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), sc("session=b; Max-Age=3600"), true},
 		{"unnamed cookies", sc("abc; Path=/"), sc("xyz; Path=/"), true},
+		{"Partitioned on both, its name's case", sc("session=a; Path=/; Secure; Partitioned"), sc("session=b; Path=/; Secure; partitioned"), true},
 
 		// Divergences that must count.
 		{"deleted by Max-Age=0 and empty value", mono, sc("session=; Path=/; Domain=example.com; Max-Age=0; Secure; HttpOnly; SameSite=Lax"), false},
@@ -117,6 +118,7 @@ func TestSetCookieAttributes(t *testing.T) {
 		{"all flags dropped", mono, sc("session=abc123; Path=/; Domain=example.com; Max-Age=3600"), false},
 		{"SameSite None", mono, sc("session=abc123; Path=/; Domain=example.com; Max-Age=3600; Secure; HttpOnly; SameSite=None"), false},
 		{"SameSite Strict", mono, sc("session=abc123; Path=/; Domain=example.com; Max-Age=3600; Secure; HttpOnly; SameSite=Strict"), false},
+		{"Partitioned dropped", sc("session=a; Path=/; Secure; SameSite=None; Partitioned"), sc("session=b; Path=/; Secure; SameSite=None"), false},
 		{"SameSite absent is not Lax", mono, sc("session=abc123; Path=/; Domain=example.com; Max-Age=3600; Secure; HttpOnly"), false},
 		{"other name", mono, sc("sid=abc123; Path=/; Domain=example.com; Max-Age=3600; Secure; HttpOnly; SameSite=Lax"), false},
 		{"extra cookie", mono, sc(monoCookie, "csrf=1"), false},
