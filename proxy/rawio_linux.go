@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -25,27 +26,76 @@ import (
 // socket is non-blocking, so a read or write here never blocks and sysmon
 // has nothing to retake from it. Everything else (file I/O, accept,
 // connect) still goes through entersyscall and wakes sysmon as before;
-// see wakeMonitor for the CPU-bound work that must stay preemptible.
+// see wakeMonitor for the work that must stay preemptible.
+//
+// A goroutine that never has to wait (a body streamed between two peers
+// faster than the proxy) would never park and never make a system call
+// through the runtime; so busyOps reads, or writes, in a row that did not
+// wait, within busyWindow, also wake the monitor, which can then preempt
+// it.
 //
 // One goroutine reads at a time and one writes at a time, as net/http's
 // server and our transports use a connection; the locks make it safe
 // regardless, and cost about 20 ns uncontended.
 type rawTCP struct {
-	*net.TCPConn
+	// The *net.TCPConn as a net.Conn: deadlines, addresses and Close. Its
+	// ReadFrom and WriteTo are not promoted: they would bypass the raw
+	// path (splice, or the net package's own reads and writes).
+	net.Conn
+	tc *net.TCPConn
 	rc syscall.RawConn
 
-	rmu  sync.Mutex
-	rfn  func(fd uintptr) bool
-	rbuf []byte
-	rn   int
-	rerr syscall.Errno
+	rmu     sync.Mutex
+	rfn     func(fd uintptr) bool
+	rbuf    []byte
+	rn      int
+	rerr    syscall.Errno
+	rwaited bool  // the read waited on the poller
+	rbusy   int   // reads in a row that did not wait
+	rsince  int64 // when the first of them began, as time since clockStart
 
-	wmu  sync.Mutex
-	wfn  func(fd uintptr) bool
-	wbuf []byte
-	wn   int
-	werr syscall.Errno
+	wmu     sync.Mutex
+	wfn     func(fd uintptr) bool
+	wbuf    []byte
+	wn      int
+	werr    syscall.Errno
+	wwaited bool
+	wbusy   int
+	wsince  int64
 }
+
+// busyOps reads, or writes, in a row that did not wait, within
+// busyWindow, wake the monitor: a streaming copy of 32 KiB pieces gets
+// there within about a millisecond. A connection serving requests does
+// not, though some of its reads and writes never wait themselves (a
+// response written at once; an answer read after the peeker waited for
+// it): its goroutine waits elsewhere between them, and 64 requests on one
+// connection take far longer than the window.
+const (
+	busyOps    = 64
+	busyWindow = 10 * time.Millisecond
+)
+
+// busy notes a read or write that did not wait, and wakes the monitor at
+// the end of a dense run of them.
+func busy(n *int, since *int64) {
+	if *n == 0 {
+		*since = int64(time.Since(clockStart))
+	}
+	if *n++; *n < busyOps {
+		return
+	}
+	if int64(time.Since(clockStart))-*since <= int64(busyWindow) {
+		wakeMonitor()
+	}
+	*n = 0
+}
+
+// CloseWrite half-closes the connection, for net/http and the guard.
+func (c *rawTCP) CloseWrite() error { return c.tc.CloseWrite() }
+
+// SyscallConn reaches the socket, for the peek before reuse.
+func (c *rawTCP) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 
 // rawIO returns c with raw reads and writes where it is a TCP connection,
 // and c itself otherwise.
@@ -58,7 +108,7 @@ func rawIO(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawTCP{TCPConn: tc, rc: rc}
+	r := &rawTCP{Conn: tc, tc: tc, rc: rc}
 	r.rfn = r.read
 	r.wfn = r.write
 	return r
@@ -69,16 +119,21 @@ const maxRW = 1 << 30
 
 func (c *rawTCP) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.Conn.Read(p) // reports a closed connection, as before
 	}
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
 	c.rmu.Lock()
-	c.rbuf, c.rn, c.rerr = p, 0, 0
+	c.rbuf, c.rn, c.rerr, c.rwaited = p, 0, 0, false
 	err := c.rc.Read(c.rfn)
 	n, errno := c.rn, c.rerr
 	c.rbuf = nil
+	if c.rwaited {
+		c.rbusy = 0
+	} else {
+		busy(&c.rbusy, &c.rsince)
+	}
 	c.rmu.Unlock()
 	raceReadDone(p, n, err == nil && errno == 0)
 	switch {
@@ -99,6 +154,7 @@ func (c *rawTCP) read(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			c.rwaited = true
 			return false // wait on the poller
 		case 0:
 			c.rn = int(n)
@@ -111,14 +167,19 @@ func (c *rawTCP) read(fd uintptr) bool {
 
 func (c *rawTCP) Write(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.Conn.Write(p) // reports a closed connection or a passed deadline, as before
 	}
 	raceBeforeWrite()
 	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
+	c.wbuf, c.wn, c.werr, c.wwaited = p, 0, 0, false
 	err := c.rc.Write(c.wfn)
 	n, errno := c.wn, c.werr
 	c.wbuf = nil
+	if c.wwaited {
+		c.wbusy = 0
+	} else {
+		busy(&c.wbusy, &c.wsince)
+	}
 	c.wmu.Unlock()
 	raceWriteDone(p, n)
 	switch {
@@ -143,6 +204,7 @@ func (c *rawTCP) write(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			c.wwaited = true
 			return false // wait on the poller
 		case 0:
 			if n == 0 {

@@ -169,6 +169,12 @@ func TestRawConnActsAsTCPConn(t *testing.T) {
 			}
 			return "writes never failed"
 		}},
+		{"empty-on-closed", "read: closed, write: closed", func(t *testing.T, c net.Conn, peer *net.TCPConn) string {
+			c.Close()
+			_, rerr := c.Read(nil)
+			_, werr := c.Write(nil)
+			return errClass(rerr) + ", " + errClass(werr)
+		}},
 		{"empty", "nil", func(t *testing.T, c net.Conn, peer *net.TCPConn) string {
 			if n, err := c.Write(nil); n != 0 || err != nil {
 				return fmt.Sprintf("empty write: %d %v", n, err)
@@ -409,41 +415,203 @@ func preemptChild(wake bool) {
 
 // A comparison of large or compressed answers wakes the monitor first; one
 // of small plain answers, most of them, does not (it would cost a thread
-// wake-up a request).
+// wake-up a request). With noise cancellation, which costs more per byte,
+// the size that counts as large is smaller.
 func TestHeavyComparisonWakesMonitor(t *testing.T) {
 	// Not parallel: it replaces a package variable.
 	var wakes atomic.Int32
 	saved := beforeHeavyCompare
 	beforeHeavyCompare = func() { wakes.Add(1) }
-	t.Cleanup(func() { beforeHeavyCompare = saved }) // after the proxy's own cleanup
+	t.Cleanup(func() { beforeHeavyCompare = saved }) // after the proxies' own cleanup
 
-	small, large := bigJSON(1<<10), bigJSON(200<<10)
+	bodies := map[string][]byte{
+		"1k":   bigJSON(1 << 10),
+		"20k":  bigJSON(20 << 10),
+		"100k": bigJSON(100 << 10),
+	}
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Query().Get("size") {
-		case "small":
-			w.Write(small)
-		case "large":
-			w.Write(large)
-		case "gzip":
+		size := r.URL.Query().Get("size")
+		if size == "gzip" {
 			w.Header().Set("Content-Encoding", "gzip")
-			w.Write(gzipLevel(small, 6))
+			w.Write(gzipLevel(bodies["1k"], 6))
+			return
 		}
+		w.Write(bodies[size])
 	})
-	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), backend, backend)
-	for i, c := range []struct {
-		size  string
-		wakes int32
-	}{{"small", 0}, {"large", 1}, {"small", 1}, {"gzip", 2}} {
-		resp, _ := e.get("/api/orders/7?size="+c.size, "X-User-Id", "u1", "Accept-Encoding", "gzip")
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: client got %d", c.size, resp.StatusCode)
+	type step struct {
+		size string
+		wake bool
+	}
+	for _, tc := range []struct {
+		name  string
+		noise string
+		steps []step
+	}{
+		// Two answers: 2, 40 and 200 KiB together; the limit is 160 KiB.
+		{"plain", "", []step{{"1k", false}, {"20k", false}, {"100k", true}, {"1k", false}, {"gzip", true}}},
+		// With noise, three answers (the monolith's second): 3, 60 KiB;
+		// the limit is 32 KiB.
+		{"noise", "      noise: true\n", []step{{"1k", false}, {"20k", true}, {"1k", false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wakes.Store(0)
+			e := newEnv(t, shadowConfig("      percent: 100\n"+tc.noise), flagJSON("orders-percent", 0), backend, backend)
+			var want int32
+			for i, st := range tc.steps {
+				resp, _ := e.get("/api/orders/7?size="+st.size, "X-User-Id", "u1", "Accept-Encoding", "gzip")
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: client got %d", st.size, resp.StatusCode)
+				}
+				if got := e.comparisons(i + 1); got["match"] != float64(i+1) {
+					t.Fatalf("after %s: comparisons %v, want %d matches", st.size, got, i+1)
+				}
+				if st.wake {
+					want++
+				}
+				if got := wakes.Load(); got != want {
+					t.Errorf("after the %s answers (request %d): %d wakes, want %d", st.size, i+1, got, want)
+				}
+			}
+		})
+	}
+}
+
+// A body streamed between two peers faster than the proxy never makes a
+// read or write wait, so its goroutine never parks. In a child process on
+// one P (GOMAXPROCS=1), after the process idled (so that Go's monitor
+// thread parked), one connection streams for streamFor while a ping comes
+// on another: the ping is answered while the stream still runs, because
+// a dense run of reads and writes that do not wait wakes the monitor,
+// which then preempts the copy. Without that, the ping waited for the end
+// of the stream.
+func TestStreamDoesNotStarveOtherConnections(t *testing.T) {
+	if os.Getenv("STRANGLER_TEST_STREAM_CHILD") != "" {
+		streamChild()
+		return
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStreamDoesNotStarveOtherConnections$")
+	cmd.Env = append(os.Environ(), "STRANGLER_TEST_STREAM_CHILD=1", "GOMAXPROCS=1", "GODEBUG=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		t.Fatal("child gave no address")
+	}
+	addr := lines.Text()
+	dial := func() *net.TCPConn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got := e.comparisons(i + 1); got["match"] != float64(i+1) {
-			t.Fatalf("after %s: comparisons %v, want %d matches", c.size, got, i+1)
+		t.Cleanup(func() { c.Close() })
+		return c.(*net.TCPConn)
+	}
+	src, dst, ping := dial(), dial(), dial() // accepted in this order
+	src.SetWriteBuffer(8 << 20)
+	dst.SetReadBuffer(8 << 20)
+	if !lines.Scan() || lines.Text() != "ready" {
+		t.Fatal("child not ready")
+	}
+	waitQuiet(t, cmd.Process.Pid) // its monitor has parked
+
+	var streaming atomic.Bool
+	streaming.Store(true)
+	copied := make(chan int64)
+	go func() { // a fast source, for streamFor
+		b := bytes.Repeat([]byte("x"), 1<<20)
+		for end := time.Now().Add(streamFor); time.Now().Before(end); {
+			if _, err := src.Write(b); err != nil {
+				break
+			}
 		}
-		if got := wakes.Load(); got != c.wakes {
-			t.Errorf("after the %s answers (%d): %d wakes, want %d", c.size, i+1, got, c.wakes)
+		streaming.Store(false)
+		src.CloseWrite()
+	}()
+	go func() { // a fast sink
+		n, _ := io.Copy(io.Discard, dst)
+		copied <- n
+	}()
+	// Once bytes flow, ping.
+	var b [1]byte
+	if _, err := io.ReadFull(dst, b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ping.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := bufio.NewReader(ping).ReadString('\n')
+	during := streaming.Load()
+	if l != "pong\n" {
+		t.Fatalf("child: %q, %v", l, err)
+	}
+	if !during {
+		t.Errorf("the ping was answered only after the %v stream ended: one streaming connection held the only P", streamFor)
+	}
+	if n := <-copied; n < 1<<20 {
+		t.Errorf("the stream carried %d bytes", n)
+	}
+}
+
+const streamFor = 3 * time.Second
+
+// streamChild copies one connection to another as a proxy streams a body
+// (read, a pass over each piece, write) and answers pings on a third. The
+// passes make the child slower than its two peers, as a proxy on a
+// CPU-limited pod is, so that its reads and writes never wait.
+func streamChild() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ln.Addr())
+	var conns [3]net.Conn
+	for i := range conns {
+		c, err := ln.Accept()
+		if err != nil {
+			panic(err)
+		}
+		c.(*net.TCPConn).SetReadBuffer(4 << 20)
+		c.(*net.TCPConn).SetWriteBuffer(4 << 20)
+		conns[i] = rawIO(c)
+	}
+	src, dst, ping := conns[0], conns[1], conns[2]
+	go func() {
+		br := bufio.NewReader(ping)
+		for {
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+			ping.Write([]byte("pong\n"))
+		}
+	}()
+	fmt.Println("ready")
+	buf := make([]byte, 2048)
+	var sum byte
+	for {
+		n, err := src.Read(buf)
+		for range 8 {
+			for _, b := range buf[:n] {
+				sum = sum*31 + b
+			}
+		}
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.(interface{ CloseWrite() error }).CloseWrite()
+			return
 		}
 	}
 }

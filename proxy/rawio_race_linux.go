@@ -8,8 +8,12 @@ import (
 )
 
 // ioSync gives raw reads and writes the race detector's view of I/O that
-// the syscall package gives its own: a write happens before any read
-// after it, and the kernel's access to the buffers is seen.
+// the syscall package gives its own: a write happens before any raw read
+// after it, and the kernel's access to the buffers is seen. The syscall
+// package's own ioSync cannot be reached, so a hand-over from ordinary
+// I/O (a test's client, say) to a raw read is not an edge: memory handed
+// over that way alone would be reported as a race. The tests hand over
+// through channels and locks, and run the raw path itself under -race.
 var ioSync int64
 
 func raceBeforeWrite() {

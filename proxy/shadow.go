@@ -665,12 +665,19 @@ func call(up *upstream, req *http.Request, body []byte, c *capture, timeout time
 	}
 }
 
-// heavyCompare is the size of the answers (together) from which a
-// comparison may run past Go's 10 ms time slice: JSON compares at 40 to
-// 200 MB/s here, so 256 KiB takes under 7 ms. Such a comparison, and any
-// that decodes (a compressed answer may decode to max_decoded), first
-// wakes Go's monitor thread so that it stays preemptible (wakeMonitor).
-const heavyCompare = 256 << 10
+// heavyCompare and heavyNoisyCompare are the sizes of the answers
+// (together) from which a comparison may run past Go's 10 ms time slice,
+// without and with noise cancellation. The slowest inputs measured are
+// deeply nested JSON (168 KB in 8 ms without noise) and documents whose
+// every value is noise (240 KB in up to 42 ms with it, each dropped
+// difference being matched against the noise learned). Such a comparison,
+// and any that decodes (a compressed answer may decode to max_decoded),
+// first wakes Go's monitor thread so that it stays preemptible
+// (wakeMonitor); one of small answers, most of them, does not pay for it.
+const (
+	heavyCompare      = 160 << 10
+	heavyNoisyCompare = 32 << 10
+)
 
 // beforeHeavyCompare is wakeMonitor; a test counts its calls.
 var beforeHeavyCompare = wakeMonitor
@@ -705,7 +712,11 @@ func (s *Server) compare(p *shadowPair) {
 		s.pool.decoding <- struct{}{}
 		defer func() { <-s.pool.decoding }()
 	}
-	if encoded || size >= heavyCompare {
+	heavy := heavyCompare
+	if sh.noise != nil {
+		heavy = heavyNoisyCompare
+	}
+	if encoded || size >= heavy {
 		beforeHeavyCompare()
 	}
 	var res compare.Result
