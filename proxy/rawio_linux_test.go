@@ -302,23 +302,8 @@ func runPreemptChild(t *testing.T, wake bool) string {
 	if wake {
 		arg = "wake"
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHeavyWorkStaysPreemptible$")
-	cmd.Env = append(os.Environ(), "STRANGLER_TEST_PREEMPT_CHILD="+arg, "GOMAXPROCS=1", "GODEBUG=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() {
-		t.Fatal("child gave no address")
-	}
-	conn, err := net.Dial("tcp", lines.Text())
+	cmd, lines, addr := startChild(t, "TestHeavyWorkStaysPreemptible", "STRANGLER_TEST_PREEMPT_CHILD="+arg)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,6 +325,29 @@ func runPreemptChild(t *testing.T, wake bool) string {
 		t.Fatal("child gave no verdict")
 	}
 	return lines.Text()
+}
+
+// startChild runs the test binary's test named test alone, on one P, with
+// env added, and returns it, its standard output and the address it
+// printed first. The child is killed and reaped when the test ends.
+func startChild(t *testing.T, test, env string) (*exec.Cmd, *bufio.Scanner, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env, "GOMAXPROCS=1", "GODEBUG=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		t.Fatal("child gave no address")
+	}
+	return cmd, lines, lines.Text()
 }
 
 // waitQuiet waits until the process's threads have made no context switch
@@ -491,23 +499,7 @@ func TestStreamDoesNotStarveOtherConnections(t *testing.T) {
 		return
 	}
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestStreamDoesNotStarveOtherConnections$")
-	cmd.Env = append(os.Environ(), "STRANGLER_TEST_STREAM_CHILD=1", "GOMAXPROCS=1", "GODEBUG=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() {
-		t.Fatal("child gave no address")
-	}
-	addr := lines.Text()
+	cmd, lines, addr := startChild(t, "TestStreamDoesNotStarveOtherConnections", "STRANGLER_TEST_STREAM_CHILD=1")
 	dial := func() *net.TCPConn {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
