@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/textproto"
@@ -329,6 +330,9 @@ func setCookiesEqual(a, b []string) bool {
 // setCookieLinesIn reports whether each line of sub has a line in super
 // that differs at most in a non-empty value.
 func setCookieLinesIn(sub, super []string) bool {
+	if len(super) > smallSet {
+		return subset(cookieLines(sub), cookieLines(super))
+	}
 	for _, s := range sub {
 		ns, vs, as := splitSetCookie(s)
 		found := false
@@ -344,6 +348,50 @@ func setCookieLinesIn(sub, super []string) bool {
 		}
 	}
 	return true
+}
+
+// smallSet is the size up to which membership is checked by a scan, which
+// allocates nothing and beats building a map. Past it, a map: an answer
+// may carry thousands of Set-Cookie lines or Vary names, and comparing
+// them pairwise would take quadratic time (a 90 KiB head: 120 ms).
+const smallSet = 32
+
+// subset reports whether every element of sub is in super.
+func subset[T comparable](sub, super []T) bool {
+	if len(super) <= smallSet {
+		for _, x := range sub {
+			if !slices.Contains(super, x) {
+				return false
+			}
+		}
+		return true
+	}
+	set := make(map[T]struct{}, len(super))
+	for _, x := range super {
+		set[x] = struct{}{}
+	}
+	for _, x := range sub {
+		if _, ok := set[x]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// cookieLine is what setCookieLinesIn compares of a line: all but a
+// non-empty value.
+type cookieLine struct {
+	name, attrs string
+	empty       bool
+}
+
+func cookieLines(lines []string) []cookieLine {
+	out := make([]cookieLine, len(lines))
+	for i, l := range lines {
+		name, value, attrs := splitSetCookie(l)
+		out[i] = cookieLine{name, attrs, emptyCookieValue(value)}
+	}
+	return out
 }
 
 // cookieForm is what is compared of one Set-Cookie line. It holds no
@@ -368,12 +416,7 @@ func cookieForms(lines []string, now time.Time) []cookieForm {
 }
 
 func cookieFormsIn(sub, super []cookieForm) bool {
-	for _, f := range sub {
-		if !slices.Contains(super, f) {
-			return false
-		}
-	}
-	return true
+	return subset(sub, super)
 }
 
 // parseCookieForm reads a Set-Cookie line's attributes with net/http's
@@ -445,17 +488,17 @@ func (f cookieForm) String() string {
 // only the names differ.
 func cookieNote(a, b []string) string {
 	now := time.Now()
-	fa, fb := cookieForms(a, now), cookieForms(b, now)
+	fa, fb := renderCookieForms(cookieForms(a, now)), renderCookieForms(cookieForms(b, now))
 	var names []string
-	for _, f := range fa {
-		if slices.ContainsFunc(fb, func(g cookieForm) bool { return g.name == f.name }) {
-			names = append(names, f.name)
+	for name := range fa {
+		if _, ok := fb[name]; ok {
+			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	var notes []string
-	for _, name := range slices.Compact(names) {
-		pa, pb := renderCookieForms(fa, name), renderCookieForms(fb, name)
+	for _, name := range names {
+		pa, pb := fa[name], fb[name]
 		if slices.Equal(pa, pb) {
 			continue
 		}
@@ -471,16 +514,18 @@ func cookieNote(a, b []string) string {
 	return "Set-Cookie attributes differ: " + strings.Join(notes, "; ")
 }
 
-// renderCookieForms renders the distinct forms of one cookie name, sorted.
-func renderCookieForms(forms []cookieForm, name string) []string {
-	var out []string
+// renderCookieForms renders the distinct forms of each cookie name,
+// sorted.
+func renderCookieForms(forms []cookieForm) map[string][]string {
+	out := make(map[string][]string)
 	for _, f := range forms {
-		if f.name == name {
-			out = append(out, "["+f.String()+"]")
-		}
+		out[f.name] = append(out[f.name], "["+f.String()+"]")
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	for name, rendered := range out {
+		slices.Sort(rendered)
+		out[name] = slices.Compact(rendered)
+	}
+	return out
 }
 
 // splitSetCookie splits a Set-Cookie line into its name, value and
@@ -507,7 +552,37 @@ func emptyCookieValue(v string) bool {
 // already ignored. Any other name matters, since a missing Vary can make
 // a shared cache serve one user's answer to another.
 func varyEqual(a, b []string) bool {
+	if slices.Equal(a, b) {
+		return true
+	}
+	if varyNames(a) > smallSet || varyNames(b) > smallSet {
+		sa, sb := varySet(a), varySet(b)
+		return maps.Equal(sa, sb)
+	}
 	return varyIn(a, b) && varyIn(b, a)
+}
+
+// varyNames is an upper bound on how many names vs holds.
+func varyNames(vs []string) int {
+	n := 0
+	for _, v := range vs {
+		n += strings.Count(v, ",") + 1
+	}
+	return n
+}
+
+// varySet is vs's names, lower-cased, without Accept-Encoding.
+func varySet(vs []string) map[string]struct{} {
+	set := make(map[string]struct{})
+	for _, v := range vs {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.ToLower(textproto.TrimString(tok))
+			if tok != "" && tok != "accept-encoding" {
+				set[tok] = struct{}{}
+			}
+		}
+	}
+	return set
 }
 
 func varyIn(sub, super []string) bool {

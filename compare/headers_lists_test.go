@@ -2,6 +2,7 @@ package compare_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -259,5 +260,72 @@ func TestHeaderListsDoNotAllocate(t *testing.T) {
 				t.Errorf("%s: %v allocations per comparison, want 0", tc.name, allocs)
 			}
 		}
+	}
+}
+
+// manyCookies is n Set-Cookie lines, each with its own name and value, in
+// order or reversed (two services setting the same cookies from maps).
+func manyCookies(n int, reversed bool, value string) []string {
+	lines := make([]string, n)
+	for i := range lines {
+		j := i
+		if reversed {
+			j = n - 1 - i
+		}
+		lines[i] = fmt.Sprintf("c%d=%s%d; Path=/; Secure; HttpOnly; SameSite=Lax", j, value, j)
+	}
+	return lines
+}
+
+// manyVary is n Vary names, in order or reversed and upper-cased.
+func manyVary(n int, reversed bool) string {
+	names := make([]string, n)
+	for i := range names {
+		if reversed {
+			names[i] = fmt.Sprintf("X-H%d", n-1-i)
+		} else {
+			names[i] = fmt.Sprintf("x-h%d", i)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// Heads with thousands of Set-Cookie lines or Vary names (past the size
+// where lines are found by a scan, and compared through sets instead)
+// compare as the few-line ones do: the same cookies in another order
+// match, one re-scoped cookie is a mismatch whose note names it, and so is
+// a missing Vary name.
+func TestManyHeaderLines(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	rescoped := manyCookies(n, true, "b")
+	rescoped[n/2] = strings.Replace(rescoped[n/2], "Path=/", "Path=/admin", 1)
+	name := strings.SplitN(rescoped[n/2], "=", 2)[0]
+	h := func(kv ...any) http.Header {
+		out := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			switch v := kv[i+1].(type) {
+			case string:
+				out[kv[i].(string)] = []string{v}
+			case []string:
+				out[kv[i].(string)] = v
+			}
+		}
+		return out
+	}
+	runHeaderCases(t, []headerCase{
+		{"cookies in another order, other values", h("Set-Cookie", manyCookies(n, false, "a")), h("Set-Cookie", manyCookies(n, true, "b")), true},
+		{"one cookie re-scoped", h("Set-Cookie", manyCookies(n, false, "a")), h("Set-Cookie", rescoped), false},
+		{"one cookie missing", h("Set-Cookie", manyCookies(n, false, "a")), h("Set-Cookie", manyCookies(n, true, "b")[1:]), false},
+		{"Vary names in another order and case", h("Vary", manyVary(n, false)), h("Vary", manyVary(n, true)), true},
+		{"Vary names plus Accept-Encoding", h("Vary", manyVary(n, false)), h("Vary", manyVary(n, true)+", Accept-Encoding"), true},
+		{"a Vary name missing", h("Vary", manyVary(n, false)), h("Vary", strings.Replace(manyVary(n, true), "X-H7,", "", 1)), false},
+	})
+	r := mustRules(t, compare.RulesConfig{})
+	res := compare.Compare(&compare.Response{Status: 200, Header: h("Set-Cookie", manyCookies(n, false, "a"))},
+		&compare.Response{Status: 200, Header: h("Set-Cookie", rescoped)}, r)
+	if len(res.Differences) != 1 || !strings.Contains(res.Differences[0].Note, "cookie "+name+": primary [Path=/;") ||
+		!strings.Contains(res.Differences[0].Note, "shadow [Path=/admin;") || strings.Count(res.Differences[0].Note, "cookie ") != 1 {
+		t.Errorf("differences %s: want one, whose note names cookie %s only", diffsJSON(t, res.Differences), name)
 	}
 }
