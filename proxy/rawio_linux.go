@@ -70,25 +70,31 @@ type rawTCP struct {
 // not, though some of its reads and writes never wait themselves (a
 // response written at once; an answer read after the peeker waited for
 // it): its goroutine waits elsewhere between them, and 64 requests on one
-// connection take far longer than the window.
+// connection take far longer than the window. A stream whose rounds are
+// slow (a busy CPU, large pieces) misses the window, so every busyMax in
+// a row wake it whatever the time: one system call per 256 requests of a
+// connection at worst.
 const (
 	busyOps    = 64
 	busyWindow = 10 * time.Millisecond
+	busyMax    = 256
 )
 
 // busy notes a read or write that did not wait, and wakes the monitor at
-// the end of a dense run of them.
+// the end of a dense or long run of them.
 func busy(n *int, since *int64) {
-	if *n == 0 {
+	if *n%busyOps == 0 {
 		*since = int64(time.Since(clockStart))
 	}
-	if *n++; *n < busyOps {
-		return
-	}
-	if int64(time.Since(clockStart))-*since <= int64(busyWindow) {
+	*n++
+	switch {
+	case *n >= busyMax:
+		*n = 0
+		wakeMonitor()
+	case *n%busyOps == 0 && int64(time.Since(clockStart))-*since <= int64(busyWindow):
+		*n = 0
 		wakeMonitor()
 	}
-	*n = 0
 }
 
 // CloseWrite half-closes the connection, for net/http and the guard.

@@ -280,7 +280,8 @@ func TestHeavyWorkStaysPreemptible(t *testing.T) {
 		preemptChild(os.Getenv("STRANGLER_TEST_PREEMPT_CHILD") == "wake")
 		return
 	}
-	t.Parallel()
+	// Not parallel: its child must not compete with the other child test
+	// for the CPU.
 	for _, arm := range []struct {
 		wake bool
 		want string
@@ -433,6 +434,7 @@ func TestHeavyComparisonWakesMonitor(t *testing.T) {
 	t.Cleanup(func() { beforeHeavyCompare = saved }) // after the proxies' own cleanup
 
 	bodies := map[string][]byte{
+		"half": bigJSON(512),
 		"1k":   bigJSON(1 << 10),
 		"20k":  bigJSON(20 << 10),
 		"100k": bigJSON(100 << 10),
@@ -440,10 +442,16 @@ func TestHeavyComparisonWakesMonitor(t *testing.T) {
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		size := r.URL.Query().Get("size")
-		if size == "gzip" {
+		switch size {
+		case "gzip":
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Write(gzipLevel(bodies["1k"], 6))
 			return
+		case "cookies": // 3,000 lines, about 90 KiB of head
+			for i := range 3000 {
+				w.Header().Add("Set-Cookie", fmt.Sprintf("c%d=v; Path=/; Secure; HttpOnly; SameSite=Lax", i))
+			}
+			size = "half"
 		}
 		w.Write(bodies[size])
 	})
@@ -456,11 +464,12 @@ func TestHeavyComparisonWakesMonitor(t *testing.T) {
 		noise string
 		steps []step
 	}{
-		// Two answers: 2, 40 and 200 KiB together; the limit is 160 KiB.
-		{"plain", "", []step{{"1k", false}, {"20k", false}, {"100k", true}, {"1k", false}, {"gzip", true}}},
-		// With noise, three answers (the monolith's second): 3, 60 KiB;
-		// the limit is 32 KiB.
-		{"noise", "      noise: true\n", []step{{"1k", false}, {"20k", true}, {"1k", false}}},
+		// Two answers: 2, 40 and 200 KiB of bodies together, and 180 KiB
+		// of heads; the limit is 160 KiB.
+		{"plain", "", []step{{"1k", false}, {"20k", false}, {"100k", true}, {"1k", false}, {"gzip", true}, {"cookies", true}}},
+		// With noise, three answers (the monolith's second): 1.5 and 60
+		// KiB of bodies; the limit is 4 KiB.
+		{"noise", "      noise: true\n", []step{{"half", false}, {"20k", true}, {"half", false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wakes.Store(0)
@@ -489,17 +498,26 @@ func TestHeavyComparisonWakesMonitor(t *testing.T) {
 // read or write wait, so its goroutine never parks. In a child process on
 // one P (GOMAXPROCS=1), after the process idled (so that Go's monitor
 // thread parked), one connection streams for streamFor while a ping comes
-// on another: the ping is answered while the stream still runs, because
-// a dense run of reads and writes that do not wait wakes the monitor,
-// which then preempts the copy. Without that, the ping waited for the end
-// of the stream.
+// on another: the ping is answered while the stream still runs, because a
+// run of reads and writes that do not wait wakes the monitor, which then
+// preempts the copy. Without that, the ping waited for the end of the
+// stream. Two arms: rounds of 2 KiB with a few passes over each (dense:
+// 64 within 10 ms), and of 32 KiB with 250 µs of work each (too slow for
+// that window: woken after 256).
 func TestStreamDoesNotStarveOtherConnections(t *testing.T) {
-	if os.Getenv("STRANGLER_TEST_STREAM_CHILD") != "" {
-		streamChild()
+	if arm := os.Getenv("STRANGLER_TEST_STREAM_CHILD"); arm != "" {
+		streamChild(arm == "slow")
 		return
 	}
-	t.Parallel()
-	cmd, lines, addr := startChild(t, "TestStreamDoesNotStarveOtherConnections", "STRANGLER_TEST_STREAM_CHILD=1")
+	// Not parallel: its child must not compete with the other child test
+	// for the CPU.
+	for _, arm := range []string{"dense", "slow"} {
+		t.Run(arm, func(t *testing.T) { streamWithPing(t, arm) })
+	}
+}
+
+func streamWithPing(t *testing.T, arm string) {
+	cmd, lines, addr := startChild(t, "TestStreamDoesNotStarveOtherConnections", "STRANGLER_TEST_STREAM_CHILD="+arm)
 	dial := func() *net.TCPConn {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -547,7 +565,7 @@ func TestStreamDoesNotStarveOtherConnections(t *testing.T) {
 		t.Fatalf("child: %q, %v", l, err)
 	}
 	if !during {
-		t.Errorf("the ping was answered only after the %v stream ended: one streaming connection held the only P", streamFor)
+		t.Errorf("%s rounds: the ping was answered only after the %v stream ended: one streaming connection held the only P", arm, streamFor)
 	}
 	if n := <-copied; n < 1<<20 {
 		t.Errorf("the stream carried %d bytes", n)
@@ -557,10 +575,10 @@ func TestStreamDoesNotStarveOtherConnections(t *testing.T) {
 const streamFor = 3 * time.Second
 
 // streamChild copies one connection to another as a proxy streams a body
-// (read, a pass over each piece, write) and answers pings on a third. The
-// passes make the child slower than its two peers, as a proxy on a
-// CPU-limited pod is, so that its reads and writes never wait.
-func streamChild() {
+// (read, work on each piece, write) and answers pings on a third. The work
+// makes the child slower than its two peers, as a proxy on a CPU-limited
+// pod is, so that its reads and writes never wait.
+func streamChild(slow bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -588,12 +606,20 @@ func streamChild() {
 	}()
 	fmt.Println("ready")
 	buf := make([]byte, 2048)
+	if slow {
+		buf = make([]byte, 32<<10)
+	}
 	var sum byte
 	for {
 		n, err := src.Read(buf)
-		for range 8 {
-			for _, b := range buf[:n] {
-				sum = sum*31 + b
+		if slow {
+			for t0 := time.Now(); time.Since(t0) < 250*time.Microsecond; {
+			}
+		} else {
+			for range 8 {
+				for _, b := range buf[:n] {
+					sum = sum*31 + b
+				}
 			}
 		}
 		if n > 0 {

@@ -665,19 +665,34 @@ func call(up *upstream, req *http.Request, body []byte, c *capture, timeout time
 	}
 }
 
-// heavyCompare and heavyNoisyCompare are the sizes of the answers
-// (together) from which a comparison may run past Go's 10 ms time slice,
-// without and with noise cancellation. The slowest inputs measured are
-// deeply nested JSON (168 KB in 8 ms without noise) and documents whose
-// every value is noise (240 KB in up to 42 ms with it, each dropped
-// difference being matched against the noise learned). Such a comparison,
-// and any that decodes (a compressed answer may decode to max_decoded),
-// first wakes Go's monitor thread so that it stays preemptible
-// (wakeMonitor); one of small answers, most of them, does not pay for it.
+// heavyCompare and heavyNoisyCompare are the sizes of the answers, heads
+// and bodies together, from which a comparison may run past Go's 10 ms
+// time slice, without and with noise cancellation. The slowest inputs
+// measured are deeply nested JSON (168 KB in 8 ms without noise), and
+// with noise, where every dropped difference's JSON Pointer is built and
+// matched against the noise learned, nested documents whose every value
+// is noise: their cost grows as depth times leaves, so with the size
+// squared (30 KB nested 500 deep: 78 ms; 4 KiB stays under 2 ms). Such a
+// comparison, and any that decodes (a compressed answer may decode to
+// max_decoded), first wakes Go's monitor thread so that it stays
+// preemptible (wakeMonitor); one of small answers, most of them, does not
+// pay for it.
 const (
 	heavyCompare      = 160 << 10
-	heavyNoisyCompare = 32 << 10
+	heavyNoisyCompare = 4 << 10
 )
+
+// headerBytes is the size of a header's names and values.
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	return n
+}
 
 // beforeHeavyCompare is wakeMonitor; a test counts its calls.
 var beforeHeavyCompare = wakeMonitor
@@ -702,10 +717,10 @@ func (s *Server) compare(p *shadowPair) {
 		return
 	}
 	primary, shadow := p.primary.response(), p.shadow.response()
-	size := len(primary.Body) + len(shadow.Body)
+	size := len(primary.Body) + len(shadow.Body) + headerBytes(primary.Header) + headerBytes(shadow.Header)
 	encoded := primary.Encoded() || shadow.Encoded()
 	if e := p.extra; e != nil {
-		size += len(e.body)
+		size += len(e.body) + headerBytes(e.header)
 		encoded = encoded || e.response().Encoded()
 	}
 	if encoded {
