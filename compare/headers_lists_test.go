@@ -329,3 +329,51 @@ func TestManyHeaderLines(t *testing.T) {
 		t.Errorf("differences %s: want one, whose note names cookie %s only", diffsJSON(t, res.Differences), name)
 	}
 }
+
+// FuzzHeaderSetsScale checks that Set-Cookie lines and Vary names compare
+// alike below and above smallSet (a scan below, sets above): the same 40
+// distinct lines added to both sides, enough to cross it, never change
+// whether they match. a and b are lines separated by newlines.
+func FuzzHeaderSetsScale(f *testing.F) {
+	f.Add(false, "session=a; Path=/; Secure\ncsrf=1", "csrf=2\nsession=b; Path=/; Secure")
+	f.Add(false, "session=a; Path=/", "session=; Path=/; Max-Age=0")
+	f.Add(false, "a=1; SameSite=Lax; Partitioned", "a=2; samesite=lax")
+	f.Add(true, "Origin, Accept-Encoding", "origin")
+	f.Add(true, "Origin", "Authorization, Origin")
+	f.Fuzz(func(t *testing.T, vary bool, a, b string) {
+		if strings.Contains(strings.ToLower(a+b), "zzpad") {
+			t.Skip("the padding's own names")
+		}
+		name := "Set-Cookie"
+		if vary {
+			name = "Vary"
+		}
+		pad := make([]string, 40)
+		for i := range pad {
+			if vary {
+				pad[i] = fmt.Sprintf("X-Zzpad-%d", i)
+			} else {
+				pad[i] = fmt.Sprintf("zzpad%d=v; Path=/p%d; HttpOnly", i, i)
+			}
+		}
+		lines := func(s string, padded bool) http.Header {
+			var vs []string
+			if s != "" {
+				vs = strings.Split(s, "\n")
+			}
+			if padded {
+				vs = append(vs, pad...)
+			}
+			if len(vs) == 0 {
+				return http.Header{}
+			}
+			return http.Header{name: vs}
+		}
+		r := mustRules(t, compare.RulesConfig{})
+		small := compare.Compare(&compare.Response{Status: 200, Header: lines(a, false)}, &compare.Response{Status: 200, Header: lines(b, false)}, r)
+		large := compare.Compare(&compare.Response{Status: 200, Header: lines(a, true)}, &compare.Response{Status: 200, Header: lines(b, true)}, r)
+		if small.Outcome != large.Outcome {
+			t.Fatalf("%s %q vs %q: %v, but %v with 40 more lines on both sides (%s)", name, a, b, small.Outcome, large.Outcome, diffsJSON(t, large.Differences))
+		}
+	})
+}
