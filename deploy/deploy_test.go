@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -66,6 +68,7 @@ type rendered struct {
 	deployment appsv1.Deployment
 	service    corev1.Service
 	pdb        policyv1.PodDisruptionBudget
+	policy     networkingv1.NetworkPolicy
 	monitor    serviceMonitor
 	configMaps map[string]corev1.ConfigMap
 }
@@ -117,6 +120,8 @@ func TestManifestFilesDecodeStrictly(t *testing.T) {
 			v = &corev1.Service{}
 		case "policy/v1 PodDisruptionBudget":
 			v = &policyv1.PodDisruptionBudget{}
+		case "networking.k8s.io/v1 NetworkPolicy":
+			v = &networkingv1.NetworkPolicy{}
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			v = &serviceMonitor{}
 		case "kustomize.config.k8s.io/v1beta1 Kustomization":
@@ -153,6 +158,8 @@ func render(t *testing.T, dir string) rendered {
 			decodeStrict(t, name, b, &r.service)
 		case "PodDisruptionBudget":
 			decodeStrict(t, name, b, &r.pdb)
+		case "NetworkPolicy":
+			decodeStrict(t, name, b, &r.policy)
 		case "ServiceMonitor":
 			decodeStrict(t, name, b, &r.monitor)
 		case "ConfigMap":
@@ -163,7 +170,7 @@ func render(t *testing.T, dir string) rendered {
 			t.Errorf("%s: unexpected kind", name)
 		}
 	}
-	for _, kind := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor"} {
+	for _, kind := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"} {
 		if seen[kind] != 1 {
 			t.Fatalf("%s renders %d %s objects, want 1", dir, seen[kind], kind)
 		}
@@ -359,12 +366,60 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 	s := findContainer(t, spec.Containers, stranglerContainer)
 	mono := findContainer(t, spec.Containers, monolithContainer)
 
+	// Other Pods may reach Strangler's ports and nothing else: not the
+	// monolith's, which listens on all addresses for kubelet's probe
+	// (requests there would bypass the guard), nor flagd's.
+	t.Run("NetworkPolicy", func(t *testing.T) {
+		np := r.policy.Spec
+		if !slices.Equal(np.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+			t.Errorf("policy types %v, want [Ingress]", np.PolicyTypes)
+		}
+		open := map[int32]bool{}
+		for _, rule := range np.Ingress {
+			for _, p := range rule.Ports {
+				if p.Port == nil {
+					t.Fatalf("a rule opens every port: %+v", rule)
+				}
+				port := p.Port.IntVal
+				if p.Port.StrVal != "" {
+					port = -1
+					for _, c := range spec.Containers {
+						for _, cp := range c.Ports {
+							if cp.Name == p.Port.StrVal {
+								port = cp.ContainerPort
+							}
+						}
+					}
+					if port < 0 {
+						t.Errorf("the policy names port %q, which no container declares", p.Port.StrVal)
+					}
+				}
+				open[port] = true
+			}
+		}
+		var want []int32
+		for _, cp := range s.Ports {
+			want = append(want, cp.ContainerPort)
+		}
+		got := slices.Sorted(maps.Keys(open))
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("the policy opens ports %v, want Strangler's %v only", got, want)
+		}
+		for _, cp := range mono.Ports {
+			if open[cp.ContainerPort] {
+				t.Errorf("the monolith's port %d is open to other Pods", cp.ContainerPort)
+			}
+		}
+	})
+
 	t.Run("Selectors", func(t *testing.T) {
 		podLabels := labels.Set(d.Spec.Template.Labels)
 		for what, sel := range map[string]*metav1.LabelSelector{
-			"Deployment": d.Spec.Selector,
-			"PDB":        r.pdb.Spec.Selector,
-			"Service":    {MatchLabels: r.service.Spec.Selector},
+			"Deployment":    d.Spec.Selector,
+			"PDB":           r.pdb.Spec.Selector,
+			"NetworkPolicy": &r.policy.Spec.PodSelector,
+			"Service":       {MatchLabels: r.service.Spec.Selector},
 		} {
 			ls, err := metav1.LabelSelectorAsSelector(sel)
 			if err != nil {
