@@ -33,7 +33,9 @@ const lockPoll = 10 * time.Millisecond
 // permissions, so a running Source never sees a half-written file.
 //
 // Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, an
-// unknown flag (ErrNotFound), a default variant that is not a number
+// unknown flag (ErrNotFound), a DISABLED flag unless the percent is 0
+// (ErrDisabled: its route serves the monolith whatever the value, so the
+// ramp would do nothing), a default variant that is not a number
 // (ErrType), and a path that is a symlink: that is how Kubernetes mounts a
 // ConfigMap, and a local edit would be lost on the next sync.
 //
@@ -93,6 +95,17 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if !ok {
 		return 0, "", fmt.Errorf("%w: %q in %s", ErrNotFound, flag, path)
 	}
+	// A DISABLED flag sends its route to the monolith whatever its value:
+	// a ramp up would change a number and nothing else, and read as done.
+	// A ramp to 0 goes on (a rollback is never refused) and says so.
+	var disabledNote string
+	if fl.state == "DISABLED" {
+		if percent != 0 {
+			return 0, "", fmt.Errorf("%w: %q in %s: its route sends every request to the monolith whatever its value; set its \"state\" to \"ENABLED\" to ramp it",
+				ErrDisabled, flag, path)
+		}
+		disabledNote = fmt.Sprintf("flag %q is DISABLED: its route already sends every request to the monolith", flag)
+	}
 	old, ok = fl.variants[fl.defaultVariant].(float64)
 	if !ok {
 		return 0, "", fmt.Errorf("%w: flag %q default variant %q is %s",
@@ -126,8 +139,10 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if fl.targeted {
 		note = targetingNote(flag, fl, percent)
 	}
-	if lockNote != "" {
-		note = strings.TrimPrefix(note+"; "+lockNote, "; ")
+	for _, n := range []string{disabledNote, lockNote} {
+		if n != "" {
+			note = strings.TrimPrefix(note+"; "+n, "; ")
+		}
 	}
 	return old, note, nil
 }

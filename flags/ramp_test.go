@@ -47,7 +47,7 @@ func TestRampRewritesOnlyTheValue(t *testing.T) {
 		{"orders-percent", 100, 10, `"on": 10, "off"`, `"on": 100, "off"`},
 		{"orders-percent", math.Copysign(0, -1), 10, `"on": 10, "off"`, `"on": 0, "off"`},
 		{"payments-percent", 0.125, 10, `"variants": {"on": 10}`, `"variants": {"on": 0.125}`},
-		{"a.b", 33, 2.5, `"x.y": 2.5`, `"x.y": 33`},
+		{"a.b", 0, 2.5, `"x.y": 2.5`, `"x.y": 0`}, // DISABLED: only a ramp to 0 goes on
 	}
 	for _, tt := range tests {
 		t.Run(tt.flag, func(t *testing.T) {
@@ -136,6 +136,7 @@ func TestRampRefuses(t *testing.T) {
 		{"NaN", rampFile, "orders-percent", math.NaN(), ErrRange, "NaN"},
 		{"infinity", rampFile, "orders-percent", math.Inf(1), ErrRange, "Inf"},
 		{"unknown flag", rampFile, "nope", 5, ErrNotFound, `"nope"`},
+		{"disabled flag, ramped up", `{"flags":{"a":{"state":"DISABLED","variants":{"on":10},"defaultVariant":"on"}}}`, "a", 30, ErrDisabled, `set its "state" to "ENABLED"`},
 		{"string default", `{"flags":{"a":{"state":"ENABLED","variants":{"on":"x"},"defaultVariant":"on"}}}`, "a", 5, ErrType, "a string"},
 		{"invalid file", `{"flags":5}`, "a", 5, nil, `"flags" is a number`},
 		{"differently cased key", `{"Flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},
@@ -291,5 +292,28 @@ func TestRampWithoutTheLockGoesOnAndSaysSo(t *testing.T) {
 	}
 	if fl := f.flags["orders-percent"]; fl.variants[fl.defaultVariant] != 0.0 {
 		t.Errorf("orders-percent reads %v, want 0", fl.variants[fl.defaultVariant])
+	}
+}
+
+// A DISABLED flag's route serves the monolith whatever the value, so a
+// ramp up is refused (it would change a number and nothing else, and read
+// as done); a ramp to 0, a rollback, goes on and says so.
+func TestRampDisabledFlag(t *testing.T) {
+	t.Parallel()
+	const content = `{"flags":{"a":{"state":"DISABLED","variants":{"on":10},"defaultVariant":"on"}}}`
+	path := writeFlags(t, t.TempDir(), content)
+	old, note, err := Ramp(path, "a", 0)
+	if err != nil || old != 10 {
+		t.Fatalf("ramp to 0: old %v, err %v", old, err)
+	}
+	if !strings.Contains(note, "DISABLED") || !strings.Contains(note, "monolith") {
+		t.Errorf("ramp to 0 of a disabled flag: note %q, want one saying it is DISABLED", note)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Disabled("a") {
+		t.Error("the ramp changed the flag's state")
 	}
 }

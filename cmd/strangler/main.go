@@ -356,12 +356,15 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 	flagFile, flagName, err := proxy.RampTarget(cfg, problems, name)
 	if err != nil {
 		if ce != nil {
-			return inFile(*path, lerr) // one of them is in the way: all of them, as validate prints them
+			// Why the ramp cannot go on, then every problem, as validate
+			// prints them (one of them is in the way).
+			fmt.Fprintf(stderr, "strangler: ramp: %s: %v\n", *path, err)
+			return inFile(*path, lerr)
 		}
 		return fmt.Errorf("ramp: %s: %w", *path, err)
 	}
 	for _, p := range problems {
-		fmt.Fprintf(stderr, "strangler: ramp: warning: %s: %s (the running proxy refuses this config and serves its previous version; the flag is set all the same)\n", *path, p)
+		fmt.Fprintf(stderr, "strangler: ramp: warning: %s: %s (a proxy that finds this problem too refuses this config and keeps serving its previous version; the flag is set all the same)\n", *path, p)
 	}
 	old, note, err := flags.Ramp(flagFile, flagName, pct)
 	if err != nil {

@@ -112,6 +112,31 @@ func TestRampWithFlagdSaysWhere(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "flagd daemon") || !strings.Contains(errOut, `"orders-percent"`) {
 		t.Errorf("code %d, stderr %q; want 1 naming flagd and the flag", code, errOut)
 	}
+	// With a problem elsewhere in the config too, both are said: the
+	// reason the ramp cannot go on, and the problem.
+	b, _ = os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(b, []byte("  - name: users\n"), []byte("  - name: users\n    stikcy: ip\n"), 1), 0o644)
+	code, _, errOut = runCmd("ramp", "--config", cfg, "orders", "0")
+	if code != 1 || !strings.Contains(errOut, "flagd daemon") || !strings.Contains(errOut, "routes[1].stikcy: unknown key") {
+		t.Errorf("with a problem elsewhere: code %d, stderr %q; want 1 naming flagd and the problem", code, errOut)
+	}
+}
+
+// A DISABLED flag sends its route to the monolith whatever its value: a
+// ramp up is refused, saying so and leaving the file; a ramp to 0 is done
+// with a note.
+func TestRampDisabledFlag(t *testing.T) {
+	t.Parallel()
+	cfg, flagFile := writeSetup(t, strings.Replace(twoFlags, `"orders-percent": {"state": "ENABLED"`, `"orders-percent": {"state": "DISABLED"`, 1))
+	before, _ := os.ReadFile(flagFile)
+	code, out, errOut := runCmd("ramp", "--config", cfg, "orders", "30")
+	if after, _ := os.ReadFile(flagFile); code != 1 || out != "" || !strings.Contains(errOut, `set its "state" to "ENABLED"`) || string(after) != string(before) {
+		t.Errorf("ramp up: exit %d, stdout %q, stderr %q, file changed %v; want 1 saying the flag is disabled, file as it was", code, out, errOut, string(after) != string(before))
+	}
+	code, out, errOut = runCmd("ramp", "--config", cfg, "orders", "0")
+	if code != 0 || out != "orders: 10 -> 0\n" || !strings.Contains(errOut, "DISABLED") {
+		t.Errorf("ramp to 0: exit %d, stdout %q, stderr %q; want 0 with a note that it is DISABLED", code, out, errOut)
+	}
 }
 
 func TestValidateExitCodes(t *testing.T) {
