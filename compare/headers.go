@@ -688,6 +688,8 @@ func (c *comparison) headerValue(name string, vs []string) json.RawMessage {
 		return appendJSONString(nil, strings.Join(slices.Compact(names), ", "))
 	case c.rules.secretHeaders[name]:
 		return append(json.RawMessage(nil), redacted...)
+	case urlHeaders[name]:
+		return appendJSONString(nil, redactHeaderURLs(name, strings.Join(vs, ", ")))
 	}
 	return appendJSONString(nil, strings.Join(vs, ", "))
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -43,6 +45,15 @@ func (s *Server) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := s.table.Load().cfg.TokenFile()
 		if path == "" {
+			// Without a token, a web page in a browser on this host could
+			// rebind its own name to 127.0.0.1 and read the samples as
+			// same-origin. On loopback, where no token is needed, only
+			// requests naming this machine by address or as localhost are
+			// served.
+			if loopback(s.cfg.AdminListen) && !localHost(r.Host) {
+				writeText(w, http.StatusForbidden, "forbidden: the admin API without a token answers Host localhost or an IP address only\n")
+				return
+			}
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -58,4 +69,18 @@ func (s *Server) requireToken(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// localHost reports whether a request's Host names this machine without a
+// name a stranger could point here: an IP address or localhost, with or
+// without a port.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return strings.EqualFold(host, "localhost")
 }

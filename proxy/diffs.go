@@ -77,32 +77,15 @@ func sampleSide(backend string, c *capture, d time.Duration) SampleSide {
 	return side
 }
 
-// redactQuery keeps the query's names and drops its values: values carry
-// tokens, emails and search terms; names are what a reader needs to tell
-// requests apart.
+// redactQuery keeps the names of the query's parts and of the path's
+// parameters (;jsessionid=…) and drops their values: values carry tokens,
+// emails and search terms; names are what a reader needs to tell requests
+// apart. The same redaction as the answers' Location and Link headers.
 func redactQuery(path, rawQuery string) string {
-	if rawQuery == "" {
-		return path
+	if rawQuery != "" {
+		path += "?" + rawQuery
 	}
-	var b strings.Builder
-	b.WriteString(path)
-	b.WriteByte('?')
-	for i, pair := range strings.Split(rawQuery, "&") {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		name, _, hasValue := strings.Cut(pair, "=")
-		switch {
-		case hasValue:
-			b.WriteString(name)
-			b.WriteString("=[redacted]")
-		case pair != "":
-			// A part with no "=" may be a bare value (?sk_live_…, a
-			// reset link's token): not kept either.
-			b.WriteString("[redacted]")
-		}
-	}
-	return b.String()
+	return compare.RedactURL(path)
 }
 
 // diffRing keeps a route's last samples. Only comparison workers write it,

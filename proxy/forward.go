@@ -314,11 +314,11 @@ func classify(r *http.Request, err error) (kind string, status int) {
 	}
 	var op *net.OpError
 	var dns *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var recErr tls.RecordHeaderError
 	switch {
-	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns),
-		errors.As(err, &certErr), errors.As(err, &recErr):
+	// A TLS handshake's failures (a certificate refused, plain HTTP on a
+	// TLS port) come as dial errors from dialTLS. A TLS record error after
+	// it came on a request already sent, which must not be replayed.
+	case errors.As(err, &op) && op.Op == "dial", errors.As(err, &dns):
 		if w, ok := r.Context().Value(writeSeenKey{}).(*atomic.Bool); ok && w.Load() {
 			// A retry's dial failed, after an earlier attempt was written:
 			// the request may have reached the upstream.

@@ -130,6 +130,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 	case v.reason != reasonOK:
 		s.refuse(w, r, nil, v.reason.status(), reasonText[v.reason])
 		return false
+	case dotWithParameter(r.URL):
+		s.refuse(w, r, nil, http.StatusBadRequest, "dot segment with a path parameter")
+		return false
 	case v.headBytes > int(l.MaxHeaderBytes):
 		s.refuse(w, r, nil, http.StatusRequestHeaderFieldsTooLarge,
 			"request headers over max_header_bytes ("+strconv.Itoa(int(l.MaxHeaderBytes))+" bytes)")

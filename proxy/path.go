@@ -141,6 +141,34 @@ func removeDotSegments(p string, encoded bool) (string, bool) {
 	return string(out), true
 }
 
+// dotWithParameter reports whether the path has a dot segment that carries
+// a path parameter ("..;x", "..;", ".;x", encoded dots too). Servlet
+// containers and Spring drop ";" parameters before resolving dot segments,
+// so the upstream would read "/api/orders/..;/admin" as "/api/admin", a path
+// outside the route that matched it. Such segments have no legitimate use;
+// the proxy refuses them.
+func dotWithParameter(u *url.URL) bool {
+	p := u.RawPath
+	if p == "" {
+		p = u.Path
+	}
+	if strings.IndexByte(p, ';') < 0 {
+		return false
+	}
+	for i := 0; i < len(p); {
+		j := i + 1
+		for j < len(p) && p[j] != '/' {
+			j++
+		}
+		seg := p[min(i+1, j):j]
+		if k := strings.IndexByte(seg, ';'); k >= 0 && dots(seg[:k], true) != 0 {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
 func hasDotSegment(p string, encoded bool) bool {
 	for i := 0; i < len(p); {
 		j := i + 1

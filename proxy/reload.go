@@ -38,6 +38,14 @@ func (s *Server) Reload(cfg *Config) error {
 	if cfg.FlagFile() != old.FlagFile() || !reflect.DeepEqual(cfg.Flags.Flagd, old.Flags.Flagd) {
 		return &ConfigError{Problems: []string{"flags: changing the flag source needs a restart"}}
 	}
+	// The admin API listens where the process started (admin_listen takes
+	// a restart). Beyond loopback, a reload that drops its token would open
+	// /api/* (response samples) at once to whoever reaches that address,
+	// even if the new config moves it to loopback.
+	if cur := s.table.Load().cfg; cur.AdminTokenFile != "" && cfg.AdminTokenFile == "" && !loopback(old.AdminListen) {
+		return &ConfigError{Problems: []string{fmt.Sprintf(
+			"admin_token_file: the admin API listens on %s until a restart, beyond loopback, and would lose its token; restart with the new config instead", old.AdminListen)}}
+	}
 	// limits stay as the process started: a sticky header the running
 	// limits drop is refused even if the new file would allow it.
 	var ce ConfigError

@@ -241,6 +241,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if body != nil {
 		defer s.boundUnreadBody(body)
 	}
+	if r.Method == http.MethodConnect {
+		// A reverse proxy has no tunnel to offer. Forwarded, an upstream's
+		// 2xx would tell a front proxy that one is open, and it would relay
+		// the client's next bytes unchecked, while this connection goes on
+		// being read as requests. nginx and Envoy refuse it too.
+		rec.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		s.refuse(rec, r, rt, http.StatusMethodNotAllowed, "CONNECT is not proxied")
+		return
+	}
 	if r.RequestURI == "*" {
 		// OPTIONS * asks about the server, not a resource: answered here,
 		// as net/http's general options handler does. Another method
@@ -452,9 +461,17 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	s.applyLimits(proxySrv)
 	var tunnels tunnelSet
 	ln = s.guardListener(ln, &tunnels)
+	// The admin API takes no bodies and its answers are small, so whole
+	// requests and answers are bounded: a client that announces a body and
+	// sends none (on /healthz, which needs no token) would otherwise hold
+	// its connection for ever, and enough of them the process's file
+	// descriptors, which the proxy listener shares.
 	adminSrv := &http.Server{
 		Handler:           s.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
