@@ -40,7 +40,7 @@ func redactHeaderURLs(name, v string) string {
 // a part without "=" (a bare token) replaced whole. Names are kept: they
 // tell requests apart. Nothing else changes.
 func RedactURL(v string) string {
-	if strings.IndexAny(v, "?#;") < 0 {
+	if !strings.ContainsAny(v, "?#;") {
 		return v
 	}
 	var b strings.Builder
