@@ -228,7 +228,7 @@ func TestRulesNameExportedMetrics(t *testing.T) {
 				t.Errorf("alert %s: no severity label", name)
 			}
 			for _, a := range []string{"summary", "description"} {
-				if !strings.Contains(r.Annotations[a], "{{ $labels.") {
+				if !strings.Contains(r.Annotations[a], "$labels.") {
 					t.Errorf("alert %s: the %s names no label value (route, flag, instance)", name, a)
 				}
 			}
