@@ -98,12 +98,18 @@ func open(t testing.TB, path string) (*Source, *reloads) {
 }
 
 // eventually polls cond every 10 ms until it holds or 5 s have passed.
+// eventuallyWithin is how long eventually waits. A passing test waits
+// only as long as it takes; the bound is for a loaded CI machine under
+// -race, where 5 s was once not enough for a flagd daemon's change to
+// reach the provider.
+const eventuallyWithin = 20 * time.Second
+
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(eventuallyWithin)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 5s waiting for %s", what)
+			t.Fatalf("timed out after %v waiting for %s", eventuallyWithin, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
