@@ -97,13 +97,14 @@ func open(t testing.TB, path string) (*Source, *reloads) {
 	return s, r
 }
 
-// eventually polls cond every 10 ms until it holds or 5 s have passed.
 // eventuallyWithin is how long eventually waits. A passing test waits
 // only as long as it takes; the bound is for a loaded CI machine under
 // -race, where 5 s was once not enough for a flagd daemon's change to
 // reach the provider.
 const eventuallyWithin = 20 * time.Second
 
+// eventually polls cond every 10 ms until it holds or eventuallyWithin
+// has passed.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(eventuallyWithin)
