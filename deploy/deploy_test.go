@@ -753,6 +753,21 @@ func TestBase(t *testing.T) {
 		if g := generatorFor(t, k, path.Base(cfg.FlagFile())); !slices.Contains(g.FileSources, cfg.Flags.File) {
 			t.Errorf("flags.file %q is not the generator's file %q, beside %s", cfg.Flags.File, g.FileSources, configFile)
 		}
+		// A ramp applies the flags ConfigMap alone: kubectl apply -k . -l
+		// app.kubernetes.io/component=strangler-flags must select it and
+		// nothing else.
+		const key, value = "app.kubernetes.io/component", "strangler-flags"
+		for name, cm := range r.configMaps {
+			if got := cm.Labels[key] == value; got != (name == configMapWith(t, r, path.Base(cfg.FlagFile()))) {
+				t.Errorf("ConfigMap %s: selected by %s=%s: %v", name, key, value, got)
+			}
+		}
+		for what, l := range map[string]map[string]string{"Deployment": r.deployment.Labels, "Service": r.service.Labels,
+			"PodDisruptionBudget": r.pdb.Labels, "NetworkPolicy": r.policy.Labels, "ServiceMonitor": r.monitor.Labels} {
+			if l[key] == value {
+				t.Errorf("%s is selected by %s=%s: a ramp's apply would re-apply it", what, key, value)
+			}
+		}
 	})
 }
 
