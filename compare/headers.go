@@ -146,7 +146,7 @@ func (c *comparison) appendHeaderNames(names []headerName, h http.Header, s side
 func listedInConnection(name string, h http.Header) bool {
 	for _, v := range h["Connection"] {
 		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(tok), name) {
+			if equalFoldASCII(textproto.TrimString(tok), name) {
 				return true
 			}
 		}
@@ -571,12 +571,53 @@ func varyNames(vs []string) int {
 	return n
 }
 
+// Field names are ASCII tokens, so Vary's are compared with ASCII case
+// folding alone, the same below and above smallSet (strings.EqualFold
+// also folds "ſ" to "s", strings.ToLower does not).
+
+// lowerASCII lower-cases the ASCII letters of s.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// equalFoldASCII reports whether a and b are equal under ASCII case
+// folding.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // varySet is vs's names, lower-cased, without Accept-Encoding.
 func varySet(vs []string) map[string]struct{} {
 	set := make(map[string]struct{})
 	for _, v := range vs {
 		for tok := range strings.SplitSeq(v, ",") {
-			tok = strings.ToLower(textproto.TrimString(tok))
+			tok = lowerASCII(textproto.TrimString(tok))
 			if tok != "" && tok != "accept-encoding" {
 				set[tok] = struct{}{}
 			}
@@ -589,7 +630,7 @@ func varyIn(sub, super []string) bool {
 	for _, v := range sub {
 		for tok := range strings.SplitSeq(v, ",") {
 			tok = textproto.TrimString(tok)
-			if tok == "" || strings.EqualFold(tok, "Accept-Encoding") {
+			if tok == "" || equalFoldASCII(tok, "Accept-Encoding") {
 				continue
 			}
 			if !varyHas(super, tok) {
@@ -603,7 +644,7 @@ func varyIn(sub, super []string) bool {
 func varyHas(vs []string, name string) bool {
 	for _, v := range vs {
 		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(tok), name) {
+			if equalFoldASCII(textproto.TrimString(tok), name) {
 				return true
 			}
 		}
@@ -662,6 +703,9 @@ func (c *comparison) addHeader(name string, a, b []string) {
 		}
 		if name == "Set-Cookie" && len(a) > 0 && len(b) > 0 {
 			d.Note = cookieNote(a, b)
+		}
+		if urlHeaders[name] && len(a) > 0 && len(b) > 0 && string(d.Primary) == string(d.Shadow) {
+			d.Note = "the URLs differ in redacted parts (query, fragment or path parameter values), which are not shown"
 		}
 	}
 	c.diffs = append(c.diffs, d)

@@ -1,6 +1,8 @@
 package compare_test
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/strangler-proxy/strangler/compare"
@@ -22,5 +24,23 @@ func TestRedactURL(t *testing.T) {
 		if got := compare.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A Location that differs only in redacted parts (a redirect to
+// /login?next=/orders on one side, ?next=/ on the other) renders the same
+// on both sides; a note says the difference is in what is not shown.
+func TestRedactedURLDifferenceIsExplained(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	res := compare.Compare(
+		&compare.Response{Status: 302, Header: http.Header{"Location": {"/login?next=/orders"}}},
+		&compare.Response{Status: 302, Header: http.Header{"Location": {"/login?next=/"}}}, r)
+	if len(res.Differences) != 1 {
+		t.Fatalf("differences %s, want one", diffsJSON(t, res.Differences))
+	}
+	d := res.Differences[0]
+	if string(d.Primary) != `"/login?next=[redacted]"` || string(d.Shadow) != string(d.Primary) || !strings.Contains(d.Note, "redacted parts") {
+		t.Errorf("difference %s: want both sides redacted alike, with a note saying so", diffsJSON(t, res.Differences))
 	}
 }

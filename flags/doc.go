@@ -139,11 +139,13 @@
 //
 // Ramp changes one flag's percentage in the file: only the default
 // variant's number changes, every other byte stays, and the file is
-// replaced atomically, with the old file's owner, group and mode. It
-// refuses a flag with a targeting rule: the rule decides what each
-// request gets, and the default variant is only its fallback, so edit the
-// rule (or remove it) instead. It refuses a symlinked file, which is how a
-// ConfigMap is mounted; change the ConfigMap instead. It also refuses when
+// replaced atomically, with the old file's owner, group and mode. A flag
+// with a targeting rule keeps it, and Ramp says so: the rule decides what
+// each request it matches gets, and the default variant is only its
+// fallback. A DISABLED flag is not ramped up (its route serves the
+// monolith whatever the value); a ramp to 0 goes on, with a note. It
+// refuses a symlinked file, which is how a ConfigMap is mounted; change
+// the ConfigMap instead. It also refuses when
 // it cannot give the new file the old one's owner and group (run it as
 // that user or as root), rather than leave a file the proxy may not be
 // able to read.

@@ -75,9 +75,13 @@ func (s *Server) requireToken(h http.Handler) http.Handler {
 // name a stranger could point here: an IP address or localhost, with or
 // without a port.
 func localHost(host string) bool {
+	if host == "" {
+		return true // HTTP/1.0 without Host: never a browser's request
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
+	host = strings.TrimSuffix(host, ".")
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if _, err := netip.ParseAddr(host); err == nil {
 		return true

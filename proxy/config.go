@@ -1094,6 +1094,10 @@ func methods(ce *ConfigError, at string, list, defaults []string) []string {
 			ce.add("%s[%d]: unknown method %q", at, j, m)
 			continue
 		}
+		if up == http.MethodConnect {
+			ce.add("%s[%d]: CONNECT is refused before routing (a reverse proxy has no tunnel to offer)", at, j)
+			continue
+		}
 		out = append(out, up)
 	}
 	return out

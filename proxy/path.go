@@ -148,9 +148,11 @@ func removeDotSegments(p string, encoded bool) (string, bool) {
 // outside the route that matched it. Such segments have no legitimate use;
 // the proxy refuses them.
 func dotWithParameter(u *url.URL) bool {
-	p := u.RawPath
+	// In Path (no RawPath), a "%2e" is the text of an escaped "%252e",
+	// not a dot.
+	p, encoded := u.RawPath, true
 	if p == "" {
-		p = u.Path
+		p, encoded = u.Path, false
 	}
 	if strings.IndexByte(p, ';') < 0 {
 		return false
@@ -161,7 +163,7 @@ func dotWithParameter(u *url.URL) bool {
 			j++
 		}
 		seg := p[min(i+1, j):j]
-		if k := strings.IndexByte(seg, ';'); k >= 0 && dots(seg[:k], true) != 0 {
+		if k := strings.IndexByte(seg, ';'); k >= 0 && dots(seg[:k], encoded) != 0 {
 			return true
 		}
 		i = j

@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/strangler-proxy/strangler/compare"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -48,7 +50,15 @@ func (tr *tracing) handler(h http.Handler) http.Handler {
 	if tr == nil {
 		return h
 	}
-	return otelhttp.NewHandler(h, "strangler",
+	// url.path with its path parameters' values redacted (;jsessionid=),
+	// as in mismatch samples.
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.IndexByte(r.URL.Path, ';') >= 0 {
+			trace.SpanFromContext(r.Context()).SetAttributes(attrURLPath.String(compare.RedactURL(r.URL.Path)))
+		}
+		h.ServeHTTP(w, r)
+	})
+	return otelhttp.NewHandler(inner, "strangler",
 		otelhttp.WithTracerProvider(tr.tp),
 		otelhttp.WithPropagators(tr.prop),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanMethod(r.Method) }),
@@ -77,7 +87,7 @@ func (tr *tracing) transport(base http.RoundTripper, route, backend, role string
 type redactingTransport struct{ http.RoundTripper }
 
 func (t redactingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.RawQuery != "" {
+	if r.URL.RawQuery != "" || strings.IndexByte(r.URL.Path, ';') >= 0 {
 		u := *r.URL
 		u.RawQuery = ""
 		trace.SpanFromContext(r.Context()).SetAttributes(attrURLFull.String(redactQuery(u.String(), r.URL.RawQuery)))
@@ -94,8 +104,12 @@ func (t redactingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// attrURLFull is OpenTelemetry's url.full, which otelhttp sets first.
-const attrURLFull = attribute.Key("url.full")
+// attrURLFull and attrURLPath are OpenTelemetry's url.full and url.path,
+// which otelhttp sets first.
+const (
+	attrURLFull = attribute.Key("url.full")
+	attrURLPath = attribute.Key("url.path")
+)
 
 // elidingBody reports the errors of an answer's body as elided.
 type elidingBody struct{ io.ReadCloser }
