@@ -146,7 +146,7 @@ func (c *comparison) appendHeaderNames(names []headerName, h http.Header, s side
 func listedInConnection(name string, h http.Header) bool {
 	for _, v := range h["Connection"] {
 		for tok := range strings.SplitSeq(v, ",") {
-			if equalFoldASCII(textproto.TrimString(tok), name) {
+			if sameFieldName(textproto.TrimString(tok), name) {
 				return true
 			}
 		}
@@ -571,54 +571,21 @@ func varyNames(vs []string) int {
 	return n
 }
 
-// Field names are ASCII tokens, so Vary's are compared with ASCII case
-// folding alone, the same below and above smallSet (strings.EqualFold
-// also folds "ſ" to "s", strings.ToLower does not).
-
-// lowerASCII lower-cases the ASCII letters of s.
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
+// sameFieldName reports whether two Vary names name the same field: as
+// net/http canonicalizes them, ASCII letters only, and the same below and
+// above smallSet (strings.EqualFold would also fold "ſ" to "s", a map of
+// strings.ToLower keys would not).
+func sameFieldName(a, b string) bool {
+	return a == b || textproto.CanonicalMIMEHeaderKey(a) == textproto.CanonicalMIMEHeaderKey(b)
 }
 
-// equalFoldASCII reports whether a and b are equal under ASCII case
-// folding.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-// varySet is vs's names, lower-cased, without Accept-Encoding.
+// varySet is vs's names, canonical, without Accept-Encoding.
 func varySet(vs []string) map[string]struct{} {
 	set := make(map[string]struct{})
 	for _, v := range vs {
 		for tok := range strings.SplitSeq(v, ",") {
-			tok = lowerASCII(textproto.TrimString(tok))
-			if tok != "" && tok != "accept-encoding" {
+			tok = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(tok))
+			if tok != "" && tok != "Accept-Encoding" {
 				set[tok] = struct{}{}
 			}
 		}
@@ -630,7 +597,7 @@ func varyIn(sub, super []string) bool {
 	for _, v := range sub {
 		for tok := range strings.SplitSeq(v, ",") {
 			tok = textproto.TrimString(tok)
-			if tok == "" || equalFoldASCII(tok, "Accept-Encoding") {
+			if tok == "" || sameFieldName(tok, "Accept-Encoding") {
 				continue
 			}
 			if !varyHas(super, tok) {
@@ -644,7 +611,7 @@ func varyIn(sub, super []string) bool {
 func varyHas(vs []string, name string) bool {
 	for _, v := range vs {
 		for tok := range strings.SplitSeq(v, ",") {
-			if equalFoldASCII(textproto.TrimString(tok), name) {
+			if sameFieldName(textproto.TrimString(tok), name) {
 				return true
 			}
 		}

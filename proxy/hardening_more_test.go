@@ -1,10 +1,7 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,20 +17,9 @@ import (
 func TestAdminAnswersHTTP10WithoutHost(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 0), nil, nil)
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.adminURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprint(c, "GET /api/routes HTTP/1.0\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("HTTP/1.0 without Host on loopback: %d, want 200 (no browser can send it)", resp.StatusCode)
+	resps, _ := exchange(t, strings.TrimPrefix(e.adminURL, "http://"), "GET /api/routes HTTP/1.0\r\n\r\n", 5*time.Second)
+	if len(resps) != 1 || resps[0].status != http.StatusOK {
+		t.Errorf("HTTP/1.0 without Host on loopback: %v, want one 200 (no browser can send it)", resps)
 	}
 }
 
@@ -43,20 +29,9 @@ func TestDotWithParameterIsJudgedAtOneDecoding(t *testing.T) {
 	t.Parallel()
 	var seen seenReqs
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), recordingBackend("monolith", &seen), recordingBackend("service", &seen))
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.proxyURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprint(c, "GET /api/orders/%252e;v=1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/api/orders/%%252e;v=1 (no dot segment at any decoding the upstream does once): %d, want 200", resp.StatusCode)
+	resps, _ := exchange(t, strings.TrimPrefix(e.proxyURL, "http://"), "GET /api/orders/%252e;v=1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nConnection: close\r\n\r\n", 5*time.Second)
+	if len(resps) != 1 || resps[0].status != http.StatusOK {
+		t.Errorf("/api/orders/%%252e;v=1 (no dot segment at any decoding the upstream does once): %v, want one 200", resps)
 	}
 }
 
