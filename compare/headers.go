@@ -671,7 +671,7 @@ func (c *comparison) addHeader(name string, a, b []string) {
 		if name == "Set-Cookie" && len(a) > 0 && len(b) > 0 {
 			d.Note = cookieNote(a, b)
 		}
-		if urlHeaders[name] && len(a) > 0 && len(b) > 0 && string(d.Primary) == string(d.Shadow) {
+		if urlHeaders[name] && !c.rules.secretHeaders[name] && len(a) > 0 && len(b) > 0 && string(d.Primary) == string(d.Shadow) {
 			d.Note = "the URLs differ in redacted parts (query, fragment or path parameter values), which are not shown"
 		}
 	}

@@ -44,3 +44,17 @@ func TestRedactedURLDifferenceIsExplained(t *testing.T) {
 		t.Errorf("difference %s: want both sides redacted alike, with a note saying so", diffsJSON(t, res.Differences))
 	}
 }
+
+// A URL header listed in secret_headers keeps the secret note: its sides
+// are the placeholder, so nothing says the difference is in the redacted
+// parts only (here it is the host and path).
+func TestSecretURLHeaderKeepsSecretNote(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{SecretHeaders: []string{"Location"}})
+	res := compare.Compare(
+		&compare.Response{Status: 302, Header: http.Header{"Location": {"https://a.example/orders"}}},
+		&compare.Response{Status: 302, Header: http.Header{"Location": {"https://b.example/admin"}}}, r)
+	if len(res.Differences) != 1 || !strings.Contains(res.Differences[0].Note, "secret header") {
+		t.Errorf("differences %s: want one, with the secret-header note", diffsJSON(t, res.Differences))
+	}
+}

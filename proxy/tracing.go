@@ -53,8 +53,8 @@ func (tr *tracing) handler(h http.Handler) http.Handler {
 	// url.path with its path parameters' values redacted (;jsessionid=),
 	// as in mismatch samples.
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.IndexByte(r.URL.Path, ';') >= 0 {
-			trace.SpanFromContext(r.Context()).SetAttributes(attrURLPath.String(compare.RedactURL(r.URL.Path)))
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() && strings.IndexByte(r.URL.Path, ';') >= 0 {
+			span.SetAttributes(attrURLPath.String(compare.RedactURL(r.URL.Path)))
 		}
 		h.ServeHTTP(w, r)
 	})
