@@ -50,14 +50,22 @@ type RouteStatus struct {
 	// route after consecutive failures, until EjectedUntil.
 	State        string     `json:"state"`
 	EjectedUntil *time.Time `json:"ejected_until,omitempty"`
+	// FlagsStale, set while the flag source's last change was refused,
+	// says why: Percent is then the last good flags' value, and a ramp
+	// made since has not taken effect here.
+	FlagsStale string `json:"flags_stale,omitempty"`
 }
 
 func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
 	t := s.table.Load()
+	var stale string
+	if why := s.flagsStale.Load(); why != nil {
+		stale = *why
+	}
 	out := make([]RouteStatus, 0, len(t.routes))
 	for _, rt := range t.routes {
 		st := RouteStatus{Name: rt.name, Path: rt.pattern, Methods: rt.methods, Service: rt.cfg.Service, Flag: rt.flag.Name(),
-			NoiseFields: rt.shadow.state.noise.Fields()}
+			NoiseFields: rt.shadow.state.noise.Fields(), FlagsStale: stale}
 		if st.NoiseFields == nil {
 			st.NoiseFields = []string{}
 		}

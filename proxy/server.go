@@ -45,6 +45,9 @@ type Server struct {
 	shadowMem    memBudget
 	bufs         *bufferPool
 	table        atomic.Pointer[table]
+	// flagsStale says why the flag source's last change was refused while
+	// it serves its last good flags; nil when they are current.
+	flagsStale atomic.Pointer[string]
 	ready        atomic.Bool
 	recs         sync.Pool // *recorder
 
@@ -79,11 +82,15 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 	s.recs.New = func() any { return new(recorder) }
 	fo := cfg.flagOptions()
 	fo.Logger = log
+	// flagsStale first, so that whoever sees the metrics move sees it too.
 	fo.OnChange = func() {
+		s.flagsStale.Store(nil)
 		s.metrics.flagReloadOK.Set(1)
 		s.refreshPercents()
 	}
-	fo.OnReloadError = func(error) {
+	fo.OnReloadError = func(err error) {
+		why := err.Error()
+		s.flagsStale.Store(&why)
 		s.metrics.flagReloadErrors.Inc()
 		s.metrics.flagReloadOK.Set(0)
 	}

@@ -190,6 +190,9 @@ func TestInvalidFlagFileKeepsLastGood(t *testing.T) {
 		if v := e.metric("strangler_flag_last_reload_successful"); v != 0 {
 			t.Errorf("after %q: strangler_flag_last_reload_successful = %v, want 0 (stale flags)", bad, v)
 		}
+		if st := e.routeStatus(); st.FlagsStale == "" || st.Percent != 100 {
+			t.Errorf("after %q: /api/routes flags_stale %q, percent %v; want the reason, and the last good 100", bad, st.FlagsStale, st.Percent)
+		}
 	}
 	// A valid file again: current flags, and the gauge says so.
 	writeFile(t, e.flagFile, flagJSON("orders-percent", 0))
@@ -198,6 +201,9 @@ func TestInvalidFlagFileKeepsLastGood(t *testing.T) {
 	})
 	if got := e.servedBy(20, "/api/orders/1"); got["monolith"] != 20 {
 		t.Errorf("after the rollback to 0: %v", got)
+	}
+	if st := e.routeStatus(); st.FlagsStale != "" {
+		t.Errorf("current flags: /api/routes flags_stale %q, want none", st.FlagsStale)
 	}
 }
 
