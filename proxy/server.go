@@ -48,8 +48,8 @@ type Server struct {
 	// flagsStale says why the flag source's last change was refused while
 	// it serves its last good flags; nil when they are current.
 	flagsStale atomic.Pointer[string]
-	ready        atomic.Bool
-	recs         sync.Pool // *recorder
+	ready      atomic.Bool
+	recs       sync.Pool // *recorder
 
 	abortMu       sync.Mutex
 	aborted       bool               // Abort was called
