@@ -50,9 +50,10 @@ type RouteStatus struct {
 	// route after consecutive failures, until EjectedUntil.
 	State        string     `json:"state"`
 	EjectedUntil *time.Time `json:"ejected_until,omitempty"`
-	// FlagsStale, set while the flag source's last change was refused,
-	// says why: Percent is then the last good flags' value, and a ramp
-	// made since has not taken effect here.
+	// FlagsStale, set while the last good flags are in force because the
+	// source's latest state could not be applied, says why: Percent is then
+	// the last good flags' value, and a ramp made since has not taken
+	// effect here.
 	FlagsStale string `json:"flags_stale,omitempty"`
 }
 

@@ -45,8 +45,9 @@ type Server struct {
 	shadowMem    memBudget
 	bufs         *bufferPool
 	table        atomic.Pointer[table]
-	// flagsStale says why the flag source's last change was refused while
-	// it serves its last good flags; nil when they are current.
+	// flagsStale says why the last good flags are in force (a change
+	// refused, the file unreadable, the flagd daemon out of reach); nil
+	// when they are current.
 	flagsStale atomic.Pointer[string]
 	ready      atomic.Bool
 	recs       sync.Pool // *recorder
