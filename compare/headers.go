@@ -324,7 +324,7 @@ func setCookiesEqual(a, b []string) bool {
 	}
 	now := time.Now()
 	fa, fb := cookieForms(a, now), cookieForms(b, now)
-	return cookieFormsIn(fa, fb) && cookieFormsIn(fb, fa)
+	return subset(fa, fb) && subset(fb, fa)
 }
 
 // setCookieLinesIn reports whether each line of sub has a line in super
@@ -413,10 +413,6 @@ func cookieForms(lines []string, now time.Time) []cookieForm {
 		forms[i] = parseCookieForm(line, now)
 	}
 	return forms
-}
-
-func cookieFormsIn(sub, super []cookieForm) bool {
-	return subset(sub, super)
 }
 
 // parseCookieForm reads a Set-Cookie line's attributes with net/http's

@@ -14,33 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// seenReqs records what upstreams received.
-type seenReqs struct {
-	mu   sync.Mutex
-	reqs []string
-}
-
-func (s *seenReqs) add(v string) { s.mu.Lock(); s.reqs = append(s.reqs, v); s.mu.Unlock() }
-
-func (s *seenReqs) all() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.reqs...)
-}
-
-func recordingBackend(name string, s *seenReqs) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.add(name + " " + r.Method + " " + r.RequestURI)
-		io.Copy(io.Discard, r.Body)
-		io.WriteString(w, name)
-	})
-}
 
 // adminAs sends GET path to the admin listener with the given Host.
 func adminAs(t *testing.T, e *env, path, host string) (int, string) {
@@ -100,18 +77,18 @@ routes:
 // read as requests.
 func TestConnectIsRefused(t *testing.T) {
 	t.Parallel()
-	var seen seenReqs
-	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), recordingBackend("monolith", &seen), recordingBackend("service", &seen))
+	var log upstreamLog
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), log.backend("monolith"), log.backend("service"))
 	// The request a front proxy in tunnel mode would relay next comes in
 	// the same write.
-	resps, closed := exchange(t, strings.TrimPrefix(e.proxyURL, "http://"),
+	resps, closed := exchange(t, e.proxyAddr(),
 		"CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n"+
 			"GET /api/orders/1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\n\r\n", 5*time.Second)
 	if len(resps) != 1 || resps[0].status != http.StatusMethodNotAllowed || resps[0].header.Get("Allow") == "" || !closed {
 		t.Errorf("answers %v (closed %v); want one 405 with Allow, then the connection closed", resps, closed)
 	}
-	if got := seen.all(); len(got) != 0 {
-		t.Errorf("upstreams received %q", got)
+	if got := append(log.requests(t, "internal.example:443", 0), log.requests(t, "x", 0)...); len(got) != 0 {
+		t.Errorf("upstreams received %v", got)
 	}
 }
 
@@ -168,10 +145,10 @@ func TestAdminOnLoopbackAnswersLocalHostsOnly(t *testing.T) {
 // elsewhere passes.
 func TestDotSegmentWithParameterIsRefused(t *testing.T) {
 	t.Parallel()
-	var seen seenReqs
-	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), recordingBackend("monolith", &seen), recordingBackend("service", &seen))
+	var log upstreamLog
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), log.backend("monolith"), log.backend("service"))
 	get := func(path string) int {
-		resps, _ := exchange(t, strings.TrimPrefix(e.proxyURL, "http://"), "GET "+path+" HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nConnection: close\r\n\r\n", 5*time.Second)
+		resps, _ := exchange(t, e.proxyAddr(), "GET "+path+" HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nConnection: close\r\n\r\n", 5*time.Second)
 		if len(resps) != 1 {
 			t.Fatalf("%s: %d answers", path, len(resps))
 		}
@@ -185,8 +162,8 @@ func TestDotSegmentWithParameterIsRefused(t *testing.T) {
 	if code := get("/api/orders/7;v=1"); code != 200 {
 		t.Errorf("a parameter on an ordinary segment: %d, want 200", code)
 	}
-	if got := seen.all(); len(got) != 1 || got[0] != "service GET /api/orders/7;v=1" {
-		t.Errorf("upstreams received %q, want only the ordinary one at the service", got)
+	if got := log.requests(t, "x", 1); len(got) != 1 || got[0].backend != "service" || got[0].String() != "GET /api/orders/7;v=1" {
+		t.Errorf("upstreams received %v, want only the ordinary one at the service", got)
 	}
 }
 

@@ -162,7 +162,7 @@ func dotWithParameter(u *url.URL) bool {
 		for j < len(p) && p[j] != '/' {
 			j++
 		}
-		seg := p[min(i+1, j):j]
+		seg := p[i+1 : j]
 		if k := strings.IndexByte(seg, ';'); k >= 0 && dots(seg[:k], encoded) != 0 {
 			return true
 		}

@@ -45,23 +45,42 @@ type rawTCP struct {
 	tc *net.TCPConn
 	rc syscall.RawConn
 
-	rmu     sync.Mutex
-	rfn     func(fd uintptr) bool
-	rbuf    []byte
-	rn      int
-	rerr    syscall.Errno
-	rwaited bool  // the read waited on the poller
-	rbusy   int   // reads in a row that did not wait
-	rsince  int64 // when the first of them began, as time since clockStart
+	r, w rawDir // reads, writes
+}
 
-	wmu     sync.Mutex
-	wfn     func(fd uintptr) bool
-	wbuf    []byte
-	wn      int
-	werr    syscall.Errno
-	wwaited bool
-	wbusy   int
-	wsince  int64
+// rawDir is one direction of a rawTCP: its lock, the callback built once
+// (so that a call allocates nothing) and the state it shares with it.
+type rawDir struct {
+	mu     sync.Mutex
+	fn     func(fd uintptr) bool
+	buf    []byte
+	n      int // bytes moved
+	err    syscall.Errno
+	waited bool  // the call waited on the poller
+	busy   int   // calls in a row that did not wait
+	since  int64 // when the current run of busyOps of them began, as time since clockStart
+}
+
+// run makes one read (or write, with rc.Write) of p through the poller
+// and returns what the callback recorded, then notes whether it waited.
+func (d *rawDir) run(rc syscall.RawConn, write bool, p []byte) (int, syscall.Errno, error) {
+	d.mu.Lock()
+	d.buf, d.n, d.err, d.waited = p, 0, 0, false
+	var err error
+	if write {
+		err = rc.Write(d.fn)
+	} else {
+		err = rc.Read(d.fn)
+	}
+	n, errno := d.n, d.err
+	d.buf = nil
+	if d.waited {
+		d.busy = 0
+	} else {
+		d.noteBusy()
+	}
+	d.mu.Unlock()
+	return n, errno, err
 }
 
 // busyOps reads, or writes, in a row that did not wait, within
@@ -80,19 +99,19 @@ const (
 	busyMax    = 256
 )
 
-// busy notes a read or write that did not wait, and wakes the monitor at
-// the end of a dense or long run of them.
-func busy(n *int, since *int64) {
-	if *n%busyOps == 0 {
-		*since = int64(time.Since(clockStart))
+// noteBusy notes a call that did not wait, and wakes the monitor at the
+// end of a dense or long run of them.
+func (d *rawDir) noteBusy() {
+	if d.busy%busyOps == 0 {
+		d.since = int64(time.Since(clockStart))
 	}
-	*n++
+	d.busy++
 	switch {
-	case *n >= busyMax:
-		*n = 0
+	case d.busy >= busyMax:
+		d.busy = 0
 		wakeMonitor()
-	case *n%busyOps == 0 && int64(time.Since(clockStart))-*since <= int64(busyWindow):
-		*n = 0
+	case d.busy%busyOps == 0 && int64(time.Since(clockStart))-d.since <= int64(busyWindow):
+		d.busy = 0
 		wakeMonitor()
 	}
 }
@@ -115,8 +134,8 @@ func rawIO(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawTCP{Conn: tc, tc: tc, rc: rc}
-	r.rfn = r.read
-	r.wfn = r.write
+	r.r.fn = r.read
+	r.w.fn = r.write
 	return r
 }
 
@@ -130,17 +149,7 @@ func (c *rawTCP) Read(p []byte) (int, error) {
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
-	c.rmu.Lock()
-	c.rbuf, c.rn, c.rerr, c.rwaited = p, 0, 0, false
-	err := c.rc.Read(c.rfn)
-	n, errno := c.rn, c.rerr
-	c.rbuf = nil
-	if c.rwaited {
-		c.rbusy = 0
-	} else {
-		busy(&c.rbusy, &c.rsince)
-	}
-	c.rmu.Unlock()
+	n, errno, err := c.r.run(c.rc, false, p)
 	raceReadDone(p, n, err == nil && errno == 0)
 	switch {
 	case err != nil:
@@ -155,17 +164,17 @@ func (c *rawTCP) Read(p []byte) (int, error) {
 
 func (c *rawTCP) read(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.r.buf[0])), uintptr(len(c.r.buf)))
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			c.rwaited = true
+			c.r.waited = true
 			return false // wait on the poller
 		case 0:
-			c.rn = int(n)
+			c.r.n = int(n)
 		default:
-			c.rerr = e
+			c.r.err = e
 		}
 		return true
 	}
@@ -176,17 +185,7 @@ func (c *rawTCP) Write(p []byte) (int, error) {
 		return c.Conn.Write(p) // reports a closed connection or a passed deadline, as before
 	}
 	raceBeforeWrite()
-	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr, c.wwaited = p, 0, 0, false
-	err := c.rc.Write(c.wfn)
-	n, errno := c.wn, c.werr
-	c.wbuf = nil
-	if c.wwaited {
-		c.wbusy = 0
-	} else {
-		busy(&c.wbusy, &c.wsince)
-	}
-	c.wmu.Unlock()
+	n, errno, err := c.w.run(c.rc, true, p)
 	raceWriteDone(p, n)
 	switch {
 	case err != nil:
@@ -200,8 +199,8 @@ func (c *rawTCP) Write(p []byte) (int, error) {
 }
 
 func (c *rawTCP) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		b := c.wbuf[c.wn:]
+	for c.w.n < len(c.w.buf) {
+		b := c.w.buf[c.w.n:]
 		if len(b) > maxRW {
 			b = b[:maxRW]
 		}
@@ -210,15 +209,15 @@ func (c *rawTCP) write(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			c.wwaited = true
+			c.w.waited = true
 			return false // wait on the poller
 		case 0:
 			if n == 0 {
 				return true // reported as a short write
 			}
-			c.wn += int(n)
+			c.w.n += int(n)
 		default:
-			c.werr = e
+			c.w.err = e
 			return true
 		}
 	}

@@ -717,11 +717,16 @@ func (s *Server) compare(p *shadowPair) {
 		return
 	}
 	primary, shadow := p.primary.response(), p.shadow.response()
-	size := len(primary.Body) + len(shadow.Body) + headerBytes(primary.Header) + headerBytes(shadow.Header)
-	encoded := primary.Encoded() || shadow.Encoded()
-	if e := p.extra; e != nil {
-		size += len(e.body) + headerBytes(e.header)
-		encoded = encoded || e.response().Encoded()
+	var extra *compare.Response
+	if p.extra != nil {
+		extra = p.extra.response()
+	}
+	size, encoded := 0, false
+	for _, r := range [...]*compare.Response{primary, shadow, extra} {
+		if r != nil {
+			size += len(r.Body) + headerBytes(r.Header)
+			encoded = encoded || r.Encoded()
+		}
 	}
 	if encoded {
 		s.pool.decoding <- struct{}{}
@@ -741,7 +746,7 @@ func (s *Server) compare(p *shadowPair) {
 		// with the noise learned so far.
 		var a, b *compare.Response
 		if e := p.extra; e != nil && e.failed == "" && !e.truncated {
-			a, b = shadow, e.response()
+			a, b = shadow, extra
 			if !p.primaryService {
 				a = primary
 			}
