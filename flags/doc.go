@@ -143,7 +143,8 @@
 // with a targeting rule keeps it, and Ramp says so: the rule decides what
 // each request it matches gets, and the default variant is only its
 // fallback. A DISABLED flag is not ramped up (its route serves the
-// monolith whatever the value); a ramp to 0 goes on, with a note. It
+// monolith whatever the value); a ramp to 0 goes on, with a note. A
+// flag the file lacks is added, ENABLED, with one variant "on". It
 // refuses a symlinked file, which is how a ConfigMap is mounted; change
 // the ConfigMap instead. It also refuses when
 // it cannot give the new file the old one's owner and group (run it as

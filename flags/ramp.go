@@ -1,6 +1,8 @@
 package flags
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -32,8 +34,12 @@ const lockPoll = 10 * time.Millisecond
 // (temporary file in the same directory, fsync, rename), keeping its
 // permissions, so a running Source never sees a half-written file.
 //
-// Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, an
-// unknown flag (ErrNotFound), a DISABLED flag unless the percent is 0
+// A flag the file lacks is added (addFlag), with a note saying so: its
+// route was sending every request to the monolith, so the old percentage
+// is 0.
+//
+// Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, a
+// DISABLED flag unless the percent is 0
 // (ErrDisabled: its route serves the monolith whatever the value, so the
 // ramp would do nothing), a default variant that is not a number
 // (ErrType), and a path that is a symlink: that is how Kubernetes mounts a
@@ -93,7 +99,11 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	}
 	fl, ok := file.flags[flag]
 	if !ok {
-		return 0, "", fmt.Errorf("%w: %q in %s", ErrNotFound, flag, path)
+		note, err := addFlag(path, raw, info, file, flag, percent)
+		if err == nil && lockNote != "" {
+			note += "; " + lockNote
+		}
+		return 0, note, err
 	}
 	// A DISABLED flag sends its route to the monolith whatever its value:
 	// a ramp up would change a number and nothing else, and read as done.
@@ -145,6 +155,58 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 		}
 	}
 	return old, note, nil
+}
+
+// addFlag writes a flag the file lacks, ENABLED, with one variant "on" at
+// percent as its default. A route whose flag is missing sends every
+// request to the monolith, so that is the percentage being left (0), and
+// an operator who ramps it should not have to write flagd JSON by hand,
+// at 3 AM, for the ramp to take. The definition goes in as the flags
+// object's last member, on a line of its own indented like the first one,
+// and every other byte of the file stays as it was.
+func addFlag(path string, raw []byte, info os.FileInfo, file *File, flag string, percent float64) (note string, err error) {
+	// The object encoding/json reads must be the one edited: a "Flags"
+	// key, or a second "flags", would make them differ.
+	obj := gjson.GetBytes(raw, "flags")
+	if !obj.IsObject() || obj.Index <= 0 || obj.Index+len(obj.Raw) > len(raw) || string(raw[obj.Index:obj.Index+len(obj.Raw)]) != obj.Raw {
+		return "", fmt.Errorf("%w: %q in %s, and cannot find its \"flags\" object as written (duplicate or differently cased keys?) to add it to",
+			ErrNotFound, flag, path)
+	}
+	name, _ := json.Marshal(flag)       // a string: cannot fail
+	end := obj.Index + len(obj.Raw) - 1 // the object's closing brace
+	last := obj.Index + len(bytes.TrimRight(raw[obj.Index:end], " \t\r\n"))
+	members := raw[obj.Index+1 : last]
+	closing := raw[last:end]
+	var b []byte
+	b = append(b, raw[:last]...)
+	if first := bytes.TrimLeft(members, " \t\r\n"); len(first) > 0 {
+		b = append(b, ',')
+		if indent := members[:len(members)-len(first)]; len(indent) > 0 {
+			b = append(b, indent...)
+		} else {
+			b = append(b, ' ')
+		}
+	} else if bytes.ContainsRune(closing, '\n') {
+		b = append(b, closing...)
+		b = append(b, "  "...)
+	}
+	b = append(b, name...)
+	b = fmt.Appendf(b, `: {"state": "ENABLED", "variants": {"on": %s}, "defaultVariant": "on"}`,
+		strconv.FormatFloat(percent, 'f', -1, 64))
+	b = append(b, raw[last:]...)
+
+	check, err := parse(b)
+	if err != nil {
+		return "", fmt.Errorf("adding flag %q would make %s invalid: %w", flag, path, err)
+	}
+	if got, ok := check.flags[flag]; !ok || got.variants["on"] != percent || len(check.flags) != len(file.flags)+1 {
+		return "", fmt.Errorf("adding flag %q to %s did not take", flag, path)
+	}
+	if err := replaceFile(path, b, info); err != nil {
+		return "", fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return fmt.Sprintf("flag %q was not in %s, so its route sent every request to the monolith: added it, ENABLED, with its default variant \"on\" at %s",
+		flag, path, strconv.FormatFloat(percent, 'f', -1, 64)), nil
 }
 
 // targetingNote says what a targeting rule still decides after a ramp:

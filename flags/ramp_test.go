@@ -135,7 +135,8 @@ func TestRampRefuses(t *testing.T) {
 		{"negative", rampFile, "orders-percent", -1, ErrRange, "-1"},
 		{"NaN", rampFile, "orders-percent", math.NaN(), ErrRange, "NaN"},
 		{"infinity", rampFile, "orders-percent", math.Inf(1), ErrRange, "Inf"},
-		{"unknown flag", rampFile, "nope", 5, ErrNotFound, `"nope"`},
+		{"unknown flag, differently cased flags key", `{"Flags":{}}`, "nope", 5, ErrNotFound, `cannot find its "flags" object`},
+		{"unknown flag, second flags object", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}},"flags":{}}`, "nope", 5, nil, `adding flag "nope"`},
 		{"disabled flag, ramped up", `{"flags":{"a":{"state":"DISABLED","variants":{"on":10},"defaultVariant":"on"}}}`, "a", 30, ErrDisabled, `set its "state" to "ENABLED"`},
 		{"string default", `{"flags":{"a":{"state":"ENABLED","variants":{"on":"x"},"defaultVariant":"on"}}}`, "a", 5, ErrType, "a string"},
 		{"invalid file", `{"flags":5}`, "a", 5, nil, `"flags" is a number`},
@@ -315,5 +316,58 @@ func TestRampDisabledFlag(t *testing.T) {
 	}
 	if !f.Disabled("a") {
 		t.Error("the ramp changed the flag's state")
+	}
+}
+
+// A flag the file lacks is added: its route was sending every request to
+// the monolith, and the operator ramping it should not have to write flagd
+// JSON by hand. The definition goes in as the last member, indented like
+// the others, and the rest of the file stays byte for byte.
+func TestRampAddsMissingFlag(t *testing.T) {
+	t.Parallel()
+	const def = `"new-percent": {"state": "ENABLED", "variants": {"on": 25}, "defaultVariant": "on"}`
+	tests := []struct {
+		name    string
+		content string
+		want    string
+	}{
+		{"indented", rampFile, strings.Replace(rampFile, `"defaultVariant": "x.y"}
+  }`, `"defaultVariant": "x.y"},
+    `+def+`
+  }`, 1)},
+		{"one line", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`,
+			`{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}, ` + def + `}}`},
+		{"empty object", `{"flags": {}}`, `{"flags": {` + def + `}}`},
+		{"empty object on lines", "{\n  \"flags\": {\n  }\n}\n", "{\n  \"flags\": {\n    " + def + "\n  }\n}\n"},
+		{"tabs, before metadata", "{\n\t\"flags\": {\n\t\t\"a\": {\"state\": \"ENABLED\", \"variants\": {\"on\": 1}, \"defaultVariant\": \"on\"}\n\t},\n\t\"metadata\": {}\n}",
+			"{\n\t\"flags\": {\n\t\t\"a\": {\"state\": \"ENABLED\", \"variants\": {\"on\": 1}, \"defaultVariant\": \"on\"},\n\t\t" + def + "\n\t},\n\t\"metadata\": {}\n}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFlags(t, t.TempDir(), tt.content)
+			old, note, err := Ramp(path, "new-percent", 25)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if old != 0 || !strings.Contains(note, `flag "new-percent" was not in`) || !strings.Contains(note, "monolith") {
+				t.Errorf("old %v, note %q: want 0 and a note saying the flag was added", old, note)
+			}
+			got, _ := os.ReadFile(path)
+			if string(got) != tt.want {
+				t.Errorf("file:\n%s\nwant:\n%s", got, tt.want)
+			}
+			f, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.CheckPercent("new-percent"); err != nil {
+				t.Error(err)
+			}
+			// The next ramp edits the flag it added, as any other.
+			if old, _, err := Ramp(path, "new-percent", 50); err != nil || old != 25 {
+				t.Errorf("second ramp: old %v, err %v; want 25", old, err)
+			}
+		})
 	}
 }

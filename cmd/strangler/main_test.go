@@ -87,6 +87,23 @@ func TestRampRoundTrip(t *testing.T) {
 	}
 }
 
+// A route whose flag the file lacks (users) gets it from ramp, with a note,
+// and the proxy's checks accept the file it leaves.
+func TestRampAddsMissingFlag(t *testing.T) {
+	t.Parallel()
+	cfg, flagFile := writeSetup(t, twoFlags)
+	code, out, errOut := runCmd("ramp", "--config", cfg, "users", "5")
+	if code != 0 || out != "users: 0 -> 5\n" || !strings.Contains(errOut, `note: flag "users-percent" was not in`) {
+		t.Fatalf("ramp: code %d, out %q, err %q", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(flagFile); !strings.Contains(string(b), `"users-percent": {"state": "ENABLED", "variants": {"on": 5}, "defaultVariant": "on"}`) {
+		t.Errorf("flag file after ramp:\n%s", b)
+	}
+	if code, _, errOut := runCmd("validate", "--config", cfg); code != 0 || strings.Contains(errOut, "users-percent") {
+		t.Errorf("validate after ramp: code %d, stderr %q", code, errOut)
+	}
+}
+
 // ramp keeps a targeting rule and says on stderr what the rule still
 // decides (issue 2: targeting pins chosen users while the rest ramp).
 func TestRampTargetedFlagNotes(t *testing.T) {
