@@ -15,7 +15,9 @@ import (
 // file must load (or the flagd daemon answer), and each route's flag, where
 // present, must hold percentages. A route whose flag is not there yet is
 // only a warning: its traffic stays on the monolith until the flag
-// appears, which is how a route is usually introduced.
+// appears, which is how a route is usually introduced. A route's flag that
+// is there but cannot be a percentage is a problem of the returned
+// ConfigError, whose FlagsOnly then says that the source itself is fine.
 func Check(cfg *Config) (warnings []string, err error) {
 	lookup, done, err := flagLookup(cfg)
 	if err != nil {
@@ -47,6 +49,7 @@ func Check(cfg *Config) (warnings []string, err error) {
 			ce.add("routes[%d].flag: %v", i, err)
 		}
 	}
+	ce.flagsOnly = true
 	return warnings, ce.err()
 }
 

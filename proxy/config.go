@@ -308,7 +308,17 @@ type ConfigError struct {
 	// a top-level key set in a second YAML document (which is not read, so
 	// "monolith: required" would be false to the operator who set it there).
 	hide []string
+
+	// flagsOnly: every problem is a route's flag that cannot serve as a
+	// percentage (Check), the flag source itself being fine.
+	flagsOnly bool
 }
+
+// FlagsOnly reports whether every problem is a route's flag that cannot
+// serve as a percentage, from Check: a problem a running proxy meets by
+// keeping that route on the monolith and counting the flag's errors, as it
+// does when the flag file changes to it, rather than by stopping.
+func (e *ConfigError) FlagsOnly() bool { return e.flagsOnly }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 

@@ -116,7 +116,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, demoConfig, ln.Addr(), admin.Addr(), mono.URL, svc.URL), 0o644); err != nil {
 		return err
 	}
-	cfg, err := loadChecked(cfgPath, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
+	cfg, err := loadChecked(cfgPath, false, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
 	if err != nil {
 		return err
 	}

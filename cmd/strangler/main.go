@@ -155,8 +155,13 @@ func configFlag(fs *flag.FlagSet) *string {
 }
 
 // loadChecked loads, validates and cross-checks a config, handing each
-// warning to warn; any problem is an error and nothing starts.
-func loadChecked(path string, warn func(string)) (*proxy.Config, error) {
+// warning to warn; any problem is an error and nothing starts. Except, when
+// serving, a route's flag whose value cannot be a percentage: the route
+// starts on the monolith and the flag's errors are counted, as a running
+// proxy does when the flag file changes to it. A fleet shares one flag
+// file, and a Pod restarted during a bad edit of it must not crash-loop
+// while the others serve; validate still refuses it.
+func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, error) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
@@ -164,6 +169,13 @@ func loadChecked(path string, warn func(string)) (*proxy.Config, error) {
 	warnings, err := proxy.Check(cfg)
 	for _, w := range warnings {
 		warn(w)
+	}
+	var ce *proxy.ConfigError
+	if serving && errors.As(err, &ce) && ce.FlagsOnly() {
+		for _, p := range ce.Problems {
+			warn(p + ": the route stays on the monolith until the flag is fixed")
+		}
+		return cfg, nil
 	}
 	return cfg, inFile(path, err)
 }
@@ -211,7 +223,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	// Logged, not printed: the log may be JSON a collector parses.
-	cfg, err := loadChecked(*path, func(w string) { log.Warn("config: " + w) })
+	cfg, err := loadChecked(*path, true, func(w string) { log.Warn("config: " + w) })
 	if err != nil {
 		return err
 	}
@@ -315,7 +327,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return badArgs("validate: unexpected argument %q", pos[0])
 	}
-	cfg, err := loadChecked(*path, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
+	cfg, err := loadChecked(*path, false, func(w string) { fmt.Fprintln(stderr, "warning:", w) })
 	if err != nil {
 		return err
 	}
