@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,9 +42,12 @@ const lockPoll = 10 * time.Millisecond
 // Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, a
 // DISABLED flag unless the percent is 0
 // (ErrDisabled: its route serves the monolith whatever the value, so the
-// ramp would do nothing), a default variant that is not a number
-// (ErrType), and a path that is a symlink: that is how Kubernetes mounts a
-// ConfigMap, and a local edit would be lost on the next sync.
+// ramp would do nothing), and a path that is a symlink: that is how
+// Kubernetes mounts a ConfigMap, and a local edit would be lost on the
+// next sync. A default variant that is not a number is replaced, with a
+// note (its route was on the monolith, so the old percentage is 0), and so
+// is one outside 0..100; a note says when another variant still makes the
+// flag unusable.
 //
 // A flag's targeting rule is kept, as everything else is (the contract:
 // targeting pins chosen users, say beta testers at 100 %, while the rest
@@ -116,16 +120,22 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 		}
 		disabledNote = fmt.Sprintf("flag %q is DISABLED: its route already sends every request to the monolith", flag)
 	}
-	old, ok = fl.variants[fl.defaultVariant].(float64)
+	// A default variant that is not a number (a quoted "10") makes the
+	// flag unusable, and its route sends every request to the monolith:
+	// the ramp replaces it, since refusing would leave an operator no
+	// command that rolls the route back or forward.
+	var typeNote string
+	cur := fl.variants[fl.defaultVariant]
+	old, ok = cur.(float64)
 	if !ok {
-		return 0, "", fmt.Errorf("%w: flag %q default variant %q is %s",
-			ErrType, flag, fl.defaultVariant, jsonKind(fl.variants[fl.defaultVariant]))
+		typeNote = fmt.Sprintf("flag %q's default variant %q was %s, not a number, so its route sent every request to the monolith: replaced it",
+			flag, fl.defaultVariant, jsonKind(cur))
 	}
 
 	// Edit the bytes, not a re-encoded document, so the rest of the file
 	// stays as its author wrote it.
 	at := "flags." + escapePathKey(flag) + ".variants." + escapePathKey(fl.defaultVariant)
-	if cur := gjson.GetBytes(raw, at); cur.Type != gjson.Number || cur.Float() != old {
+	if written := gjson.GetBytes(raw, at); !written.Exists() || !reflect.DeepEqual(written.Value(), cur) {
 		// Keys spelled differently (encoding/json matches "Flags" too) or
 		// repeated: the text does not say plainly which value is live.
 		return 0, "", fmt.Errorf("cannot find flags.%s.variants.%s in %s as written (duplicate or differently cased keys?)",
@@ -143,13 +153,17 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if got := check.flags[flag].variants[fl.defaultVariant]; got != percent {
 		return 0, "", fmt.Errorf("edit of %s did not take (flag %q reads %v)", path, flag, got)
 	}
+	var stillNote string
+	if err := check.CheckPercent(flag); err != nil {
+		stillNote = fmt.Sprintf("the flag is still unusable, and its route stays on the monolith: %v", err)
+	}
 	if err := replaceFile(path, edited, info); err != nil {
 		return 0, "", fmt.Errorf("replacing %s: %w", path, err)
 	}
 	if fl.targeted {
 		note = targetingNote(flag, fl, percent)
 	}
-	for _, n := range []string{disabledNote, lockNote} {
+	for _, n := range []string{typeNote, stillNote, disabledNote, lockNote} {
 		if n != "" {
 			note = strings.TrimPrefix(note+"; "+n, "; ")
 		}
@@ -221,9 +235,13 @@ func targetingNote(flag string, fl fileFlag, percent float64) string {
 			others = append(others, fmt.Sprintf("%s=%v", name, fl.variants[name]))
 		}
 	}
-	return fmt.Sprintf("flag %q has a targeting rule: the requests it matches get the variant it picks (%s), "+
-		"not %v; only those it leaves to the default variant %q do. Edit the rule to move them too",
-		flag, strings.Join(others, ", "), strconv.FormatFloat(percent, 'f', -1, 64), fl.defaultVariant)
+	// Not "the requests the rule leaves to the default variant": a
+	// fractional rule leaves none, yet gives the default variant, and so
+	// the new value, to its share of the requests.
+	return fmt.Sprintf("flag %q has a targeting rule, which picks the variant of each request it matches: "+
+		"only requests given the default variant %q (by the rule, or left to it) get %v, "+
+		"not those it gives another variant (%s). Edit the rule to move them too",
+		flag, fl.defaultVariant, strconv.FormatFloat(percent, 'f', -1, 64), strings.Join(others, ", "))
 }
 
 // escapePathKey makes a JSON object key safe as one component of a gjson or

@@ -138,7 +138,6 @@ func TestRampRefuses(t *testing.T) {
 		{"unknown flag, differently cased flags key", `{"Flags":{}}`, "nope", 5, ErrNotFound, `cannot find its "flags" object`},
 		{"unknown flag, second flags object", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}},"flags":{}}`, "nope", 5, nil, `adding flag "nope"`},
 		{"disabled flag, ramped up", `{"flags":{"a":{"state":"DISABLED","variants":{"on":10},"defaultVariant":"on"}}}`, "a", 30, ErrDisabled, `set its "state" to "ENABLED"`},
-		{"string default", `{"flags":{"a":{"state":"ENABLED","variants":{"on":"x"},"defaultVariant":"on"}}}`, "a", 5, ErrType, "a string"},
 		{"invalid file", `{"flags":5}`, "a", 5, nil, `"flags" is a number`},
 		{"differently cased key", `{"Flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},
 		{"duplicate flag", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"},
@@ -211,7 +210,7 @@ func TestRampKeepsTargetingRuleAndSaysSo(t *testing.T) {
 			if err != nil || old != 10 {
 				t.Fatalf("Ramp = %v, %v; want 10 and no error", old, err)
 			}
-			for _, want := range []string{`flag "orders"`, "targeting rule", "all=100, none=0", `default variant "on"`, "not 0"} {
+			for _, want := range []string{`flag "orders"`, "targeting rule", "(all=100, none=0)", `default variant "on"`, "get 0, not those"} {
 				if !strings.Contains(note, want) {
 					t.Errorf("note %q does not contain %q", note, want)
 				}
@@ -367,6 +366,44 @@ func TestRampAddsMissingFlag(t *testing.T) {
 			// The next ramp edits the flag it added, as any other.
 			if old, _, err := Ramp(path, "new-percent", 50); err != nil || old != 25 {
 				t.Errorf("second ramp: old %v, err %v; want 25", old, err)
+			}
+		})
+	}
+}
+
+// A default variant that is not a number made the flag unusable and sent
+// its route to the monolith; a ramp replaces it (a rollback must have a
+// command), and says when another variant still keeps the flag unusable.
+func TestRampReplacesValueThatIsNotANumber(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, content, want, note string
+		usable                    bool
+	}{
+		{"string", `{"flags":{"a":{"state":"ENABLED","variants":{"on":"10"},"defaultVariant":"on"}}}`,
+			`{"flags":{"a":{"state":"ENABLED","variants":{"on":5},"defaultVariant":"on"}}}`, `"on" was a string`, true},
+		{"null, other variant a bool", `{"flags":{"a":{"state":"ENABLED","variants":{"on":null,"off":false},"defaultVariant":"on"}}}`,
+			`{"flags":{"a":{"state":"ENABLED","variants":{"on":5,"off":false},"defaultVariant":"on"}}}`, "still unusable", false},
+		{"object", `{"flags":{"a":{"state":"ENABLED","variants":{"on":{"x":[1]}},"defaultVariant":"on"}}}`,
+			`{"flags":{"a":{"state":"ENABLED","variants":{"on":5},"defaultVariant":"on"}}}`, "an object", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFlags(t, t.TempDir(), tt.content)
+			old, note, err := Ramp(path, "a", 5)
+			if err != nil || old != 0 || !strings.Contains(note, tt.note) || !strings.Contains(note, "monolith") {
+				t.Fatalf("Ramp: old %v, note %q, err %v; want 0 and a note containing %q", old, note, err, tt.note)
+			}
+			if got, _ := os.ReadFile(path); string(got) != tt.want {
+				t.Errorf("file %s, want %s", got, tt.want)
+			}
+			f, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.CheckPercent("a"); (err == nil) != tt.usable {
+				t.Errorf("CheckPercent after the ramp: %v, want usable %v", err, tt.usable)
 			}
 		})
 	}
