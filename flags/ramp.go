@@ -42,9 +42,10 @@ const lockPoll = 10 * time.Millisecond
 // Ramp refuses a percent outside 0..100 (ErrRange), an invalid file, a
 // DISABLED flag unless the percent is 0
 // (ErrDisabled: its route serves the monolith whatever the value, so the
-// ramp would do nothing), and a path that is a symlink: that is how
-// Kubernetes mounts a ConfigMap, and a local edit would be lost on the
-// next sync. A default variant that is not a number is replaced, with a
+// ramp would do nothing), and a path that is a symlink into a ConfigMap
+// volume: a local edit would be lost at Kubernetes's next sync. Another
+// symlink is followed, and the file it ends at is ramped, with a note. A
+// default variant that is not a number is replaced, with a
 // note (its route was on the monolith, so the old percentage is 0), and so
 // is one outside 0..100; a note says when another variant still makes the
 // flag unusable.
@@ -75,6 +76,15 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if percent == 0 {
 		percent = 0 // -0 would be written as "-0"
 	}
+	link := path
+	path, err = resolveLink(path)
+	if err != nil {
+		return 0, "", err
+	}
+	var linkNote string
+	if path != link {
+		linkNote = fmt.Sprintf("%s is a symlink: ramped the file it links to, %s", link, path)
+	}
 	// A lock that cannot be had (flock over some network file systems)
 	// must not stop a rollback at 3 AM: the ramp goes on, and says so.
 	var lockNote string
@@ -88,7 +98,7 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 		return 0, "", err // names the path
 	}
 	if info.Mode()&os.ModeSymlink != 0 {
-		return 0, "", fmt.Errorf("%s is a symlink, as in a ConfigMap volume: the file is managed by Kubernetes; edit the ConfigMap instead", path)
+		return 0, "", fmt.Errorf("%s became a symlink during the ramp", path)
 	}
 	if !info.Mode().IsRegular() {
 		return 0, "", fmt.Errorf("%s is not a regular file", path)
@@ -104,10 +114,7 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	fl, ok := file.flags[flag]
 	if !ok {
 		note, err := addFlag(path, raw, info, file, flag, percent)
-		if err == nil && lockNote != "" {
-			note += "; " + lockNote
-		}
-		return 0, note, err
+		return 0, joinNotes(note, linkNote, lockNote), err
 	}
 	// A DISABLED flag sends its route to the monolith whatever its value:
 	// a ramp up would change a number and nothing else, and read as done.
@@ -163,12 +170,38 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if fl.targeted {
 		note = targetingNote(flag, fl, percent)
 	}
-	for _, n := range []string{typeNote, stillNote, disabledNote, lockNote} {
-		if n != "" {
-			note = strings.TrimPrefix(note+"; "+n, "; ")
+	return old, joinNotes(note, typeNote, stillNote, disabledNote, linkNote, lockNote), nil
+}
+
+// joinNotes joins the notes that are not empty.
+func joinNotes(notes ...string) string {
+	return strings.Join(slices.DeleteFunc(notes, func(n string) bool { return n == "" }), "; ")
+}
+
+// resolveLink follows path's symlinks to the file they end at, the one a
+// ramp must replace (replacing the link would cut it from the file it
+// shares). A chain through a "..data" entry is refused: that is how
+// Kubernetes mounts a ConfigMap (flags.json -> ..data/flags.json), and a
+// local edit would be undone at its next sync.
+func resolveLink(path string) (string, error) {
+	for range 40 { // as the kernel's limit on nested links
+		info, err := os.Lstat(path)
+		if err != nil || info.Mode()&os.ModeSymlink == 0 {
+			return path, nil // an error is Lstat's to report, naming the path
 		}
+		to, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if slices.Contains(strings.Split(filepath.ToSlash(to), "/"), "..data") {
+			return "", fmt.Errorf("%s is a symlink into a ConfigMap volume (%s): the file is managed by Kubernetes; edit the ConfigMap instead", path, to)
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(path), to)
+		}
+		path = to
 	}
-	return old, note, nil
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
 // addFlag writes a flag the file lacks, ENABLED, with one variant "on" at

@@ -165,23 +165,59 @@ func TestRampRefuses(t *testing.T) {
 	}
 }
 
-func TestRampRefusesSymlinkAndMissingFile(t *testing.T) {
+func TestRampSymlinks(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	target := writeFlags(t, dir, rampFile)
-	link := filepath.Join(dir, "link.json")
-	if err := os.Symlink(target, link); err != nil {
+	// A ConfigMap volume: flags.json -> ..data/flags.json, ..data ->
+	// ..2026_12_07_00_00_00.1: refused, nothing written.
+	cm := t.TempDir()
+	stamp := filepath.Join(cm, "..2026_12_07_00_00_00.1")
+	if err := os.Mkdir(stamp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := Ramp(link, "orders-percent", 20)
-	if err == nil || !strings.Contains(err.Error(), "is a symlink") || !strings.Contains(err.Error(), "ConfigMap") {
-		t.Errorf("Ramp(symlink) = %v, want a ConfigMap refusal", err)
+	target := writeFlags(t, stamp, rampFile)
+	for _, l := range [][2]string{{"..2026_12_07_00_00_00.1", "..data"}, {"..data/flags.json", "flags.json"}} {
+		if err := os.Symlink(l[0], filepath.Join(cm, l[1])); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Error("Ramp replaced the symlink")
+	_, _, err := Ramp(filepath.Join(cm, "flags.json"), "orders-percent", 20)
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap") {
+		t.Errorf("Ramp(ConfigMap file) = %v, want a ConfigMap refusal", err)
 	}
 	if got, _ := os.ReadFile(target); string(got) != rampFile {
-		t.Error("Ramp wrote through the symlink")
+		t.Error("Ramp wrote through the ConfigMap's symlinks")
+	}
+
+	// Any other symlink, relative or absolute, through two links: the file
+	// it ends at is ramped, and the links stay.
+	dir := t.TempDir()
+	target = writeFlags(t, dir, rampFile)
+	if err := os.Symlink("flags.json", filepath.Join(dir, "one.json")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "two.json")
+	if err := os.Symlink(filepath.Join(dir, "one.json"), link); err != nil {
+		t.Fatal(err)
+	}
+	old, note, err := Ramp(link, "orders-percent", 20)
+	if err != nil || old != 10 || !strings.Contains(note, "is a symlink: ramped the file it links to, "+target) {
+		t.Fatalf("Ramp(symlink) = %v, %q, %v", old, note, err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != strings.Replace(rampFile, `"on": 10, "off"`, `"on": 20, "off"`, 1) {
+		t.Errorf("target after the ramp:\n%s", got)
+	}
+	for _, l := range []string{link, filepath.Join(dir, "one.json")} {
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("Ramp replaced the symlink %s", l)
+		}
+	}
+
+	loop := filepath.Join(t.TempDir(), "loop.json")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ramp(loop, "a", 1); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("Ramp(a link to itself) = %v", err)
 	}
 	if _, _, err := Ramp(filepath.Join(dir, "missing.json"), "a", 1); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Ramp(missing) = %v", err)
@@ -189,9 +225,9 @@ func TestRampRefusesSymlinkAndMissingFile(t *testing.T) {
 }
 
 // A targeting rule is kept, and the ramp says what it still decides: the
-// default variant is only the rule's fallback (under a fractional split no
-// request ever gets it), so "ramp orders 0" must not read as a rollback of
-// the users the rule pins elsewhere.
+// default variant gets only the requests the rule gives it or leaves to
+// it, so "ramp orders 0" must not read as a rollback of the users the rule
+// pins elsewhere.
 func TestRampKeepsTargetingRuleAndSaysSo(t *testing.T) {
 	t.Parallel()
 	rules := map[string]string{
