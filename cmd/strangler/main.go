@@ -376,6 +376,13 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("ramp: %s: %w", *path, err)
 	}
 	for _, p := range problems {
+		if strings.HasPrefix(p, "admin_token_file: ") && strings.HasSuffix(p, " does not exist") {
+			// A ramp of the files a Kubernetes Deployment is made from runs
+			// where the Pod's Secret is not mounted; the token is not the
+			// ramp's business, and a warning here would alarm at 3 AM.
+			fmt.Fprintf(stderr, "strangler: ramp: note: %s: %s on this machine (where the proxy runs, it must; a ramp does not use it)\n", *path, p)
+			continue
+		}
 		fmt.Fprintf(stderr, "strangler: ramp: warning: %s: %s (a proxy that finds this problem too refuses this config and keeps serving its previous version; the flag is set all the same)\n", *path, p)
 	}
 	old, note, err := flags.Ramp(flagFile, flagName, pct)

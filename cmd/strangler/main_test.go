@@ -104,6 +104,23 @@ func TestRampAddsMissingFlag(t *testing.T) {
 	}
 }
 
+// Ramping the files a Deployment is made from, outside the Pod: the
+// admin token the Pod mounts is not here, which is a note, not a warning
+// that the proxy would refuse the config.
+func TestRampOutsideThePod(t *testing.T) {
+	t.Parallel()
+	cfg, _ := writeSetup(t, twoFlags)
+	b, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, append([]byte("admin_token_file: /nonexistent/strangler-admin/token\n"), b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd("ramp", "--config", cfg, "orders", "25")
+	if code != 0 || out != "orders: 10 -> 25\n" || strings.Contains(errOut, "warning") ||
+		!strings.Contains(errOut, `note: `+cfg+`: admin_token_file: "/nonexistent/strangler-admin/token" does not exist on this machine`) {
+		t.Errorf("ramp: code %d, out %q, stderr %q", code, out, errOut)
+	}
+}
+
 // ramp keeps a targeting rule and says on stderr what the rule still
 // decides (issue 2: targeting pins chosen users while the rest ramp).
 func TestRampTargetedFlagNotes(t *testing.T) {
