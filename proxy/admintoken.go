@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/strangler-proxy/strangler/flags"
 )
@@ -62,6 +63,9 @@ func (s *Server) requireToken(h http.Handler) http.Handler {
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok = ok && strings.EqualFold(scheme, "Bearer")
 		want, err := readToken(path)
+		if err != nil {
+			s.logTokenError(path, err)
+		}
 		if !ok || err != nil || subtle.ConstantTimeCompare(bytes.TrimSpace([]byte(got)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="strangler admin"`)
 			writeText(w, http.StatusUnauthorized, "unauthorized: this endpoint needs Authorization: Bearer <admin token>\n")
@@ -87,4 +91,17 @@ func localHost(host string) bool {
 		return true
 	}
 	return strings.EqualFold(host, "localhost")
+}
+
+// logTokenError says why the admin API denies everyone, at most once a
+// minute (every request would say it again, and anyone who reaches the
+// port can send them). The answer stays a plain 401: that the secret is
+// missing is the operator's to know, not the caller's.
+func (s *Server) logTokenError(path string, err error) {
+	now := time.Now().UnixNano()
+	last := s.tokenLogged.Load()
+	if now-last < int64(time.Minute) || !s.tokenLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Error("admin token file cannot be read: /api/* denies everyone until it can", "admin_token_file", path, "error", err.Error())
 }

@@ -131,10 +131,10 @@ func (s *Server) reloadOutcome(path string, cfg *Config, err error, putBack bool
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			for _, p := range ce.Problems {
-				s.log.Error("config reload refused; the running config stays", "problem", p)
+				s.log.Error("config reload refused; the running config stays", "path", path, "problem", p)
 			}
 		} else {
-			s.log.Error("config reload refused; the running config stays", "error", err)
+			s.log.Error("config reload refused; the running config stays", "path", path, "error", err)
 		}
 		return err
 	}

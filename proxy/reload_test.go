@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -270,4 +271,31 @@ func (e *env) watchConfig() {
 	done := make(chan struct{})
 	go func() { e.srv.WatchConfig(ctx, e.configPath(), 20*time.Millisecond); close(done) }()
 	e.t.Cleanup(func() { cancel(); <-done })
+}
+
+// An admin token file that cannot be read denies everyone, as a plain 401
+// to the caller; the log says why, once, not once per request.
+func TestAdminTokenGoneIsLogged(t *testing.T) {
+	t.Parallel()
+	token := filepath.Join(t.TempDir(), "token")
+	writeFile(t, token, "s3cret\n")
+	var logs lockedBuffer
+	e := newEnvWith(t, basicConfig+"admin_token_file: "+token+"\n", flagJSON("orders-percent", 10), nil, nil,
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if got := e.adminStatus("/api/routes", "Bearer s3cret"); got != 200 {
+		t.Fatalf("with the token: %d", got)
+	}
+	if strings.Contains(logs.String(), "admin token") {
+		t.Fatalf("logged with the file in place:\n%s", logs.String())
+	}
+	os.Remove(token)
+	for range 3 {
+		if got := e.adminStatus("/api/routes", "Bearer s3cret"); got != 401 {
+			t.Errorf("token file gone: %d, want 401", got)
+		}
+	}
+	want := `level=ERROR msg="admin token file cannot be read: /api/* denies everyone until it can" admin_token_file=` + token
+	if n := strings.Count(logs.String(), want); n != 1 {
+		t.Errorf("the log has %d lines %q, want 1:\n%s", n, want, logs.String())
+	}
 }

@@ -49,6 +49,9 @@ type Server struct {
 	// refused, the file unreadable, the flagd daemon out of reach); nil
 	// when they are current.
 	flagsStale atomic.Pointer[string]
+	// tokenLogged: when an unreadable admin token file was last logged
+	// (Unix nanoseconds).
+	tokenLogged atomic.Int64
 	ready      atomic.Bool
 	recs       sync.Pool // *recorder
 

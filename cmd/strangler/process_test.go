@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,6 +172,20 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 			t.Fatalf("no reload in the log:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// A refused reload names the file, as a refused start does: an
+	// operator may be editing several.
+	os.WriteFile(cfgPath, []byte(base+"routes:\n  - {name: orders, path: /api/orders/*, service: \"htp:/x\"}\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	want := `"msg":"config reload refused; the running config stays","path":` + strconv.Quote(cfgPath) + `,"problem":"routes[0].service: invalid URL`
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal naming the file in the log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := get(); got != "service" {
+		t.Errorf("after a refused reload: %q", got)
 	}
 }
 
