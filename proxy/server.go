@@ -52,8 +52,8 @@ type Server struct {
 	// tokenLogged: when an unreadable admin token file was last logged
 	// (Unix nanoseconds).
 	tokenLogged atomic.Int64
-	ready      atomic.Bool
-	recs       sync.Pool // *recorder
+	ready       atomic.Bool
+	recs        sync.Pool // *recorder
 
 	abortMu       sync.Mutex
 	aborted       bool               // Abort was called
