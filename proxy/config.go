@@ -1187,6 +1187,10 @@ func parseUpstream(raw string) (*url.URL, error) {
 			return nil, fmt.Errorf("invalid URL %q: bad port", raw)
 		}
 	}
+	if u.Hostname() == "" {
+		// "http://:80" dials this host, which is seldom what was meant.
+		return nil, fmt.Errorf("invalid URL %q: no host (want http://host:port; 127.0.0.1 for this machine)", raw)
+	}
 	return u, nil
 }
 

@@ -92,6 +92,8 @@ func TestConfigErrorsNameTheirPlace(t *testing.T) {
 		{"unknown route key", strings.Replace(validConfig(""), "service:", "servce:", 1), []string{"routes[0].servce: unknown key (line 11)"}},
 		{"bad service URL", strings.Replace(validConfig(""), "http://127.0.0.1:8082", "htp:/x", 1), []string{`routes[0].service: invalid URL "htp:/x"`}},
 		{"bad monolith URL", strings.Replace(validConfig(""), "http://127.0.0.1:8081", "127.0.0.1:8081", 1), []string{`monolith: invalid URL "127.0.0.1:8081"`}},
+		{"monolith URL without a host", strings.Replace(validConfig(""), "http://127.0.0.1:8081", "http://:8081", 1), []string{`monolith: invalid URL "http://:8081": no host`}},
+		{"service URL without a host", strings.Replace(validConfig(""), "http://127.0.0.1:8082", "https://:8082/v2", 1), []string{`routes[0].service: invalid URL "https://:8082/v2": no host`}},
 		{"duplicate name", validConfig("  - {name: orders, path: /api/other/*, service: 'http://127.0.0.1:1'}\n"), []string{`routes[1].name: duplicate name "orders" (also routes[0])`}},
 		{"same pattern and method", validConfig("  - {name: orders2, path: /api/orders/*, methods: [GET], service: 'http://127.0.0.1:1'}\n"), []string{`routes[1].path: "/api/orders/*" is already routed by routes[0]`}},
 		{"bad name", strings.Replace(validConfig(""), "name: orders", "name: Orders_1", 1), []string{`routes[0].name: invalid name "Orders_1"`}},

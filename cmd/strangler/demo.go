@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -68,8 +67,8 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return badArgs("demo: unexpected argument %q", pos[0])
 	}
-	pct, err := strconv.ParseFloat(*percent, 64)
-	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
+	pct, ok := parsePercent(*percent)
+	if !ok {
 		return badArgs("demo: --percent %q: want a number from 0 to 100", *percent)
 	}
 	rampTo := "50" // the suggested ramp changes something

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -351,8 +350,8 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 		return badArgs("ramp: want ROUTE PERCENT, e.g. strangler ramp --config strangler.yaml orders 25")
 	}
 	name := pos[0]
-	pct, err := strconv.ParseFloat(strings.TrimSuffix(pos[1], "%"), 64)
-	if err != nil || math.IsNaN(pct) || pct < 0 || pct > 100 {
+	pct, ok := parsePercent(pos[1])
+	if !ok {
 		return badArgs("ramp: percent %q: want a number from 0 to 100", pos[1])
 	}
 	// Problems elsewhere in the config do not block a ramp (RampTarget).
@@ -397,6 +396,20 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 }
 
 func fmtPercent(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// parsePercent reads a percentage as an operator types one: decimal
+// digits with at most one point, and an optional "%" ("25", "2.5",
+// "25%"). strconv alone would also take "1e1", "0x1p4", "+5" and "-0",
+// which at 3 AM are more likely slips than meant.
+func parsePercent(s string) (float64, bool) {
+	digits := strings.TrimSuffix(s, "%")
+	if digits == "" || digits == "." || strings.Count(digits, ".") > 1 ||
+		strings.TrimLeft(digits, "0123456789.") != "" {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(digits, 64)
+	return v, err == nil && v <= 100
+}
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level

@@ -75,7 +75,8 @@ func TestRampRoundTrip(t *testing.T) {
 		code int
 	}{
 		{[]string{"orders", "101"}, 2}, {[]string{"orders", "-1"}, 2}, {[]string{"orders", "NaN"}, 2},
-		{[]string{"orders", "ten"}, 2}, {[]string{"orders"}, 2}, {[]string{"nosuch", "5"}, 1},
+		{[]string{"orders", "ten"}, 2}, {[]string{"orders", "1e1"}, 2}, {[]string{"orders", "-0"}, 2},
+		{[]string{"orders"}, 2}, {[]string{"nosuch", "5"}, 1},
 	} {
 		code, _, errOut := runCmd(append([]string{"ramp", "--config", cfg}, bad.args...)...)
 		if code != bad.code || errOut == "" {
@@ -280,6 +281,27 @@ func TestRampDespiteProblemsElsewhere(t *testing.T) {
 		}
 		if fb, _ := os.ReadFile(flagFile); (string(fb) != twoFlags) != (tc.code == 0) {
 			t.Errorf("%s: flag file changed %v, want %v", tc.name, string(fb) != twoFlags, tc.code == 0)
+		}
+	}
+}
+
+func TestParsePercent(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"25", 25, true}, {"25%", 25, true}, {"2.5", 2.5, true}, {"0", 0, true}, {"100", 100, true},
+		{"100.0", 100, true}, {".5", 0.5, true}, {"5.", 5, true}, {"007", 7, true},
+		{"100.01", 0, false}, {"101", 0, false}, {"-0", 0, false}, {"-1", 0, false}, {"+5", 0, false},
+		{"1e1", 0, false}, {"0x1p4", 0, false}, {"Inf", 0, false}, {"NaN", 0, false}, {" 5", 0, false},
+		{"5 ", 0, false}, {"5%%", 0, false}, {"%", 0, false}, {"", 0, false}, {".", 0, false},
+		{"1.2.3", 0, false}, {"1_0", 0, false}, {"ten", 0, false},
+	} {
+		got, ok := parsePercent(tt.in)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("parsePercent(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
 }
