@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/strangler-proxy/strangler/flags"
 )
@@ -73,7 +74,8 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), er
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	src, err := flags.Open(context.Background(), opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("flags.flagd: %w", err)
+		// The flags package's own "flags: " would say it twice.
+		return nil, nil, errors.New("flags.flagd: " + strings.TrimPrefix(err.Error(), "flags: "))
 	}
 	lookup = func(name string) (bool, error) {
 		if src.Disabled(name) {

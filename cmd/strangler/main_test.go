@@ -221,7 +221,7 @@ func TestValidateUnreachableFlagd(t *testing.T) {
 	// Port 1 on loopback: nothing listens there.
 	os.WriteFile(cfg, []byte(strings.Replace(string(b), "file: flags.json", "flagd: {host: 127.0.0.1, port: 1}", 1)), 0o644)
 	code, _, errOut := runCmd("validate", "--config", cfg)
-	if code != 1 || !strings.HasPrefix(errOut, cfg+": flags.flagd: ") || !strings.Contains(errOut, "127.0.0.1:1") {
+	if code != 1 || !strings.HasPrefix(errOut, cfg+": flags.flagd: ") || strings.Contains(errOut, "flags.flagd: flags:") || !strings.Contains(errOut, "127.0.0.1:1") {
 		t.Errorf("code %d, stderr %q; want 1 and the daemon named", code, errOut)
 	}
 }
