@@ -61,13 +61,16 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 		ts.m = map[Timeouts]*h1Transport{}
 	}
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
-	dial := guardUpstream(d.DialContext, true)
 	std := &http.Transport{
-		Proxy:                 nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext:           dial,
-		DialTLSContext:        dialTLS(dial, time.Duration(t.Connect)),
-		ResponseHeaderTimeout: time.Duration(t.ResponseHeader),
-		IdleConnTimeout:       time.Duration(t.Idle),
+		Proxy:       nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
+		DialContext: guardUpstream(d.DialContext, true),
+		// The guard goes over TLS, where it reads the answers' bytes; under
+		// it, it saw ciphertext and stepped aside, and a TLS upstream's
+		// ambiguous answers poisoned its pooled connections (a review).
+		DialTLSContext:         guardUpstream(dialTLS(d.DialContext, time.Duration(t.Connect)), true),
+		ResponseHeaderTimeout:  time.Duration(t.ResponseHeader),
+		MaxResponseHeaderBytes: maxUpstreamHead, // as the direct path's reader; within the guard's reach
+		IdleConnTimeout:        time.Duration(t.Idle),
 		// net/http's default of 2 idle connections per host makes every
 		// burst open new connections to the upstream.
 		MaxIdleConns:        0,
@@ -227,9 +230,24 @@ func newUpstream(o upstreamOptions) *upstream {
 				pr.Out.Header.Del("Connection")
 			}
 		},
-		ModifyResponse: o.answered,
-		Transport:      o.tracing.transport(o.transport, o.route, o.backend, role(o.shadow)),
-		BufferPool:     o.buffers,
+		ModifyResponse: func(resp *http.Response) error {
+			// What the direct path's reader refuses, refused here too:
+			// net/http's transport takes any HTTP/d.d and a code of 012,
+			// which the client's server cannot even write (WriteHeader
+			// panics under 100).
+			if resp.ProtoMajor != 1 || resp.ProtoMinor > 1 {
+				return fmt.Errorf("malformed HTTP version %q", resp.Proto)
+			}
+			if resp.StatusCode < 100 {
+				return fmt.Errorf("malformed HTTP status code %d", resp.StatusCode)
+			}
+			if o.answered != nil {
+				return o.answered(resp)
+			}
+			return nil
+		},
+		Transport:  o.tracing.transport(o.transport, o.route, o.backend, role(o.shadow)),
+		BufferPool: o.buffers,
 		// 0: no timer-driven flushing. The recorder flushes after each
 		// write instead (streaming every chunk as it arrives, as -1 would)
 		// without the timer and writer ReverseProxy allocates for -1.
@@ -282,14 +300,15 @@ var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
 // method then, since no byte of the request reached the service. Left to
 // the transport, a handshake timeout looked like a response timeout and a
 // handshake the service hung up on like a reset, and a POST was not
-// replayed. The guard stays under TLS, as before: it sees ciphertext and
-// steps aside, but its hold on a failed write still applies.
+// replayed. The caller puts the upstream guard over the connection this
+// returns, where it reads the plaintext.
 func dialTLS(dial func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		raw, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
+		raw = rawIO(raw)
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			host = addr

@@ -18,8 +18,11 @@ type framer struct {
 	maxHead  int
 	state    fstate
 	headReq  bool // response side: the request was a HEAD
-	emptyAt  int  // in the last feed, where the head's final empty line began; -1: before it
-	m        message
+	// taint: response side, an interim (1xx) answer's head was bad; the
+	// final answer that follows is treated as ambiguous.
+	taint   bool
+	emptyAt int // in the last feed, where the head's final empty line began; -1: before it
+	m       message
 }
 
 // message is what the framer knows of the message being read. It is reset
@@ -28,13 +31,14 @@ type message struct {
 	head, lines, idx int
 	minor            byte
 	status           int
-	statusOK         bool // response: a valid status line was read
 	bad              reason
 	ambiguous        bool // response: a head the transport may frame unlike others
 	underscore       bool
 	upgrade          bool
 	trailer          bool
 	bol              bool // lenient: at the beginning of a line
+	inStatus         bool // response: in the status line
+	lax              laxStatus
 	teLines, clLines int
 	teBad, clBad     bool
 	cl               int64
@@ -191,12 +195,16 @@ func (f *framer) feed(b []byte) (int, fevent) {
 
 		// A head (or trailer) byte.
 		m.head++
+		if m.inStatus {
+			m.inStatus = m.lax.feed(c)
+		}
 		switch f.state {
 		case fsStart:
 			switch {
 			case f.response && c == 'H':
 				m.idx = 1
 				f.state = fsVersion
+				m.inStatus = m.lax.feed(c)
 			case f.response:
 				f.state = fsLost // not HTTP/1 (TLS, garbage): net/http fails it
 				return i, evLost
@@ -268,13 +276,14 @@ func (f *framer) feed(b []byte) (int, fevent) {
 			f.state = fsStartLF
 		case fsStatus: // SP 3DIGIT, then SP reason or the end of the line
 			switch {
+			case m.idx == 1 && c == ' ':
+				// More spaces before the code: net/http and the direct
+				// path's reader skip them too.
 			case m.idx == 0 && c == ' ', m.idx > 0 && m.idx < 4 && c >= '0' && c <= '9':
 				if m.idx > 0 {
 					m.status = m.status*10 + int(c-'0')
 				}
-				if m.idx++; m.idx == 4 {
-					m.statusOK = true // what follows is judged, not given up on
-				}
+				m.idx++
 			case m.idx == 4 && c == ' ':
 				f.state = fsReason
 			case m.idx == 4 && c == '\r':
@@ -282,8 +291,7 @@ func (f *framer) feed(b []byte) (int, fevent) {
 			case m.idx == 4 && c == '\n':
 				bad = reasonLineEnd
 			default:
-				f.state = fsLost
-				return i, evLost
+				bad = reasonStartLine
 			}
 		case fsReason:
 			switch {
@@ -385,10 +393,10 @@ func (f *framer) feed(b []byte) (int, fevent) {
 		if m.trailer {
 			return i, evBad
 		}
-		if f.response && !m.statusOK {
-			f.state = fsLost
-			return i, evLost
-		}
+		// A response's bad status line is followed too: net/http takes
+		// some the grammar does not (HTTP/1.2, HTTP/2.0, a code of +12),
+		// and would keep the connection after one the guard gave up on.
+		// Those it refuses end the connection whatever the guard adds.
 		if m.bad == reasonOK {
 			m.bad = bad
 		}
@@ -399,6 +407,9 @@ func (f *framer) feed(b []byte) (int, fevent) {
 		}
 	}
 	if f.state < fsBody && m.head > f.maxHead {
+		if m.trailer {
+			return len(b), evBad // after the head: as a broken chunk line
+		}
 		f.state = fsLost
 		return len(b), evLost
 	}
@@ -516,12 +527,30 @@ func (f *framer) endHead() fevent {
 	}
 	te := m.teLines > 0
 	if f.response {
-		m.ambiguous = m.bad != reasonOK || m.clBad || te && (m.teLines > 1 || m.teBad || m.minor == 0 || m.clLines > 0)
+		// The status is what net/http reads, which a bad head may still
+		// have: whether more answers follow on the connection is its call.
+		status, ok := m.lax.result()
+		if !ok {
+			f.state = fsLost // net/http refuses the answer and closes
+			return evHead
+		}
+		m.status = status
+		// A status under 100 (a code of 012) is a final answer to net/http
+		// and no answer at all to the direct path's reader.
+		ambiguous := m.bad != reasonOK || m.clBad || m.status < 100 ||
+			te && (m.teLines > 1 || m.teBad || m.minor == 0 || m.clLines > 0)
+		if m.status >= 100 && m.status < 200 && m.status != http.StatusSwitchingProtocols {
+			// net/http reads on to the final answer, whatever this one
+			// says of its connection: that one must carry the close.
+			f.taint = f.taint || ambiguous
+			f.state = fsStart
+			return evHead
+		}
+		m.ambiguous = ambiguous || f.taint
+		f.taint = false
 		switch {
 		case m.ambiguous, m.status == http.StatusSwitchingProtocols:
 			f.state = fsLost
-		case m.status < 200: // 1xx: the final response follows
-			f.state = fsStart
 		case f.headReq || m.status == http.StatusNoContent || m.status == http.StatusNotModified:
 			f.state = fsStart
 		case te:
@@ -612,4 +641,97 @@ func fnv32(s string) uint32 {
 		h = (h ^ uint32(s[i])) * fnvPrime32
 	}
 	return h
+}
+
+// laxStatus reads a status line as net/http's ReadResponse does, which is
+// more lenient than the grammar: a proto of "HTTP/" and any digit, point
+// and digit; one or more spaces; a code of three bytes that strconv.Atoi
+// reads as 0 or more ("+12", "012"); then a space or the end of the line
+// (at LF, a CR before it dropped).
+type laxStatus struct {
+	n       uint8 // bytes of the proto read
+	stage   uint8 // laxProto, laxSpaces, laxCode, laxRest, laxRefused
+	code    [4]byte
+	codeLen uint8
+	cr      bool // a CR in the code, which is dropped if LF follows
+	done    bool // the line ended
+}
+
+const (
+	laxProto = iota
+	laxSpaces
+	laxCode
+	laxRest
+	laxRefused
+)
+
+// feed reads one byte of the status line and reports whether the line
+// goes on.
+func (l *laxStatus) feed(c byte) bool {
+	if c == '\n' {
+		l.cr = false
+		l.done = true
+		return false
+	}
+	switch l.stage {
+	case laxProto:
+		const proto = "HTTP/0.0 "
+		switch {
+		case l.n == 5 || l.n == 7:
+			if !isDigit(c) {
+				l.stage = laxRefused
+			}
+		case c != proto[l.n]:
+			l.stage = laxRefused
+		}
+		if l.n++; int(l.n) == len(proto) && l.stage == laxProto {
+			l.stage = laxSpaces
+		}
+	case laxSpaces:
+		if c == ' ' {
+			break
+		}
+		l.stage = laxCode
+		fallthrough
+	case laxCode:
+		if l.cr {
+			l.cr = false
+			l.add('\r')
+		}
+		switch c {
+		case ' ':
+			l.stage = laxRest
+		case '\r':
+			l.cr = true
+		default:
+			l.add(c)
+		}
+	}
+	return true
+}
+
+func (l *laxStatus) add(c byte) {
+	if l.codeLen < uint8(len(l.code)) {
+		l.code[l.codeLen] = c
+		l.codeLen++
+	}
+}
+
+// result is the status net/http reads, and whether it reads one.
+func (l *laxStatus) result() (int, bool) {
+	if !l.done || (l.stage != laxCode && l.stage != laxRest) || l.codeLen != 3 {
+		return 0, false
+	}
+	code, neg := l.code[:3], l.code[0] == '-'
+	if code[0] == '+' || neg {
+		code = code[1:]
+	}
+	v := 0
+	for _, c := range code {
+		if !isDigit(c) {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, !neg || v == 0 // net/http refuses a negative code, not "-00"
 }

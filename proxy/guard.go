@@ -455,8 +455,15 @@ func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Con
 }
 
 // maxResponseHead is how much of a response head the upstream guard
-// follows; past it (net/http allows 10 MiB), it steps aside.
-const maxResponseHead = 1 << 20
+// follows; past it, it steps aside. The proxy's readers of answers (its
+// own, and net/http's transport, whose default is 10 MiB) take at most
+// maxUpstreamHead, half as much, so the guard never gives up on a head a
+// reader takes (a review found net/http reusing a connection after a
+// 1.1 MiB head the guard had stopped following).
+const (
+	maxResponseHead = 1 << 20
+	maxUpstreamHead = maxResponseHead / 2
+)
 
 var closeField = []byte("Connection: close\r\n")
 
@@ -469,7 +476,8 @@ var closeField = []byte("Connection: close\r\n")
 // net/http's transport never pipelines, so requests and responses
 // alternate.
 //
-// Over TLS the guard sees ciphertext and steps aside at the first byte.
+// Over a TLS upstream the guard sits above TLS (dialTLS) and reads the
+// plaintext; it has no socket to peek at there (socketHasBytes).
 type upstreamConn struct {
 	net.Conn
 	fresh atomic.Bool // a final answer ended, or none was asked for: a Write begins a request
@@ -482,7 +490,15 @@ type upstreamConn struct {
 	f      framer // Read's own
 	heldCR bool   // a CR that may begin a head's final empty line, held back
 	pend   []byte // output not yet returned
+	broken error  // the answer's body broke its framing: Read returns this after pend
 }
+
+// errBrokenBody ends an answer whose chunked body broke the grammar. The
+// head went through as it was, so the close cannot be asked for in it;
+// net/http may read such a body to an end the guard does not see, and
+// would reuse the connection past it. Failing the read ends the
+// connection instead, as the direct path's reader does for the same bytes.
+var errBrokenBody = errors.New("upstream answer's chunked body broke the HTTP/1.1 grammar")
 
 // SyscallConn reaches the socket, for h1Transport's check of an idle
 // connection (a peek, which the framer does not see).
@@ -560,6 +576,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		c.pend = c.pend[n:]
 		return n, nil
 	}
+	if c.broken != nil {
+		return 0, c.broken
+	}
 	for {
 		if c.holdWriteErr {
 			c.reading.Store(true)
@@ -578,6 +597,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		k := c.process(p, n)
 		if c.f.state == fsStart && c.f.m.status >= 200 {
 			c.fresh.Store(true) // not after a 1xx: the request's body may follow
+		}
+		if k == 0 && c.broken != nil {
+			return 0, c.broken
 		}
 		if k > 0 || err != nil {
 			return k, err
@@ -602,7 +624,13 @@ func (c *upstreamConn) process(p []byte, n int) int {
 			break // the framer is lost: the rest passes as it is
 		}
 		off += k
-		if ev == evLost || ev == evBad {
+		if ev == evBad {
+			c.f.lose()
+			c.broken = errBrokenBody
+			n, b = off, b[:off] // what came before the break passes
+			break
+		}
+		if ev == evLost {
 			c.f.lose()
 			break
 		}

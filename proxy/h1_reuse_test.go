@@ -25,8 +25,14 @@ type scripted struct {
 
 func startScripted(t *testing.T, script func(n, k int, c net.Conn) bool) *scripted {
 	t.Helper()
-	s := &scripted{ln: listen(t), script: script}
-	s.url = "http://" + s.ln.Addr().String()
+	return startScriptedOn(t, listen(t), "http", script)
+}
+
+// startScriptedOn is startScripted on ln (a TLS listener with "https").
+func startScriptedOn(t *testing.T, ln net.Listener, scheme string, script func(n, k int, c net.Conn) bool) *scripted {
+	t.Helper()
+	s := &scripted{ln: ln, script: script}
+	s.url = scheme + "://" + s.ln.Addr().String()
 	t.Cleanup(func() { s.ln.Close() })
 	go func() {
 		for {
@@ -62,7 +68,19 @@ func (s *scripted) serve(c net.Conn) {
 // get sends one request through the proxy and returns its final answer.
 func (s *scripted) get(t *testing.T) rawResponse {
 	t.Helper()
-	all, _ := exchange(t, s.proxyAddr, "GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
+	return s.send(t, false)
+}
+
+// send sends a GET, or with withBody a POST with a body (which takes
+// ReverseProxy and net/http's transport, not the direct path), and
+// returns its final answer.
+func (s *scripted) send(t *testing.T, withBody bool) rawResponse {
+	t.Helper()
+	raw := "GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	if withBody {
+		raw = "POST /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1\r\n\r\nz"
+	}
+	all, _ := exchange(t, s.proxyAddr, raw, 5*time.Second)
 	var final []rawResponse
 	for _, r := range all {
 		if r.status >= 200 { // 1xx answers forwarded before the final one
@@ -76,59 +94,82 @@ func (s *scripted) get(t *testing.T) rawResponse {
 }
 
 // The proxy's reader and the upstream guard read the same bytes. Where the
-// guard gives up on a connection's framing (an odd but readable answer),
-// it can no longer mark a later ambiguous answer "Connection: close", so
-// the connection must not be reused at all: else what the upstream framed
-// one way and the reader another becomes the next user's answer.
+// guard could not mark a later ambiguous answer "Connection: close", the
+// connection must not be reused at all: else what the upstream framed one
+// way and the reader another becomes the next user's answer. Odd answers
+// both readers take are followed, and the ambiguous one after them is
+// marked.
 func TestH1NoReuseOnceTheGuardLosesTheFraming(t *testing.T) {
 	t.Parallel()
 	var atLimit strings.Builder
 	atLimit.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n")
-	for atLimit.Len() < maxResponseHead {
-		line := "X-Pad: " + strings.Repeat("p", min(1000, maxResponseHead-atLimit.Len()-len("X-Pad: \r\n"))) + "\r\n"
+	for atLimit.Len() < maxUpstreamHead-2 {
+		line := "X-Pad: " + strings.Repeat("p", min(1000, maxUpstreamHead-2-atLimit.Len()-len("X-Pad: \r\n"))) + "\r\n"
 		atLimit.WriteString(line)
 	}
-	for _, tc := range []struct{ name, first string }{
-		{"two spaces in the status line", "HTTP/1.1  200 OK\r\nContent-Length: 3\r\n\r\nodd"},
-		{"a head at the size limit", atLimit.String() + "\r\nodd"},
-		{"a 103 with bare LF line ends", "HTTP/1.1 103 Early Hints\nLink: </a.css>\n\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nodd"},
+	const refused = 502
+	for _, tc := range []struct {
+		name, first string
+		status      int  // of the first answer: 200 (body "odd") or refused
+		followed    bool // the guard follows the answer: its connection is reused
+	}{
+		// Both readers take these, and so does the guard since a review
+		// found net/http reusing connections after them (2026-12-07).
+		{"two spaces in the status line", "HTTP/1.1  200 OK\r\nContent-Length: 3\r\n\r\nodd", 200, true},
+		{"a head at the readers' size limit", atLimit.String() + "\r\nodd", 200, true},
+		// A bad interim answer: the final one is marked "Connection: close".
+		{"a 103 with bare LF line ends", "HTTP/1.1 103 Early Hints\nLink: </a.css>\n\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nodd", 200, false},
+		// Refused by both paths (net/http's transport takes them): the
+		// connection is not reused.
+		{"a head past the readers' size limit", strings.Replace(atLimit.String(), "X-Pad: ", "X-Pad: pp", 1) + "\r\nodd", refused, false},
+		{"HTTP/1.2", "HTTP/1.2 200 OK\r\nContent-Length: 3\r\n\r\nodd", refused, false},
+		{"HTTP/2.0", "HTTP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nodd", refused, false},
+		{"a code of 012", "HTTP/1.1 012 Odd\r\nContent-Length: 3\r\n\r\nodd", refused, false},
+		{"a code of +12", "HTTP/1.1 +12 Odd\r\nContent-Length: 3\r\n\r\nodd", refused, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			const (
-				ambiguous = "HTTP/1.1 200 OK\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n"
-				// What the upstream framed by Content-Length, then its real answer.
-				poison = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Poison: 1\r\n\r\npoisoned"
-				next   = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
-			)
-			s := startScripted(t, func(n, k int, c net.Conn) bool {
-				answer := next
-				switch {
-				case n == 0:
-					answer = tc.first
-				case k == 1:
-					answer = ambiguous
-				case k == 2:
-					answer = poison + next
+		for _, withBody := range []bool{false, true} {
+			name := tc.name + map[bool]string{false: ", direct path", true: ", ReverseProxy"}[withBody]
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				const (
+					ambiguous = "HTTP/1.1 200 OK\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n"
+					// What the upstream framed by Content-Length, then its real answer.
+					poison = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Poison: 1\r\n\r\npoisoned"
+					next   = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
+				)
+				s := startScripted(t, func(n, k int, c net.Conn) bool {
+					answer := next
+					switch {
+					case n == 0:
+						answer = tc.first
+					case k == 1:
+						answer = ambiguous
+					case k == 2:
+						answer = poison + next
+					}
+					_, err := io.WriteString(c, answer)
+					return err == nil
+				})
+				if r := s.send(t, withBody); r.status != tc.status || tc.status == 200 && r.body != "odd" {
+					t.Fatalf("first answer %d %q, want %d", r.status, r.body, tc.status)
 				}
-				_, err := io.WriteString(c, answer)
-				return err == nil
+				// Followed, the connection's second answer is the ambiguous
+				// one, after which it is closed; else a new connection's is.
+				wants, conns := []string{"first", "next", "first"}, int32(2)
+				if !tc.followed {
+					eventually(t, 3*time.Second, "the connection closed", func() bool { return s.closed.Load() == 1 })
+					wants, conns = []string{"next", "first", "next"}, 3
+				}
+				for i, want := range wants {
+					if r := s.send(t, withBody); r.body != want || r.header.Get("X-Poison") != "" {
+						t.Errorf("request %d: %d %q (X-Poison %q), want %q", i+2, r.status, r.body, r.header.Get("X-Poison"), want)
+					}
+				}
+				if n := s.conns.Load(); n != conns {
+					t.Errorf("four requests took %d upstream connections, want %d", n, conns)
+				}
 			})
-			if r := s.get(t); r.body != "odd" {
-				t.Fatalf("first answer %d %q", r.status, r.body)
-			}
-			eventually(t, 3*time.Second, "the connection the guard gave up on closed", func() bool { return s.closed.Load() == 1 })
-			// A new connection: its second answer is the ambiguous one,
-			// after which it is closed too.
-			for i, want := range []string{"next", "first", "next"} {
-				if r := s.get(t); r.body != want || r.header.Get("X-Poison") != "" {
-					t.Errorf("request %d: %d %q (X-Poison %q), want %q", i+2, r.status, r.body, r.header.Get("X-Poison"), want)
-				}
-			}
-			if n := s.conns.Load(); n != 3 {
-				t.Errorf("four requests took %d upstream connections, want 3", n)
-			}
-		})
+		}
 	}
 }
 

@@ -42,7 +42,7 @@ func readResponse(br *bufio.Reader, hbuf *[]byte, req *http.Request) (*http.Resp
 	if _, err := br.Peek(1); err != nil {
 		return nil, bodyFraming{}, &errNothingRead{err}
 	}
-	head, err := readHead(br, (*hbuf)[:0], maxResponseHead, false)
+	head, err := readHead(br, (*hbuf)[:0], maxUpstreamHead, false)
 	*hbuf = head
 	if err != nil {
 		return nil, bodyFraming{}, err
@@ -60,11 +60,12 @@ func readHead(br *bufio.Reader, b []byte, max int, crlf bool) ([]byte, error) {
 		if err == nil && crlf && (len(line) < 2 || line[len(line)-2] != '\r') && !(partial && len(line) == 1 && len(b) > 0 && b[len(b)-1] == '\r') {
 			return b, errors.New("malformed trailer: a line not ended by CRLF")
 		}
-		if err == nil && !partial && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
-			return b, nil
-		}
+		// The empty line counts, as net/http's transport counts it.
 		if len(b)+len(line) > max {
 			return b, fmt.Errorf("response head larger than %d bytes", max)
+		}
+		if err == nil && !partial && (len(line) == 1 || len(line) == 2 && line[0] == '\r') {
+			return b, nil
 		}
 		b = append(b, line...)
 		partial = err == bufio.ErrBufferFull

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -56,5 +58,38 @@ func TestTLSUpstreamChild(t *testing.T) {
 	resp, body = post(e, "/api/orders/1", "pay=1")
 	if resp.StatusCode != 200 || body != "HTTP/1.1 POST pay=1" {
 		t.Fatalf("POST over TLS: %d %q", resp.StatusCode, body)
+	}
+
+	// The upstream guard reads a TLS upstream's plaintext: an answer with
+	// both framings closes its connection, and what the upstream framed
+	// otherwise never answers the next request. (Under TLS, the guard saw
+	// ciphertext and stepped aside: the second request got "poisoned".)
+	hs := httptest.NewUnstartedServer(http.NotFoundHandler())
+	hs.StartTLS()
+	cfg := hs.TLS.Clone()
+	hs.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ambiguous = "HTTP/1.1 200 OK\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n"
+		poison    = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Poison: 1\r\n\r\npoisoned"
+	)
+	s := startScriptedOn(t, ln, "https", func(n, k int, c net.Conn) bool {
+		answer := ambiguous
+		if k > 0 {
+			answer = poison
+		}
+		_, err := io.WriteString(c, answer)
+		return err == nil
+	})
+	for i, withBody := range []bool{false, true, false, true} {
+		if r := s.send(t, withBody); r.status != 200 || r.body != "first" || r.header.Get("X-Poison") != "" {
+			t.Errorf("request %d over TLS: %d %q (X-Poison %q), want the first answer", i, r.status, r.body, r.header.Get("X-Poison"))
+		}
+	}
+	if n := s.conns.Load(); n != 4 {
+		t.Errorf("four answers with both framings took %d TLS connections, want 4", n)
 	}
 }
