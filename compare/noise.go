@@ -129,7 +129,7 @@ func (n *Noise) learn(fields []noiseDiff) map[noiseField]shape {
 	}
 	next := maps.Clone(cur)
 	for _, f := range fields {
-		if f.shape == shapeAbsent {
+		if !learnable(f) {
 			continue
 		}
 		k := f.normalized()
@@ -143,11 +143,23 @@ func (n *Noise) learn(fields []noiseDiff) map[noiseField]shape {
 	return next
 }
 
+// maxNoiseWhere bounds the place of a learned field: the set keeps at most
+// max fields, and without it each could be as long as an answer (a JSON
+// key of 64 KiB, taken from the request). A longer place is dropped from
+// the comparison it was seen in, not remembered.
+const maxNoiseWhere = 1 << 10
+
+// learnable reports whether a noisy field may be remembered: not a member
+// missing on one side (see shape), and not a place past maxNoiseWhere.
+func learnable(f noiseDiff) bool {
+	return f.shape != shapeAbsent && len(f.where) <= maxNoiseWhere
+}
+
 // hasNew reports whether fields hold a wider shape at a known place, or a
 // new place while the set holds fewer than max.
 func hasNew(set map[noiseField]shape, fields []noiseDiff, max int) bool {
 	for _, f := range fields {
-		if f.shape == shapeAbsent {
+		if !learnable(f) {
 			continue
 		}
 		if old, ok := set[f.normalized()]; ok && old < f.shape || !ok && len(set) < max {

@@ -3,6 +3,7 @@ package compare_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -145,6 +146,25 @@ func TestNoiseIsBounded(t *testing.T) {
 	res = noise.Compare(a, b, nil, nil, r)
 	if res.Noisy != 2 || len(res.Differences) != 2 {
 		t.Errorf("later: noisy %d, %d differences; want 2 and 2", res.Noisy, len(res.Differences))
+	}
+}
+
+// A noisy field whose place is longer than 1 KiB (a JSON key taken from
+// the request) is noise for the comparison it was seen in, but not
+// remembered: the set's bound is on fields, and each could be as long as
+// an answer.
+func TestNoiseForgetsLongPlaces(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	key := strings.Repeat("k", 2<<10)
+	a := jsonResp(`{"` + key + `":1,"short":1}`)
+	b := jsonResp(`{"` + key + `":2,"short":2}`)
+	if res := noise.Compare(a, b, a, b, r); res.Outcome != compare.Match || res.Noisy != 2 {
+		t.Errorf("got %v, noisy %d; want a match with both fields noisy", res.Outcome, res.Noisy)
+	}
+	if got := noise.Fields(); !slices.Equal(got, []string{"/short"}) {
+		t.Errorf("learned %q, want only /short", got)
 	}
 }
 

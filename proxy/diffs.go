@@ -18,6 +18,13 @@ import (
 const (
 	samplesPerRoute = 100
 	sampleBodyBytes = 4 << 10
+	// sampleDiffBytes bounds a sample's differences together, and
+	// samplePointerBytes each one's JSON Pointer: the comparator bounds
+	// values, but a pointer is as long as the keys on its way, and a key
+	// can be as long as an answer (one taken from the request: a review
+	// stored 6 MiB a sample).
+	sampleDiffBytes    = 64 << 10
+	samplePointerBytes = 1 << 10
 )
 
 // DiffSample is one mismatched comparison, as GET /api/diffs shows it.
@@ -47,16 +54,41 @@ type SampleSide struct {
 }
 
 func newSample(p *shadowPair, res compare.Result) DiffSample {
-	return DiffSample{
+	s := DiffSample{
 		Time:        p.queued.UTC(), // when the request came, not when the pool compared it
 		Route:       p.rt.name,
 		Method:      p.req.Method,
 		Path:        redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
 		Primary:     sampleSide(p.primaryBackend(), &p.primary, p.primaryDur),
 		Shadow:      sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur),
-		Differences: res.Differences,
-		Omitted:     res.Omitted,
 	}
+	s.Differences, s.Omitted = boundDifferences(res.Differences, res.Omitted)
+	return s
+}
+
+// boundDifferences keeps the differences that fit in sampleDiffBytes (the
+// first one always), with each pointer cut to samplePointerBytes, and
+// counts the rest as omitted.
+func boundDifferences(diffs []compare.Difference, omitted int) ([]compare.Difference, int) {
+	out := make([]compare.Difference, 0, len(diffs))
+	size := 0
+	for i, d := range diffs {
+		if len(d.Pointer) > samplePointerBytes {
+			p := d.Pointer[:samplePointerBytes]
+			for len(p) > 0 && !utf8.ValidString(p) && len(p) > samplePointerBytes-utf8.UTFMax {
+				p = p[:len(p)-1] // do not cut a character in half
+			}
+			d.Pointer = p + "…"
+			d.Note = strings.TrimPrefix(d.Note+"; pointer longer than "+strconv.Itoa(samplePointerBytes)+" bytes is shown as its start", "; ")
+		}
+		n := len(d.Pointer) + len(d.Header) + len(d.Primary) + len(d.Shadow) + len(d.Note)
+		if size+n > sampleDiffBytes && len(out) > 0 {
+			return out, omitted + len(diffs) - i
+		}
+		size += n
+		out = append(out, d)
+	}
+	return out, omitted
 }
 
 func sampleSide(backend string, c *capture, d time.Duration) SampleSide {

@@ -281,10 +281,20 @@ func (u *upstream) appendForwardHead(b []byte, r *http.Request) ([]byte, error) 
 // the chain).
 func forwardedFor(r *http.Request) string {
 	ip := peerIP(r.RemoteAddr)
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		return strings.Join(prior, ", ") + ", " + ip
+	prior := r.Header["X-Forwarded-For"]
+	if len(prior) == 1 && strings.TrimSpace(prior[0]) != "" {
+		return prior[0] + ", " + ip // the common case: one line
 	}
-	return ip
+	var b strings.Builder
+	for _, v := range prior {
+		// An empty line adds no hop: ", 10.0.0.1" would read as one.
+		if v = strings.TrimSpace(v); v != "" {
+			b.WriteString(v)
+			b.WriteString(", ")
+		}
+	}
+	b.WriteString(ip)
+	return b.String()
 }
 
 // joinedPath is the path ReverseProxy's SetURL sends for a target with a

@@ -401,6 +401,10 @@ func (w *recorder) WriteHeader(code int) {
 	}
 	if code < 200 && code != http.StatusSwitchingProtocols {
 		w.informed = true
+		// The interim answer's own hop-by-hop fields (RFC 9110 §7.6.1),
+		// on both paths: the header map holds it alone here, and both
+		// clear it after.
+		removeHopByHop(w.Header())
 	}
 	// 1xx answers (103 Early Hints) precede the final one; 101 is final.
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
@@ -424,6 +428,13 @@ func (w *recorder) WriteHeader(code int) {
 			// the answer is what it does for an unread body in any case
 			// past 256 KiB.
 			w.Header().Set("Connection", "close")
+		}
+		if h := w.Header(); h["Content-Type"] == nil {
+			// Go's server would sniff the body and add a Content-Type the
+			// upstream never sent (text/html for an upload served with
+			// nosniff and no type on purpose): a nil value keeps it out,
+			// as nginx and Envoy leave it.
+			h["Content-Type"] = nil
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
