@@ -55,12 +55,12 @@ type SampleSide struct {
 
 func newSample(p *shadowPair, res compare.Result) DiffSample {
 	s := DiffSample{
-		Time:        p.queued.UTC(), // when the request came, not when the pool compared it
-		Route:       p.rt.name,
-		Method:      p.req.Method,
-		Path:        redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
-		Primary:     sampleSide(p.primaryBackend(), &p.primary, p.primaryDur),
-		Shadow:      sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur),
+		Time:    p.queued.UTC(), // when the request came, not when the pool compared it
+		Route:   p.rt.name,
+		Method:  p.req.Method,
+		Path:    redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
+		Primary: sampleSide(p.primaryBackend(), &p.primary, p.primaryDur),
+		Shadow:  sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur),
 	}
 	s.Differences, s.Omitted = boundDifferences(res.Differences, res.Omitted)
 	return s
