@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,12 @@ var durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .0
 // Metrics are the proxy's Prometheus series, registered on one registry
 // per server so that tests and embedded servers stay isolated.
 type Metrics struct {
+	// retiredMu guards retired: the routes forgetRoute deleted, whose
+	// series codeCounters must not bind again (a request in flight at the
+	// reload that removed its route would bring one back for good).
+	retiredMu sync.Mutex
+	retired   map[string]bool
+
 	requests         *prometheus.CounterVec
 	duration         *prometheus.HistogramVec
 	percent          *prometheus.GaugeVec
@@ -151,11 +158,14 @@ type backendMetrics struct {
 }
 
 func (m *Metrics) bindBackend(route, backend string) *backendMetrics {
+	m.retiredMu.Lock()
+	delete(m.retired, route) // back in a config
+	m.retiredMu.Unlock()
 	bm := &backendMetrics{
 		primary: m.duration.WithLabelValues(route, backend, rolePrimary),
 		errors:  map[string]prometheus.Counter{},
 	}
-	bm.codes.vec, bm.codes.route, bm.codes.backend = m.requests, route, backend
+	bm.codes.m, bm.codes.route, bm.codes.backend = m, route, backend
 	for _, k := range []string{errConnect, errTimeout, errReset, errCanceled} {
 		bm.errors[k] = m.upstreamErrors.WithLabelValues(route, backend, k)
 	}
@@ -165,7 +175,7 @@ func (m *Metrics) bindBackend(route, backend string) *backendMetrics {
 // codeCounters binds strangler_requests_total children per status code
 // lazily: codes are few in practice but not known in advance.
 type codeCounters struct {
-	vec            *prometheus.CounterVec
+	m              *Metrics
 	route, backend string
 	byCode         [600]atomic.Pointer[prometheus.Counter]
 }
@@ -176,15 +186,35 @@ func (c *codeCounters) inc(code int) {
 	}
 	p := c.byCode[code].Load()
 	if p == nil {
-		counter := c.vec.WithLabelValues(c.route, c.backend, strconv.Itoa(code))
-		p = &counter
-		c.byCode[code].Store(p)
+		if p = c.bind(code); p == nil {
+			return // the route is gone from the config
+		}
 	}
 	(*p).Inc()
 }
 
+// bind makes the series of a code the first time it is seen, unless the
+// route was forgotten meanwhile; under retiredMu, so that forgetRoute
+// cannot run between the check and the binding.
+func (c *codeCounters) bind(code int) *prometheus.Counter {
+	c.m.retiredMu.Lock()
+	defer c.m.retiredMu.Unlock()
+	if c.m.retired[c.route] {
+		return nil
+	}
+	counter := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(code))
+	c.byCode[code].Store(&counter)
+	return &counter
+}
+
 // forgetRoute deletes every series of a route the config no longer has.
 func (m *Metrics) forgetRoute(name string) {
+	m.retiredMu.Lock()
+	defer m.retiredMu.Unlock()
+	if m.retired == nil {
+		m.retired = map[string]bool{}
+	}
+	m.retired[name] = true
 	l := prometheus.Labels{"route": name}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.requests, m.duration, m.percent, m.upstreamErrors, m.comparisons, m.mismatches,

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,14 +14,41 @@ import (
 // an ejection gauge stay at 1 and its alert never clear.
 func TestReloadRemovedRouteLosesItsSeries(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, twoRoutes, flagJSON("orders-percent", 10, "users-percent", 100), nil, nil)
+	// A request in flight through the reload, answered with a status the
+	// route had not seen, must not bring a series of it back for good.
+	hold, arrived := make(chan struct{}), make(chan struct{})
+	service := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/users/slow" {
+			close(arrived)
+			<-hold
+			w.WriteHeader(http.StatusTeapot)
+			return
+		}
+		w.Header().Set("X-Served-By", "service")
+	})
+	e := newEnv(t, twoRoutes, flagJSON("orders-percent", 10, "users-percent", 100), nil, service)
 	const series = `strangler_route_percent{route="users"}`
 	if v := e.metric(series); v != 100 {
 		t.Fatalf("%s = %v before the reload", series, v)
 	}
+	inFlight := make(chan int)
+	go func() {
+		resp, _ := e.get("/api/users/slow")
+		inFlight <- resp.StatusCode
+	}()
+	<-arrived
 	e.rewriteConfig(basicConfig) // route users removed
 	if err := e.srv.ReloadFile(e.configPath()); err != nil {
 		t.Fatal(err)
+	}
+	close(hold)
+	if code := <-inFlight; code != http.StatusTeapot {
+		t.Fatalf("the request in flight got %d", code)
+	}
+	for _, gone := range []string{`strangler_requests_total{backend="service",code="418",route="users"}`, `strangler_flag_errors_total{flag="users-percent"}`} {
+		if v := e.metric(gone); v != -1 {
+			t.Errorf("route users was removed by a reload, but /metrics still says %s %v", gone, v)
+		}
 	}
 	if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "monolith" {
 		t.Fatal("route users still routed after its removal")

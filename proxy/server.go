@@ -134,6 +134,18 @@ func (s *Server) install(t *table) {
 				s.statesMu.Unlock()
 			}
 		}
+		// A flag's error series goes with the last route that reads it.
+		inUse := map[string]bool{}
+		for _, rt := range t.routes {
+			inUse[rt.cfg.Flag], inUse[rt.cfg.Shadow.Flag] = true, true
+		}
+		for _, rt := range old.routes {
+			for _, f := range []string{rt.cfg.Flag, rt.cfg.Shadow.Flag} {
+				if f != "" && !inUse[f] {
+					s.metrics.flagErrors.DeleteLabelValues(f)
+				}
+			}
+		}
 	}
 	s.publishPercents()
 }
