@@ -47,8 +47,9 @@ type upstream struct {
 // upstream with the same timeouts, since it keeps one pool per upstream
 // address inside it; a route that overrides its timeouts gets its own.
 type transports struct {
-	mu sync.Mutex
-	m  map[Timeouts]*h1Transport
+	mu    sync.Mutex
+	m     map[Timeouts]*h1Transport
+	hosts map[Timeouts]map[string]bool // what the installed table sends to, by transport (retain)
 }
 
 func (ts *transports) get(t Timeouts) *h1Transport {
@@ -85,6 +86,54 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 		idle: time.Duration(t.Idle), maxIdle: std.MaxIdleConnsPerHost}
 	ts.m[t] = tr
 	return tr
+}
+
+// retain lets go of what the installed table's routes no longer send to
+// (uses, those of the primary transports, or with shadow of the shadow
+// ones): a transport no route's timeouts name any more, and an upstream's
+// pool; their idle connections are closed now. net/http's transport keeps
+// one pool for all of a key's hosts, so all its idle connections close
+// when one of its hosts goes: a few new connections after such a reload.
+// A request of the old table still in flight finishes on them, and its
+// connection is closed when it has idled for the idle timeout. Else each
+// reload that changed a timeout or an address kept a transport and its
+// pools for good, and a removed upstream's connections for a minute and
+// a half.
+func (ts *transports) retain(uses []upstreamUse, shadow bool) {
+	keep := map[Timeouts]map[string]bool{}
+	for _, u := range uses {
+		if u.shadow != shadow {
+			continue
+		}
+		if keep[u.key] == nil {
+			keep[u.key] = map[string]bool{}
+		}
+		keep[u.key][u.host] = true
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for key, tr := range ts.m {
+		hosts, ok := keep[key]
+		if !ok {
+			delete(ts.m, key)
+			tr.CloseIdleConnections()
+			continue
+		}
+		tr.pools.Range(func(host, p any) bool {
+			if !hosts[host.(string)] {
+				tr.pools.Delete(host)
+				p.(*h1Pool).closeIdle()
+			}
+			return true
+		})
+		for host := range ts.hosts[key] {
+			if !hosts[host] {
+				tr.std.CloseIdleConnections()
+				break
+			}
+		}
+	}
+	ts.hosts = keep
 }
 
 func (ts *transports) closeIdle() {

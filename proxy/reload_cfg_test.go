@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A route removed by a reload loses its per-route series: the percent
@@ -169,5 +174,63 @@ func TestReloadJudgesStickyHeadersByTheRunningLimits(t *testing.T) {
 	}
 	if got := e.srv.table.Load().routes[0].cfg.Sticky; got != "header:X-User-Id" {
 		t.Errorf("the running route's sticky is %q after a refused reload", got)
+	}
+}
+
+// A reload lets go of what the new routes no longer send to: the idle
+// connections to a removed upstream close at once (not at the idle
+// timeout), and transports of timeouts no route names any more are
+// dropped, however many reloads changed them.
+func TestReloadReleasesUnusedUpstreams(t *testing.T) {
+	t.Parallel()
+	var opened, closed atomic.Int32
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", "other")
+	}))
+	other.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	other.Start()
+	t.Cleanup(other.Close)
+	withUsers := basicConfig + "  - name: users\n    path: /api/users/*\n    service: " + other.URL + "\n"
+	e := newEnv(t, withUsers, flagJSON("orders-percent", 0, "users-percent", 100), nil, nil)
+	for _, path := range []string{"/api/users/1", "/api/users/2"} { // the direct path
+		if resp, _ := e.get(path); resp.Header.Get("X-Served-By") != "other" {
+			t.Fatalf("%s not served by the users service", path)
+		}
+	}
+	if resp, _ := post(e, "/api/users/3", "x"); resp.Header.Get("X-Served-By") != "other" { // net/http's transport
+		t.Fatal("POST not served by the users service")
+	}
+	if opened.Load() == 0 || closed.Load() == opened.Load() {
+		t.Fatalf("%d connections opened, %d closed: none pooled", opened.Load(), closed.Load())
+	}
+	e.rewriteConfig(basicConfig) // route users removed
+	if err := e.srv.ReloadFile(e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the pooled connections to the removed upstream closed", func() bool {
+		return closed.Load() == opened.Load()
+	})
+
+	for i := range 20 {
+		e.rewriteConfig(basicConfig + fmt.Sprintf("    timeouts: {response_header: %ds}\n    shadow: {percent: 0, timeout: %ds}\n", i+1, i+1))
+		if err := e.srv.ReloadFile(e.configPath()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.srv.ts.mu.Lock()
+	n := len(e.srv.ts.m)
+	e.srv.ts.mu.Unlock()
+	e.srv.shadowTS.mu.Lock()
+	ns := len(e.srv.shadowTS.m)
+	e.srv.shadowTS.mu.Unlock()
+	if n > 2 || ns > 1 {
+		t.Errorf("after 20 reloads with new timeouts: %d primary and %d shadow transports, want 2 and 1", n, ns)
 	}
 }

@@ -120,6 +120,8 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 // on showing it (its percent, or an ejection that never clears).
 func (s *Server) install(t *table) {
 	old := s.table.Swap(t)
+	s.ts.retain(t.uses, false)
+	s.shadowTS.retain(t.uses, true)
 	for _, rt := range t.routes {
 		rt.eject.cfg.Store(rt.ejectCfg)
 	}

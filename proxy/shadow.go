@@ -821,9 +821,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 	}
 	monolithURL, _ := parseUpstream(cfg.Monolith)
 	serviceURL, _ := parseUpstream(rc.Service)
-	t := rc.Timeouts
-	t.ResponseHeader = sc.Timeout
-	tr := s.shadowTS.get(t)
+	tr := s.shadowTS.get(shadowTimeouts(rc))
 	for _, side := range []struct {
 		up      **upstream
 		backend string
@@ -837,6 +835,14 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		})
 	}
 	return sh, nil
+}
+
+// shadowTimeouts are a route's copies' timeouts: its own, with the
+// shadow's timeout for the answer's head.
+func shadowTimeouts(rc Route) Timeouts {
+	t := rc.Timeouts
+	t.ResponseHeader = rc.Shadow.Timeout
+	return t
 }
 
 // routeState returns what the named route has learned so far.

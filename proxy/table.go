@@ -21,6 +21,15 @@ type table struct {
 	routes    []*route            // in config order, for the admin API
 	trusted   []netip.Prefix
 	rctx      sync.Pool // chi route contexts, reused across requests
+	uses      []upstreamUse
+}
+
+// upstreamUse is a pool a table's routes send to: the transport's key
+// among the primary (or shadow) transports, and the upstream's host.
+type upstreamUse struct {
+	shadow bool
+	key    Timeouts
+	host   string
 }
 
 // route is one compiled config route.
@@ -65,6 +74,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 			metrics: m.bindBackend(defaultRoute, backendMonolith), log: log, tracing: s.tracing,
 		}),
 	}
+	t.uses = append(t.uses, upstreamUse{key: cfg.Timeouts, host: monolithURL.Host})
 	// chi serves only as the matcher: Find gives the most specific pattern
 	// for the method without wrapping the request in a new context, so the
 	// handlers registered here are never called.
@@ -110,6 +120,10 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 		if rt.shadow, err = s.compileShadow(cfg, rc); err != nil {
 			return nil, err
 		}
+		t.uses = append(t.uses,
+			upstreamUse{key: rc.Timeouts, host: monolithURL.Host}, upstreamUse{key: rc.Timeouts, host: serviceURL.Host},
+			upstreamUse{shadow: true, key: shadowTimeouts(rc), host: monolithURL.Host},
+			upstreamUse{shadow: true, key: shadowTimeouts(rc), host: serviceURL.Host})
 		t.byPattern[rc.Path] = append(t.byPattern[rc.Path], rt)
 		t.routes = append(t.routes, rt)
 	}
