@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,6 +82,62 @@ func TestForwardedFor(t *testing.T) {
 		}
 		if got := forwardedFor(r); got != tc.want {
 			t.Errorf("X-Forwarded-For %q: %q, want %q", tc.lines, got, tc.want)
+		}
+	}
+}
+
+// An answer's trailers pass, less those no trailer may carry (framing,
+// hop-by-hop, authentication, how to read the content): announced or not,
+// on both paths.
+func TestAnswerTrailersFiltered(t *testing.T) {
+	t.Parallel()
+	for _, announce := range []bool{false, true} {
+		for _, withBody := range []bool{false, true} {
+			t.Run(fmt.Sprintf("announced=%v,body=%v", announce, withBody), func(t *testing.T) {
+				t.Parallel()
+				head := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+				if announce {
+					head += "Trailer: X-Checksum, Connection, Www-Authenticate\r\n" // announcing Content-Length is refused (502) by net/http and the direct path alike
+				}
+				answer := head + "\r\n2\r\nok\r\n0\r\nX-Checksum: abc\r\nContent-Length: 99\r\nConnection: close\r\nWww-Authenticate: Basic\r\n\r\n"
+				s := startScripted(t, func(n, k int, c net.Conn) bool {
+					_, err := io.WriteString(c, answer)
+					return err == nil
+				})
+				c, err := net.Dial("tcp", s.proxyAddr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				req, _ := http.NewRequest("GET", "http://x/r", nil)
+				if withBody {
+					req, _ = http.NewRequest("POST", "http://x/r", strings.NewReader("z"))
+				}
+				req.Header.Set("Te", "trailers")
+				if err := req.Write(c); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(c), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil || string(body) != "ok" {
+					t.Fatalf("body %q, %v", body, err)
+				}
+				if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+					t.Errorf("trailer X-Checksum %q, want abc (trailers %q)", got, resp.Trailer)
+				}
+				for _, k := range []string{"Content-Length", "Connection", "Www-Authenticate"} {
+					if v, ok := resp.Trailer[k]; ok {
+						t.Errorf("trailer %s reached the client: %q", k, v)
+					}
+				}
+				if strings.Contains(resp.Header.Get("Trailer"), "Www-Authenticate") {
+					t.Errorf("announced trailers %q", resp.Header.Get("Trailer"))
+				}
+			})
 		}
 	}
 }

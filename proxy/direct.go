@@ -95,6 +95,7 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 			}
 		}
 	}
+	dropBadTrailers(resp.Trailer)
 	announced := len(resp.Trailer)
 	if announced > 0 {
 		keys := make([]string, 0, announced)
@@ -118,6 +119,7 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 		}
 	}
 	resp.Body.Close()
+	dropBadTrailers(resp.Trailer)
 	if len(resp.Trailer) == 0 {
 		return
 	}
@@ -173,6 +175,36 @@ func forward1xx(w http.ResponseWriter, resp *http.Response) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	clear(h)
+}
+
+// dropBadTrailers deletes the trailer fields an answer must not carry
+// (RFC 9110 §6.5.1: framing, routing, authentication, how to read the
+// content; httpguts's list, which Go's server applies to announced
+// trailers only) and hop-by-hop ones: sent after the body, they would get
+// past every rule applied to the head, to a client or a proxy after
+// Strangler that merges trailers into the head.
+func dropBadTrailers(tr http.Header) {
+	for k := range tr {
+		if !httpguts.ValidTrailerHeader(k) || slices.Contains(hopHeaders[:], k) {
+			delete(tr, k)
+		}
+	}
+}
+
+// trailerGuard drops an answer's bad trailers (dropBadTrailers) when its
+// body ends, which is when net/http's transport fills them in, before
+// ReverseProxy copies them to the client.
+type trailerGuard struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		dropBadTrailers(g.resp.Trailer)
+	}
+	return n, err
 }
 
 // hopHeaders are the fields that concern one connection only (RFC 9110

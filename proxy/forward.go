@@ -290,6 +290,10 @@ func newUpstream(o upstreamOptions) *upstream {
 			if resp.StatusCode < 100 {
 				return fmt.Errorf("malformed HTTP status code %d", resp.StatusCode)
 			}
+			if len(resp.TransferEncoding) > 0 { // chunked: trailers may follow
+				dropBadTrailers(resp.Trailer)
+				resp.Body = &trailerGuard{resp.Body, resp}
+			}
 			if o.answered != nil {
 				return o.answered(resp)
 			}
