@@ -314,8 +314,11 @@ func (u *upstream) appendForwardHead(b []byte, r *http.Request) ([]byte, error) 
 func forwardedFor(r *http.Request) string {
 	ip := peerIP(r.RemoteAddr)
 	prior := r.Header["X-Forwarded-For"]
-	if len(prior) == 1 && strings.TrimSpace(prior[0]) != "" {
-		return prior[0] + ", " + ip // the common case: one line
+	switch {
+	case len(prior) == 0:
+		return ip // the common case: none
+	case len(prior) == 1 && strings.TrimSpace(prior[0]) != "":
+		return prior[0] + ", " + ip
 	}
 	var b strings.Builder
 	for _, v := range prior {
