@@ -131,6 +131,7 @@ func (s *Server) install(t *table) {
 		for _, rt := range old.routes {
 			if !slices.ContainsFunc(t.routes, func(n *route) bool { return n.name == rt.name }) {
 				s.metrics.forgetRoute(rt.name)
+				delete(s.published, rt.name) // under percentMu; back, it logs its share afresh
 				s.statesMu.Lock()
 				delete(s.states, rt.name)
 				s.statesMu.Unlock()
