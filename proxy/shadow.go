@@ -25,6 +25,11 @@ const (
 	skipTooLarge = "too_large" // a request or response body is over shadow.max_body
 	skipOverload = "overload"  // the comparison pool's queue was full
 	skipEjected  = "ejected"   // the service is ejected
+	// A conditional request (If-None-Match…) one side answered 304 (or
+	// 412) and the other 2xx: the client's validator came from one side,
+	// and the two compute theirs differently, so the answers say nothing
+	// about each other.
+	skipConditional = "conditional"
 	// The client's answer did not come whole from the side the split
 	// chose: the call failed, the answer was cut, or the request fell
 	// back to the monolith. There is nothing to compare the copy with.
@@ -47,7 +52,7 @@ type routeShadow struct {
 	monolith, service *upstream
 	state             *routeState
 
-	skipMethod, skipTooLarge, skipOverload, skipEjected, skipPrimaryFailed prometheus.Counter
+	skipMethod, skipTooLarge, skipOverload, skipEjected, skipPrimaryFailed, skipConditional prometheus.Counter
 
 	results     [compare.Error + 1]prometheus.Counter // by compare.Outcome
 	kinds       [compare.KindBody + 1]prometheus.Counter
@@ -716,6 +721,10 @@ func (s *Server) compare(p *shadowPair) {
 		sh.skipTooLarge.Inc()
 		return
 	}
+	if conditionalSplit(p.req.Header, p.primary.status, p.shadow.status) {
+		sh.skipConditional.Inc()
+		return
+	}
 	primary, shadow := p.primary.response(), p.shadow.response()
 	var extra *compare.Response
 	if p.extra != nil {
@@ -774,6 +783,22 @@ func (s *Server) compare(p *shadowPair) {
 	sh.results[res.Outcome].Inc()
 }
 
+// conditionalSplit reports a conditional request that one side answered
+// "not modified" (304, or 412 for If-Match) and the other with a 2xx: a
+// browser's or a CDN's revalidation carries the validator of the side
+// that served it first, and the other side's ETag and Last-Modified
+// differ, so it answers 200 nearly every time, with the same content.
+// Counted as a mismatch, every revalidation would be one.
+func conditionalSplit(h http.Header, a, b int) bool {
+	if h["If-None-Match"] == nil && h["If-Modified-Since"] == nil && h["If-Match"] == nil &&
+		h["If-Unmodified-Since"] == nil && h["If-Range"] == nil {
+		return false
+	}
+	notModified := func(code int) bool { return code == http.StatusNotModified || code == http.StatusPreconditionFailed }
+	success := func(code int) bool { return code >= 200 && code < 300 }
+	return notModified(a) && success(b) || notModified(b) && success(a)
+}
+
 // shadowMark is the value of X-Strangler-Shadow on every copy, shared:
 // header values are never modified in place.
 var shadowMark = []string{"1"}
@@ -808,6 +833,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		skipOverload:      m.shadowSkipped.WithLabelValues(rc.Name, skipOverload),
 		skipEjected:       m.shadowSkipped.WithLabelValues(rc.Name, skipEjected),
 		skipPrimaryFailed: m.shadowSkipped.WithLabelValues(rc.Name, skipPrimaryFailed),
+		skipConditional:   m.shadowSkipped.WithLabelValues(rc.Name, skipConditional),
 		noiseFields:       m.noiseFields.WithLabelValues(rc.Name),
 	}
 	if sc.Noise {

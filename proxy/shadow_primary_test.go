@@ -23,6 +23,60 @@ var shadowOutcomes = []struct{ name, series string }{
 	{"overload", `strangler_shadow_skipped_total{reason="overload",route="orders"}`},
 	{"ejected", `strangler_shadow_skipped_total{reason="ejected",route="orders"}`},
 	{"primary_failed", `strangler_shadow_skipped_total{reason="primary_failed",route="orders"}`},
+	{"conditional", `strangler_shadow_skipped_total{reason="conditional",route="orders"}`},
+}
+
+// A revalidation carries the validator of the side that served it first;
+// the other side's ETag differs, so it answers 200 where the first says
+// 304. That is not a divergence a client sees: skipped, as "conditional".
+// Both sides "not modified", or a 304 to a request without conditions,
+// are compared as usual.
+func TestShadowConditionalRequests(t *testing.T) {
+	t.Parallel()
+	side := func(etag string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("ETag", etag)
+			if r.Header.Get("If-None-Match") == etag || r.Header.Get("X-Always-304") != "" {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":7}`)
+		})
+	}
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    string
+	}{
+		{"the primary's validator", []string{"If-None-Match", `"mono"`}, "conditional"},
+		{"the other side's validator", []string{"If-None-Match", `"svc"`}, "conditional"},
+		{"neither's", []string{"If-None-Match", `"old"`}, "match"},
+		{"both not modified", []string{"If-None-Match", `"x"`, "X-Always-304", "1"}, "match"},
+		{"a 304 without conditions", []string{"X-Only-Mono", "1"}, "mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mono := side(`"mono"`)
+			if tc.name == "a 304 without conditions" {
+				mono = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotModified) })
+			}
+			e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), mono, side(`"svc"`))
+			req, _ := http.NewRequest("GET", e.proxyURL+"/api/orders/7", nil)
+			req.Header.Set("X-User-Id", "u")
+			for i := 0; i+1 < len(tc.headers); i += 2 {
+				req.Header.Set(tc.headers[i], tc.headers[i+1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := e.accounted(1); len(got) != 1 || got[tc.want] != 1 {
+				t.Errorf("counted %v, want %s 1", got, tc.want)
+			}
+		})
+	}
 }
 
 // accounted polls until n sampled requests are counted, compared or
