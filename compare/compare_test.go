@@ -162,6 +162,11 @@ func TestCompare(t *testing.T) {
 			shadow:  &compare.Response{Status: 200, Header: hdr("Date", "Tue, 02 Jan 2024 00:00:00 GMT", "Server", "go", "X-Request-Id", "2")},
 		},
 		{
+			name:    "built-in ignored headers of infrastructure in front of one side",
+			primary: &compare.Response{Status: 200, Header: hdr("X-Amz-Request-Id", "A", "Cf-Ray", "8c1")},
+			shadow:  &compare.Response{Status: 200, Header: hdr("X-Envoy-Upstream-Service-Time", "3", "X-Amz-Request-Id", "B", "X-Kong-Proxy-Latency", "1")},
+		},
+		{
 			name:    "header named in Connection is hop-by-hop",
 			primary: &compare.Response{Status: 200, Header: hdr("Connection", "close, X-Hop", "X-Hop", "a")},
 			shadow:  &compare.Response{Status: 200, Header: hdr("X-Hop", "b")},

@@ -55,7 +55,14 @@
 //     Tracestate, B3, X-B3-TraceId, X-B3-SpanId, X-B3-ParentSpanId,
 //     X-B3-Sampled, X-B3-Flags, X-Amzn-Trace-Id, X-Amzn-RequestId,
 //     X-Cloud-Trace-Context: per-request identifiers and tracing state.
-//   - X-Runtime, X-Response-Time, Server-Timing: timings.
+//   - X-Amz-Request-Id, X-Amz-Id-2, X-Amz-Cf-Id, X-Amz-Cf-Pop,
+//     X-Amz-Apigw-Id, X-Kong-Request-Id, Cf-Ray, X-Ms-Request-Id: the same,
+//     set by infrastructure in front of one side only (a gateway, a CDN),
+//     so missing on the other side, which noise learning never forgives.
+//   - X-Runtime, X-Response-Time, Server-Timing,
+//     X-Envoy-Upstream-Service-Time, X-Kong-Upstream-Latency,
+//     X-Kong-Proxy-Latency: timings (the last three, a mesh's or a
+//     gateway's in front of one side).
 //   - Report-To, Reporting-Endpoints, NEL: browser reporting endpoints,
 //     configured per deployment.
 //   - Headers listed in the route's ignore_headers.

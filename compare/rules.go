@@ -130,8 +130,13 @@ var builtinIgnoredHeaders = []string{
 	"X-Request-Id", "X-Correlation-Id", "Request-Id", "X-Trace-Id",
 	"Traceparent", "Tracestate", "B3", "X-B3-TraceId", "X-B3-SpanId", "X-B3-ParentSpanId",
 	"X-B3-Sampled", "X-B3-Flags", "X-Amzn-Trace-Id", "X-Amzn-RequestId", "X-Cloud-Trace-Context",
+	// The same, from the infrastructure in front of one side only (a mesh,
+	// a gateway, a CDN): missing on the other side, never learnable as noise.
+	"X-Amz-Request-Id", "X-Amz-Id-2", "X-Amz-Cf-Id", "X-Amz-Cf-Pop", "X-Amz-Apigw-Id",
+	"X-Kong-Request-Id", "Cf-Ray", "X-Ms-Request-Id",
 	// Timings.
 	"X-Runtime", "X-Response-Time", "Server-Timing",
+	"X-Envoy-Upstream-Service-Time", "X-Kong-Upstream-Latency", "X-Kong-Proxy-Latency",
 	// Browser reporting endpoints, configured per deployment.
 	"Report-To", "Reporting-Endpoints", "NEL",
 }
