@@ -132,6 +132,13 @@ func hasSuffixFold(s, suffix string) bool {
 // addBytes reports two different non-JSON bodies as one difference: an
 // excerpt of each, starting a little before the first differing byte.
 func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
+	switch {
+	case c.keysOnly:
+		c.textSpan = spanOf(a, b, sh)
+	case c.noise != nil && c.noise.span.covers(spanOf(a, b, sh)):
+		c.noisy++
+		return
+	}
 	if !c.admit(KindBody, "", sh) {
 		return
 	}
@@ -144,6 +151,33 @@ func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
 			note, off, len(a), len(b), start)
 	}
 	c.diffs = append(c.diffs, d)
+}
+
+// textSpan is where two non-JSON bodies differ: the bytes they share at
+// the start and at the end. Noise in a text body (an HTML page's CSRF
+// token, a timestamp) is where two monolith answers differ; the whole
+// body is not, or a service that answered an error page, or nothing, would
+// pass for noise.
+type textSpan struct {
+	set            bool
+	prefix, suffix int
+	shape          shape
+}
+
+func spanOf(a, b []byte, sh shape) textSpan {
+	p := firstDifference(a, b)
+	s, n := 0, min(len(a), len(b))-p
+	for s < n && a[len(a)-1-s] == b[len(b)-1-s] {
+		s++
+	}
+	return textSpan{set: true, prefix: p, suffix: s, shape: sh}
+}
+
+// covers reports whether the difference d lies within the noise span m,
+// as the two monolith answers of the same request showed it: d keeps at
+// least the start and the end they share, with a shape m covers.
+func (m textSpan) covers(d textSpan) bool {
+	return m.set && d.set && m.shape.covers(d.shape) && d.prefix >= m.prefix && d.suffix >= m.suffix
 }
 
 func firstDifference(a, b []byte) int {

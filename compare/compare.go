@@ -162,6 +162,8 @@ type comparison struct {
 	// bodiesTooLarge: both bodies decode past max_decoded, so they were
 	// not compared.
 	bodiesTooLarge bool
+	// textSpan: with keysOnly, where two non-JSON bodies differ (addBytes).
+	textSpan textSpan
 
 	headerNames []headerName
 	headerDiffs []string
@@ -184,7 +186,7 @@ func getComparison(r *Rules) *comparison {
 func putComparison(c *comparison) {
 	const retainBytes = 1 << 20
 	c.rules, c.noise, c.keysOnly = nil, nil, false
-	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge = nil, 0, 0, false
+	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge, c.textSpan = nil, 0, 0, false, textSpan{}
 	c.shapes = keep(c.shapes, 1, retainBytes)
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)

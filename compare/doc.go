@@ -189,6 +189,13 @@
 //     cannot be decoded, or is JSON on one side only, teaches nothing
 //     about the body: learning "" (the whole body) from a failure would
 //     hide every later whole-body difference;
+//   - two bodies that are not JSON (an HTML page with a CSRF token)
+//     differ as a span: the bytes they share at the start and the end.
+//     The primary and shadow bodies' difference is noise only within
+//     the span of this request's monolith answers (it keeps at least the
+//     start and end they share), and the whole body ("") is never
+//     remembered, so an error page or an empty answer stays a mismatch;
+//   - a place longer than 1 KiB is noise for its request only;
 //   - a Noise holds at most DefaultNoiseFields (256) fields, or the bound
 //     given to NewNoise; beyond it, fields are still dropped for the
 //     request they were seen in, but not remembered.

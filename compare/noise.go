@@ -103,6 +103,7 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			}
 			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.shapes[i]})
 		}
+		f.span = c.textSpan
 		putComparison(c)
 		f.learned = n.learn(f.current)
 	}
@@ -150,9 +151,12 @@ func (n *Noise) learn(fields []noiseDiff) map[noiseField]shape {
 const maxNoiseWhere = 1 << 10
 
 // learnable reports whether a noisy field may be remembered: not a member
-// missing on one side (see shape), and not a place past maxNoiseWhere.
+// missing on one side (see shape), not a place past maxNoiseWhere, and not
+// a whole body: where two text bodies vary is a span of one request's
+// answers (textSpan), and remembered as a place it would hide any later
+// difference of the body, an error page included.
 func learnable(f noiseDiff) bool {
-	return f.shape != shapeAbsent && len(f.where) <= maxNoiseWhere
+	return f.shape != shapeAbsent && len(f.where) <= maxNoiseWhere && !(f.kind == KindBody && f.where == "")
 }
 
 // hasNew reports whether fields hold a wider shape at a known place, or a
@@ -194,6 +198,7 @@ func (n *Noise) Len() int { return len(*n.fields.Load()) }
 type noiseFilter struct {
 	learned map[noiseField]shape
 	current []noiseDiff // where this request's two monolith answers differ
+	span    textSpan    // where their non-JSON bodies differ
 }
 
 // drops reports whether a difference of shape sh is noise: a difference
@@ -203,8 +208,8 @@ type noiseFilter struct {
 // rule is what makes "/items/7/ts" noise after "/items/3/ts" was: the set
 // would otherwise fill with one entry per index.
 func (f *noiseFilter) drops(kind Kind, where string, sh shape) bool {
-	if kind == KindStatus {
-		return false
+	if kind == KindStatus || kind == KindBody && where == "" {
+		return false // a whole body: only within span (addBytes)
 	}
 	field := noiseField{kind, where}
 	for _, d := range f.current {

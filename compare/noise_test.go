@@ -168,6 +168,46 @@ func TestNoiseForgetsLongPlaces(t *testing.T) {
 	}
 }
 
+// Noise in a text body (an HTML page's CSRF token) is the span where the
+// request's two monolith answers differ, not the whole body: a service
+// that answers an error page, nothing, or the same page with other data
+// is still a mismatch, and no whole body is remembered as noise.
+func TestNoiseInTextBodiesIsASpan(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	page := func(token, orders string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"),
+			Body: []byte(`<html><form><input name="csrf" value="` + token + `"></form><p>Orders: ` + orders + `</p></html>`)}
+	}
+	for _, tc := range []struct {
+		name   string
+		shadow *compare.Response
+		want   compare.Outcome
+	}{
+		{"the same page, another token", page("DDDDDDDD", "3"), compare.Match},
+		{"a shorter token", page("DD", "3"), compare.Match},
+		{"other data outside the token", page("EEEEEEEE", "4"), compare.Mismatch},
+		{"an error page", &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte("<html>Internal error</html>")}, compare.Mismatch},
+		{"no body", &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html")}, compare.Mismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			noise := compare.NewNoise(0)
+			res := noise.Compare(page("CCCCCCCC", "3"), tc.shadow, page("AAAAAAAA", "3"), page("BBBBBBBB", "3"), r)
+			if res.Outcome != tc.want {
+				t.Errorf("got %v (%+v), want %v", res.Outcome, res.Differences, tc.want)
+			}
+			if f := noise.Fields(); len(f) != 0 {
+				t.Errorf("learned %q from two text bodies", f)
+			}
+			// Without this request's monolith answers, nothing is noise.
+			if res := noise.Compare(page("CCCCCCCC", "3"), page("DDDDDDDD", "3"), nil, nil, r); res.Outcome != compare.Mismatch {
+				t.Errorf("later, without monolith answers: %v, want a mismatch", res.Outcome)
+			}
+		})
+	}
+}
+
 // TestNoiseConcurrent shares a Noise between goroutines that learn and
 // read; run with -race.
 func TestNoiseConcurrent(t *testing.T) {
