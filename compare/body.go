@@ -27,6 +27,23 @@ func (c *comparison) compareBodies(a, b *Response) {
 
 	da, errA := c.decode(a.Body, primarySide)
 	db, errB := c.decode(b.Body, shadowSide)
+	// A body not encoded is whole whatever its size, but past max_decoded
+	// it is not parsed as JSON: one each side is as far past as two that
+	// could not be decoded whole (and one of each, too), or JSON that
+	// differs only in key order would be a mismatch of bytes every time.
+	var bigA, bigB tooLargeError
+	pastA := errors.As(errA, &bigA) || errA == nil && int64(len(da)) > c.rules.maxDecoded
+	pastB := errors.As(errB, &bigB) || errB == nil && int64(len(db)) > c.rules.maxDecoded
+	if errA == nil {
+		bigA.final = true
+	}
+	if errB == nil {
+		bigB.final = true
+	}
+	whole := errA == nil && errB == nil
+	if pastA && pastB && !bytes.Equal(da, db) {
+		errA, errB = cmpErr(errA, bigA), cmpErr(errB, bigB)
+	}
 	if errA != nil || errB != nil {
 		if c.keysOnly {
 			// Learning noise: an answer that cannot be decoded is a
@@ -36,8 +53,7 @@ func (c *comparison) compareBodies(a, b *Response) {
 			// difference.
 			return
 		}
-		var bigA, bigB tooLargeError
-		if errors.As(errA, &bigA) && errors.As(errB, &bigB) {
+		if pastA && pastB {
 			// Both past max_decoded: what they hold beyond it is
 			// unknown, and identical answers compressed differently
 			// would otherwise count as a mismatch every time. Bodies
@@ -46,9 +62,13 @@ func (c *comparison) compareBodies(a, b *Response) {
 			// text can differ where its value does not (key order,
 			// spacing, an ignore_json field, noise), and half a
 			// document cannot be compared as JSON.
-			n := int(min(int64(len(da)), c.rules.maxDecoded))
-			asJSON := c.isJSON(a.Header, da[:n]) || c.isJSON(b.Header, db[:min(len(db), n)])
-			if bigA.final && bigB.final && !asJSON && !bytes.Equal(da, db) {
+			n := int(min(int64(len(da)), int64(len(db)), c.rules.maxDecoded))
+			asJSON := c.isJSON(a.Header, da[:n]) || c.isJSON(b.Header, db[:n])
+			if whole && !asJSON {
+				c.addBytes(da, db, "", shapeValue) // both here whole: bytes are cheap
+				return
+			}
+			if bigA.final && bigB.final && !asJSON && !bytes.Equal(da[:n], db[:n]) {
 				c.addBytes(da, db, "both bodies decode past max_decoded; compared up to it: ", shapeValue)
 				return
 			}
@@ -88,6 +108,15 @@ func (c *comparison) compareBodies(a, b *Response) {
 		sh = shapeType
 	}
 	c.addBytes(da, db, note, sh)
+}
+
+// cmpErr is err, or when the body decoded whole (or was not encoded) the
+// tooLargeError its size makes it.
+func cmpErr(err error, big tooLargeError) error {
+	if err != nil {
+		return err
+	}
+	return big
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}

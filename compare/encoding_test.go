@@ -42,13 +42,44 @@ func TestCompareZipBombIsBounded(t *testing.T) {
 	}
 }
 
-// TestCompareLargeIdentityBodies: a body that arrived unencoded is already
-// in memory; over max_decoded it is compared as bytes rather than refused.
+// TestCompareLargeIdentityBodies: bodies past max_decoded are not parsed,
+// encoded or not. Two JSON documents past it are not compared (TooLarge):
+// as bytes, key order alone made a mismatch (a review). Two text bodies
+// past it are compared as bytes: whole when neither was compressed, else
+// up to it; and one past it against one within it still differs.
 func TestCompareLargeIdentityBodies(t *testing.T) {
 	t.Parallel()
 	r := mustRules(t, compare.RulesConfig{MaxDecoded: 16})
-	res := compare.Compare(jsonResp(`{"a":1,"b":"0123456789"}`), jsonResp(`{"b":"0123456789","a":1}`), r)
-	if res.Outcome != compare.Mismatch || len(res.Differences) != 1 || res.Differences[0].Pointer != "" {
-		t.Errorf("got %+v, want one byte difference", res)
+	gz := func(body string) *compare.Response {
+		resp := jsonResp("")
+		resp.Header.Set("Content-Encoding", "gzip")
+		resp.Body = gzipped(t, []byte(body))
+		return resp
+	}
+	text := func(body string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", "text/plain"), Body: []byte(body)}
+	}
+	for _, tc := range []struct {
+		name     string
+		a, b     *compare.Response
+		outcome  compare.Outcome
+		tooLarge bool
+	}{
+		{"JSON, key order", jsonResp(`{"a":1,"b":"0123456789"}`), jsonResp(`{"b":"0123456789","a":1}`), compare.Match, true},
+		{"JSON, one side compressed", jsonResp(`{"a":1,"b":"0123456789"}`), gz(`{"b":"0123456789","a":1}`), compare.Match, true},
+		{"text, differing past the limit", text("0123456789abcdefXYZ"), text("0123456789abcdefxyz"), compare.Mismatch, false},
+		{"text, one side compressed, differing past the limit", text("0123456789abcdefXYZ"), func() *compare.Response {
+			r := text("")
+			r.Header.Set("Content-Encoding", "gzip")
+			r.Body = gzipped(t, []byte("0123456789abcdefxyz"))
+			return r
+		}(), compare.Match, true},
+		{"text, differing within the limit", text("0123456789ABCDEFxyz"), text("0123456789abcdefxyz"), compare.Mismatch, false},
+		{"one side within it", jsonResp(`{"a":1,"b":"0123456789"}`), jsonResp(`{"a":1}`), compare.Mismatch, false},
+	} {
+		res := compare.Compare(tc.a, tc.b, r)
+		if res.Outcome != tc.outcome || res.TooLarge != tc.tooLarge {
+			t.Errorf("%s: got %+v, want %v, too large %v", tc.name, res, tc.outcome, tc.tooLarge)
+		}
 	}
 }
