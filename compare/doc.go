@@ -103,7 +103,8 @@
 // Stacked codings ("Content-Encoding: gzip, br") are undone last one
 // first. Decoding stops at max_decoded bytes (default 8 MiB): a larger
 // body, a zip bomb included, is a difference noting that it exceeds the
-// limit, and costs at most about twice the limit in memory. A body that
+// limit (unless the other side's is past it too, below), and costs at
+// most about twice the limit in memory. A body that
 // cannot be decoded (corrupt, truncated, or an unsupported coding such as
 // zstd) is a difference whose note says why, never a panic. Byte-identical
 // bodies with the same codings are equal without being decoded.
@@ -119,9 +120,12 @@
 // Otherwise bodies are compared byte for byte, and a difference carries an
 // excerpt of each (at most 256 bytes, from a little before the first
 // differing byte; text as is, binary Go-quoted) and a note with the
-// offset and sizes. A body over max_decoded that arrived unencoded is
-// compared that way too: it is already in memory, and structural
-// comparison would double it.
+// offset and sizes. A body over max_decoded is never parsed as JSON. When
+// both are past it, encoded or not, they are not compared (Result.TooLarge)
+// if either looks like JSON, whose bytes can differ where its values do
+// not; else they are compared as bytes: whole when both arrived
+// unencoded (they are in memory), else up to max_decoded. One past it
+// against one within it is compared as bytes.
 //
 // # JSON rules
 //
