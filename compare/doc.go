@@ -71,7 +71,9 @@
 //
 //   - Set-Cookie: as a set of cookies, each line by its name, whether it
 //     deletes the cookie (an empty value, Max-Age of zero or less, or,
-//     without Max-Age, an Expires date not in the future), Path, Domain
+//     without Max-Age, an Expires date not in the future), whether it
+//     outlives the browser's session (a Max-Age above zero or a future
+//     Expires, against neither: "remember me" broken), Path, Domain
 //     (case-insensitive, a leading dot ignored), Secure, HttpOnly,
 //     SameSite (case-insensitive; absent is not Lax) and Partitioned.
 //     Values (session ids)

@@ -311,7 +311,8 @@ func cutListElem(s string) (elem, rest string) {
 // setCookiesEqual compares two sides' Set-Cookie lines as sets of cookies
 // in a form that leaves out what differs on every answer, the value (a
 // session id) and the exact expiry, but keeps what changes what a browser
-// does: the name, whether the line deletes the cookie, and its Path,
+// does: the name, whether the line deletes the cookie or outlives the
+// browser's session, and its Path,
 // Domain, Secure, HttpOnly, SameSite and Partitioned (CHIPS: kept per
 // top-level site, so dropping it changes which pages share the cookie).
 // Lines that have the same name,
@@ -405,6 +406,10 @@ type cookieForm struct {
 	httpOnly    bool
 	sameSite    http.SameSite // 0 when absent, which is not Lax
 	partitioned bool
+	// persistent: kept past the browser's session (Max-Age above zero, or
+	// a future Expires), where without either it is a session cookie: a
+	// "remember me" that forgets at the next restart.
+	persistent bool
 }
 
 func cookieForms(lines []string, now time.Time) []cookieForm {
@@ -436,6 +441,7 @@ func parseCookieForm(line string, now time.Time) cookieForm {
 	case c.MaxAge == 0 && !c.Expires.IsZero() && !c.Expires.After(now):
 		f.deleted = true
 	}
+	f.persistent = !f.deleted && (c.MaxAge > 0 || c.MaxAge == 0 && c.Expires.After(now))
 	f.path = c.Path
 	f.domain = strings.ToLower(strings.TrimPrefix(c.Domain, "."))
 	f.secure, f.httpOnly, f.sameSite, f.partitioned = c.Secure, c.HttpOnly, c.SameSite, c.Partitioned
@@ -447,6 +453,9 @@ func (f cookieForm) String() string {
 	var parts []string
 	if f.deleted {
 		parts = append(parts, "deleted")
+	}
+	if f.persistent {
+		parts = append(parts, "persistent")
 	}
 	if f.path != "" {
 		parts = append(parts, "Path="+f.path)

@@ -125,6 +125,9 @@ func TestSetCookieAttributes(t *testing.T) {
 		{"extra cookie", mono, sc(monoCookie, "csrf=1"), false},
 		{"extra line for the same name", sc("session=a; Path=/", "session=b; Path=/admin"), sc("session=c; Path=/"), false},
 		{"unnamed cookie deleted", sc("abc; Path=/"), sc("; Path=/"), false},
+		{"persistent by Max-Age against a session cookie", sc("remember=1; Path=/; Max-Age=2592000"), sc("remember=2; Path=/"), false},
+		{"persistent by Expires against a session cookie", sc("remember=1; Path=/; Expires=Fri, 01 Jan 2100 00:00:00 GMT"), sc("remember=2; Path=/"), false},
+		{"both session cookies", sc("s=1; Path=/"), sc("s=2; Path=/"), true},
 	})
 }
 
@@ -143,8 +146,8 @@ func TestSetCookieDifferenceText(t *testing.T) {
 		primaryVal string
 		note       string
 	}{
-		{"a,b", mono, svc, "primary", "Set-Cookie attributes differ: cookie session: primary [Path=/; Domain=example.com; Secure; HttpOnly; SameSite=Lax], shadow [deleted; Path=/admin; Domain=example.com; HttpOnly; SameSite=Lax]"},
-		{"b,a", svc, mono, "shadow", "Set-Cookie attributes differ: cookie session: primary [deleted; Path=/admin; Domain=example.com; HttpOnly; SameSite=Lax], shadow [Path=/; Domain=example.com; Secure; HttpOnly; SameSite=Lax]"},
+		{"a,b", mono, svc, "primary", "Set-Cookie attributes differ: cookie session: primary [persistent; Path=/; Domain=example.com; Secure; HttpOnly; SameSite=Lax], shadow [deleted; Path=/admin; Domain=example.com; HttpOnly; SameSite=Lax]"},
+		{"b,a", svc, mono, "shadow", "Set-Cookie attributes differ: cookie session: primary [deleted; Path=/admin; Domain=example.com; HttpOnly; SameSite=Lax], shadow [persistent; Path=/; Domain=example.com; Secure; HttpOnly; SameSite=Lax]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
