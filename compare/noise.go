@@ -154,9 +154,14 @@ const maxNoiseWhere = 1 << 10
 // missing on one side (see shape), not a place past maxNoiseWhere, and not
 // a whole body: where two text bodies vary is a span of one request's
 // answers (textSpan), and remembered as a place it would hide any later
-// difference of the body, an error page included.
+// difference of the body, an error page included. Nor Set-Cookie: its
+// comparison leaves values and expiry out already, so two monolith
+// answers differ there only by the cookies they set (one refreshed a
+// session), and remembered, that would hide for good a service that
+// never sets the session cookie, or strips its Secure and HttpOnly.
 func learnable(f noiseDiff) bool {
-	return f.shape != shapeAbsent && len(f.where) <= maxNoiseWhere && !(f.kind == KindBody && f.where == "")
+	return f.shape != shapeAbsent && len(f.where) <= maxNoiseWhere && !(f.kind == KindBody && f.where == "") &&
+		!(f.kind == KindHeader && f.where == "Set-Cookie")
 }
 
 // hasNew reports whether fields hold a wider shape at a known place, or a

@@ -2,6 +2,7 @@ package compare_test
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -205,6 +206,34 @@ func TestNoiseInTextBodiesIsASpan(t *testing.T) {
 				t.Errorf("later, without monolith answers: %v, want a mismatch", res.Outcome)
 			}
 		})
+	}
+}
+
+// A monolith that refreshes a session cookie on some answers teaches
+// nothing about Set-Cookie for later requests: a service that never sets
+// the cookie, or strips its protections, must stay a mismatch.
+func TestNoiseNeverRemembersSetCookie(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	cookies := func(lines ...string) *compare.Response {
+		h := http.Header{}
+		for _, l := range lines {
+			h.Add("Set-Cookie", l)
+		}
+		return &compare.Response{Status: 200, Header: h}
+	}
+	const csrf, session = "csrf=1; Path=/", "session=2; Path=/; Secure; HttpOnly"
+	if res := noise.Compare(cookies(csrf, session), cookies(csrf, session), cookies(csrf, session), cookies(csrf), r); res.Outcome != compare.Match {
+		t.Fatalf("the same cookies: %v", res.Outcome)
+	}
+	if f := noise.Fields(); len(f) != 0 {
+		t.Errorf("learned %q", f)
+	}
+	for _, svc := range []*compare.Response{cookies(csrf), cookies(csrf, "session=3; Path=/")} {
+		if res := noise.Compare(cookies(csrf, session), svc, nil, nil, r); res.Outcome != compare.Mismatch {
+			t.Errorf("later, service %q: %v, want a mismatch", svc.Header["Set-Cookie"], res.Outcome)
+		}
 	}
 }
 
