@@ -449,6 +449,9 @@ func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Con
 			return nil, err
 		}
 		u := &upstreamConn{Conn: rawIO(c), f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr}
+		if holdWriteErr {
+			u.wf = &framer{maxHead: maxResponseHead}
+		}
 		u.fresh.Store(true)
 		return u, nil
 	}
@@ -487,10 +490,21 @@ type upstreamConn struct {
 	lastRead     atomic.Int64 // when Read last returned bytes, as time since clockStart
 	reading      atomic.Bool  // Read is in the socket's read, or has yet to note what it read
 
-	f      framer // Read's own
-	heldCR bool   // a CR that may begin a head's final empty line, held back
-	pend   []byte // output not yet returned
-	broken error  // the answer's body broke its framing: Read returns this after pend
+	f       framer // Read's own
+	heldCR  bool   // a CR that may begin a head's final empty line, held back
+	pend    []byte // output not yet returned
+	broken  error  // the answer's body broke its framing: Read returns this after pend
+	heldErr error  // the socket's error, returned once pend is
+
+	// Net/http's transport (holdWriteErr) may go on writing a request's
+	// body after its answer came (an upstream that answers a 401 or 413
+	// before reading it): a Write after an answer is not always a new
+	// request. wf, Write's own, follows the requests written to tell;
+	// wlost says it stopped following them, and the next final answer is
+	// then marked "Connection: close". The direct path writes a request
+	// in one Write and no body, so fresh tells it.
+	wf    *framer
+	wlost atomic.Bool
 }
 
 // errBrokenBody ends an answer whose chunked body broke the grammar. The
@@ -516,7 +530,9 @@ func (c *upstreamConn) between() bool {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	if c.fresh.Swap(false) {
+	if c.wf != nil {
+		c.followRequests(p)
+	} else if c.fresh.Swap(false) {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
 	}
 	n, err := c.Conn.Write(p)
@@ -525,6 +541,27 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		c.awaitAnswer()
 	}
 	return n, err
+}
+
+// followRequests runs the write side's framer over p: where a request
+// begins, it notes whether it is a HEAD (whose answer has no body). The
+// transport writes a head from one buffer, so its first Write holds the
+// method. A request the framer cannot follow (an upgrade, a head it
+// refuses) marks the connection's next final answer.
+func (c *upstreamConn) followRequests(p []byte) {
+	for off := 0; off < len(p) && c.wf.state != fsLost; {
+		if c.wf.state == fsStart {
+			c.head.Store(len(p)-off >= 5 && string(p[off:off+5]) == "HEAD ")
+		}
+		k, ev := c.wf.feed(p[off:])
+		off += k
+		if ev == evBad || ev == evLost || ev == evHead && c.wf.m.bad != reasonOK {
+			c.wf.lose()
+		}
+	}
+	if c.wf.state == fsLost {
+		c.wlost.Store(true)
+	}
 }
 
 // clockStart makes times monotonic durations that fit an atomic.Int64.
@@ -579,6 +616,10 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 	if c.broken != nil {
 		return 0, c.broken
 	}
+	if err := c.heldErr; err != nil {
+		c.heldErr = nil
+		return 0, err
+	}
 	for {
 		if c.holdWriteErr {
 			c.reading.Store(true)
@@ -594,7 +635,15 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 			return n, err
 		}
 		c.f.headReq = c.head.Load()
+		if c.wlost.Load() {
+			c.f.taint = true
+		}
 		k := c.process(p, n)
+		if err != nil && len(c.pend) > 0 {
+			// The end of the output waits in pend (TLS returns the last
+			// bytes with io.EOF): the error comes after it.
+			c.heldErr, err = err, nil
+		}
 		if c.f.state == fsStart && c.f.m.status >= 200 {
 			c.fresh.Store(true) // not after a 1xx: the request's body may follow
 		}
