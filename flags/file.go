@@ -163,6 +163,17 @@ func parse(raw []byte) (*File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("flag %q: %w", name, err)
 		}
+		// A reference left after the substitution above fails every
+		// evaluation of the flag (flagd's PARSE_ERROR): its route would go
+		// to the monolith on a file validate called fine.
+		var t struct {
+			Targeting any `json:"targeting"`
+		}
+		_ = json.Unmarshal(d, &t) // valid: parseFlag decoded it
+		if ref, ok := findRef(t.Targeting); ok {
+			return nil, fmt.Errorf(`flag %q: targeting refers to {"$ref": %q}, which "$evaluators" does not define `+
+				`(or whose name holds <, > or &, which flagd cannot resolve)`, name, ref)
+		}
 		f.flags[name] = fl
 	}
 	return f, nil

@@ -135,11 +135,20 @@ func TestLoadRejectsEvaluatorsFlagdCannotRun(t *testing.T) {
 			`"$evaluators" "outer" refers to another evaluator ({"$ref": "outer"})`},
 		{"refers deep down", `{"outer":{"if":[{"and":[true,{"!":[{"$ref":"inner"}]}]},"all",null]},"inner":{"==":[1,1]}}`,
 			`"$evaluators" "outer" refers to another evaluator ({"$ref": "inner"})`},
+		// A reference left unresolved fails every evaluation (a review).
+		{"a misspelt reference", `{"outre":{"if":[true,"all",null]}}`,
+			`flag "orders": targeting refers to {"$ref": "outer"}, which "$evaluators" does not define`},
+		{"no evaluators at all", `{}`, `targeting refers to {"$ref": "outer"}`},
 	}
-	for _, tt := range tests {
+	for _, tt := range append(tests, struct{ name, evaluators, want string }{"a name encoding/json escapes, which flagd never resolves", `{"a&b":{"if":[true,"all",null]}}`,
+		`targeting refers to {"$ref": "a&b"}`}) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := writeFlags(t, t.TempDir(), `{"$evaluators":`+tt.evaluators+`,`+flag+`}`)
+			content := `{"$evaluators":` + tt.evaluators + `,` + flag + `}`
+			if strings.Contains(tt.evaluators, "a&b") {
+				content = strings.Replace(content, `{"$ref":"outer"}`, `{"$ref":"a&b"}`, 1)
+			}
+			path := writeFlags(t, t.TempDir(), content)
 			_, err := Load(path)
 			if err == nil {
 				t.Fatal("Load accepted the file")
