@@ -74,8 +74,12 @@
 // empty, half-written, not valid, or gone is not passed to the provider:
 // the last good flags stay live, the problem is logged and reported to
 // Options.OnReloadError, and the file is applied once it is valid again.
-// A slow in-place write can still be caught half-done and reported once;
-// prefer writing a temporary file and renaming it, as Ramp does.
+// A problem is reported only when a second look, 50 ms after the first
+// with no change to the directory in between, finds the same: an edit in
+// place is empty for a moment, and an editor that moves the original
+// aside leaves no file for one. A write slower than that can still be
+// caught half-done and reported once; prefer writing a temporary file and
+// renaming it, as Ramp does.
 //
 // The flagd provider's in-process service logs to stderr through its own
 // zap logger (JSON lines: a few at Open and Close, a schema warning when

@@ -40,7 +40,7 @@ type fileSync struct {
 	watcher *fsnotify.Watcher // nil: poll only
 	seen    []byte            // last content read, good or bad
 	seenErr string            // last read error, reported once
-	suspect []byte            // invalid content seen once, not yet reported
+	suspect *failure          // a failure seen once, not yet reported
 }
 
 func newFileSync(path string, raw []byte, log *slog.Logger, reloaded func(*File), rejected func(error)) *fileSync {
@@ -92,13 +92,16 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 	quiet := time.NewTimer(settle)
 	quiet.Stop()
 	defer quiet.Stop()
-	check := func() {
-		if w.check(ctx, out) {
-			quiet.Reset(settle) // invalid once: look again before reporting it
+	// Only a look a settle after the last event, with none since, may
+	// confirm a failure: the poll lands anywhere, and may find the same
+	// empty file twice in two different saves.
+	check := func(confirm bool) {
+		if w.check(ctx, out, confirm) {
+			quiet.Reset(settle) // failed once: look again before reporting it
 		}
 	}
 	// The file may have changed between Open's read and the watch.
-	check()
+	check(false)
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,6 +114,7 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 				continue
 			}
 			// Any entry: kubelet's update touches ..data, not the file.
+			w.suspect = nil // a new write: what failed before may be done
 			quiet.Reset(settle)
 		case err, ok := <-errs:
 			if !ok {
@@ -120,10 +124,10 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 			w.log.Warn("watching the flag file's directory", "path", w.path, "error", err)
 			quiet.Reset(settle) // an overflow may have eaten our event
 		case <-quiet.C:
-			check()
+			check(true)
 		case <-poll.C:
 			w.rewatch()
-			check()
+			check(false)
 		}
 	}
 }
@@ -139,18 +143,27 @@ func (w *fileSync) rewatch() {
 // check reads the file and, if it changed, validates it and hands it to
 // the provider.
 //
-// Invalid content is rejected only when a second read, settle later,
-// finds the same bytes: a file edited in place is empty between its
-// truncation and the write, and half-written during it, and the poll or
-// a slow writer can land a read there. check then returns true, and the
-// caller checks again after settle; the last good flags stay meanwhile.
-func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) (again bool) {
+// A failure (content that is not valid, a file that cannot be read) is
+// reported only when a second look, settle later with no event since
+// (confirm), finds the same: a file edited in place is empty between its
+// truncation and the write, and half-written during it; one replaced by
+// an editor that moves the original aside is missing for a moment; and
+// the poll or a slow writer can land a read there. check then returns
+// true, and the caller looks again after settle; the last good flags stay
+// meanwhile.
+func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync, confirm bool) (again bool) {
 	raw, err := ReadFile(w.path, MaxFlagFile)
 	if err != nil {
-		w.suspect = nil
 		if err.Error() == w.seenErr {
+			w.suspect = nil
 			return false // reported already; the poll would repeat it every second
 		}
+		f := &failure{err: err.Error()}
+		if !confirm || !w.suspect.same(f) {
+			w.suspect = f
+			return true
+		}
+		w.suspect = nil
 		w.seen, w.seenErr = nil, err.Error()
 		w.rejected(fmt.Errorf("flag file: %w", err))
 		return false
@@ -161,8 +174,9 @@ func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) (again 
 	}
 	file, err := parse(raw)
 	if err != nil {
-		if w.suspect == nil || !bytes.Equal(raw, w.suspect) {
-			w.suspect = raw
+		f := &failure{raw: raw}
+		if !confirm || !w.suspect.same(f) {
+			w.suspect = f
 			return true
 		}
 		w.suspect = nil
@@ -174,4 +188,15 @@ func (w *fileSync) check(ctx context.Context, out chan<- isync.DataSync) (again 
 	w.seen, w.seenErr = raw, ""
 	w.apply(ctx, out, string(raw), file)
 	return false
+}
+
+// failure is what a look at the file found wrong: content that is not
+// valid, or the error of a read.
+type failure struct {
+	raw []byte
+	err string
+}
+
+func (f *failure) same(g *failure) bool {
+	return f != nil && g != nil && f.err == g.err && bytes.Equal(f.raw, g.raw)
 }

@@ -60,27 +60,38 @@ func TestCheckWaitsOutAHalfWrittenFile(t *testing.T) {
 		}
 	}()
 	next := flagFile("20")
+	const gone = "(removed)"
 	for i, step := range []struct {
 		content  string
+		poll     bool // a look by the poll, which never confirms a failure
 		again    bool
 		reloaded int
 		rejected int
 	}{
-		{"", true, 0, 0},                  // truncated: look again
-		{next[:len(next)/2], true, 0, 0},  // half-written, and changed: again
-		{next, false, 1, 0},               // whole: live
-		{next, false, 1, 0},               // unchanged
-		{"", true, 1, 0},                  // truncated again
-		{"", false, 1, 1},                 // still empty a settle later: reported
-		{"", false, 1, 1},                 // and only once
-		{next[:len(next)/2], true, 1, 1},  // a new bad version: looked at twice too
-		{next[:len(next)/2], false, 1, 2}, // reported
-		{flagFile("30"), false, 2, 2},     // and a good one goes live at once
+		{"", false, true, 0, 0},                  // truncated: look again
+		{next[:len(next)/2], false, true, 0, 0},  // half-written, and changed: again
+		{next, false, false, 1, 0},               // whole: live
+		{next, false, false, 1, 0},               // unchanged
+		{"", false, true, 1, 0},                  // truncated again
+		{"", false, false, 1, 1},                 // still empty a settle later: reported
+		{"", false, false, 1, 1},                 // and only once
+		{next[:len(next)/2], false, true, 1, 1},  // a new bad version: looked at twice too
+		{next[:len(next)/2], false, false, 1, 2}, // reported
+		{flagFile("30"), false, false, 2, 2},     // and a good one goes live at once
+		{gone, false, true, 2, 2},                // missing (an editor moved it aside): look again
+		{flagFile("30"), false, false, 2, 2},     // back, unchanged: nothing to report
+		{"", true, true, 2, 2},                   // the poll finds it empty
+		{"", true, true, 2, 2},                   // and again: only a settled look confirms
+		{"", false, false, 2, 3},                 // which does
+		{gone, false, true, 2, 3},                // gone
+		{gone, false, false, 2, 4},               // and still gone a settle later: reported
 	} {
-		if err := os.WriteFile(path, []byte(step.content), 0o644); err != nil {
+		if step.content == gone {
+			os.Remove(path)
+		} else if err := os.WriteFile(path, []byte(step.content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		again := w.check(ctx, out)
+		again := w.check(ctx, out, !step.poll)
 		if again != step.again || len(reloaded) != step.reloaded || len(rejected) != step.rejected {
 			t.Fatalf("step %d (%q): check again %v, %d reloads, %d rejections (%v); want %v, %d, %d",
 				i, step.content, again, len(reloaded), len(rejected), rejected, step.again, step.reloaded, step.rejected)
