@@ -89,6 +89,13 @@
 //     "text/html;charset=UTF-8". For JSON types "charset=utf-8" equals no
 //     charset: JSON is always UTF-8 (RFC 8259 §11), and frameworks
 //     disagree on whether to say so.
+//   - Cache-Control, and Strict-Transport-Security (whose directives are
+//     separated by ";"): as a set of directives, names case-insensitive,
+//     a quoted value equal to the same token, since two frameworks write
+//     one policy in their own order and case.
+//   - Allow and Access-Control-Allow-Methods: as a set of methods (case
+//     matters); Access-Control-Allow-Headers and -Expose-Headers: as a
+//     case-insensitive set of field names.
 //
 // Secrets never leave the comparator. The values of Authorization,
 // Proxy-Authorization, Cookie and the route's secret_headers appear in a

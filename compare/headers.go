@@ -189,8 +189,72 @@ func headerValuesEqual(name string, a, b []string) bool {
 		return setCookiesEqual(a, b)
 	case "Content-Type":
 		return listEqual(a, b) || mediaTypeEqual(a, b)
+	case "Cache-Control":
+		return listEqual(a, b) || slices.Equal(directives(a, false), directives(b, false))
+	case "Strict-Transport-Security":
+		return listEqual(a, b) || slices.Equal(directives(a, true), directives(b, true))
+	case "Allow", "Access-Control-Allow-Methods":
+		return listEqual(a, b) || slices.Equal(tokenSet(a, false), tokenSet(b, false))
+	case "Access-Control-Allow-Headers", "Access-Control-Expose-Headers":
+		return listEqual(a, b) || slices.Equal(tokenSet(a, true), tokenSet(b, true))
 	}
 	return listEqual(a, b)
+}
+
+// directives reads Cache-Control (comma-separated) or, with semicolons,
+// Strict-Transport-Security as the sorted set of its directives: two
+// frameworks write the same policy in their own order, case and quoting
+// (RFC 9111 §5.2: directive names are case-insensitive, and a value may
+// be a token or a quoted string), and a client reads them alike.
+func directives(vals []string, semicolons bool) []string {
+	var out []string
+	add := func(d string) {
+		// No white space is allowed around "=": "max-age = 0" stays a
+		// different (malformed) directive.
+		name, value, hasValue := strings.Cut(textproto.TrimString(d), "=")
+		name = strings.ToLower(name)
+		if name == "" {
+			return
+		}
+		if hasValue {
+			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+				value = value[1 : len(value)-1]
+			}
+			name += "=" + value
+		}
+		out = append(out, name)
+	}
+	if semicolons {
+		for _, v := range vals {
+			for d := range strings.SplitSeq(v, ";") {
+				add(d)
+			}
+		}
+	} else {
+		e := listElems{rest: vals}
+		for d, ok := e.next(); ok; d, ok = e.next() {
+			add(d)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// tokenSet reads a list of tokens as a sorted set: Allow and
+// Access-Control-Allow-Methods name methods, in no order that means
+// anything; Access-Control-Allow-Headers and -Expose-Headers name fields,
+// case-insensitively (fold).
+func tokenSet(vals []string, fold bool) []string {
+	var out []string
+	e := listElems{rest: vals}
+	for t, ok := e.next(); ok; t, ok = e.next() {
+		if fold {
+			t = strings.ToLower(t)
+		}
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // listEqual compares two sides' values as comma-separated lists: element
