@@ -168,7 +168,7 @@ func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
 		c.noisy++
 		return
 	}
-	if !c.admit(KindBody, "", sh) {
+	if !c.admit(KindBody, "", "", sh) {
 		return
 	}
 	d := Difference{Kind: KindBody}
@@ -226,7 +226,7 @@ func firstDifference(a, b []byte) int {
 func (c *comparison) addUndecodable(rawA, rawB, da, db []byte, errA, errB error) {
 	// A failure is not the kind of difference a varying answer makes:
 	// noise learned from two different text bodies does not hide it.
-	if !c.admit(KindBody, "", shapeType) {
+	if !c.admit(KindBody, "", "", shapeType) {
 		return
 	}
 	d := Difference{Kind: KindBody}

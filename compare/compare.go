@@ -155,10 +155,13 @@ type comparison struct {
 	// needs only where two answers differ.
 	keysOnly bool
 
-	diffs   []Difference
-	shapes  []shape // with keysOnly: each difference's shape, for learning
-	omitted int
-	noisy   int
+	diffs  []Difference
+	shapes []shape // with keysOnly: each difference's shape, for learning
+	// generals: with keysOnly, each difference's place as learned: a body
+	// pointer with its array indexes as "*" (generalPointer).
+	generals []string
+	omitted  int
+	noisy    int
 	// bodiesTooLarge: both bodies decode past max_decoded, so they were
 	// not compared.
 	bodiesTooLarge bool
@@ -188,6 +191,8 @@ func putComparison(c *comparison) {
 	c.rules, c.noise, c.keysOnly = nil, nil, false
 	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge, c.textSpan = nil, 0, 0, false, textSpan{}
 	c.shapes = keep(c.shapes, 1, retainBytes)
+	clear(c.generals)
+	c.generals = keep(c.generals, 1, retainBytes)
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
 	c.body.reset(retainBytes)
@@ -218,10 +223,12 @@ func (c *comparison) result() Result {
 
 // admit decides the fate of a difference of shape sh found at (kind,
 // where): false when it is noise or over the limit (and counted as such).
-// where is the header name or pointer; the caller builds the values, and
-// appends the difference, only when admitted.
-func (c *comparison) admit(kind Kind, where string, sh shape) bool {
-	if c.noise != nil && c.noise.drops(kind, where, sh) {
+// where is the header name or pointer, general the place as learned noise
+// names it (see generalPointer; where itself but for a body pointer); the
+// caller builds the values, and appends the difference, only when
+// admitted.
+func (c *comparison) admit(kind Kind, where, general string, sh shape) bool {
+	if c.noise != nil && c.noise.drops(kind, where, general, sh) {
 		c.noisy++
 		return false
 	}
@@ -231,6 +238,7 @@ func (c *comparison) admit(kind Kind, where string, sh shape) bool {
 	}
 	if c.keysOnly {
 		c.shapes = append(c.shapes, sh)
+		c.generals = append(c.generals, general)
 	}
 	return true
 }
@@ -246,7 +254,7 @@ func (c *comparison) full() bool {
 }
 
 func (c *comparison) addStatus(primary, shadow int) {
-	if !c.admit(KindStatus, "", shapeValue) {
+	if !c.admit(KindStatus, "", "", shapeValue) {
 		return
 	}
 	d := Difference{Kind: KindStatus}

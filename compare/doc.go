@@ -188,7 +188,8 @@
 //     that differs (null against a date), a field or element present on
 //     one side only; a varying type also covers varying values;
 //   - the place and shape are remembered in the route's [Noise], with
-//     every numeric pointer segment generalised to "*", and differences
+//     every array index generalised to "*" (not an object's numeric key,
+//     which names one member), and differences
 //     there are dropped from then on, even when no second monolith answer
 //     is available. Generalising keeps one entry for a field of every
 //     array element instead of one per index. Presence is never

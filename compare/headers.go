@@ -727,7 +727,7 @@ func (c *comparison) addHeader(name string, a, b []string) {
 	if len(a) == 0 || len(b) == 0 {
 		sh = shapeAbsent
 	}
-	if !c.admit(KindHeader, name, sh) {
+	if !c.admit(KindHeader, name, name, sh) {
 		return
 	}
 	d := Difference{Kind: KindHeader, Header: name}

@@ -3,7 +3,6 @@ package compare
 import (
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -62,8 +61,9 @@ func (learned shape) covers(sh shape) bool {
 
 // noiseDiff is where this request's two monolith answers differ, and how.
 type noiseDiff struct {
-	noiseField
-	shape shape
+	noiseField        // the place: for a body, its literal pointer
+	general    string // the place as learned (generalPointer)
+	shape      shape
 }
 
 // NewNoise returns an empty noise set that remembers at most max fields;
@@ -101,7 +101,7 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			if d.Kind == KindBody {
 				where = d.Pointer
 			}
-			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.shapes[i]})
+			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.generals[i], c.shapes[i]})
 		}
 		f.span = c.textSpan
 		putComparison(c)
@@ -133,7 +133,7 @@ func (n *Noise) learn(fields []noiseDiff) map[noiseField]shape {
 		if !learnable(f) {
 			continue
 		}
-		k := f.normalized()
+		k := noiseField{f.kind, f.general}
 		old, ok := next[k]
 		if !ok && len(next) >= n.max {
 			continue // full: a known field can still widen
@@ -160,7 +160,7 @@ const maxNoiseWhere = 1 << 10
 // session), and remembered, that would hide for good a service that
 // never sets the session cookie, or strips its Secure and HttpOnly.
 func learnable(f noiseDiff) bool {
-	return f.shape != shapeAbsent && len(f.where) <= maxNoiseWhere && !(f.kind == KindBody && f.where == "") &&
+	return f.shape != shapeAbsent && len(f.general) <= maxNoiseWhere && !(f.kind == KindBody && f.where == "") &&
 		!(f.kind == KindHeader && f.where == "Set-Cookie")
 }
 
@@ -171,7 +171,7 @@ func hasNew(set map[noiseField]shape, fields []noiseDiff, max int) bool {
 		if !learnable(f) {
 			continue
 		}
-		if old, ok := set[f.normalized()]; ok && old < f.shape || !ok && len(set) < max {
+		if old, ok := set[noiseField{f.kind, f.general}]; ok && old < f.shape || !ok && len(set) < max {
 			return true
 		}
 	}
@@ -212,7 +212,7 @@ type noiseFilter struct {
 // at that place before, once numeric segments are generalised. The second
 // rule is what makes "/items/7/ts" noise after "/items/3/ts" was: the set
 // would otherwise fill with one entry per index.
-func (f *noiseFilter) drops(kind Kind, where string, sh shape) bool {
+func (f *noiseFilter) drops(kind Kind, where, general string, sh shape) bool {
 	if kind == KindStatus || kind == KindBody && where == "" {
 		return false // a whole body: only within span (addBytes)
 	}
@@ -222,42 +222,6 @@ func (f *noiseFilter) drops(kind Kind, where string, sh shape) bool {
 			return true
 		}
 	}
-	learned, ok := f.learned[field.normalized()]
+	learned, ok := f.learned[noiseField{kind, general}]
 	return ok && learned.covers(sh)
-}
-
-// normalized replaces every numeric segment of a body pointer by "*". It
-// allocates only when there is one to replace.
-func (f noiseField) normalized() noiseField {
-	if f.kind != KindBody || !hasNumericSegment(f.where) {
-		return f
-	}
-	segs := strings.Split(f.where, "/")
-	for i, s := range segs {
-		if i > 0 && isNumeric(s) {
-			segs[i] = "*"
-		}
-	}
-	return noiseField{f.kind, strings.Join(segs, "/")}
-}
-
-func hasNumericSegment(ptr string) bool {
-	for seg := range strings.SplitSeq(ptr, "/") {
-		if isNumeric(seg) {
-			return true
-		}
-	}
-	return false
-}
-
-func isNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

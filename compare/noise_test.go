@@ -95,6 +95,24 @@ func TestNoiseArrayIndexes(t *testing.T) {
 	}
 }
 
+// An object's numeric key names that member only: noise learned at
+// /rates/2024 (this year's rate moves) says nothing of /rates/2023, a
+// fixed past value (a review found it hidden as /rates/*).
+func TestNoiseNumericKeysAreNotIndexes(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	a, b := jsonResp(`{"rates":{"2023":1.5,"2024":1.7}}`), jsonResp(`{"rates":{"2023":1.5,"2024":1.8}}`)
+	noise.Compare(a, b, a, b, r)
+	if got := noise.Fields(); !slices.Equal(got, []string{"/rates/2024"}) {
+		t.Errorf("learned %q, want [/rates/2024]", got)
+	}
+	res := noise.Compare(jsonResp(`{"rates":{"2023":1.5,"2024":1.7}}`), jsonResp(`{"rates":{"2023":9.9,"2024":1.9}}`), nil, nil, r)
+	if got, want := diffsJSON(t, res.Differences), `[{"kind":"body","pointer":"/rates/2023","primary":1.5,"shadow":9.9}]`; got != want || res.Noisy != 1 {
+		t.Errorf("later: %s, noisy %d; want %s, noisy 1", got, res.Noisy, want)
+	}
+}
+
 func TestNoiseLearnsNothingFromFailedMonolith(t *testing.T) {
 	t.Parallel()
 	r := mustRules(t, compare.RulesConfig{})

@@ -339,13 +339,25 @@ next:
 }
 
 // pointer formats the current path as an RFC 6901 JSON Pointer.
-func (c *comparison) pointer() string {
+func (c *comparison) pointer() string { return c.formatPath(false) }
+
+// generalPointer is pointer with every array index as "*": the place noise
+// learned at /items/3/ts names /items/7/ts too, and the set keeps one
+// entry for a field of every element. Only indexes: an object's numeric
+// key (/rates/2024) names that member, not its neighbours.
+func (c *comparison) generalPointer() string { return c.formatPath(true) }
+
+func (c *comparison) formatPath(general bool) string {
 	w := &c.walk
 	b := c.tmp[:0]
 	for _, seg := range w.path {
 		b = append(b, '/')
 		if seg.isIndex {
-			b = strconv.AppendInt(b, int64(seg.index), 10)
+			if general {
+				b = append(b, '*')
+			} else {
+				b = strconv.AppendInt(b, int64(seg.index), 10)
+			}
 			continue
 		}
 		key := w.keyBytes(seg.key)
@@ -377,8 +389,11 @@ func (c *comparison) addJSON(ai, bi int32) {
 		c.omitted++ // spare building a pointer nobody will read
 		return
 	}
-	ptr := c.pointer()
-	if !c.admit(KindBody, ptr, c.walk.shapeOf(ai, bi)) {
+	ptr, general := c.pointer(), ""
+	if c.keysOnly || c.noise != nil && len(c.noise.learned) > 0 {
+		general = c.generalPointer()
+	}
+	if !c.admit(KindBody, ptr, general, c.walk.shapeOf(ai, bi)) {
 		return
 	}
 	d := Difference{Kind: KindBody, Pointer: ptr}
