@@ -123,8 +123,8 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // isJSON decides whether a decoded body is compared as JSON, before it is
 // parsed: when its media type says JSON (jsonMedia), or when the type says nothing useful (missing,
-// text/plain, application/octet-stream) and the body starts like an object
-// or array. Scalars are not sniffed: "OK" vs "ok" or "1" vs "1.0" in a
+// text/plain, application/octet-stream, text/html) and the body starts
+// like an object or array. Scalars are not sniffed: "OK" vs "ok" or "1" vs "1.0" in a
 // text body are real differences. Bodies over max_decoded (possible when
 // they were not encoded) are compared as bytes, which costs no memory.
 func (c *comparison) isJSON(h http.Header, body []byte) bool {
@@ -139,7 +139,11 @@ func (c *comparison) isJSON(h http.Header, body []byte) bool {
 	switch {
 	case jsonMedia(mt):
 		return true
-	case mt == "" || strings.EqualFold(mt, "text/plain") || strings.EqualFold(mt, "application/octet-stream"):
+	case mt == "" || strings.EqualFold(mt, "text/plain") || strings.EqualFold(mt, "application/octet-stream") ||
+		strings.EqualFold(mt, "text/html"):
+		// text/html too: PHP's default, under which many a monolith serves
+		// its JSON (escaping "/" and non-ASCII as json_encode does); a page
+		// never starts with "{" or "[".
 		i := skipSpace(body, 0)
 		return i < len(body) && (body[i] == '{' || body[i] == '[')
 	}

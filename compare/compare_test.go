@@ -384,10 +384,23 @@ func TestCompare(t *testing.T) {
 			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/json"), Body: []byte(`1.0`)},
 		},
 		{
-			name:    "JSON-looking HTML compared as bytes",
-			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`{"a":1,"b":2}`)},
-			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`{"b":2,"a":1}`)},
-			want:    `[{"kind":"body","primary":"{\"a\":1,\"b\":2}","shadow":"{\"b\":2,\"a\":1}"}]`,
+			// PHP's default type, under which many a monolith serves its
+			// JSON, escaping "/" and non-ASCII as json_encode does.
+			name:    "JSON served as text/html is compared as JSON",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html; charset=UTF-8"), Body: []byte(`{"url":"http:\/\/x\/caf\u00e9","a":1}`)},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html; charset=UTF-8"), Body: []byte(`{"a":1,"url":"http://x/café"}`)},
+		},
+		{
+			name:    "JSON as text/html against application/json: the type differs, the body not",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`{"a":[1,2]}`)},
+			shadow:  jsonResp(`{"a":[1,2.0]}`),
+			want:    `[{"kind":"header","header":"Content-Type","primary":"text/html","shadow":"application/json"}]`,
+		},
+		{
+			name:    "an HTML page is not sniffed",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`<p>{"a":1}</p>`)},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html"), Body: []byte(`<p>{"a":1.0}</p>`)},
+			want:    `[{"kind":"body","primary":"\u003cp\u003e{\"a\":1}\u003c/p\u003e","shadow":"\u003cp\u003e{\"a\":1.0}\u003c/p\u003e"}]`,
 		},
 		{
 			name:    "JSON scalars with a JSON media type",

@@ -122,7 +122,8 @@
 //
 //   - its Content-Type is application/json, text/json or ends in +json,
 //     and it parses; or
-//   - its Content-Type is missing, text/plain or application/octet-stream,
+//   - its Content-Type is missing, text/plain, application/octet-stream or
+//     text/html (PHP's default, under which many a monolith serves JSON),
 //     it starts (after whitespace) with "{" or "[", and it parses. Bare
 //     scalars are not sniffed: "1" and "1.0" in a text body differ.
 //
