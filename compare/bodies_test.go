@@ -40,7 +40,7 @@ func TestBodiesPastMaxDecoded(t *testing.T) {
 	changed := bytes.Clone(doc)
 	copy(changed, `{"error":"boom","x":[`)
 	html := func(r *compare.Response) *compare.Response {
-		r.Header.Set("Content-Type", "text/html")
+		r.Header.Set("Content-Type", "text/csv") // not sniffed as JSON
 		r.Body = append([]byte(nil), r.Body...)
 		return r
 	}
