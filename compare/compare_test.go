@@ -209,6 +209,16 @@ func TestCompare(t *testing.T) {
 			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", `application/problem+json; charset="utf-8"`)},
 		},
 		{
+			name:    "utf8 is a label of UTF-8 (WHATWG): JSON",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json; charset=utf8")},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json")},
+		},
+		{
+			name:    "utf8 is a label of UTF-8 (WHATWG): text",
+			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html; charset=UTF8")},
+			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/html; charset=utf-8")},
+		},
+		{
 			name:    "text charset is not defaulted",
 			primary: &compare.Response{Status: 200, Header: hdr("Content-Type", "text/plain")},
 			shadow:  &compare.Response{Status: 200, Header: hdr("Content-Type", "text/plain; charset=utf-8")},

@@ -705,7 +705,7 @@ func mediaTypeEqual(a, b []string) bool {
 	}
 	if jsonMedia(ta) {
 		for _, p := range []map[string]string{pa, pb} {
-			if strings.EqualFold(p["charset"], "utf-8") {
+			if utf8Label(p["charset"]) {
 				delete(p, "charset")
 			}
 		}
@@ -715,11 +715,21 @@ func mediaTypeEqual(a, b []string) bool {
 	}
 	for k, va := range pa {
 		vb, ok := pb[k]
-		if !ok || (va != vb && !(k == "charset" && strings.EqualFold(va, vb))) {
+		if !ok || (va != vb && !(k == "charset" && (strings.EqualFold(va, vb) || utf8Label(va) && utf8Label(vb)))) {
 			return false
 		}
 	}
 	return true
+}
+
+// utf8Label reports whether a charset names UTF-8 as browsers read it (the
+// WHATWG Encoding Standard's labels): "utf8" is as good as "utf-8".
+func utf8Label(charset string) bool {
+	switch strings.ToLower(charset) {
+	case "utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8":
+		return true
+	}
+	return false
 }
 
 func (c *comparison) addHeader(name string, a, b []string) {
