@@ -84,8 +84,9 @@ type Source struct {
 	handles map[string]*Flag
 	file    *File // the flags the provider holds; nil in rpc mode
 
-	closeOnce sync.Once
-	closeErr  error
+	closeMu  sync.Mutex
+	closed   bool // the API was shut down
+	closeErr error
 }
 
 // newSource holds what every kind of Source shares; Open fills in the
@@ -176,23 +177,28 @@ func pinConfiguration(c *flagd.ProviderConfiguration) {
 
 // Close stops the goroutine that keeps the flags current and shuts down
 // the OpenFeature API and provider. Handles keep answering from their
-// cache; evaluations that need the provider fail. Close is idempotent.
+// cache; evaluations that need the provider fail. Close is idempotent,
+// and a Close whose ctx ended while an update was still running may be
+// called again: it waits again, and then shuts the provider down.
 func (s *Source) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() {
-		// That goroutine must be gone before the API shuts down: shutdown
-		// holds the API lock while it waits for the provider's goroutines,
-		// and ours needs that lock to evaluate.
-		s.updates.stop()
-		select {
-		case <-s.updates.stopped():
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("flags: close: waiting for the updates to stop: %w", ctx.Err())
-			return
-		}
-		if err := s.api.Shutdown(ctx); err != nil {
-			s.closeErr = fmt.Errorf("flags: close: %w", err)
-		}
-	})
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	// That goroutine must be gone before the API shuts down: shutdown
+	// holds the API lock while it waits for the provider's goroutines,
+	// and ours needs that lock to evaluate.
+	s.updates.stop()
+	select {
+	case <-s.updates.stopped():
+	case <-ctx.Done():
+		return fmt.Errorf("flags: close: waiting for the updates to stop: %w", ctx.Err())
+	}
+	s.closed = true
+	if err := s.api.Shutdown(ctx); err != nil {
+		s.closeErr = fmt.Errorf("flags: close: %w", err)
+	}
 	return s.closeErr
 }
 

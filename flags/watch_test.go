@@ -376,6 +376,40 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 }
 
+// A Close whose context ends while an update runs (a slow OnChange) can
+// be called again, and then shuts the provider down (a review found the
+// first error returned for good, and the provider left running).
+func TestCloseAfterATimeoutCanBeRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	block := make(chan struct{})
+	var blocked atomic.Bool
+	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.DiscardHandler),
+		OnChange: func() {
+			if blocked.CompareAndSwap(false, true) {
+				<-block
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFlags(t, dir, flagFile("20"))
+	eventually(t, "OnChange running", blocked.Load)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = s.Close(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Close: %v, want it to time out", err)
+	}
+	close(block)
+	// The second Close shuts the provider down (TestMain's goleak sees
+	// its goroutines gone); before, it returned the first one's error.
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
 func TestCloseIsIdempotentAndStopsReloads(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
