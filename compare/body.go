@@ -172,7 +172,7 @@ func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
 		c.noisy++
 		return
 	}
-	if !c.admit(KindBody, "", "", sh) {
+	if !c.admit(KindBody, textBody, "", sh) {
 		return
 	}
 	d := Difference{Kind: KindBody}
@@ -185,6 +185,11 @@ func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
 	}
 	c.diffs = append(c.diffs, d)
 }
+
+// textBody is where, for noise, a difference of two whole bodies that are
+// not both JSON lies: not "", the root of a JSON document, whose value the
+// monolith may vary per request like any field's.
+const textBody = "\x00text"
 
 // textSpan is where two non-JSON bodies differ: the bytes they share at
 // the start and at the end. Noise in a text body (an HTML page's CSRF
@@ -209,8 +214,10 @@ func spanOf(a, b []byte, sh shape) textSpan {
 // covers reports whether the difference d lies within the noise span m,
 // as the two monolith answers of the same request showed it: d keeps at
 // least the start and the end they share, with a shape m covers.
+// Monolith answers that share neither a start nor an end (two random
+// numbers) show no span, and cover nothing.
 func (m textSpan) covers(d textSpan) bool {
-	return m.set && d.set && m.shape.covers(d.shape) && d.prefix >= m.prefix && d.suffix >= m.suffix
+	return m.set && d.set && m.prefix+m.suffix > 0 && m.shape.covers(d.shape) && d.prefix >= m.prefix && d.suffix >= m.suffix
 }
 
 func firstDifference(a, b []byte) int {
@@ -230,7 +237,7 @@ func firstDifference(a, b []byte) int {
 func (c *comparison) addUndecodable(rawA, rawB, da, db []byte, errA, errB error) {
 	// A failure is not the kind of difference a varying answer makes:
 	// noise learned from two different text bodies does not hide it.
-	if !c.admit(KindBody, "", "", shapeType) {
+	if !c.admit(KindBody, textBody, "", shapeType) {
 		return
 	}
 	d := Difference{Kind: KindBody}

@@ -213,8 +213,8 @@ type noiseFilter struct {
 // rule is what makes "/items/7/ts" noise after "/items/3/ts" was: the set
 // would otherwise fill with one entry per index.
 func (f *noiseFilter) drops(kind Kind, where, general string, sh shape) bool {
-	if kind == KindStatus || kind == KindBody && where == "" {
-		return false // a whole body: only within span (addBytes)
+	if kind == KindStatus || kind == KindBody && where == textBody {
+		return false // a whole text body: only within its span (addBytes)
 	}
 	field := noiseField{kind, where}
 	for _, d := range f.current {

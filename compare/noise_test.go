@@ -227,6 +227,32 @@ func TestNoiseInTextBodiesIsASpan(t *testing.T) {
 	}
 }
 
+// A JSON document that is one scalar the monolith varies per request
+// (a timestamp) is noise for that request, as any field is; two text
+// bodies that share neither a start nor an end show no span, and a
+// service's empty answer is a mismatch (a review of the span change).
+func TestNoiseWholeBodies(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	text := func(b string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", "text/plain"), Body: []byte(b)}
+	}
+	for _, tc := range []struct {
+		name                    string
+		primary, shadow, ma, mb *compare.Response
+		want                    compare.Outcome
+	}{
+		{"a JSON scalar the monolith varies", jsonResp(`1712345678`), jsonResp(`1712345690`), jsonResp(`1712345678`), jsonResp(`1712345679`), compare.Match},
+		{"a JSON string the monolith varies", jsonResp(`"c3"`), jsonResp(`"d4"`), jsonResp(`"a1"`), jsonResp(`"b2"`), compare.Match},
+		{"random text, the service's empty answer", text("12345"), text(""), text("12345"), text("67890"), compare.Mismatch},
+		{"random text, the service's error page", text("12345"), text("<html>500</html>"), text("12345"), text("67890"), compare.Mismatch},
+	} {
+		if res := compare.NewNoise(0).Compare(tc.primary, tc.shadow, tc.ma, tc.mb, r); res.Outcome != tc.want {
+			t.Errorf("%s: %v, want %v (%+v)", tc.name, res.Outcome, tc.want, res.Differences)
+		}
+	}
+}
+
 // A monolith that refreshes a session cookie on some answers teaches
 // nothing about Set-Cookie for later requests: a service that never sets
 // the cookie, or strips its protections, must stay a mismatch.
