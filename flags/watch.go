@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -108,12 +110,17 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 			return nil
 		case <-w.quit.Done():
 			return nil
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				events = nil
 				continue
 			}
-			// Any entry: kubelet's update touches ..data, not the file.
+			if !w.concerns(ev.Name) {
+				// Another file of a busy directory (a log, a shared tmp):
+				// its writes must not put off, for ever, the look that
+				// confirms a failure of ours.
+				continue
+			}
 			w.suspect = nil // a new write: what failed before may be done
 			quiet.Reset(settle)
 		case err, ok := <-errs:
@@ -130,6 +137,19 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 			check(false)
 		}
 	}
+}
+
+// concerns reports whether an event on the named entry of the watched
+// directory may change what the flag file reads: the file itself, what it
+// links to there, or Kubernetes' ..data swap (..data and ..data_tmp; a
+// ConfigMap's file links through it). Anything else, the poll catches.
+func (w *fileSync) concerns(name string) bool {
+	base := filepath.Base(name)
+	if base == filepath.Base(w.path) || strings.HasPrefix(base, "..data") || filepath.Clean(name) == filepath.Dir(w.path) {
+		return true
+	}
+	to, err := os.Readlink(w.path)
+	return err == nil && filepath.Base(to) == base
 }
 
 // rewatch restores the watch after the directory itself was removed

@@ -426,3 +426,43 @@ func TestCloseIsIdempotentAndStopsReloads(t *testing.T) {
 		t.Errorf("after Close: Percent = %v, %v; want the cached 10", v, err)
 	}
 }
+
+// A bad flag file is reported while another file of its directory is
+// written every 20 ms (a log, a shared tmp): before, each of those writes
+// put off the settled look that confirms a failure, for as long as they
+// went on (a review).
+func TestBadFileReportedInABusyDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	var rejected atomic.Int32
+	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.DiscardHandler),
+		OnReloadError: func(error) { rejected.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		log := filepath.Join(dir, "app.log")
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				f, _ := os.OpenFile(log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+				f.WriteString("line\n")
+				f.Close()
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	if err := os.WriteFile(path, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the bad file reported while the directory is busy", func() bool { return rejected.Load() > 0 })
+}
