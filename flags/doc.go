@@ -46,10 +46,12 @@
 // Only the JSON form with "flags" as an object is accepted (not YAML, not
 // a "flags" array).
 //
-// A disabled flag, a missing flag, a value that is not a number and a
-// number outside 0..100 are errors (ErrDisabled, ErrNotFound, ErrType,
-// ErrRange): the proxy then sends the request to the monolith and counts
-// the error. File.CheckPercent finds them before deployment.
+// A disabled flag, a missing flag, a value that is not a number, a
+// number outside 0..100 and a targeting rule that cannot be run (a
+// {"$ref"} no evaluator replaces) are errors (ErrDisabled, ErrNotFound,
+// ErrType, ErrRange, ErrRule): the proxy then sends the request to the
+// monolith and counts the error. File.CheckPercent finds them before
+// deployment.
 //
 // # Cost and caching
 //

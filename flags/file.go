@@ -26,6 +26,9 @@ type fileFlag struct {
 	// targeted reports a non-empty targeting rule: flagd then evaluates the
 	// rule per request, so its value may depend on the evaluation context.
 	targeted bool
+	// badRef: the rule holds a {"$ref"} no evaluator replaced.
+	badRef    string
+	hasBadRef bool
 }
 
 // Load reads and validates the flag file at path. The error names the file
@@ -66,12 +69,17 @@ func (f *File) Names() []string {
 
 // CheckPercent reports whether the flag can serve as a traffic percentage:
 // it exists and every variant (not only the default: targeting may pick any
-// of them) is a number within 0..100. The error names the flag and variant
-// and wraps ErrNotFound, ErrType or ErrRange.
+// of them) is a number within 0..100, and its targeting rule can be run.
+// The error names the flag and variant and wraps ErrNotFound, ErrRule,
+// ErrType or ErrRange.
 func (f *File) CheckPercent(name string) error {
 	fl, ok := f.flags[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if fl.hasBadRef {
+		return fmt.Errorf(`%w: flag %q refers to {"$ref": %q}, which "$evaluators" does not define `+
+			`(or whose name holds <, > or &, which flagd cannot resolve)`, ErrRule, name, fl.badRef)
 	}
 	variants := make([]string, 0, len(fl.variants))
 	for v := range fl.variants {
@@ -163,17 +171,7 @@ func parse(raw []byte) (*File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("flag %q: %w", name, err)
 		}
-		// A reference left after the substitution above fails every
-		// evaluation of the flag (flagd's PARSE_ERROR): its route would go
-		// to the monolith on a file validate called fine.
-		var t struct {
-			Targeting any `json:"targeting"`
-		}
-		_ = json.Unmarshal(d, &t) // valid: parseFlag decoded it
-		if ref, ok := findRef(t.Targeting); ok {
-			return nil, fmt.Errorf(`flag %q: targeting refers to {"$ref": %q}, which "$evaluators" does not define `+
-				`(or whose name holds <, > or &, which flagd cannot resolve)`, name, ref)
-		}
+
 		f.flags[name] = fl
 	}
 	return f, nil
@@ -285,6 +283,10 @@ func parseFlag(name string, d json.RawMessage, setMetadata map[string]any) (file
 		}
 		// flagd skips the rule only when it is exactly {}.
 		fl.targeted = len(obj) > 0
+		// A reference left after the substitution of "$evaluators" fails
+		// every evaluation (flagd's PARSE_ERROR): the flag's problem,
+		// which CheckPercent reports, not the file's.
+		fl.badRef, fl.hasBadRef = findRef(rule)
 	}
 	return fl, nil
 }

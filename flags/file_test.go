@@ -135,26 +135,49 @@ func TestLoadRejectsEvaluatorsFlagdCannotRun(t *testing.T) {
 			`"$evaluators" "outer" refers to another evaluator ({"$ref": "outer"})`},
 		{"refers deep down", `{"outer":{"if":[{"and":[true,{"!":[{"$ref":"inner"}]}]},"all",null]},"inner":{"==":[1,1]}}`,
 			`"$evaluators" "outer" refers to another evaluator ({"$ref": "inner"})`},
-		// A reference left unresolved fails every evaluation (a review).
-		{"a misspelt reference", `{"outre":{"if":[true,"all",null]}}`,
-			`flag "orders": targeting refers to {"$ref": "outer"}, which "$evaluators" does not define`},
-		{"no evaluators at all", `{}`, `targeting refers to {"$ref": "outer"}`},
 	}
-	for _, tt := range append(tests, struct{ name, evaluators, want string }{"a name encoding/json escapes, which flagd never resolves", `{"a&b":{"if":[true,"all",null]}}`,
-		`targeting refers to {"$ref": "a&b"}`}) {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			content := `{"$evaluators":` + tt.evaluators + `,` + flag + `}`
-			if strings.Contains(tt.evaluators, "a&b") {
-				content = strings.Replace(content, `{"$ref":"outer"}`, `{"$ref":"a&b"}`, 1)
-			}
-			path := writeFlags(t, t.TempDir(), content)
+			path := writeFlags(t, t.TempDir(), `{"$evaluators":`+tt.evaluators+`,`+flag+`}`)
 			_, err := Load(path)
 			if err == nil {
 				t.Fatal("Load accepted the file")
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Load error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A targeting {"$ref"} that no evaluator replaces (a typo, or a name with
+// <, > or &, which the substitution never matches, in flagd as here) fails
+// every evaluation of its flag: CheckPercent refuses it (validate does),
+// but the file loads, so the other flags of the same edit still apply (a
+// review found a typo in one flag freezing them all).
+func TestUnresolvedRefIsTheFlagsProblem(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, evaluators, ref string }{
+		{"a misspelt reference", `{"outre":{"if":[true,"all",null]}}`, "outer"},
+		{"no evaluators at all", `{}`, "outer"},
+		{"a name encoding/json escapes", `{"a&b":{"if":[true,"all",null]}}`, "a&b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			content := `{"$evaluators":` + tc.evaluators + `,"flags":{` +
+				`"orders":{"state":"ENABLED","variants":{"all":100,"none":0},"defaultVariant":"none","targeting":{"$ref":"` + tc.ref + `"}},` +
+				`"users":{"state":"ENABLED","variants":{"on":25},"defaultVariant":"on"}}}`
+			f, err := Load(writeFlags(t, t.TempDir(), content))
+			if err != nil {
+				t.Fatalf("Load refused the whole file: %v", err)
+			}
+			err = f.CheckPercent("orders")
+			if !errors.Is(err, ErrRule) || !strings.Contains(err.Error(), `refers to {"$ref": "`+tc.ref+`"}, which "$evaluators" does not define`) {
+				t.Errorf("CheckPercent(orders) = %v, want ErrRule naming the reference", err)
+			}
+			if err := f.CheckPercent("users"); err != nil {
+				t.Errorf("CheckPercent(users) = %v", err)
 			}
 		})
 	}

@@ -24,6 +24,7 @@ var (
 	ErrDisabled = errors.New("flag disabled")
 	ErrType     = errors.New("flag value is not a number")
 	ErrRange    = errors.New("flag value outside 0..100")
+	ErrRule     = errors.New("flag targeting rule cannot be run")
 )
 
 // Options configures a Source. Exactly one of File and Flagd names where

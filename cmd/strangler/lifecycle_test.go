@@ -514,12 +514,15 @@ func TestServeStartsWithUnusableFlag(t *testing.T) {
 	t.Parallel()
 	monolith := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "monolith") }))
 	service := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "service") }))
-	routes := "routes:\n  - {name: orders, path: /api/orders/*, service: " + service + "}\n  - {name: users, path: /api/users/*, service: " + service + "}\n"
+	routes := "routes:\n  - {name: orders, path: /api/orders/*, service: " + service + "}\n  - {name: users, path: /api/users/*, service: " + service + "}\n" +
+		"  - {name: search, path: /api/search/*, service: " + service + "}\n"
 	const bad = `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":"100"},"defaultVariant":"on"},
-	  "users-percent":{"state":"ENABLED","variants":{"on":150},"defaultVariant":"on"}}}`
+	  "users-percent":{"state":"ENABLED","variants":{"on":150},"defaultVariant":"on"},
+	  "search-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on","targeting":{"$ref":"nope"}}}}`
 	p := startServe(t, monolith, routes, bad)
-	if code, _, errOut := runCmd("validate", "--config", p.cfgPath); code != 1 || !strings.Contains(errOut, "routes[0].flag") || !strings.Contains(errOut, "routes[1].flag") {
-		t.Errorf("validate: code %d, stderr %q; want 1 naming both flags", code, errOut)
+	if code, _, errOut := runCmd("validate", "--config", p.cfgPath); code != 1 || !strings.Contains(errOut, "routes[0].flag") ||
+		!strings.Contains(errOut, "routes[1].flag") || !strings.Contains(errOut, `routes[2].flag: flag targeting rule cannot be run`) {
+		t.Errorf("validate: code %d, stderr %q; want 1 naming the three flags", code, errOut)
 	}
 	answer := func(path string) string {
 		resp, err := http.Get("http://" + p.listen + path)
@@ -530,23 +533,23 @@ func TestServeStartsWithUnusableFlag(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	for _, path := range []string{"/api/orders/1", "/api/users/1"} {
+	for _, path := range []string{"/api/orders/1", "/api/users/1", "/api/search/1"} {
 		if got := answer(path); got != "monolith" {
 			t.Errorf("%s answered by %q with its flag unusable, want the monolith", path, got)
 		}
 	}
 	logs := p.logs.String()
-	for _, want := range []string{`routes[0].flag`, `routes[1].flag`, "stays on the monolith until the flag is fixed"} {
+	for _, want := range []string{`routes[0].flag`, `routes[1].flag`, `routes[2].flag`, "stays on the monolith until the flag is fixed"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}
 	}
-	good := strings.NewReplacer(`"100"`, `100`, `150`, `100`).Replace(bad)
+	good := strings.NewReplacer(`"100"`, `100`, `150`, `100`, `{"$ref":"nope"}`, `{"if":[true,"on",null]}`).Replace(bad)
 	if err := os.WriteFile(filepath.Join(filepath.Dir(p.cfgPath), "flags.json"), []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for answer("/api/orders/1") != "service" || answer("/api/users/1") != "service" {
+	for answer("/api/orders/1") != "service" || answer("/api/users/1") != "service" || answer("/api/search/1") != "service" {
 		if time.Now().After(deadline) {
 			t.Fatal("the fixed flags did not take the routes to the service")
 		}
