@@ -158,9 +158,6 @@ type backendMetrics struct {
 }
 
 func (m *Metrics) bindBackend(route, backend string) *backendMetrics {
-	m.retiredMu.Lock()
-	delete(m.retired, route) // back in a config
-	m.retiredMu.Unlock()
 	bm := &backendMetrics{
 		primary: m.duration.WithLabelValues(route, backend, rolePrimary),
 		errors:  map[string]prometheus.Counter{},
@@ -205,6 +202,18 @@ func (c *codeCounters) bind(code int) *prometheus.Counter {
 	counter := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(code))
 	c.byCode[code].Store(&counter)
 	return &counter
+}
+
+// keepRoutes takes the installed table's routes off the retired list: a
+// route back in the config has its series again. At install, not at
+// compile: a compiled table that is never installed must not bring one
+// back.
+func (m *Metrics) keepRoutes(routes []*route) {
+	m.retiredMu.Lock()
+	defer m.retiredMu.Unlock()
+	for _, rt := range routes {
+		delete(m.retired, rt.name)
+	}
 }
 
 // forgetRoute deletes every series of a route the config no longer has.

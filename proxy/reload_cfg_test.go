@@ -66,6 +66,17 @@ func TestReloadRemovedRouteLosesItsSeries(t *testing.T) {
 	if v := e.metric(`strangler_route_percent{route="orders"}`); v != 10 {
 		t.Errorf("the remaining route's percent is %v, want 10", v)
 	}
+	// Back in the config, the route counts again.
+	e.rewriteConfig(twoRoutes)
+	if err := e.srv.ReloadFile(e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.get("/api/users/1"); resp.Header.Get("X-Served-By") != "service" {
+		t.Fatal("route users not routed after it came back")
+	}
+	if v := e.metric(`strangler_requests_total{backend="service",code="200",route="users"}`); v != 1 {
+		t.Errorf("route users, back in the config, counted %v requests, want 1", v)
+	}
 }
 
 // Reload validates a config that was only parsed: unvalidated, it would

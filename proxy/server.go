@@ -125,6 +125,7 @@ func (s *Server) install(t *table) {
 	for _, rt := range t.routes {
 		rt.eject.cfg.Store(rt.ejectCfg)
 	}
+	s.metrics.keepRoutes(t.routes)
 	s.percentMu.Lock()
 	defer s.percentMu.Unlock()
 	if old != nil {
