@@ -197,7 +197,12 @@
 //     remembered: a list that grew between the monolith's two answers
 //     would otherwise teach "/items/*", and a service answering [] would
 //     match for good. So a service that drops a noisy field, or turns a
-//     noisy string into a number, is a mismatch;
+//     noisy string into a number, is a mismatch. Nor are Set-Cookie (its
+//     comparison already leaves values and expiry out; remembered, a
+//     refreshed session would hide a service that never sets the cookie,
+//     or strips its Secure and HttpOnly) and the body's root ("", a JSON
+//     scalar or a whole body) ever remembered: both are noise for their
+//     request only;
 //   - a status difference is never noise, and two monolith answers with
 //     different statuses teach nothing: one of them failed, and an error
 //     page differs from a real answer everywhere. Likewise a body that

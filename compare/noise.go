@@ -25,7 +25,8 @@ type Noise struct {
 }
 
 // noiseField is a noisy header (canonical name) or body field (JSON
-// Pointer with numeric segments replaced by "*").
+// Pointer; as learned, with its array indexes as "*", an object's numeric
+// keys as they are).
 type noiseField struct {
 	kind  Kind
 	where string
@@ -209,7 +210,7 @@ type noiseFilter struct {
 // drops reports whether a difference of shape sh is noise: a difference
 // of a shape that covers it was found at the very same place between this
 // request's monolith answers (array indexes taken literally), or learned
-// at that place before, once numeric segments are generalised. The second
+// at that place before, once array indexes are generalised. The second
 // rule is what makes "/items/7/ts" noise after "/items/3/ts" was: the set
 // would otherwise fill with one entry per index.
 func (f *noiseFilter) drops(kind Kind, where, general string, sh shape) bool {

@@ -21,7 +21,9 @@
 // rolls the Pods; the flags' name does not, so kubelet swaps the file in
 // place (its ..data symlink) and the running proxies apply a ramp within
 // about a minute, without a restart. To ramp, run `strangler ramp --config
-// strangler.yaml ROUTE PERCENT` in that folder and apply it again. On
+// strangler.yaml ROUTE PERCENT` in that folder, then apply the flags
+// ConfigMap alone: `kubectl apply -k . -l
+// app.kubernetes.io/component=strangler-flags`. On
 // shutdown, Strangler sleeps 5 s (endpoints forget the Pod), then drains for
 // shutdown_timeout; the monolith sleeps until that is over.
 //

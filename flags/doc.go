@@ -77,7 +77,8 @@
 // the last good flags stay live, the problem is logged and reported to
 // Options.OnReloadError, and the file is applied once it is valid again.
 // A problem is reported only when a second look, 50 ms after the first
-// with no change to the directory in between, finds the same: an edit in
+// with no change to the flag file (itself, what it links to, or
+// Kubernetes' ..data) in between, finds the same: an edit in
 // place is empty for a moment, and an editor that moves the original
 // aside leaves no file for one. A write slower than that can still be
 // caught half-done and reported once; prefer writing a temporary file and
@@ -144,15 +145,17 @@
 // # Ramp
 //
 // Ramp changes one flag's percentage in the file: only the default
-// variant's number changes, every other byte stays, and the file is
-// replaced atomically, with the old file's owner, group and mode. A flag
-// with a targeting rule keeps it, and Ramp says so: the rule decides what
-// each request it matches gets, and the default variant is only its
-// fallback. A DISABLED flag is not ramped up (its route serves the
-// monolith whatever the value); a ramp to 0 goes on, with a note. A
-// flag the file lacks is added, ENABLED, with one variant "on". It
-// refuses a symlinked file, which is how a ConfigMap is mounted; change
-// the ConfigMap instead. It also refuses when
+// variant's value changes (a flag the file lacks is added, ENABLED, with
+// one variant "on"), every other byte stays, and the file is replaced
+// atomically, with the old file's owner, group and mode. A flag with a
+// targeting rule keeps it, and Ramp says so: the rule decides what each
+// request it matches gets, and only requests it gives the default
+// variant, or leaves to it, get the new value. A DISABLED flag is not
+// ramped up (its route serves the monolith whatever the value); a ramp to
+// 0 goes on, with a note. A symlinked file is followed, and the file it
+// ends at is ramped, with a note, except a link into a ConfigMap volume
+// (through ..data), which is refused: change the ConfigMap instead. It
+// also refuses when
 // it cannot give the new file the old one's owner and group (run it as
 // that user or as root), rather than leave a file the proxy may not be
 // able to read.

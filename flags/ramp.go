@@ -52,11 +52,11 @@ const lockPoll = 10 * time.Millisecond
 //
 // A flag's targeting rule is kept, as everything else is (the contract:
 // targeting pins chosen users, say beta testers at 100 %, while the rest
-// ramp). But the rule decides which variant each request it matches gets,
-// and the default variant is only its fallback (a fractional split never
-// falls back at all), so a ramp could read as a rollback while the rule
-// keeps users on the service: for a targeted flag Ramp returns a note
-// saying so, for the caller to show.
+// ramp). But the rule decides which variant each request it matches gets:
+// only requests it gives the default variant, or leaves to it, get the
+// new value (a fractional split may give it to its share), so a ramp could
+// read as a rollback while the rule keeps users on the service: for a
+// targeted flag Ramp returns a note saying so, for the caller to show.
 //
 // The new file keeps the old one's owner and group as well as its mode:
 // run as root, Ramp would otherwise leave a root-owned file that a proxy

@@ -277,10 +277,11 @@ func (s *Source) rejected(err error) {
 // Check reports whether the flag can serve as a traffic percentage in the
 // current flag set, for a validate step before deployment. With a file or
 // an in-process daemon it checks what File.CheckPercent checks: the flag
-// exists and every variant is a number within 0..100. In rpc mode the
-// daemon shows only the answer for an empty context, so only that variant
-// is checked. A disabled flag passes, as with CheckPercent. The error wraps
-// ErrNotFound, ErrType or ErrRange, or says why the daemon did not answer.
+// exists, every variant is a number within 0..100, and its targeting rule
+// can be run. In rpc mode the daemon shows only the answer for an empty
+// context, so only that variant is checked. A disabled flag passes, as
+// with CheckPercent. The error wraps ErrNotFound, ErrRule, ErrType or
+// ErrRange, or says why the daemon did not answer.
 func (s *Source) Check(name string) error {
 	if err := s.check(name); !errors.Is(err, ErrDisabled) {
 		return err

@@ -15,8 +15,9 @@ import (
 )
 
 const (
-	// settle is how long the directory must be quiet before the file is
-	// read, so an in-place write is read whole, not truncated.
+	// settle is how long the flag file's entries (concerns) must be quiet
+	// before the file is read, so an in-place write is read whole, not
+	// truncated.
 	settle = 50 * time.Millisecond
 	// pollEvery is the safety net for lost events (a replaced directory,
 	// an inotify queue overflow, filesystems without events).

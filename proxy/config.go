@@ -316,8 +316,9 @@ type ConfigError struct {
 
 // FlagsOnly reports whether every problem is a route's flag that cannot
 // serve as a percentage, from Check: a problem a running proxy meets by
-// keeping that route on the monolith and counting the flag's errors, as it
-// does when the flag file changes to it, rather than by stopping.
+// keeping that route on the monolith (or, for a shadow flag, comparing
+// nothing on it) and counting the flag's errors, as it does when the flag
+// file changes to it, rather than by stopping.
 func (e *ConfigError) FlagsOnly() bool { return e.flagsOnly }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }

@@ -32,8 +32,8 @@
 // who reach the service first differ from route to route. With
 // sticky: random, every request draws a bucket.
 //
-// A flag that is missing, disabled, not a number or outside 0..100 sends
-// the route's traffic to the monolith, the side known to work, and counts
+// A flag that is missing, disabled, not a number, outside 0..100 or whose
+// targeting rule cannot be run sends the route's traffic to the monolith, the side known to work, and counts
 // strangler_flag_errors_total{flag}.
 //
 // # Forwarding

@@ -471,13 +471,13 @@ const (
 var closeField = []byte("Connection: close\r\n")
 
 // upstreamConn is one upstream connection under guard. Its framer reads
-// responses; the first Write after a final answer ended begins the next
-// request, and tells whether it is a HEAD (whose response has no body
-// whatever its Content-Length says). The Writes after it, up to the next
-// final answer, are that request's (its body, streamed in as many pieces
-// as the client sent, also after a 100 Continue), whatever their bytes.
-// net/http's transport never pipelines, so requests and responses
-// alternate.
+// responses, and needs to know which answers a HEAD's (no body whatever
+// their Content-Length says). On the direct path the first Write after a
+// final answer ended begins the next request, whole. For net/http's
+// transport, which may go on writing a body after its answer came (a 401
+// or 413 before the upload was read), a write-side framer (wf) follows
+// the requests to tell where each begins. Neither pipelines, so requests
+// and responses alternate.
 //
 // Over a TLS upstream the guard sits above TLS (dialTLS) and reads the
 // plaintext; it has no socket to peek at there (socketHasBytes).

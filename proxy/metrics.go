@@ -82,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route"}),
 		flagErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_flag_errors_total",
-			Help: "Flag evaluations that failed (missing flag, not a number, outside 0..100); their requests went to the monolith.",
+			Help: "Flag evaluations that failed (missing flag, not a number, outside 0..100, a targeting rule that cannot be run); their requests went to the monolith.",
 		}, []string{"flag"}),
 		flagReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strangler_flag_reload_errors_total",
@@ -135,7 +135,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	})
 	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "strangler_config_last_reload_successful",
-		Help: "Whether the last config reload attempt succeeded (1) or not (0).",
+		Help: "1 when the last config reload succeeded, or the file holds the running config again after a refused one; 0 otherwise.",
 	})
 	m.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "strangler_config_last_reload_success_timestamp_seconds",

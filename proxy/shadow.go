@@ -22,7 +22,7 @@ import (
 // strangler_shadow_skipped_total.
 const (
 	skipMethod   = "method"    // the method is not in shadow.methods
-	skipTooLarge = "too_large" // a request or response body is over shadow.max_body
+	skipTooLarge = "too_large" // a body is over shadow.max_body, or both answers past max_decoded
 	skipOverload = "overload"  // the comparison pool's queue was full
 	skipEjected  = "ejected"   // the service is ejected
 	// A conditional request (If-None-Match…) one side answered 304 (or

@@ -156,7 +156,8 @@ func configFlag(fs *flag.FlagSet) *string {
 // loadChecked loads, validates and cross-checks a config, handing each
 // warning to warn; any problem is an error and nothing starts. Except, when
 // serving, a route's flag whose value cannot be a percentage: the route
-// starts on the monolith and the flag's errors are counted, as a running
+// starts on the monolith (or, for its shadow flag, comparing nothing) and
+// the flag's errors are counted, as a running
 // proxy does when the flag file changes to it. A fleet shares one flag
 // file, and a Pod restarted during a bad edit of it must not crash-loop
 // while the others serve; validate still refuses it.
@@ -172,7 +173,11 @@ func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, e
 	var ce *proxy.ConfigError
 	if serving && errors.As(err, &ce) && ce.FlagsOnly() {
 		for _, p := range ce.Problems {
-			warn(p + ": the route stays on the monolith until the flag is fixed")
+			if strings.Contains(p, ".shadow.flag:") {
+				warn(p + ": the route compares nothing until the flag is fixed")
+			} else {
+				warn(p + ": the route stays on the monolith until the flag is fixed")
+			}
 		}
 		return cfg, nil
 	}
