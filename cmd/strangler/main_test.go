@@ -305,3 +305,29 @@ func TestParsePercent(t *testing.T) {
 		}
 	}
 }
+
+// serve starts with a route's flag or shadow flag that cannot be a
+// percentage, and its warnings say what each does meanwhile.
+func TestLoadCheckedServingWarnsPerFlag(t *testing.T) {
+	t.Parallel()
+	cfg, _ := writeSetup(t, `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":"10"},"defaultVariant":"on"},
+	  "users-percent":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"},
+	  "users-shadow":{"state":"ENABLED","variants":{"on":"x"},"defaultVariant":"on"}}}`)
+	b, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, append(b, "    shadow: {flag: users-shadow}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	if _, err := loadChecked(cfg, true, func(w string) { warnings = append(warnings, w) }); err != nil {
+		t.Fatalf("serving: %v", err)
+	}
+	got := strings.Join(warnings, "\n")
+	for _, want := range []string{"routes[0].flag: ", ": the route stays on the monolith until the flag is fixed", "routes[1].shadow.flag: ", ": the route compares nothing until the flag is fixed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings lack %q:\n%s", want, got)
+		}
+	}
+	if _, err := loadChecked(cfg, false, func(string) {}); err == nil {
+		t.Error("validate accepted the flags")
+	}
+}
