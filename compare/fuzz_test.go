@@ -273,3 +273,40 @@ func nestedJSON(keys []string, leaf string) string {
 	b.WriteString(strings.Repeat("}", len(keys)))
 	return b.String()
 }
+
+// FuzzNoise checks noise cancellation's laws on arbitrary answers: it
+// never panics; the outcome does not depend on which side is primary
+// (with the monolith's two answers swapped too); what the monolith's two
+// identical answers teach drops nothing; a primary compared with itself
+// matches whatever was learned; and nothing learned is a whole body or
+// Set-Cookie. MaxDecoded is small, so bodies past it are explored too.
+func FuzzNoise(f *testing.F) {
+	f.Add(uint8(1), []byte(`{"a":1,"t":5}`), []byte(`{"a":1,"t":6}`), []byte(`{"a":1,"t":7}`), []byte(`{"a":2,"t":8}`))
+	f.Add(uint8(3), []byte(`<p>token=AAA</p>`), []byte(`<p>token=BBB</p>`), []byte(`<p>token=CCC</p>`), []byte(``))
+	f.Add(uint8(1), []byte(`[1,2,3]`), []byte(`[3,2,1]`), []byte(`[1,2,3]`), []byte(`{"rates":{"2024":1}}`))
+	f.Fuzz(func(t *testing.T, mode uint8, ma, mb, p, s []byte) {
+		media := fuzzMedia[int(mode)%len(fuzzMedia)]
+		resp := func(b []byte) *compare.Response {
+			return &compare.Response{Status: 200, Header: hdr("Content-Type", media), Body: b}
+		}
+		r := mustRules(t, compare.RulesConfig{MaxDecoded: 64})
+		n1, n2 := compare.NewNoise(0), compare.NewNoise(0)
+		ab := n1.Compare(resp(p), resp(s), resp(ma), resp(mb), r)
+		ba := n2.Compare(resp(s), resp(p), resp(mb), resp(ma), r)
+		if ab.Outcome != ba.Outcome {
+			t.Fatalf("Compare(p, s) = %v (%s) but Compare(s, p) = %v (%s)", ab.Outcome, diffsJSON(t, ab.Differences), ba.Outcome, diffsJSON(t, ba.Differences))
+		}
+		for _, field := range n1.Fields() {
+			if field == "" || field == "header:Set-Cookie" {
+				t.Fatalf("learned %q", field)
+			}
+		}
+		if res := n1.Compare(resp(p), resp(p), nil, nil, r); res.Outcome != compare.Match {
+			t.Fatalf("p against itself after learning: %v", res.Outcome)
+		}
+		plain := compare.Compare(resp(p), resp(s), r)
+		if res := compare.NewNoise(0).Compare(resp(p), resp(s), resp(ma), resp(ma), r); res.Outcome != plain.Outcome {
+			t.Fatalf("two identical monolith answers changed the outcome: %v, without noise %v", res.Outcome, plain.Outcome)
+		}
+	})
+}
