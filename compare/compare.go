@@ -160,8 +160,11 @@ type comparison struct {
 	// generals: with keysOnly, each difference's place as learned: a body
 	// pointer with its array indexes as "*" (generalPointer).
 	generals []string
-	omitted  int
-	noisy    int
+	// unordered: with keysOnly, the arrays (as generalPointer names them)
+	// that hold the same elements in another order on the two sides.
+	unordered []string
+	omitted   int
+	noisy     int
 	// bodiesTooLarge: both bodies decode past max_decoded, so they were
 	// not compared.
 	bodiesTooLarge bool
@@ -193,6 +196,8 @@ func putComparison(c *comparison) {
 	c.shapes = keep(c.shapes, 1, retainBytes)
 	clear(c.generals)
 	c.generals = keep(c.generals, 1, retainBytes)
+	clear(c.unordered)
+	c.unordered = c.unordered[:0]
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
 	c.body.reset(retainBytes)

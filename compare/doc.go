@@ -202,7 +202,10 @@
 //     refreshed session would hide a service that never sets the cookie,
 //     or strips its Secure and HttpOnly) and the body's root ("", a JSON
 //     scalar or a whole body) ever remembered: both are noise for their
-//     request only;
+//     request only. Nor are the fields of a list the monolith's two
+//     answers hold in another order (the same elements, byte for byte; a
+//     query without ORDER BY): every field of every element differs
+//     there, and none of it says which fields vary;
 //   - a status difference is never noise, and two monolith answers with
 //     different statuses teach nothing: one of them failed, and an error
 //     page differs from a real answer everywhere. Likewise a body that

@@ -3,6 +3,7 @@ package compare
 import (
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -105,8 +106,17 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.generals[i], c.shapes[i]})
 		}
 		f.span = c.textSpan
+		toLearn := f.current
+		if len(c.unordered) > 0 {
+			// Fields of a list the monolith returned in another order are
+			// noise for this request, not fields that vary: remembered,
+			// they would hide a service's wrong prices for good.
+			toLearn = slices.DeleteFunc(slices.Clone(f.current), func(d noiseDiff) bool {
+				return slices.ContainsFunc(c.unordered, func(u string) bool { return strings.HasPrefix(d.general, u+"/") })
+			})
+		}
 		putComparison(c)
-		f.learned = n.learn(f.current)
+		f.learned = n.learn(toLearn)
 	}
 
 	c := getComparison(r)

@@ -253,6 +253,34 @@ func TestNoiseWholeBodies(t *testing.T) {
 	}
 }
 
+// A monolith that returns a list in another order (a query without ORDER
+// BY) differs at every field of every element; that is noise for the
+// request, but remembered it would hide a service's wrong price for good
+// (a review). A list whose elements really vary still teaches its fields.
+func TestNoiseReorderedListTeachesNothing(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	a := jsonResp(`{"items":[{"id":1,"price":5},{"id":2,"price":6}]}`)
+	b := jsonResp(`{"items":[{"id":2,"price":6},{"id":1,"price":5}]}`)
+	if res := noise.Compare(a, b, a, b, r); res.Outcome != compare.Match {
+		t.Errorf("the reordered answer itself: %v, want a match (noise for its request)", res.Outcome)
+	}
+	if f := noise.Fields(); len(f) != 0 {
+		t.Errorf("learned %q from a reordered list", f)
+	}
+	wrong := jsonResp(`{"items":[{"id":1,"price":50},{"id":2,"price":6}]}`)
+	if res := noise.Compare(a, wrong, nil, nil, r); res.Outcome != compare.Mismatch {
+		t.Errorf("later, a wrong price: %v, want a mismatch", res.Outcome)
+	}
+	// Elements whose field varies (a timestamp) still teach it.
+	ta, tb := jsonResp(`{"items":[{"id":1,"ts":5},{"id":2,"ts":6}]}`), jsonResp(`{"items":[{"id":1,"ts":7},{"id":2,"ts":8}]}`)
+	noise.Compare(ta, tb, ta, tb, r)
+	if f := noise.Fields(); !slices.Equal(f, []string{"/items/*/ts"}) {
+		t.Errorf("learned %q, want [/items/*/ts]", f)
+	}
+}
+
 // A monolith that refreshes a session cookie on some answers teaches
 // nothing about Set-Cookie for later requests: a service that never sets
 // the cookie, or strips its protections, must stay a mismatch.
