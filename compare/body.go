@@ -199,6 +199,8 @@ const textBody = "\x00text"
 type textSpan struct {
 	set            bool
 	prefix, suffix int
+	shortest       int // the shorter body's length
+	middle         int // what lies between prefix and suffix in the longer body
 	shape          shape
 }
 
@@ -208,16 +210,20 @@ func spanOf(a, b []byte, sh shape) textSpan {
 	for s < n && a[len(a)-1-s] == b[len(b)-1-s] {
 		s++
 	}
-	return textSpan{set: true, prefix: p, suffix: s, shape: sh}
+	return textSpan{set: true, prefix: p, suffix: s, shortest: min(len(a), len(b)),
+		middle: max(len(a), len(b)) - p - s, shape: sh}
 }
 
 // covers reports whether the difference d lies within the noise span m,
 // as the two monolith answers of the same request showed it: d keeps at
-// least the start and the end they share, with a shape m covers.
-// Monolith answers that share neither a start nor an end (two random
-// numbers) show no span, and cover nothing.
+// least the start and the end they share, its differing middle is not
+// much longer than theirs, and its shape is one m covers. Monolith
+// answers that share less than half of the shorter one (two random
+// numbers with a newline) show no span, and cover nothing: a shared "<"
+// or "\n" would let any error page pass.
 func (m textSpan) covers(d textSpan) bool {
-	return m.set && d.set && m.prefix+m.suffix > 0 && m.shape.covers(d.shape) && d.prefix >= m.prefix && d.suffix >= m.suffix
+	return m.set && d.set && 2*(m.prefix+m.suffix) >= m.shortest && m.prefix+m.suffix > 0 &&
+		m.shape.covers(d.shape) && d.prefix >= m.prefix && d.suffix >= m.suffix && d.middle <= 2*m.middle+16
 }
 
 func firstDifference(a, b []byte) int {

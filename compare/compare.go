@@ -160,8 +160,9 @@ type comparison struct {
 	// generals: with keysOnly, each difference's place as learned: a body
 	// pointer with its array indexes as "*" (generalPointer).
 	generals []string
-	// unordered: with keysOnly, the arrays (as generalPointer names them)
-	// that hold the same elements in another order on the two sides.
+	// unordered: with keysOnly, the arrays (as generalPointer names them,
+	// with a "/" after) that hold the same elements in another order on
+	// the two sides.
 	unordered []string
 	omitted   int
 	noisy     int
@@ -197,7 +198,7 @@ func putComparison(c *comparison) {
 	clear(c.generals)
 	c.generals = keep(c.generals, 1, retainBytes)
 	clear(c.unordered)
-	c.unordered = c.unordered[:0]
+	c.unordered = keep(c.unordered, 16, retainBytes)
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
 	c.body.reset(retainBytes)

@@ -112,7 +112,7 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			// noise for this request, not fields that vary: remembered,
 			// they would hide a service's wrong prices for good.
 			toLearn = slices.DeleteFunc(slices.Clone(f.current), func(d noiseDiff) bool {
-				return slices.ContainsFunc(c.unordered, func(u string) bool { return strings.HasPrefix(d.general, u+"/") })
+				return slices.ContainsFunc(c.unordered, func(u string) bool { return strings.HasPrefix(d.general, u) })
 			})
 		}
 		putComparison(c)
@@ -229,7 +229,20 @@ func (f *noiseFilter) drops(kind Kind, where, general string, sh shape) bool {
 	}
 	field := noiseField{kind, where}
 	for _, d := range f.current {
-		if d.noiseField == field && d.shape.covers(sh) {
+		if d.noiseField != field {
+			continue
+		}
+		if kind == KindBody && where == "" {
+			// The JSON root: only a scalar the monolith varies (a
+			// timestamp), not two answers of different types ({"a":1}
+			// and [], PHP's empty map), which would let null or "error"
+			// pass.
+			if d.shape == shapeValue && sh == shapeValue {
+				return true
+			}
+			continue
+		}
+		if d.shape.covers(sh) {
 			return true
 		}
 	}

@@ -244,8 +244,15 @@ func TestNoiseWholeBodies(t *testing.T) {
 	}{
 		{"a JSON scalar the monolith varies", jsonResp(`1712345678`), jsonResp(`1712345690`), jsonResp(`1712345678`), jsonResp(`1712345679`), compare.Match},
 		{"a JSON string the monolith varies", jsonResp(`"c3"`), jsonResp(`"d4"`), jsonResp(`"a1"`), jsonResp(`"b2"`), compare.Match},
+		{"monolith roots of two types, the service's null", jsonResp(`{"a":1}`), jsonResp(`null`), jsonResp(`{"a":1}`), jsonResp(`[]`), compare.Mismatch},
+		{"monolith roots of two types, the service's string", jsonResp(`[]`), jsonResp(`"error"`), jsonResp(`{"a":1}`), jsonResp(`[]`), compare.Mismatch},
+		{"monolith roots of two types, the service's array", jsonResp(`{"a":1}`), jsonResp(`[{"x":1}]`), jsonResp(`{"a":1}`), jsonResp(`[]`), compare.Mismatch},
 		{"random text, the service's empty answer", text("12345"), text(""), text("12345"), text("67890"), compare.Mismatch},
 		{"random text, the service's error page", text("12345"), text("<html>500</html>"), text("12345"), text("67890"), compare.Mismatch},
+		{"random lines, the service's error page", text("12345\n"), text("oops\n"), text("12345\n"), text("67890\n"), compare.Mismatch},
+		{"two pages sharing a \"<\", the service's error page", text("<p>a</p>"), text("<h1>Service Unavailable</h1>"), text("<p>a</p>"), text("<div>b</div>"), compare.Mismatch},
+		{"a page with a token, the service's much longer middle", text("<p>token=AAAA;</p>"), text("<p>token=" + strings.Repeat("x", 200) + ";</p>"), text("<p>token=AAAA;</p>"), text("<p>token=BBBB;</p>"), compare.Mismatch},
+		{"a page with a token, the service's own token", text("<p>token=AAAA;</p>"), text("<p>token=CCCCC;</p>"), text("<p>token=AAAA;</p>"), text("<p>token=BBBB;</p>"), compare.Match},
 	} {
 		if res := compare.NewNoise(0).Compare(tc.primary, tc.shadow, tc.ma, tc.mb, r); res.Outcome != tc.want {
 			t.Errorf("%s: %v, want %v (%+v)", tc.name, res.Outcome, tc.want, res.Differences)
