@@ -119,13 +119,15 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Server, error) {
 // series and what it learned, so that a dashboard or an alert does not go
 // on showing it (its percent, or an ejection that never clears).
 func (s *Server) install(t *table) {
+	// Before the swap: the first request of a route back in the config
+	// must be able to bind its series.
+	s.metrics.keepRoutes(t.routes)
 	old := s.table.Swap(t)
 	s.ts.retain(t.uses, false)
 	s.shadowTS.retain(t.uses, true)
 	for _, rt := range t.routes {
 		rt.eject.cfg.Store(rt.ejectCfg)
 	}
-	s.metrics.keepRoutes(t.routes)
 	s.percentMu.Lock()
 	defer s.percentMu.Unlock()
 	if old != nil {
