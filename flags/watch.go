@@ -142,15 +142,34 @@ func (w *fileSync) Sync(ctx context.Context, out chan<- isync.DataSync) error {
 
 // concerns reports whether an event on the named entry of the watched
 // directory may change what the flag file reads: the file itself, what it
-// links to there, or Kubernetes' ..data swap (..data and ..data_tmp; a
-// ConfigMap's file links through it). Anything else, the poll catches.
+// links to there (through any number of links), or Kubernetes' ..data
+// swap (..data and ..data_tmp; a ConfigMap's file links through it).
+// Anything else, the poll catches.
 func (w *fileSync) concerns(name string) bool {
-	base := filepath.Base(name)
-	if base == filepath.Base(w.path) || strings.HasPrefix(base, "..data") || filepath.Clean(name) == filepath.Dir(w.path) {
+	base, dir := filepath.Base(name), filepath.Dir(w.path)
+	if base == filepath.Base(w.path) || strings.HasPrefix(base, "..data") || filepath.Clean(name) == dir {
 		return true
 	}
-	to, err := os.Readlink(w.path)
-	return err == nil && filepath.Base(to) == base
+	// What the file links to, hop by hop: an entry of this directory a
+	// target names, or the first step of one (a "current" directory
+	// swapped by a deploy tool).
+	p := w.path
+	for range 8 {
+		to, err := os.Readlink(p)
+		if err != nil {
+			return false
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(p), to)
+		}
+		if rel, err := filepath.Rel(dir, to); err == nil && !strings.HasPrefix(rel, "..") {
+			if first, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); first == base {
+				return true
+			}
+		}
+		p = to
+	}
+	return false
 }
 
 // rewatch restores the watch after the directory itself was removed

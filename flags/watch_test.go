@@ -466,3 +466,49 @@ func TestBadFileReportedInABusyDirectory(t *testing.T) {
 	}
 	eventually(t, "the bad file reported while the directory is busy", func() bool { return rejected.Load() > 0 })
 }
+
+// Which entries of the flag file's directory may change what it reads:
+// itself, Kubernetes' ..data, and what it links to there, through a
+// chain of links or a swapped directory (a review found the last two
+// picked up by the 1 s poll only).
+func TestWatchConcerns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, d := range []string{"releases/v1"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFlags(t, filepath.Join(dir, "releases/v1"), flagFile("10"))
+	writeFile := func(name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(flagFile("10")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile("v1.json")
+	for _, l := range [][2]string{{"releases/v1", "current"}, {"current/flags.json", "deployed.json"}, {"v1.json", "cur.json"}, {"cur.json", "chained.json"}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		file, event string
+		want        bool
+	}{
+		{"flags.json", "flags.json", true},
+		{"flags.json", "..data", true},
+		{"flags.json", "..data_tmp", true},
+		{"flags.json", "app.log", false},
+		{"flags.json", ".flags.json.ramp-123", false},
+		{"deployed.json", "current", true},
+		{"deployed.json", "releases", false},
+		{"chained.json", "cur.json", true},
+		{"chained.json", "v1.json", true},
+		{"chained.json", "app.log", false},
+	} {
+		w := &fileSync{path: filepath.Join(dir, tc.file)}
+		if got := w.concerns(filepath.Join(dir, tc.event)); got != tc.want {
+			t.Errorf("%s, an event on %s: concerns %v, want %v", tc.file, tc.event, got, tc.want)
+		}
+	}
+}
