@@ -27,22 +27,37 @@ func (c *comparison) compareBodies(a, b *Response) {
 
 	da, errA := c.decode(a.Body, primarySide)
 	db, errB := c.decode(b.Body, shadowSide)
-	// A body not encoded is whole whatever its size, but past max_decoded
-	// it is not parsed as JSON: one each side is as far past as two that
-	// could not be decoded whole (and one of each, too), or JSON that
-	// differs only in key order would be a mismatch of bytes every time.
+	// Past max_decoded a body is not parsed as JSON, and a compressed one's
+	// rest is unknown. An unencoded one is whole whatever its size, but
+	// one each side is as far past as two that could not be decoded whole
+	// (and one of each, too): else JSON that differs only in key order
+	// would be a mismatch of bytes every time.
 	var bigA, bigB tooLargeError
-	pastA := errors.As(errA, &bigA) || errA == nil && int64(len(da)) > c.rules.maxDecoded
-	pastB := errors.As(errB, &bigB) || errB == nil && int64(len(db)) > c.rules.maxDecoded
-	if errA == nil {
-		bigA.final = true
-	}
-	if errB == nil {
-		bigB.final = true
-	}
-	whole := errA == nil && errB == nil
-	if pastA && pastB && !bytes.Equal(da, db) {
-		errA, errB = cmpErr(errA, bigA), cmpErr(errB, bigB)
+	wholeA, wholeB := errA == nil, errB == nil
+	pastA := errors.As(errA, &bigA) || wholeA && int64(len(da)) > c.rules.maxDecoded
+	pastB := errors.As(errB, &bigB) || wholeB && int64(len(db)) > c.rules.maxDecoded
+	if pastA && pastB {
+		if c.keysOnly || wholeA && wholeB && bytes.Equal(da, db) {
+			return // learning takes nothing from bodies it cannot compare
+		}
+		// Bodies that differ within the limit differ, unless JSON: its
+		// text can differ where its value does not (key order, spacing,
+		// an ignore_json field, noise), and half a document cannot be
+		// compared as JSON. Identical answers compressed differently
+		// must not count as a mismatch every time either.
+		n := int(min(int64(len(da)), int64(len(db)), c.rules.maxDecoded))
+		asJSON := c.isJSON(a.Header, da[:n]) || c.isJSON(b.Header, db[:n])
+		switch {
+		case asJSON:
+			c.bodiesTooLarge = true
+		case wholeA && wholeB:
+			c.addBytes(da, db, "", shapeValue) // both here whole: bytes are cheap
+		case (wholeA || bigA.final) && (wholeB || bigB.final) && !bytes.Equal(da[:n], db[:n]):
+			c.addBytes(da, db, "both bodies decode past max_decoded; compared up to it: ", shapeValue)
+		default:
+			c.bodiesTooLarge = true
+		}
+		return
 	}
 	if errA != nil || errB != nil {
 		if c.keysOnly {
@@ -51,28 +66,6 @@ func (c *comparison) compareBodies(a, b *Response) {
 			// Learning from it would mark the whole body (pointer "")
 			// as noise for good and hide every later whole-body
 			// difference.
-			return
-		}
-		if pastA && pastB {
-			// Both past max_decoded: what they hold beyond it is
-			// unknown, and identical answers compressed differently
-			// would otherwise count as a mismatch every time. Bodies
-			// that differ within it differ, though.
-			// Bodies that differ within it differ, unless JSON: its
-			// text can differ where its value does not (key order,
-			// spacing, an ignore_json field, noise), and half a
-			// document cannot be compared as JSON.
-			n := int(min(int64(len(da)), int64(len(db)), c.rules.maxDecoded))
-			asJSON := c.isJSON(a.Header, da[:n]) || c.isJSON(b.Header, db[:n])
-			if whole && !asJSON {
-				c.addBytes(da, db, "", shapeValue) // both here whole: bytes are cheap
-				return
-			}
-			if bigA.final && bigB.final && !asJSON && !bytes.Equal(da[:n], db[:n]) {
-				c.addBytes(da, db, "both bodies decode past max_decoded; compared up to it: ", shapeValue)
-				return
-			}
-			c.bodiesTooLarge = true
 			return
 		}
 		c.addUndecodable(a.Body, b.Body, da, db, errA, errB)
@@ -108,15 +101,6 @@ func (c *comparison) compareBodies(a, b *Response) {
 		sh = shapeType
 	}
 	c.addBytes(da, db, note, sh)
-}
-
-// cmpErr is err, or when the body decoded whole (or was not encoded) the
-// tooLargeError its size makes it.
-func cmpErr(err error, big tooLargeError) error {
-	if err != nil {
-		return err
-	}
-	return big
 }
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -168,7 +152,7 @@ func (c *comparison) addBytes(a, b []byte, note string, sh shape) {
 	switch {
 	case c.keysOnly:
 		c.textSpan = spanOf(a, b, sh)
-	case c.noise != nil && c.noise.span.covers(spanOf(a, b, sh)):
+	case c.noise != nil && c.noise.span.set && c.noise.span.covers(spanOf(a, b, sh)):
 		c.noisy++
 		return
 	}

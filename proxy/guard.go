@@ -555,7 +555,7 @@ func (c *upstreamConn) followRequests(p []byte) {
 		}
 		k, ev := c.wf.feed(p[off:])
 		off += k
-		if ev == evBad || ev == evLost || ev == evHead && c.wf.m.bad != reasonOK {
+		if ev == evBad { // a chunk line or trailer; a bad head and evLost leave it lost already
 			c.wf.lose()
 		}
 	}
