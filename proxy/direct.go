@@ -286,7 +286,10 @@ func (u *upstream) appendForwardHead(b []byte, r *http.Request) ([]byte, error) 
 	if teTrailers {
 		keys = append(keys, "Te")
 	}
-	keys = append(keys, "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
+	keys = append(keys, "X-Forwarded-For", "X-Forwarded-Proto")
+	if r.Host != "" { // see setForwarded
+		keys = append(keys, "X-Forwarded-Host")
+	}
 	return appendFields(b, r.Header, keys, func(k string) (string, bool) {
 		switch k {
 		case "Te":

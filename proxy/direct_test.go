@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"log/slog"
 	"net"
@@ -150,4 +151,40 @@ func throughUpstream(t *testing.T, target string, preserve, shadow bool, way via
 		t.Fatalf("reading the response: %v (read %q)", err, b)
 	}
 	return string(b)
+}
+
+// TestForwardedHostOnlyWhenThereIsOne: a request without a host to name
+// (HTTP/1.0 without Host, or an empty Host) is forwarded without an
+// X-Forwarded-Host, which would otherwise say the client asked for "",
+// and never with the client's own.
+func TestForwardedHostOnlyWhenThereIsOne(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, raw, want string }{
+		{"HTTP/1.0 without Host", "GET /p HTTP/1.0\r\nX-Forwarded-Host: evil\r\n\r\n", ""},
+		{"empty Host", "GET /p HTTP/1.1\r\nHost:\r\nX-Forwarded-Host: evil\r\nConnection: close\r\n\r\n", ""},
+		{"Host", "GET /p HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Host: evil\r\nConnection: close\r\n\r\n", "shop.example"},
+	} {
+		for _, way := range []via{viaDirect, viaReverseProxy, viaNetHTTP} {
+			t.Run(tc.name+"/"+string(way), func(t *testing.T) {
+				t.Parallel()
+				up := startCanned(t, always("HTTP/1.1 204 No Content\r\n\r\n", false))
+				throughUpstream(t, "http://"+up.addr, true, false, way, tc.raw)
+				heads, _ := up.recorded()
+				if len(heads) != 1 {
+					t.Fatalf("upstream read %q, want one request", heads)
+				}
+				req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(heads[0])))
+				if err != nil {
+					t.Fatalf("upstream read %q: %v", heads[0], err)
+				}
+				got, ok := req.Header["X-Forwarded-Host"]
+				switch {
+				case tc.want == "" && ok:
+					t.Errorf("X-Forwarded-Host %q, want none", got)
+				case tc.want != "" && (len(got) != 1 || got[0] != tc.want):
+					t.Errorf("X-Forwarded-Host %q, want %q", got, tc.want)
+				}
+			})
+		}
+	}
 }

@@ -330,7 +330,14 @@ func setForwarded(pr *httputil.ProxyRequest) {
 	vals := [...]string{forwardedFor(pr.In), pr.In.Host}
 	h := pr.Out.Header
 	h["X-Forwarded-For"] = vals[0:1:1]
-	h["X-Forwarded-Host"] = vals[1:2:2]
+	if pr.In.Host != "" {
+		h["X-Forwarded-Host"] = vals[1:2:2]
+	} else {
+		// No host to name (an HTTP/1.0 request without Host, or an empty
+		// Host): an empty field would tell the upstream the client asked
+		// for "" (ReverseProxy dropped the client's own before Rewrite).
+		delete(h, "X-Forwarded-Host")
+	}
 	if pr.In.TLS != nil {
 		h["X-Forwarded-Proto"] = protoHTTPS
 	} else {
