@@ -166,6 +166,11 @@ type comparison struct {
 	unordered []string
 	omitted   int
 	noisy     int
+	// probing: an unordered array's elements are being tried against each
+	// other (probeEqual): a difference sets probeDiff and nothing else.
+	// probeCost counts the values compared, to bound that work.
+	probing, probeDiff bool
+	probeCost          int
 	// bodiesTooLarge: both bodies decode past max_decoded, so they were
 	// not compared.
 	bodiesTooLarge bool
@@ -193,6 +198,7 @@ func getComparison(r *Rules) *comparison {
 func putComparison(c *comparison) {
 	const retainBytes = 1 << 20
 	c.rules, c.noise, c.keysOnly = nil, nil, false
+	c.probing, c.probeDiff, c.probeCost = false, false, 0
 	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge, c.textSpan = nil, 0, 0, false, textSpan{}
 	c.shapes = keep(c.shapes, 1, retainBytes)
 	clear(c.generals)

@@ -172,6 +172,23 @@
 // and "~" is only followed by "0" or "1". RFC 6901 has no escape for "*",
 // so a member literally named "*" is matched by the wildcard alone.
 //
+// # Arrays in any order
+//
+// Arrays are compared position by position, except where unordered_json
+// (the same pointer syntax; "" is the root) names them: then each primary
+// element is paired with an equal shadow element wherever it stands, the
+// first equal one in shadow order, byte for byte first and then by value
+// (by these rules, with ignore_json and noise applied inside the element,
+// at the primary element's index). What is left over is compared in
+// order, the n-th unpaired primary element with the n-th unpaired shadow
+// element, so that a changed field of one element is reported as that
+// field rather than as an element removed and another added; what is
+// left after that is present on one side only, named by its index on
+// that side. Duplicates count: [1,1,2] and [1,2,2] differ. Pairing by
+// value is the only part that is not linear: it stops after about 16
+// values compared per value in the two arrays, and the rest is compared
+// in order.
+//
 // # Noise cancellation
 //
 // Some fields differ between any two answers, even two answers of the

@@ -33,6 +33,10 @@ type RulesConfig struct {
 	// IgnoreJSON are JSON Pointers (RFC 6901) whose subtrees are skipped
 	// when both bodies are JSON. A segment "*" matches any one segment.
 	IgnoreJSON []string
+	// UnorderedJSON are JSON Pointers (the same syntax) of arrays whose
+	// element order does not matter: each element is paired with an equal
+	// one wherever it is, and only what is left over differs.
+	UnorderedJSON []string
 	// SecretHeaders are header names whose values never appear in a
 	// Difference, in addition to Authorization, Proxy-Authorization,
 	// Cookie and Set-Cookie.
@@ -54,8 +58,11 @@ type Rules struct {
 	// patternsByDepth[d] holds the patterns with exactly d segments, so the
 	// walk only tries the patterns that can match the depth it is at.
 	patternsByDepth [][]pattern
-	maxDecoded      int64
-	maxDifferences  int
+	// unorderedByDepth: UnorderedJSON the same way; "" (the root array)
+	// is the one pattern at depth 0.
+	unorderedByDepth [][]pattern
+	maxDecoded       int64
+	maxDifferences   int
 }
 
 // NewRules validates cfg and compiles it. Errors name the offending entry
@@ -85,19 +92,16 @@ func NewRules(cfg RulesConfig) (*Rules, error) {
 		}
 		r.secretHeaders[textproto.CanonicalMIMEHeaderKey(name)] = true
 	}
-	for i, s := range cfg.IgnoreJSON {
-		p, err := parsePattern(s)
-		if err != nil {
-			return nil, fmt.Errorf("ignore_json[%d] %q: %w", i, s, err)
-		}
-		if len(p.segs) == 0 {
-			r.ignoreRoot = true
-			continue
-		}
-		for len(r.patternsByDepth) <= len(p.segs) {
-			r.patternsByDepth = append(r.patternsByDepth, nil)
-		}
-		r.patternsByDepth[len(p.segs)] = append(r.patternsByDepth[len(p.segs)], p)
+	var err error
+	if r.patternsByDepth, err = compilePatterns("ignore_json", cfg.IgnoreJSON); err != nil {
+		return nil, err
+	}
+	if len(r.patternsByDepth) > 0 && len(r.patternsByDepth[0]) > 0 {
+		r.ignoreRoot = true
+		r.patternsByDepth[0] = nil
+	}
+	if r.unorderedByDepth, err = compilePatterns("unordered_json", cfg.UnorderedJSON); err != nil {
+		return nil, err
 	}
 	switch {
 	case r.maxDecoded < 0 || r.maxDecoded > maxMaxDecoded:
@@ -112,6 +116,23 @@ func NewRules(cfg RulesConfig) (*Rules, error) {
 		r.maxDifferences = DefaultMaxDifferences
 	}
 	return r, nil
+}
+
+// compilePatterns compiles a list of pointers (named key in errors) into
+// patterns grouped by their number of segments.
+func compilePatterns(key string, list []string) ([][]pattern, error) {
+	var byDepth [][]pattern
+	for i, s := range list {
+		p, err := parsePattern(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d] %q: %w", key, i, s, err)
+		}
+		for len(byDepth) <= len(p.segs) {
+			byDepth = append(byDepth, nil)
+		}
+		byDepth[len(p.segs)] = append(byDepth[len(p.segs)], p)
+	}
+	return byDepth, nil
 }
 
 // builtinIgnoredHeaders differ between two correct answers to the same

@@ -103,6 +103,12 @@ func (c *comparison) compareJSON() {
 // diffValue compares primary node ai with shadow node bi at the current path.
 func (c *comparison) diffValue(ai, bi int32) {
 	w := &c.walk
+	if c.probing {
+		if c.probeDiff {
+			return // a difference is all a probe needs
+		}
+		c.probeCost++
+	}
 	// Equal bytes are equal values, whatever they hold: the common case of
 	// identically serialised subtrees costs one memcmp.
 	if bytes.Equal(w.raw(primarySide, ai), w.raw(shadowSide, bi)) {
@@ -123,7 +129,11 @@ func (c *comparison) diffValue(ai, bi int32) {
 			c.addJSON(ai, bi)
 		}
 	case nodeArray:
-		c.diffArray(ai, bi)
+		if c.matchHere(c.rules.unorderedByDepth) {
+			c.diffMultiset(ai, bi)
+		} else {
+			c.diffArray(ai, bi)
+		}
 	case nodeObject:
 		c.diffObject(ai, bi)
 	}
@@ -145,7 +155,7 @@ func (w *jsonWalk) stringsEqual(ai, bi int32) bool {
 func (c *comparison) diffArray(ai, bi int32) {
 	w := &c.walk
 	aEnd, bEnd := w.docs[primarySide].nodes[ai].next, w.docs[shadowSide].nodes[bi].next
-	if c.keysOnly && !c.full() && c.reordered(ai, bi) {
+	if c.keysOnly && !c.probing && !c.full() && c.reordered(ai, bi) {
 		// The monolith's two answers hold the same elements in another
 		// order (a query without ORDER BY): every field of every element
 		// differs here, and none of it says which fields vary. Kept with
@@ -202,6 +212,128 @@ func (c *comparison) reordered(ai, bi int32) bool {
 }
 
 const maxReordered = 10000
+
+// diffMultiset compares two arrays that unordered_json names as
+// multisets. Each primary element is paired with an equal shadow element
+// wherever it stands: byte for byte first, then by value (numbers by
+// value, members in any order, ignore_json and noise applied as
+// everywhere). What is left over is compared in order, so that one
+// changed field of one element is reported as that field, not as an
+// element missing and another added. Pointers name an element by its
+// primary index; one only the shadow has, by its shadow index.
+func (c *comparison) diffMultiset(ai, bi int32) {
+	w := &c.walk
+	start := len(w.members)
+	w.appendElems(primarySide, ai)
+	mid := len(w.members)
+	w.appendElems(shadowSide, bi)
+	end := len(w.members)
+	pairStart := len(w.pair)
+	for range end - start {
+		w.pair = append(w.pair, -1)
+	}
+	paired := func(i int) bool { return w.pair[pairStart+i-start] >= 0 }
+	link := func(i, j int) {
+		w.pair[pairStart+i-start] = int32(j)
+		w.pair[pairStart+j-start] = int32(i)
+	}
+	w.pairEqual(start, mid, end, pairStart, true)
+
+	// By value, what did not pair by bytes: every unpaired primary
+	// element against every unpaired shadow element, within a budget
+	// proportional to the arrays' size (a probe stops at its first
+	// difference, but two equal elements are walked whole).
+	orderStart := len(w.order)
+	for j := mid; j < end; j++ {
+		if !paired(j) {
+			w.order = append(w.order, int32(j))
+		}
+	}
+	free := w.order[orderStart:]
+	nodes := int(w.docs[primarySide].nodes[ai].next-ai) + int(w.docs[shadowSide].nodes[bi].next-bi)
+	limit := c.probeCost + 16*nodes + 4096
+	for i := start; i < mid && len(free) > 0 && c.probeCost < limit; i++ {
+		if paired(i) {
+			continue
+		}
+		for k, j := range free {
+			if c.probeCost >= limit {
+				break
+			}
+			if c.probeEqual(w.members[i].val, w.members[j].val, int32(i-start)) {
+				link(i, int(j))
+				free = slices.Delete(free, k, k+1) // keeps shadow order: the first equal one pairs
+				break
+			}
+		}
+	}
+	w.order = w.order[:orderStart]
+
+	// The rest in order: the n-th unpaired primary element with the n-th
+	// unpaired shadow element.
+	j := mid
+	for i := start; i < mid; i++ {
+		bval := int32(-1)
+		if paired(i) {
+			bval = w.members[w.pair[pairStart+i-start]].val
+		} else {
+			for j < end && paired(j) {
+				j++
+			}
+			if j < end {
+				link(i, j)
+				bval = w.members[j].val
+			}
+		}
+		w.path = append(w.path, pathSeg{index: int32(i - start), isIndex: true})
+		switch {
+		case c.ignored():
+		case bval < 0:
+			c.addJSON(w.members[i].val, -1)
+		default:
+			c.diffValue(w.members[i].val, bval)
+		}
+		w.path = w.path[:len(w.path)-1]
+	}
+	for j := mid; j < end; j++ {
+		if paired(j) {
+			continue
+		}
+		w.path = append(w.path, pathSeg{index: int32(j - mid), isIndex: true})
+		if !c.ignored() {
+			c.addJSON(-1, w.members[j].val)
+		}
+		w.path = w.path[:len(w.path)-1]
+	}
+	w.pair = w.pair[:pairStart]
+	w.members = w.members[:start]
+}
+
+// appendElems appends the elements of array arr to members, as members
+// without a name.
+func (w *jsonWalk) appendElems(s side, arr int32) {
+	nodes := w.docs[s].nodes
+	for e := arr + 1; e < nodes[arr].next; e = nodes[e].next {
+		w.members = append(w.members, member{key: keyRef{side: s}, val: e})
+	}
+}
+
+// probeEqual reports whether primary element ai, at index i of the array
+// at the current path, equals shadow element bi: whether comparing them
+// there would report no difference.
+func (c *comparison) probeEqual(ai, bi, i int32) bool {
+	w := &c.walk
+	was, wasDiff := c.probing, c.probeDiff
+	c.probing, c.probeDiff = true, false
+	w.path = append(w.path, pathSeg{index: i, isIndex: true})
+	if !c.ignored() {
+		c.diffValue(ai, bi)
+	}
+	w.path = w.path[:len(w.path)-1]
+	equal := !c.probeDiff
+	c.probing, c.probeDiff = was, wasDiff
+	return equal
+}
 
 // diffObject compares objects by member name, ignoring member order.
 // Members with the same name (RFC 8259 leaves their meaning open, and
@@ -268,11 +400,7 @@ func (c *comparison) diffUnaligned(start, mid, end int) {
 	for range end - start {
 		w.pair = append(w.pair, -1)
 	}
-	if (mid-start)*(end-mid) <= maxScanPairs {
-		w.pairByScan(start, mid, end, pairStart)
-	} else {
-		w.pairBySort(start, mid, end, pairStart)
-	}
+	w.pairEqual(start, mid, end, pairStart, false)
 
 	for i := start; i < mid; i++ {
 		bval := int32(-1)
@@ -289,6 +417,25 @@ func (c *comparison) diffUnaligned(start, mid, end int) {
 	w.pair = w.pair[:pairStart]
 }
 
+// pairEqual pairs each of members[start:mid] with the first unpaired of
+// members[mid:end] whose key is the same, or with byValue whose value's
+// bytes are.
+func (w *jsonWalk) pairEqual(start, mid, end, pairStart int, byValue bool) {
+	if (mid-start)*(end-mid) <= maxScanPairs {
+		w.pairByScan(start, mid, end, pairStart, byValue)
+	} else {
+		w.pairBySort(start, mid, end, pairStart, byValue)
+	}
+}
+
+// pairKey is what pairEqual pairs m by.
+func (w *jsonWalk) pairKey(m member, byValue bool) []byte {
+	if byValue {
+		return w.raw(m.key.side, m.val)
+	}
+	return w.keyBytes(m.key)
+}
+
 // maxScanPairs is the size (primary × shadow members) below which pairing
 // by scanning beats sorting: typical API objects of a dozen members cost
 // fewer key comparisons, most of them rejected on length.
@@ -297,12 +444,12 @@ const maxScanPairs = 16 * 16
 // pairByScan pairs members in O(n·m) comparisons. Scans start at the
 // first unpaired shadow member, so an object that is mostly in order
 // pairs in nearly one pass.
-func (w *jsonWalk) pairByScan(start, mid, end, pairStart int) {
+func (w *jsonWalk) pairByScan(start, mid, end, pairStart int, byValue bool) {
 	first := mid
 	for i := start; i < mid; i++ {
-		key := w.keyBytes(w.members[i].key)
+		key := w.pairKey(w.members[i], byValue)
 		for j := first; j < end; j++ {
-			if w.pair[pairStart+j-start] < 0 && bytes.Equal(key, w.keyBytes(w.members[j].key)) {
+			if w.pair[pairStart+j-start] < 0 && bytes.Equal(key, w.pairKey(w.members[j], byValue)) {
 				w.pair[pairStart+i-start] = int32(j)
 				w.pair[pairStart+j-start] = int32(i)
 				break
@@ -317,13 +464,13 @@ func (w *jsonWalk) pairByScan(start, mid, end, pairStart int) {
 // pairBySort pairs members in O(n log n) comparisons by sorting each
 // side's members by name (stably, so duplicates keep their order) and
 // merging.
-func (w *jsonWalk) pairBySort(start, mid, end, pairStart int) {
+func (w *jsonWalk) pairBySort(start, mid, end, pairStart int, byValue bool) {
 	orderStart := len(w.order)
 	for i := start; i < end; i++ {
 		w.order = append(w.order, int32(i))
 	}
 	byKey := func(x, y int32) int {
-		return bytes.Compare(w.keyBytes(w.members[x].key), w.keyBytes(w.members[y].key))
+		return bytes.Compare(w.pairKey(w.members[x], byValue), w.pairKey(w.members[y], byValue))
 	}
 	sortedA := w.order[orderStart : orderStart+mid-start]
 	sortedB := w.order[orderStart+mid-start:]
@@ -346,12 +493,14 @@ func (w *jsonWalk) pairBySort(start, mid, end, pairStart int) {
 }
 
 // ignored reports whether an ignore_json pattern matches the current path.
+func (c *comparison) ignored() bool { return c.matchHere(c.rules.patternsByDepth) }
+
+// matchHere reports whether one of the patterns matches the current path.
 // Only patterns as deep as the path are tried, last segment first, where
 // paths differ most; matching compares bytes and ints, so it does not
 // allocate.
-func (c *comparison) ignored() bool {
+func (c *comparison) matchHere(byDepth [][]pattern) bool {
 	w := &c.walk
-	byDepth := c.rules.patternsByDepth
 	if len(w.path) >= len(byDepth) {
 		return false
 	}
@@ -421,6 +570,13 @@ func (c *comparison) formatPath(general bool) string {
 // addJSON reports a difference at the current path between primary node
 // ai and shadow node bi, either of which is -1 when absent on its side.
 func (c *comparison) addJSON(ai, bi int32) {
+	if c.probing {
+		if f := c.noise; f == nil || len(f.current) == 0 && len(f.learned) == 0 ||
+			!f.drops(KindBody, c.pointer(), c.generalPointer(), c.walk.shapeOf(ai, bi)) {
+			c.probeDiff = true
+		}
+		return
+	}
 	if c.full() {
 		c.omitted++ // spare building a pointer nobody will read
 		return

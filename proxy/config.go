@@ -146,6 +146,7 @@ type Shadow struct {
 	Methods       []string `yaml:"methods"`
 	IgnoreHeaders []string `yaml:"ignore_headers"`
 	IgnoreJSON    []string `yaml:"ignore_json"`
+	UnorderedJSON []string `yaml:"unordered_json"`
 	MaxBody       Size     `yaml:"max_body"`
 	Timeout       Duration `yaml:"timeout"`
 	Noise         bool     `yaml:"noise"`
@@ -1034,6 +1035,9 @@ func (c *Config) validateShadow(ce *ConfigError, at string, r *Route) {
 		}
 	}
 	if _, err := compare.NewRules(compare.RulesConfig{IgnoreJSON: sh.IgnoreJSON}); err != nil {
+		ce.add("%s.%v", at, err)
+	}
+	if _, err := compare.NewRules(compare.RulesConfig{UnorderedJSON: sh.UnorderedJSON}); err != nil {
 		ce.add("%s.%v", at, err)
 	}
 	if sh.MaxBody == 0 {

@@ -103,6 +103,9 @@ func TestConfigErrorsNameTheirPlace(t *testing.T) {
 		{"bad sticky", strings.Replace(validConfig(""), "header:X-User-Id", "session", 1), []string{`routes[0].sticky: invalid sticky "session"`}},
 		{"sticky without name", strings.Replace(validConfig(""), "header:X-User-Id", "'cookie:'", 1), []string{`routes[0].sticky: invalid sticky "cookie:"`}},
 		{"missing flag file", strings.Replace(validConfig(""), "flags.json", "nope.json", 1), []string{`flags.file: "`, `nope.json" does not exist`}},
+		{"bad JSON pointers", validConfig("    shadow: {ignore_json: [/ok, ts], unordered_json: [/items~2]}\n"), []string{
+			`routes[0].shadow.ignore_json[1] "ts": a JSON Pointer is "" or starts with "/"`,
+			`routes[0].shadow.unordered_json[0] "/items~2": "~" must be followed by "0" (for "~") or "1" (for "/")`}},
 		{"bad duration", validConfig("shutdown_timeout: 15\n"), []string{`shutdown_timeout: line 13: invalid duration "15"`}},
 		{"bad CIDR", validConfig("trusted_proxies: [10.0.0.0/33]\n"), []string{`trusted_proxies[0]: invalid CIDR "10.0.0.0/33"`}},
 		{"bad listen", strings.Replace(validConfig(""), "listen: 127.0.0.1:8080", "listen: 8080", 1), []string{`listen: invalid address "8080"`}},

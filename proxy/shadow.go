@@ -811,6 +811,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 	rules, err := compare.NewRules(compare.RulesConfig{
 		IgnoreHeaders: sc.IgnoreHeaders,
 		IgnoreJSON:    sc.IgnoreJSON,
+		UnorderedJSON: sc.UnorderedJSON,
 		SecretHeaders: cfg.SecretHeaders,
 	})
 	if err != nil {

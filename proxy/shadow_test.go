@@ -97,6 +97,8 @@ func TestShadowComparisons(t *testing.T) {
 		{"nested array field", "", answer(200, doc), answer(200, strings.Replace(doc, `"qty":1`, `"qty":2`, 1)), "mismatch", "body:/items/0/qty"},
 		{"key order and 1 vs 1.0", "", answer(200, `{"a":1,"b":2}`), answer(200, `{"b":2.0,"a":1.0}`), "match", ""},
 		{"ignored pointer", "      ignore_json: [/meta/requestId]\n", answer(200, doc), answer(200, strings.Replace(doc, "r1", "r2", 1)), "match", ""},
+		{"unordered list", "      unordered_json: [/items]\n", answer(200, `{"items":[{"sku":"a"},{"sku":"b"}]}`), answer(200, `{"items":[{"sku":"b"},{"sku":"a"}]}`), "match", ""},
+		{"ordered list", "", answer(200, `{"items":[{"sku":"a"},{"sku":"b"}]}`), answer(200, `{"items":[{"sku":"b"},{"sku":"a"}]}`), "mismatch", "body:/items/0/sku"},
 		{"ignored header", "      ignore_headers: [X-Version]\n", answer(200, doc, "X-Version", "1"), answer(200, doc, "X-Version", "2"), "match", ""},
 		{"built-in ignored header", "", answer(200, doc, "Date", "Mon, 01 Jan 2024 00:00:00 GMT"), answer(200, doc, "Date", "Tue, 02 Jan 2024 00:00:00 GMT"), "match", ""},
 		{"gzip vs plain", "", answer(200, doc), answer(200, gzipped(doc), "Content-Encoding", "gzip"), "match", ""},
