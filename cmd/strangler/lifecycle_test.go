@@ -465,7 +465,9 @@ func TestServeReloadDuringDrain(t *testing.T) {
 // With tracing on, the last spans are flushed within proxy.ExitGrace: an
 // OTLP collector that accepts and never answers held the exit for the
 // batch processor's export timeout (30 s), far past shutdown_timeout. The
-// export error goes to the log, not as otel's plain line.
+// export error goes to the log, not as otel's plain line, and so does
+// the SDK's complaint about an OTEL_* setting it cannot use, which it
+// makes while the provider is built.
 func TestServeTracingFlushBounded(t *testing.T) {
 	t.Parallel()
 	hole, err := net.Listen("tcp", "127.0.0.1:0")
@@ -488,7 +490,8 @@ func TestServeTracingFlushBounded(t *testing.T) {
 	}()
 	mono := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "monolith") }))
 	p := startServe(t, mono, "shutdown_timeout: 1s\nroutes: []\n", `{"flags":{}}`,
-		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+hole.Addr().String(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_TRACES_EXPORTER=")
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+hole.Addr().String(), "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_TRACES_EXPORTER=",
+		"OTEL_TRACES_SAMPLER=bogus")
 	resp, err := http.Get("http://" + p.listen + "/x")
 	if err != nil {
 		t.Fatal(err)
@@ -503,6 +506,9 @@ func TestServeTracingFlushBounded(t *testing.T) {
 		if !strings.HasPrefix(line, "{") {
 			t.Errorf("a line that is not JSON in the log: %q", line)
 		}
+	}
+	if !strings.Contains(p.logs.String(), "unsupported sampler: bogus") {
+		t.Errorf("the log does not name the sampler the SDK could not use:\n%s", p.logs.String())
 	}
 }
 

@@ -273,6 +273,10 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 	// deployment's grace period counts on it. exit is set once Serve
 	// returns.
 	exit := context.Background()
+	// The SDK's own errors (an OTEL_* setting it cannot use, an export
+	// that failed) go to the log, not as a plain line on stderr: set
+	// before the provider is built, which reports the settings' errors.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
 	tp, stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		ln.Close()
@@ -283,9 +287,6 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 	opts := proxy.Options{Logger: log}
 	if tp != nil {
 		opts.TracerProvider = tp
-		// The SDK's own errors (an export that failed) go to the log,
-		// not as a plain line on stderr.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
 		log.Info("tracing on")
 	}
 	s, err := proxy.New(ctx, cfg, opts)
