@@ -117,7 +117,7 @@ type verdict struct {
 // a request that must not be forwarded. It resolves the path's dot
 // segments (see normalizePath) so that the route is matched on the path
 // the upstream will receive.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, t *table, start time.Time) bool {
 	var v verdict
 	if g, ok := r.Context().Value(guardKey{}).(*guardConn); ok {
 		v = g.pop(r.RequestURI)
@@ -126,24 +126,21 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 	}
 	normalizePath(r.URL)
 	l := &s.cfg.Limits
+	var status int
+	var why string
 	switch {
 	case v.reason != reasonOK:
-		s.refuse(w, r, nil, v.reason.status(), reasonText[v.reason])
-		return false
+		status, why = v.reason.status(), reasonText[v.reason]
 	case dotWithParameter(r.URL):
-		s.refuse(w, r, nil, http.StatusBadRequest, "dot segment with a path parameter")
-		return false
+		status, why = http.StatusBadRequest, "dot segment with a path parameter"
 	case v.headBytes > int(l.MaxHeaderBytes):
-		s.refuse(w, r, nil, http.StatusRequestHeaderFieldsTooLarge,
-			"request headers over max_header_bytes ("+strconv.Itoa(int(l.MaxHeaderBytes))+" bytes)")
-		return false
+		status, why = http.StatusRequestHeaderFieldsTooLarge,
+			"request headers over max_header_bytes ("+strconv.Itoa(int(l.MaxHeaderBytes))+" bytes)"
 	case v.lines > l.MaxHeaderCount:
-		s.refuse(w, r, nil, http.StatusRequestHeaderFieldsTooLarge,
-			"more request headers than max_header_count ("+strconv.Itoa(l.MaxHeaderCount)+")")
-		return false
+		status, why = http.StatusRequestHeaderFieldsTooLarge,
+			"more request headers than max_header_count ("+strconv.Itoa(l.MaxHeaderCount)+")"
 	case v.underscore && l.UnderscoreHeaders == "reject":
-		s.refuse(w, r, nil, http.StatusBadRequest, "header name with an underscore")
-		return false
+		status, why = http.StatusBadRequest, "header name with an underscore"
 	case v.underscore && l.UnderscoreHeaders == "drop":
 		// As nginx does by default: an upstream that maps header names to
 		// variables (CGI, PHP, WSGI) reads X_Forwarded_For as
@@ -154,7 +151,17 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 			}
 		}
 	}
-	return true
+	if status == 0 {
+		return true
+	}
+	rt := t.match(r)
+	s.refuse(w, r, rt, status, why)
+	if t.cfg.AccessLog {
+		// No upstream was called: backend "-", as nginx logs an
+		// $upstream_addr it never had.
+		s.accessLine(r, rt.name, "-", status, time.Since(start))
+	}
+	return false
 }
 
 // inspectHeaders is the verdict for a request that no guard read: the
@@ -367,7 +374,7 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request, rt *route)
 		name = rt.name
 	}
 	s.metrics.panics.Inc()
-	s.log.Error("panic serving a request", "route", name, "method", r.Method, "path", r.URL.EscapedPath(),
+	s.log.Error("panic serving a request", "route", name, "method", r.Method, "path", loggedPath(r.URL),
 		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	if rec, ok := w.(*recorder); ok && rec.status != 0 {
 		panic(http.ErrAbortHandler)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strangler-proxy/strangler/compare"
 )
 
 // slogPrinter adapts slog to promhttp's Println-style error log.
@@ -68,4 +71,15 @@ func (w redactingLog) Write(p []byte) (int, error) {
 		w.h.Handle(ctx, slog.NewRecord(time.Now(), w.level, msg, 0))
 	}
 	return len(p), nil
+}
+
+// loggedPath is a request's path as logs show it: escaped, with the
+// values of its path parameters (;jsessionid=) redacted, as samples and
+// spans have them.
+func loggedPath(u *url.URL) string {
+	p := u.EscapedPath()
+	if strings.IndexByte(p, ';') >= 0 {
+		return compare.RedactURL(p)
+	}
+	return p
 }

@@ -243,7 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Envoy drop it too.
 	delete(r.Header, "Expect")
 	t := s.table.Load()
-	if !s.admit(w, r) {
+	if !s.admit(w, r, t, start) {
 		return
 	}
 	if r.Header["Upgrade"] != nil {
@@ -338,11 +338,7 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 	up.metrics.codes.inc(status)
 	observe(up.metrics.primary, r.Context(), d)
 	if s.table.Load().cfg.AccessLog {
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-			slog.String("route", up.route), slog.String("backend", up.backend),
-			slog.String("method", r.Method), slog.String("path", r.URL.EscapedPath()),
-			slog.Int("status", status), slog.Float64("duration_seconds", d.Seconds()),
-			slog.String("trace_id", traceID(r.Context())))
+		s.accessLine(r, up.route, up.backend, status, d)
 	}
 	if pair != nil {
 		if pair.primary.status == 0 {
@@ -354,6 +350,15 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 		pair.abandonPending()
 		s.primaryDone(pair, d)
 	}
+}
+
+// accessLine logs one request when access_log is on.
+func (s *Server) accessLine(r *http.Request, route, backend string, status int, d time.Duration) {
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		slog.String("route", route), slog.String("backend", backend),
+		slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
+		slog.Int("status", status), slog.Float64("duration_seconds", d.Seconds()),
+		slog.String("trace_id", traceID(r.Context())))
 }
 
 // shadowHeader marks the copies Strangler sends to the other side.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -128,7 +129,7 @@ func TestAccessLog(t *testing.T) {
 	t.Cleanup(func() { tp.Shutdown(context.Background()) })
 	e := newEnvWith(t, basicConfig+"access_log: true\n", flagJSON("orders-percent", 100), nil, nil,
 		Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), TracerProvider: tp})
-	e.get("/api/orders/7?token=secret", "X-User-Id", "u", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	e.get("/api/orders/7;jsessionid=secret?token=secret", "X-User-Id", "u", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	var line map[string]any
 	eventually(t, 2*time.Second, "access log line", func() bool {
 		for _, l := range strings.Split(logs.String(), "\n") {
@@ -138,7 +139,7 @@ func TestAccessLog(t *testing.T) {
 		}
 		return false
 	})
-	want := map[string]any{"route": "orders", "backend": "service", "status": 200.0, "method": "GET", "path": "/api/orders/7", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+	want := map[string]any{"route": "orders", "backend": "service", "status": 200.0, "method": "GET", "path": "/api/orders/7;jsessionid=[redacted]", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
 	for k, v := range want {
 		if line[k] != v {
 			t.Errorf("access log %s = %v, want %v", k, line[k], v)
@@ -146,6 +147,39 @@ func TestAccessLog(t *testing.T) {
 	}
 	if _, ok := line["duration_seconds"]; !ok || strings.Contains(logs.String(), "secret") {
 		t.Errorf("access log line %v", line)
+	}
+}
+
+// TestAccessLogRefused: a request the proxy refuses itself (too many
+// header lines, a smuggling attempt) has its access line too, with no
+// backend.
+func TestAccessLogRefused(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	e := newEnvWith(t, basicConfig+"access_log: true\nlimits: {max_header_count: 10}\n", flagJSON("orders-percent", 100), nil, nil,
+		Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	req, _ := http.NewRequest("GET", e.proxyURL+"/api/orders/7;jsessionid=secret", nil)
+	for i := range 20 {
+		req.Header.Set(fmt.Sprintf("X-H%d", i), "v")
+	}
+	resp, _ := e.do(req)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+	var line map[string]any
+	eventually(t, 2*time.Second, "access log line", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"access"`) {
+				return json.Unmarshal([]byte(l), &line) == nil
+			}
+		}
+		return false
+	})
+	want := map[string]any{"route": "orders", "backend": "-", "status": 431.0, "method": "GET", "path": "/api/orders/7;jsessionid=[redacted]"}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("access log %s = %v, want %v", k, line[k], v)
+		}
 	}
 }
 
