@@ -119,6 +119,7 @@ func (s *Server) serviceFailed(rt *route, w http.ResponseWriter, out *http.Reque
 		r.Body = bb.again()
 	}
 	rec.servedBy = rt.monolith
+	s.tracing.fellBack(r.Context(), reason)
 	if rec.pair != nil {
 		// The client gets the monolith's answer; comparing it with the
 		// monolith's copy would say nothing about the service, and a copy

@@ -367,6 +367,7 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request, rt *route)
 		rec.tee.failed = errReset
 	}
 	if v == http.ErrAbortHandler {
+		cut(r.Context())
 		panic(v)
 	}
 	name := defaultRoute

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strangler-proxy/strangler/compare"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // slogPrinter adapts slog to promhttp's Println-style error log.
@@ -26,6 +27,10 @@ type elided struct{ err error }
 
 func (e elided) Error() string { return elideQuoted(e.err.Error()) }
 func (e elided) Unwrap() error { return e.err }
+
+// ErrorType is the wrapped error's error.type, for otelhttp's spans
+// (which would otherwise name this wrapper for every failure).
+func (e elided) ErrorType() string { return semconv.ErrorType(e.err).Value.AsString() }
 
 // elide wraps err as elided, except the context's own errors, which
 // quote nothing and which ReverseProxy compares by identity.

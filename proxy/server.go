@@ -310,7 +310,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.tracing.annotate(r.Context(), r, rt, up.backend, pct)
+	s.tracing.annotate(r.Context(), r, t, rt, up.backend, pct)
 	if r.ContentLength != 0 && r.Body != http.NoBody {
 		// HTTP/1 servers otherwise drain the request body before the first
 		// response byte, so an upstream that answers while the body still

@@ -11,6 +11,7 @@ import (
 	"github.com/strangler-proxy/strangler/compare"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -23,6 +24,11 @@ const (
 	attrBackend = attribute.Key("strangler.backend")
 	attrPercent = attribute.Key("strangler.percent")
 	attrRole    = attribute.Key("strangler.role")
+	// attrFallback: set on the server span when the monolith answered
+	// after the service failed: connect, reset, timeout or 5xx.
+	attrFallback = attribute.Key("strangler.fallback")
+	// attrClientAddress is OpenTelemetry's client.address.
+	attrClientAddress = attribute.Key("client.address")
 )
 
 // tracing is the server's OpenTelemetry setup; nil when tracing is off,
@@ -135,7 +141,7 @@ func spanMethod(m string) string {
 
 // annotate names the server span after the route's pattern (otelhttp,
 // outside the router, cannot) and records the split decision.
-func (tr *tracing) annotate(ctx context.Context, r *http.Request, rt *route, backend string, percent float64) {
+func (tr *tracing) annotate(ctx context.Context, r *http.Request, t *table, rt *route, backend string, percent float64) {
 	if tr == nil {
 		return
 	}
@@ -149,7 +155,31 @@ func (tr *tracing) annotate(ctx context.Context, r *http.Request, rt *route, bac
 	}
 	name := spanMethod(r.Method) + " " + pattern
 	span.SetName(name)
-	span.SetAttributes(attrRoute.String(rt.name), attrBackend.String(backend), attrPercent.Float64(percent))
+	// client.address as the split sees it: otelhttp takes the first
+	// X-Forwarded-For entry, which any client can write.
+	span.SetAttributes(attrRoute.String(rt.name), attrBackend.String(backend), attrPercent.Float64(percent),
+		attrClientAddress.String(clientIP(r, t.trusted)))
+}
+
+// fellBack records on the server span that the monolith answered after
+// the service failed, and why (metrics and the access log count the
+// request under the monolith too).
+func (tr *tracing) fellBack(ctx context.Context, reason string) {
+	if tr == nil {
+		return
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attrBackend.String(backendMonolith), attrFallback.String(reason))
+	}
+}
+
+// cut marks the server span of an answer cut mid-body (the upstream
+// failed after its head was passed on): the client got a truncated
+// answer, whose status alone looks fine.
+func cut(ctx context.Context) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetStatus(codes.Error, "answer cut mid-body")
+	}
 }
 
 // observe records a duration, with the trace id as exemplar when the

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -206,5 +209,106 @@ func TestMetricsPassPromtool(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// recordSpans is a tracer provider recording every span in memory, and a
+// wait for n of them to end.
+func recordSpans(t *testing.T) (*sdktrace.TracerProvider, func(n int) []sdktrace.ReadOnlySpan) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp, func(n int) []sdktrace.ReadOnlySpan {
+		t.Helper()
+		var spans []sdktrace.ReadOnlySpan
+		eventually(t, 5*time.Second, fmt.Sprintf("%d spans ended", n), func() bool {
+			spans = rec.Ended()
+			return len(spans) >= n
+		})
+		return spans
+	}
+}
+
+func spanOfKind(spans []sdktrace.ReadOnlySpan, kind trace.SpanKind) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.SpanKind() == kind {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// The server span's client.address is the client as the split sees it,
+// not the X-Forwarded-For an untrusted client wrote.
+func TestTracingClientAddressIsTrusted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ trusted, want string }{
+		{"", "127.0.0.1"},
+		{"trusted_proxies: [127.0.0.1]\n", "203.0.113.9"},
+	} {
+		tp, ended := recordSpans(t)
+		e := newEnvWith(t, basicConfig+tc.trusted, flagJSON("orders-percent", 100), nil, nil, Options{TracerProvider: tp})
+		e.get("/api/orders/7", "X-User-Id", "u", "X-Forwarded-For", "6.6.6.6, 203.0.113.9")
+		server := spanOfKind(ended(2), trace.SpanKindServer)[0]
+		wantAttrs(t, "server ("+strings.TrimSpace(tc.trusted)+")", server, map[string]string{"client.address": tc.want})
+	}
+}
+
+// A fallback shows on the server span: the side that answered, and why;
+// the failed call's error.type names the failure's type, not the
+// redaction wrapper.
+func TestTracingFallbackAndErrorType(t *testing.T) {
+	t.Parallel()
+	tp, ended := recordSpans(t)
+	var mono atomic.Int32
+	e := newEnvWith(t, fallbackConfig(deadURL(t), ""), flagJSON("orders-percent", 100), bodyEcho(&mono), nil, Options{TracerProvider: tp})
+	if resp, _ := e.get("/api/orders/7", "X-User-Id", "u"); resp.StatusCode != 200 || mono.Load() != 1 {
+		t.Fatalf("status %d, monolith called %d times; want 200 from the monolith", resp.StatusCode, mono.Load())
+	}
+	spans := ended(3)
+	wantAttrs(t, "server", spanOfKind(spans, trace.SpanKindServer)[0], map[string]string{"strangler.backend": "monolith", "strangler.fallback": "connect"})
+	var failed sdktrace.ReadOnlySpan
+	for _, s := range spanOfKind(spans, trace.SpanKindClient) {
+		for _, a := range s.Attributes() {
+			if a.Key == attrBackend && a.Value.AsString() == "service" {
+				failed = s
+			}
+		}
+	}
+	if failed == nil {
+		t.Fatal("no client span for the service call")
+	}
+	wantAttrs(t, "failed service call", failed, map[string]string{"error.type": "*net.OpError"})
+}
+
+// An answer cut mid-body (the upstream resets after its head) is an error
+// on the server span, whose status code alone says 200.
+func TestTracingCutAnswerIsError(t *testing.T) {
+	t.Parallel()
+	tp, ended := recordSpans(t)
+	partial := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(200)
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close()
+		}
+	})
+	e := newEnvWith(t, basicConfig, flagJSON("orders-percent", 100), nil, partial, Options{TracerProvider: tp})
+	resp, err := http.Get(e.proxyURL + "/api/orders/7")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("the client read a whole answer")
+	}
+	server := spanOfKind(ended(2), trace.SpanKindServer)[0]
+	if server.Status().Code != codes.Error || server.Status().Description != "answer cut mid-body" {
+		t.Errorf("server span status %+v, want an error: answer cut mid-body", server.Status())
 	}
 }
