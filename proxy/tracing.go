@@ -175,9 +175,10 @@ func (tr *tracing) fellBack(ctx context.Context, reason string) {
 
 // cut marks the server span of an answer cut mid-body (the upstream
 // failed after its head was passed on): the client got a truncated
-// answer, whose status alone looks fine.
+// answer, whose status alone looks fine. A client that went away cut it
+// itself: not the proxy's error.
 func cut(ctx context.Context) {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() && ctx.Err() == nil {
 		span.SetStatus(codes.Error, "answer cut mid-body")
 	}
 }
