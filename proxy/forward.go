@@ -116,13 +116,13 @@ func (ts *transports) retain(uses []upstreamUse, shadow bool) {
 		hosts, ok := keep[key]
 		if !ok {
 			delete(ts.m, key)
-			tr.CloseIdleConnections()
+			tr.retire()
 			continue
 		}
 		tr.pools.Range(func(host, p any) bool {
 			if !hosts[host.(string)] {
 				tr.pools.Delete(host)
-				p.(*h1Pool).closeIdle()
+				p.(*h1Pool).retire()
 			}
 			return true
 		})

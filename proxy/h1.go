@@ -115,6 +115,16 @@ func (t *h1Transport) CloseIdleConnections() {
 	})
 }
 
+// retire closes the idle connections of a transport no route uses any
+// more, and those its calls in flight put back.
+func (t *h1Transport) retire() {
+	t.std.CloseIdleConnections()
+	t.pools.Range(func(_, v any) bool {
+		v.(*h1Pool).retire()
+		return true
+	})
+}
+
 func (t *h1Transport) pool(host string) *h1Pool {
 	if p, ok := t.pools.Load(host); ok {
 		return p.(*h1Pool)
@@ -186,6 +196,10 @@ type h1Pool struct {
 	idle  []*h1Conn // oldest first
 	reap  *time.Timer
 	ready bool // reap created
+	// retired: no installed route calls this host any more (a reload
+	// dropped it). Calls of the old table still hold the pool; what they
+	// put back is closed, not kept for the idle timeout.
+	retired bool
 }
 
 // get takes the most recently used idle connection. Each taken
@@ -234,7 +248,7 @@ func (p *h1Pool) dial(ctx context.Context, deadline time.Time) (*h1Conn, error) 
 func (p *h1Pool) put(pc *h1Conn) {
 	pc.idleAt = time.Now()
 	p.mu.Lock()
-	if len(p.idle) >= p.t.maxIdle {
+	if p.retired || len(p.idle) >= p.t.maxIdle {
 		p.mu.Unlock()
 		pc.conn.Close()
 		return
@@ -282,6 +296,15 @@ func (p *h1Pool) closeIdle() {
 	for _, pc := range old {
 		pc.conn.Close()
 	}
+}
+
+// retire closes the idle connections and every connection put back
+// from now on.
+func (p *h1Pool) retire() {
+	p.mu.Lock()
+	p.retired = true
+	p.mu.Unlock()
+	p.closeIdle()
 }
 
 // h1Conn is one upstream connection, serving one request at a time.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -244,4 +245,58 @@ func TestReloadReleasesUnusedUpstreams(t *testing.T) {
 	if n > 2 || ns > 1 {
 		t.Errorf("after 20 reloads with new timeouts: %d primary and %d shadow transports, want 2 and 1", n, ns)
 	}
+}
+
+// Calls in flight when a reload drops their upstream finish, and their
+// connections then close, not kept idle for timeouts.idle in a pool no
+// route uses (a reload storm under load held thousands of them).
+func TestReloadClosesConnectionsOfCallsInFlight(t *testing.T) {
+	t.Parallel()
+	var opened, closed atomic.Int32
+	entered, release := make(chan struct{}, 4), make(chan struct{})
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		entered <- struct{}{}
+		<-release
+		w.Header().Set("X-Served-By", "other")
+	}))
+	other.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	other.Start()
+	t.Cleanup(other.Close)
+	withUsers := basicConfig + "  - name: users\n    path: /api/users/*\n    service: " + other.URL + "\n"
+	e := newEnv(t, withUsers, flagJSON("orders-percent", 0, "users-percent", 100), nil, nil)
+	served := make(chan string, 4)
+	for i := range 3 { // the direct path
+		go func() {
+			resp, _ := e.get(fmt.Sprint("/api/users/", i))
+			served <- resp.Header.Get("X-Served-By")
+		}()
+	}
+	go func() { // net/http's transport
+		resp, _ := post(e, "/api/users/9", "x")
+		served <- resp.Header.Get("X-Served-By")
+	}()
+	for range 4 {
+		<-entered
+	}
+	e.rewriteConfig(basicConfig) // route users removed
+	if err := e.srv.ReloadFile(e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	for range 4 {
+		if by := <-served; by != "other" {
+			t.Fatalf("a call in flight at the reload was answered by %q, want the users service", by)
+		}
+	}
+	eventually(t, 5*time.Second, "the connections of the calls in flight closed", func() bool {
+		return opened.Load() == 4 && closed.Load() == opened.Load()
+	})
 }
