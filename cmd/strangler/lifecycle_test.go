@@ -330,6 +330,49 @@ func TestServeSIGHUPAfterDrainDoesNotKill(t *testing.T) {
 	}
 }
 
+// SIGHUPs that keep coming while serve exits never kill it: serve must not
+// give SIGHUP back its default action (terminate) on its way out. Under
+// the race detector, whose exit is slow, a stream of them hit that
+// window on every run.
+func TestServeSIGHUPStormAtExitDoesNotKill(t *testing.T) {
+	t.Parallel()
+	mono := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "monolith") }))
+	for i := range 3 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			p := startServe(t, mono, "routes: []\n", `{"flags":{}}`)
+			storm := make(chan struct{})
+			go func() {
+				defer close(storm)
+				for {
+					select {
+					case <-p.done:
+						return
+					default:
+					}
+					p.cmd.Process.Signal(syscall.SIGHUP)
+					time.Sleep(200 * time.Microsecond)
+				}
+			}()
+			time.Sleep(100 * time.Millisecond)
+			p.signal(t, syscall.SIGTERM)
+			if !p.exited(30 * time.Second) {
+				t.Fatal("no exit")
+			}
+			<-storm
+			var ee *exec.ExitError
+			if errors.As(p.waitErr, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					t.Fatalf("killed by %v instead of exit 0", ws.Signal())
+				}
+			}
+			if p.waitErr != nil {
+				t.Errorf("exit: %v", p.waitErr)
+			}
+		})
+	}
+}
+
 // A second SIGINT/SIGTERM during a long drain stops it at once, as
 // operators (and Docker, systemd, kubectl users pressing Ctrl-C twice)
 // expect; signal.NotifyContext swallowed it until serve returned.

@@ -218,10 +218,11 @@ func serve(args []string, stderr io.Writer) error {
 	// SIGHUP's default action ends the process: caught from the start
 	// (while the config loads or a flagd daemon is slow to answer) to the
 	// very end (while the drain and the exit run), and only acted on
-	// while serving.
+	// while serving. Ignored, not stopped, on the way out: signal.Stop
+	// would restore the default action for the moments before the exit.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	defer signal.Ignore(syscall.SIGHUP)
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
