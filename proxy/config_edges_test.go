@@ -186,7 +186,7 @@ func TestAdminTokenRotationSameSize(t *testing.T) {
 // one user got a new bucket per connection.
 func TestXFFKeyIsCanonical(t *testing.T) {
 	t.Parallel()
-	trusted := parseTrusted([]string{"127.0.0.1"})
+	trusted := parseTrusted([]string{"127.0.0.1", "2001:db8:ffff::/64"})
 	key := func(xff string) string {
 		r, _ := http.NewRequest("GET", "http://x/", nil)
 		r.RemoteAddr = "127.0.0.1:4000"
@@ -201,6 +201,8 @@ func TestXFFKeyIsCanonical(t *testing.T) {
 		{"203.0.113.7:50001", "203.0.113.7"},
 		{"2001:DB8:0::1", "2001:db8::1"},
 		{"[2001:db8::1]:443", "2001:db8::1"},
+		{"[2001:db8::1]", "2001:db8::1"},
+		{"198.51.100.7, [2001:db8:ffff::a]", "198.51.100.7"}, // a trusted hop in brackets is still trusted
 		{"::ffff:203.0.113.7", "203.0.113.7"},
 		{"203.0.113.7, 127.0.0.1:8443", "203.0.113.7"}, // a trusted hop written with a port is still trusted
 		{"unknown", "unknown"},

@@ -128,10 +128,16 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 }
 
 // parseHop reads one X-Forwarded-For entry: an address, or an address and
-// port as some proxies write them ("203.0.113.7:50001", "[2001:db8::1]:443").
+// port as some proxies write them ("203.0.113.7:50001", "[2001:db8::1]:443"),
+// or an IPv6 address in brackets without one.
 func parseHop(hop string) (netip.Addr, bool) {
 	if a, err := netip.ParseAddr(hop); err == nil {
 		return a.Unmap(), true
+	}
+	if n := len(hop); n > 2 && hop[0] == '[' && hop[n-1] == ']' { // "[2001:db8::1]", no port
+		if a, err := netip.ParseAddr(hop[1 : n-1]); err == nil {
+			return a.Unmap(), true
+		}
 	}
 	if ap, err := netip.ParseAddrPort(hop); err == nil {
 		return ap.Addr().Unmap(), true
