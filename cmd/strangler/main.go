@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -398,6 +399,11 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s: %s -> %s\n", name, fmtPercent(old), fmtPercent(pct))
 	if note != "" {
 		fmt.Fprintf(stderr, "strangler: ramp: note: %s\n", note)
+	}
+	if sent := math.Round(pct*proxy.Buckets/100) / (proxy.Buckets / 100); sent != pct {
+		// The flag keeps what was typed; the split rounds it.
+		fmt.Fprintf(stderr, "strangler: ramp: note: the split works in steps of %s %%: %s %% sends %s %% of users\n",
+			fmtPercent(100.0/proxy.Buckets), fmtPercent(pct), fmtPercent(sent))
 	}
 	return nil
 }

@@ -57,9 +57,22 @@ func TestRampRoundTrip(t *testing.T) {
 		t.Fatalf("ramp: code %d, out %q, err %q", code, out, errOut)
 	}
 	// Flags after the positional arguments work too.
-	code, out, _ = runCmd("ramp", "orders", "2.5", "--config", cfg)
+	code, out, errOut = runCmd("ramp", "orders", "2.5", "--config", cfg)
 	if code != 0 || out != "orders: 25 -> 2.5\n" {
 		t.Fatalf("ramp: code %d, out %q", code, out)
+	}
+	if errOut != "" {
+		t.Errorf("ramp to 2.5: stderr %q", errOut)
+	}
+	// Finer than the split's 10,000 buckets: set as typed, with a note on
+	// what the split makes of it.
+	code, out, errOut = runCmd("ramp", "--config", cfg, "orders", "0.004")
+	if want := "strangler: ramp: note: the split works in steps of 0.01 %: 0.004 % sends 0 % of users\n"; code != 0 || out != "orders: 2.5 -> 0.004\n" || errOut != want {
+		t.Fatalf("ramp 0.004: code %d, out %q, err %q; want the note %q", code, out, errOut, want)
+	}
+	code, out, errOut = runCmd("ramp", "--config", cfg, "orders", "2.5")
+	if code != 0 || out != "orders: 0.004 -> 2.5\n" || errOut != "" {
+		t.Fatalf("ramp 2.5: code %d, out %q, err %q", code, out, errOut)
 	}
 	b, _ := os.ReadFile(flagFile)
 	if !strings.Contains(string(b), `"targeting": {"if": [{"==": [{"var": "targetingKey"}, "x"]}, "b", null]}`) {
