@@ -29,6 +29,21 @@ type routeFallback struct {
 // enabled reports whether any failure is replayed.
 func (f *routeFallback) enabled() bool { return len(f.on) > 0 }
 
+// replaysSent reports whether a request of this method may be replayed
+// after bytes of it reached the service (a reset, a timeout, a 5xx): only
+// then is its body worth reading ahead of the call.
+func (f *routeFallback) replaysSent(method string) bool {
+	if !slices.Contains(f.methods, method) {
+		return false
+	}
+	for reason := range f.on {
+		if reason != fallbackConnect {
+			return true
+		}
+	}
+	return false
+}
+
 // replays reports whether a failure of this reason is replayed for this
 // request (the client's, not ReverseProxy's copy): a connect failure
 // always (nothing reached the service) if the body can be sent again; the
@@ -140,6 +155,15 @@ type bufferedBody struct {
 	rest  io.Reader // the client's body past data (or the error reading it stopped at)
 	r     io.Reader // data, then rest
 	read  int64     // bytes handed to the upstream
+}
+
+// trackBody wraps r's body, unread, so that a connect failure, which
+// sent none of it, can pass it to the monolith (untouched); a body
+// already wrapped is left as it is.
+func trackBody(r *http.Request) {
+	if _, ok := r.Body.(*bufferedBody); !ok {
+		r.Body = &bufferedBody{rest: r.Body, r: r.Body}
+	}
 }
 
 // bufferBody reads up to limit bytes of r's body and replaces r.Body with

@@ -137,7 +137,8 @@ routes:
 func TestRequestBodyStreamsBothWays(t *testing.T) {
 	t.Parallel()
 	// The upstream answers before the client finished sending: neither side
-	// may be buffered whole by the proxy.
+	// may be buffered whole by the proxy, nor read ahead: a client that
+	// waits for each line's echo before it sends the next would stall.
 	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		rc.EnableFullDuplex()
@@ -155,37 +156,52 @@ func TestRequestBodyStreamsBothWays(t *testing.T) {
 			}
 		}
 	})
-	e := newEnv(t, basicConfig, flagJSON("orders-percent", 0), echo, nil)
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", e.proxyURL+"/upload", pr)
-	respc := make(chan *http.Response, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			close(respc)
-			return
-		}
-		respc <- resp
-	}()
-	pw.Write([]byte("first chunk\n"))
-	resp := <-respc
-	if resp == nil {
-		return
+	for _, c := range []struct{ name, cfg, path string }{
+		{"monolith", basicConfig, "/upload"},
+		// The default fallback replays GET, HEAD and OPTIONS only: a POST's
+		// body is not read ahead for it.
+		{"service, default fallback", basicConfig, "/api/orders/1"},
+		{"service, fallback off", basicConfig + "    fallback: {on: []}\n", "/api/orders/1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, c.cfg, flagJSON("orders-percent", 100), echo, echo)
+			pr, pw := io.Pipe()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// The transport waits for the body's writer on a cancel.
+			stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+			defer stop()
+			req, _ := http.NewRequestWithContext(ctx, "POST", e.proxyURL+c.path, pr)
+			req.Header.Set("X-User-Id", "u1")
+			respc := make(chan *http.Response, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					close(respc)
+					return
+				}
+				respc <- resp
+			}()
+			go pw.Write([]byte("first chunk\n"))
+			resp := <-respc
+			if resp == nil {
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			line, err := br.ReadString('\n')
+			if err != nil || line != "first chunk\n" {
+				t.Fatalf("first chunk not echoed while the body was still open: %q %v", line, err)
+			}
+			go pw.Write([]byte("second\n"))
+			if line, _ := br.ReadString('\n'); line != "second\n" {
+				t.Fatalf("second chunk: %q", line)
+			}
+			pw.Close()
+		})
 	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "first chunk\n" {
-		t.Fatalf("first chunk not echoed while the body was still open: %q %v", line, err)
-	}
-	pw.Write([]byte("second\n"))
-	if line, _ := br.ReadString('\n'); line != "second\n" {
-		t.Fatalf("second chunk: %q", line)
-	}
-	pw.Close()
 }
 
 func TestServerSentEventsFlushImmediately(t *testing.T) {

@@ -306,7 +306,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if toSvc {
 			up = rt.service
 			if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-				bufferBody(r, rt.fallback.maxBody)
+				if rt.fallback.replaysSent(r.Method) {
+					bufferBody(r, rt.fallback.maxBody)
+				} else {
+					// Read ahead, the body would reach the service only
+					// in max_body lumps, and a client that streams and
+					// waits for the answer as it goes would stall.
+					trackBody(r)
+				}
 			}
 		}
 	}
