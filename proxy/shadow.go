@@ -196,8 +196,17 @@ func (c *capture) Write(b []byte) (int, error) {
 		c.WriteHeader(http.StatusOK)
 	}
 	c.append(b)
+	if c.truncated {
+		// A copy's answer past max_body is not compared: reading the
+		// rest (a 1 GiB export) would cost the other side a whole
+		// download for nothing, and run into the copy's timeout.
+		return 0, errCaptureFull
+	}
 	return len(b), nil
 }
+
+// errCaptureFull stops a shadow copy's answer once it cannot be compared.
+var errCaptureFull = errors.New("shadow answer past max_body: not compared")
 
 // append keeps at most max bytes; the rest is noted, not stored, so a
 // large answer costs the comparison nothing but a skip.
@@ -352,8 +361,12 @@ func (c *capture) response() *compare.Response {
 // shadow call. It returns nil when the request is not compared.
 func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags.Attrs, primaryService bool, now time.Time) *shadowPair {
 	sh := rt.shadow
-	if r.Header["Upgrade"] != nil {
-		return nil // a tunnel, not a request/response pair to compare
+	if r.Header["Upgrade"] != nil && isWebSocket(r.Header) {
+		// A tunnel, not a request/response pair to compare. Other
+		// upgrades (h2c, which Java's HttpClient asks for on every new
+		// plain-HTTP connection) are dropped and the request is proxied
+		// and compared as it is.
+		return nil
 	}
 	if !sh.sampled(r.Context(), key, attrs) {
 		return nil
@@ -709,16 +722,19 @@ func (s *Server) compare(p *shadowPair) {
 	if p.dropped.Load() {
 		return
 	}
-	if p.shadow.failed != "" {
-		sh.results[compare.Error].Inc()
-		return
-	}
+	// An answer cut at max_body (or where shadow_memory was full) is not
+	// compared, whatever came after: the copy stops reading there (see
+	// capture.Write), which its call reports as a failure.
 	if p.primary.overBudget || p.shadow.overBudget {
 		sh.skipOverload.Inc() // shadow_memory was full
 		return
 	}
 	if p.primary.truncated || p.shadow.truncated {
 		sh.skipTooLarge.Inc()
+		return
+	}
+	if p.shadow.failed != "" {
+		sh.results[compare.Error].Inc()
 		return
 	}
 	if conditionalSplit(p.req.Header, p.primary.status, p.shadow.status) {

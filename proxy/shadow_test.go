@@ -175,6 +175,31 @@ func TestShadowGoesToTheOtherSide(t *testing.T) {
 	}
 }
 
+// A request asking for an upgrade other than WebSocket (h2c, which
+// Java's HttpClient asks for on every new plain-HTTP connection) is
+// proxied without it, and compared like any other.
+func TestShadowComparesRequestsAskingForH2C(t *testing.T) {
+	t.Parallel()
+	var upgrades atomic.Int32
+	side := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			upgrades.Add(1)
+		}
+		io.WriteString(w, `{"ok":true}`)
+	})
+	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 100), side, side)
+	resp, _ := e.get("/api/orders/1", "X-User-Id", "u", "Upgrade", "h2c", "Connection", "Upgrade, HTTP2-Settings", "HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := e.comparisons(1); got["match"] != 1 {
+		t.Errorf("comparisons %v, want one match", got)
+	}
+	if upgrades.Load() != 0 {
+		t.Errorf("%d upstream calls asked for the upgrade", upgrades.Load())
+	}
+}
+
 func TestShadowWrites(t *testing.T) {
 	t.Parallel()
 	type seen struct{ method, body, mark string }

@@ -138,3 +138,54 @@ func TestDecodingComparisonsTakeTurns(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An answer past max_body is too_large, not a comparison error, even when
+// it goes on past the copy's timeout (a large export); and the copy stops
+// reading at max_body instead of downloading the rest from the other side.
+func TestShadowAnswerPastMaxBodyStopsTheCopy(t *testing.T) {
+	t.Parallel()
+	for _, timeout := range []string{"1s", "10s"} {
+		t.Run(timeout, func(t *testing.T) {
+			t.Parallel()
+			copyCut := make(chan bool, 1)
+			big := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/octet-stream")
+				chunk := bytes.Repeat([]byte("x"), 64<<10)
+				for range 32 { // 2 MiB, past max_body (1 MiB)
+					if _, err := w.Write(chunk); err != nil {
+						break
+					}
+				}
+				w.(http.Flusher).Flush()
+				if r.Header.Get(shadowHeader) != "" {
+					// The rest comes later (after a timeout of 1s), if
+					// the copy is still reading.
+					select {
+					case <-r.Context().Done():
+						copyCut <- true
+						return
+					case <-time.After(1500 * time.Millisecond):
+						copyCut <- false
+					}
+				}
+				w.Write(chunk)
+			})
+			e := newEnv(t, shadowConfig("      percent: 100\n      timeout: "+timeout+"\n"), flagJSON("orders-percent", 0), big, big)
+			resp, body := e.get("/api/orders/7", "X-User-Id", "u1")
+			if resp.StatusCode != 200 || len(body) != 33<<16 {
+				t.Fatalf("client got %d, %d bytes; want 200 and the whole answer", resp.StatusCode, len(body))
+			}
+			if !<-copyCut {
+				t.Error("the copy went on reading past max_body")
+			}
+			var tooLarge float64
+			eventually(t, 5*time.Second, "the sampled request counted", func() bool {
+				tooLarge = e.metric(`strangler_shadow_skipped_total{reason="too_large",route="orders"}`)
+				return tooLarge+e.comparisons(0)["error"] >= 1
+			})
+			if got := e.comparisons(0); tooLarge != 1 || got["error"] != 0 {
+				t.Errorf("too_large %v, comparisons %v; want too_large 1 and no error", tooLarge, got)
+			}
+		})
+	}
+}
