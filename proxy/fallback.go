@@ -155,6 +155,9 @@ type bufferedBody struct {
 	rest  io.Reader // the client's body past data (or the error reading it stopped at)
 	r     io.Reader // data, then rest
 	read  int64     // bytes handed to the upstream
+	// held: shadow_memory charged for data by a shadow that could not
+	// use it (too large, broken), given back when the request ends.
+	held int64
 }
 
 // trackBody wraps r's body, unread, so that a connect failure, which
@@ -181,10 +184,8 @@ func bufferBody(r *http.Request, limit int64) *bufferedBody {
 	if _, failed := bb.rest.(errReader); failed {
 		return bb
 	}
-	buf := bytes.NewBuffer(bb.data)
-	buf.Grow(max(int(min(max(r.ContentLength, 512), limit+1))-len(bb.data), 0))
-	_, err := io.Copy(buf, io.LimitReader(bb.rest, limit+1-int64(len(bb.data))))
-	bb.data = buf.Bytes()
+	var err error
+	bb.data, err = readAhead(bb.data, bb.rest, limit+1, r.ContentLength)
 	switch {
 	case err != nil:
 		bb.rest = errReader{err}
@@ -199,6 +200,38 @@ func bufferBody(r *http.Request, limit int64) *bufferedBody {
 		r.GetBody = func() (io.ReadCloser, error) { return bb.again(), nil }
 	}
 	return bb
+}
+
+// readAhead reads src into dst until it holds end bytes or src ends.
+// Its array is never larger than needed: the length a body announced
+// and one byte more (to see its end), else grown from 512 bytes by
+// doubling, and never past end, so that what a shadow body is charged
+// in shadow_memory (see startShadow) covers it. (bytes.Buffer's
+// ReadFrom grows by doubling past what it was told, whenever less than
+// 512 bytes are free.)
+func readAhead(dst []byte, src io.Reader, end int64, length int64) ([]byte, error) {
+	resize := func(c int) {
+		grown := make([]byte, len(dst), c)
+		copy(grown, dst)
+		dst = grown
+	}
+	if length >= 0 && int64(cap(dst)) < min(length+1, end) {
+		resize(int(min(length+1, end)))
+	}
+	for int64(len(dst)) < end {
+		if len(dst) == cap(dst) {
+			resize(int(min(max(2*int64(cap(dst)), 512), end)))
+		}
+		n, err := src.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
 }
 
 func (b *bufferedBody) Read(p []byte) (int, error) {

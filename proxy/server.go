@@ -303,6 +303,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The shadow reads the body first: its limit is usually the larger,
 		// and the fallback can replay what it read.
 		pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc, start)
+		if bb, ok := r.Body.(*bufferedBody); ok && bb.held > 0 {
+			defer s.shadowMem.give(bb.held)
+		}
 		if toSvc {
 			up = rt.service
 			if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {

@@ -376,9 +376,24 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		return nil
 	}
 	var body []byte
+	var held int64 // of shadow_memory, for body
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > sh.maxBody {
 			sh.skipTooLarge.Inc()
+			return nil
+		}
+		if _, ok := r.Body.(*bufferedBody); ok {
+			return nil // read ahead already (cannot happen: the shadow reads first)
+		}
+		// Charged before it is read, for all the array read into may
+		// hold (readAhead): read first, a body shadow_memory then
+		// refused stayed in memory, uncounted, for the whole primary call.
+		held = r.ContentLength + 1
+		if r.ContentLength < 0 {
+			held = sh.maxBody + 1
+		}
+		if !s.shadowMem.take(held) {
+			sh.skipOverload.Inc()
 			return nil
 		}
 		bb := bufferBody(r, sh.maxBody)
@@ -391,11 +406,17 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 			} else {
 				sh.skipTooLarge.Inc()
 			}
+			// What was read ahead is held until the primary call has
+			// sent it: charged until the request ends (ServeHTTP).
+			bb.held = held
 			return nil
 		}
+		s.shadowMem.give(held - int64(cap(body)))
+		held = int64(cap(body))
 	}
 	if !primaryService && rt.eject.resting(now) {
 		sh.skipEjected.Inc() // the service is out, or on probation: copies would only add load
+		s.shadowMem.give(held)
 		return nil
 	}
 	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now(), client: r.Context()}
@@ -409,16 +430,9 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	p.req = r.WithContext(context.WithoutCancel(r.Context()))
 	p.body = body
 	p.req.Body = http.NoBody // each call reads its own reader over p.body
-	if len(body) > 0 {
-		// The body is held until the comparison is done: shadow_memory
-		// bounds it with the answers, by the capacity of its array (read
-		// without a Content-Length, it grew by doubling).
-		if !s.shadowMem.take(int64(cap(body))) {
-			sh.skipOverload.Inc()
-			return nil
-		}
-		p.bodyHeld = int64(cap(body))
-	}
+	// The body is held until the comparison is done: shadow_memory bounds
+	// it with the answers, by the capacity of its array.
+	p.bodyHeld = held
 	p.pool = s.pool
 	if primaryService && rt.fallback.enabled() && !safeMethod(r.Method) {
 		// Were the service to fail, the fallback could replay this write

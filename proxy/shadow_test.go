@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -592,4 +593,90 @@ func BenchmarkShadowedRequest(b *testing.B) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+}
+
+// Request bodies held for comparison count in shadow_memory from their
+// first byte: a body read whole before the budget was asked, or read
+// ahead past max_body (a chunked upload), stayed in memory, uncounted,
+// for the whole primary call. Not parallel: it measures the live heap.
+func TestShadowRequestBodiesAreBoundedByShadowMemory(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		maxBody  string
+		n        int
+		size     int64
+		chunked  bool
+		compared int // of n
+	}{
+		// Each charged its length (and a byte) while it is read and held:
+		// three fit in 4 MiB, twelve do not.
+		{"within shadow_memory", "16MiB", 3, 1 << 20, false, 3},
+		{"past shadow_memory", "16MiB", 12, 8 << 20, false, 0},
+		// Without a length, charged max_body while it is read ahead, and
+		// what was read ahead of a body past it while the primary call
+		// sends it.
+		{"chunked, max_body past shadow_memory", "16MiB", 6, 24 << 20, true, 0},
+		{"chunked, past max_body", "1MiB", 3, 4 << 20, true, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var arrived sync.WaitGroup
+			arrived.Add(c.n)
+			slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				if r.Header.Get(shadowHeader) == "" {
+					arrived.Done()
+					<-release
+				}
+				io.WriteString(w, "ok")
+			})
+			e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n      max_body: "+c.maxBody+"\n", "shadow_memory: 4MiB"), flagJSON("orders-percent", 0), slow, slow)
+			runtime.GC()
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			var done sync.WaitGroup
+			for i := range c.n {
+				done.Add(1)
+				go func() {
+					defer done.Done()
+					req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", io.LimitReader(zeros{}, c.size))
+					if !c.chunked {
+						req.ContentLength = c.size
+					}
+					req.Header.Set("X-User-Id", fmt.Sprint("u", i))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}()
+			}
+			arrived.Wait() // every primary call in flight, its body sent
+			runtime.GC()
+			var during runtime.MemStats
+			runtime.ReadMemStats(&during)
+			close(release)
+			done.Wait()
+			if held := int64(during.HeapAlloc) - int64(before.HeapAlloc); held > 24<<20 {
+				t.Errorf("%d MiB of live heap with %d uploads of %d MiB in flight, shadow_memory 4 MiB", held>>20, c.n, c.size>>20)
+			}
+			got := e.comparisons(c.compared)
+			overload := e.metric(`strangler_shadow_skipped_total{reason="overload",route="orders"}`)
+			tooLarge := e.metric(`strangler_shadow_skipped_total{reason="too_large",route="orders"}`)
+			if int(got["match"]) != c.compared || int(max(overload, 0)+max(tooLarge, 0)) != c.n-c.compared {
+				t.Errorf("comparisons %v, overload %v, too_large %v; want %d compared, the rest skipped", got, overload, tooLarge, c.compared)
+			}
+			eventually(t, 5*time.Second, "shadow_memory given back", func() bool { return e.srv.shadowMem.used.Load() == 0 })
+		})
+	}
+}
+
+// zeros is an endless body that holds no memory.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
