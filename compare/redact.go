@@ -36,34 +36,52 @@ func redactHeaderURLs(name, v string) string {
 }
 
 // RedactURL returns the URL v with the values of its query, its fragment
-// and its path parameters (";jsessionid=…") replaced by "[redacted]", and
-// a part without "=" (a bare token) replaced whole. Names are kept: they
-// tell requests apart. Nothing else changes.
+// and its path parameters (";jsessionid=…", also escaped as "%3B", as a
+// path is written in an escaped form and shown decoded elsewhere)
+// replaced by "[redacted]", and a part without "=" (a bare token)
+// replaced whole. Names are kept: they tell requests apart. Nothing else
+// changes.
 func RedactURL(v string) string {
-	if !strings.ContainsAny(v, "?#;") {
+	if !strings.ContainsAny(v, "?#;") && !strings.Contains(v, "%3B") && !strings.Contains(v, "%3b") {
 		return v
 	}
 	var b strings.Builder
 	for i := 0; i < len(v); {
-		c := v[i]
+		c, open := v[i], 1
+		if c == '%' {
+			if open = paramStart(v, i); open == 0 {
+				open = 1
+			} else {
+				c = ';'
+			}
+		}
 		if c != '?' && c != '#' && c != ';' {
-			b.WriteByte(c)
+			b.WriteByte(v[i])
 			i++
 			continue
 		}
-		j := i + 1
-		for j < len(v) && !(c == '?' && v[j] == '#') && !(c == ';' && strings.IndexByte("/?#;", v[j]) >= 0) {
+		j := i + open
+		for j < len(v) && !(c == '?' && v[j] == '#') && !(c == ';' && (strings.IndexByte("/?#;", v[j]) >= 0 || paramStart(v, j) > 0)) {
 			j++
 		}
-		b.WriteByte(c)
+		b.WriteString(v[i : i+open])
 		sep := byte('&')
 		if c == ';' {
 			sep = 0 // one parameter
 		}
-		redactPairs(&b, v[i+1:j], sep)
+		redactPairs(&b, v[i+open:j], sep)
 		i = j
 	}
 	return b.String()
+}
+
+// paramStart is the length of an escaped ";" ("%3B" or "%3b") at v[i:],
+// or 0.
+func paramStart(v string, i int) int {
+	if i+2 < len(v) && v[i] == '%' && v[i+1] == '3' && (v[i+2] == 'B' || v[i+2] == 'b') {
+		return 3
+	}
+	return 0
 }
 
 // redactPairs writes s, pairs separated by sep (none when sep is 0), with

@@ -15,11 +15,15 @@ func TestRedactURL(t *testing.T) {
 		"https://files.example/o/7?X-Amz-Credential=AKIA&X-Amz-Signature=S": "https://files.example/o/7?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]",
 		"/api/orders/7/download;jsessionid=S?token=T&flag":                  "/api/orders/7/download;jsessionid=[redacted]?token=[redacted]&[redacted]",
 		"https://app.example/cb#access_token=T&state=s":                     "https://app.example/cb#access_token=[redacted]&state=[redacted]",
-		"/a;v=1/b;w=2":      "/a;v=[redacted]/b;w=[redacted]",
-		"/x?ids=1,2&key=K":  "/x?ids=[redacted]&key=[redacted]",
-		"/x?q=a#frag":       "/x?q=[redacted]#[redacted]",
-		"/a?":               "/a?",
-		"/reset?sk_live_99": "/reset?[redacted]",
+		"/a;v=1/b;w=2":                     "/a;v=[redacted]/b;w=[redacted]",
+		"/x?ids=1,2&key=K":                 "/x?ids=[redacted]&key=[redacted]",
+		"/x?q=a#frag":                      "/x?q=[redacted]#[redacted]",
+		"/a?":                              "/a?",
+		"/reset?sk_live_99":                "/reset?[redacted]",
+		"/api/orders/7%3Bjsessionid=S?t=T": "/api/orders/7%3Bjsessionid=[redacted]?t=[redacted]",
+		"/a%3bv=1%3Bw=2/b":                 "/a%3bv=[redacted]%3Bw=[redacted]/b",
+		"/a%3Ctoken%3B":                    "/a%3Ctoken%3B",
+		"/50%":                             "/50%",
 	} {
 		if got := compare.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -82,9 +82,8 @@ func (w redactingLog) Write(p []byte) (int, error) {
 // values of its path parameters (;jsessionid=) redacted, as samples and
 // spans have them.
 func loggedPath(u *url.URL) string {
-	p := u.EscapedPath()
-	if strings.IndexByte(p, ';') >= 0 {
-		return compare.RedactURL(p)
+	if strings.IndexByte(u.Path, ';') >= 0 { // decoded: ";" or "%3B"
+		return compare.RedactURL(u.EscapedPath())
 	}
-	return p
+	return u.EscapedPath()
 }
