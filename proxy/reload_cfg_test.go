@@ -195,20 +195,9 @@ func TestReloadJudgesStickyHeadersByTheRunningLimits(t *testing.T) {
 // dropped, however many reloads changed them.
 func TestReloadReleasesUnusedUpstreams(t *testing.T) {
 	t.Parallel()
-	var opened, closed atomic.Int32
-	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	other, opened, closed := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", "other")
 	}))
-	other.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			opened.Add(1)
-		case http.StateClosed:
-			closed.Add(1)
-		}
-	}
-	other.Start()
-	t.Cleanup(other.Close)
 	withUsers := basicConfig + "  - name: users\n    path: /api/users/*\n    service: " + other.URL + "\n"
 	e := newEnv(t, withUsers, flagJSON("orders-percent", 0, "users-percent", 100), nil, nil)
 	for _, path := range []string{"/api/users/1", "/api/users/2"} { // the direct path
@@ -252,24 +241,13 @@ func TestReloadReleasesUnusedUpstreams(t *testing.T) {
 // route uses (a reload storm under load held thousands of them).
 func TestReloadClosesConnectionsOfCallsInFlight(t *testing.T) {
 	t.Parallel()
-	var opened, closed atomic.Int32
 	entered, release := make(chan struct{}, 4), make(chan struct{})
-	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	other, opened, closed := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		entered <- struct{}{}
 		<-release
 		w.Header().Set("X-Served-By", "other")
 	}))
-	other.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			opened.Add(1)
-		case http.StateClosed:
-			closed.Add(1)
-		}
-	}
-	other.Start()
-	t.Cleanup(other.Close)
 	withUsers := basicConfig + "  - name: users\n    path: /api/users/*\n    service: " + other.URL + "\n"
 	e := newEnv(t, withUsers, flagJSON("orders-percent", 0, "users-percent", 100), nil, nil)
 	served := make(chan string, 4)
@@ -299,4 +277,21 @@ func TestReloadClosesConnectionsOfCallsInFlight(t *testing.T) {
 	eventually(t, 5*time.Second, "the connections of the calls in flight closed", func() bool {
 		return opened.Load() == 4 && closed.Load() == opened.Load()
 	})
+}
+
+// countingServer serves h and counts the connections opened and closed.
+func countingServer(t *testing.T, h http.Handler) (srv *httptest.Server, opened, closed *atomic.Int32) {
+	opened, closed = new(atomic.Int32), new(atomic.Int32)
+	srv = httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, opened, closed
 }

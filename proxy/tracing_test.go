@@ -133,15 +133,7 @@ func TestAccessLog(t *testing.T) {
 	e := newEnvWith(t, basicConfig+"access_log: true\n", flagJSON("orders-percent", 100), nil, nil,
 		Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), TracerProvider: tp})
 	e.get("/api/orders/7;jsessionid=secret?token=secret", "X-User-Id", "u", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	var line map[string]any
-	eventually(t, 2*time.Second, "access log line", func() bool {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(l, `"msg":"access"`) {
-				return json.Unmarshal([]byte(l), &line) == nil
-			}
-		}
-		return false
-	})
+	line := firstAccessLine(t, &logs)
 	want := map[string]any{"route": "orders", "backend": "service", "status": 200.0, "method": "GET", "path": "/api/orders/7;jsessionid=[redacted]", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
 	for k, v := range want {
 		if line[k] != v {
@@ -160,6 +152,22 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
+// firstAccessLine waits for the first access log line and returns its
+// fields.
+func firstAccessLine(t *testing.T, logs *lockedBuffer) map[string]any {
+	t.Helper()
+	var line map[string]any
+	eventually(t, 2*time.Second, "access log line", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"access"`) {
+				return json.Unmarshal([]byte(l), &line) == nil
+			}
+		}
+		return false
+	})
+	return line
+}
+
 // TestAccessLogRefused: a request the proxy refuses itself (too many
 // header lines, a smuggling attempt) has its access line too, with no
 // backend.
@@ -176,15 +184,7 @@ func TestAccessLogRefused(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("status %d, want 431", resp.StatusCode)
 	}
-	var line map[string]any
-	eventually(t, 2*time.Second, "access log line", func() bool {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(l, `"msg":"access"`) {
-				return json.Unmarshal([]byte(l), &line) == nil
-			}
-		}
-		return false
-	})
+	line := firstAccessLine(t, &logs)
 	want := map[string]any{"route": "orders", "backend": "-", "status": 431.0, "method": "GET", "path": "/api/orders/7;jsessionid=[redacted]"}
 	for k, v := range want {
 		if line[k] != v {
