@@ -194,3 +194,55 @@ func BenchmarkCompareManySetCookies(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCompareUnordered compares lists that unordered_json names,
+// against the same lists position by position: elements equal by value
+// only (1 and 1.0: each pairs in one probe), and wide records that differ
+// in their first member (every probe fails at once, and the work budget
+// decides). Each runs in time linear in the lists' size.
+func BenchmarkCompareUnordered(b *testing.B) {
+	array := func(n int, elem func(i int) string) []byte {
+		var sb strings.Builder
+		sb.WriteByte('[')
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(elem(i))
+		}
+		sb.WriteByte(']')
+		return []byte(sb.String())
+	}
+	record := func(first int) string {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, `{"k0":%d`, first)
+		for k := 1; k < 100; k++ {
+			fmt.Fprintf(&sb, `,"k%d":0`, k)
+		}
+		sb.WriteByte('}')
+		return sb.String()
+	}
+	cases := []struct {
+		name string
+		a, s []byte
+	}{
+		{"renumbered-100k", array(100000, func(int) string { return "1" }), array(100000, func(int) string { return "1.0" })},
+		{"wide-records-1k", array(1000, record), array(1000, func(i int) string { return record(-1 - i) })},
+	}
+	for _, c := range cases {
+		for _, mode := range []string{"positional", "unordered"} {
+			cfg := compare.RulesConfig{}
+			if mode == "unordered" {
+				cfg.UnorderedJSON = []string{""}
+			}
+			r := mustRules(b, cfg)
+			a, s := jsonResp(string(c.a)), jsonResp(string(c.s))
+			b.Run(c.name+"/"+mode, func(b *testing.B) {
+				b.SetBytes(int64(len(c.a) + len(c.s)))
+				for b.Loop() {
+					compare.Compare(a, s, r)
+				}
+			})
+		}
+	}
+}

@@ -167,10 +167,19 @@ type comparison struct {
 	omitted   int
 	noisy     int
 	// probing: an unordered array's elements are being tried against each
-	// other (probeEqual): a difference sets probeDiff and nothing else.
-	// probeCost counts the values compared, to bound that work.
-	probing, probeDiff bool
-	probeCost          int
+	// other (probeCount): a difference is counted in probeDiffs and
+	// nothing else, and the probe stops once it has counted more than
+	// probeStop. probeCost counts the work done, to bound it.
+	probing               bool
+	probeDiffs, probeStop int
+	probeCost             int
+	// probeNoise is the noise a probe drops when there is no c.noise:
+	// while learning, the fields learned so far.
+	probeNoise *noiseFilter
+	// inUnordered counts the unordered_json arrays on the current path:
+	// below one, elements are not named by their place in the monolith's
+	// answers, so this request's noise (literal places) does not apply.
+	inUnordered int
 	// bodiesTooLarge: both bodies decode past max_decoded, so they were
 	// not compared.
 	bodiesTooLarge bool
@@ -198,7 +207,7 @@ func getComparison(r *Rules) *comparison {
 func putComparison(c *comparison) {
 	const retainBytes = 1 << 20
 	c.rules, c.noise, c.keysOnly = nil, nil, false
-	c.probing, c.probeDiff, c.probeCost = false, false, 0
+	c.probing, c.probeDiffs, c.probeStop, c.probeCost, c.probeNoise, c.inUnordered = false, 0, 0, 0, nil, 0
 	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge, c.textSpan = nil, 0, 0, false, textSpan{}
 	c.shapes = keep(c.shapes, 1, retainBytes)
 	clear(c.generals)
@@ -240,7 +249,7 @@ func (c *comparison) result() Result {
 // caller builds the values, and appends the difference, only when
 // admitted.
 func (c *comparison) admit(kind Kind, where, general string, sh shape) bool {
-	if c.noise != nil && c.noise.drops(kind, where, general, sh) {
+	if c.noise != nil && c.noise.drops(kind, where, general, sh, c.inUnordered == 0) {
 		c.noisy++
 		return false
 	}

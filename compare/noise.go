@@ -97,6 +97,10 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 		c := getComparison(r)
 		c.keysOnly = true
 		c.limit = max(n.max, r.maxDifferences)
+		// Elements of an unordered_json array pair despite the fields
+		// already known to vary (a timestamp): paired otherwise, they
+		// would teach the fields that tell them apart.
+		c.probeNoise = &noiseFilter{learned: f.learned}
 		c.run(monolithA, monolithB)
 		for i, d := range c.diffs {
 			where := d.Header
@@ -219,16 +223,21 @@ type noiseFilter struct {
 
 // drops reports whether a difference of shape sh is noise: a difference
 // of a shape that covers it was found at the very same place between this
-// request's monolith answers (array indexes taken literally), or learned
-// at that place before, once array indexes are generalised. The second
-// rule is what makes "/items/7/ts" noise after "/items/3/ts" was: the set
-// would otherwise fill with one entry per index.
-func (f *noiseFilter) drops(kind Kind, where, general string, sh shape) bool {
+// request's monolith answers (array indexes taken literally; only where
+// literal is set: not below an unordered_json array, whose elements are
+// named by their place in the compared answers, not the monolith's), or
+// learned at that place before, once array indexes are generalised. The
+// second rule is what makes "/items/7/ts" noise after "/items/3/ts" was:
+// the set would otherwise fill with one entry per index.
+func (f *noiseFilter) drops(kind Kind, where, general string, sh shape, literal bool) bool {
 	if kind == KindStatus || kind == KindBody && where == textBody {
 		return false // a whole text body: only within its span (addBytes)
 	}
 	field := noiseField{kind, where}
 	for _, d := range f.current {
+		if !literal {
+			break
+		}
 		if d.noiseField != field {
 			continue
 		}

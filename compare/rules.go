@@ -103,6 +103,9 @@ func NewRules(cfg RulesConfig) (*Rules, error) {
 	if r.unorderedByDepth, err = compilePatterns("unordered_json", cfg.UnorderedJSON); err != nil {
 		return nil, err
 	}
+	if err := indexedInUnordered(cfg.IgnoreJSON, cfg.UnorderedJSON); err != nil {
+		return nil, err
+	}
 	switch {
 	case r.maxDecoded < 0 || r.maxDecoded > maxMaxDecoded:
 		return nil, fmt.Errorf("max_decoded %d: must be between 0 (default %d) and %d", cfg.MaxDecoded, DefaultMaxDecoded, maxMaxDecoded)
@@ -133,6 +136,35 @@ func compilePatterns(key string, list []string) ([][]pattern, error) {
 		byDepth[len(p.segs)] = append(byDepth[len(p.segs)], p)
 	}
 	return byDepth, nil
+}
+
+// indexedInUnordered refuses an ignore_json pointer that names an
+// element of an unordered_json array by its index ("/items/0/ts" below
+// "/items"): no element keeps a place there, so what it ignored would
+// depend on the order of the answers.
+func indexedInUnordered(ignore, unordered []string) error {
+	for i, is := range ignore {
+		ip, _ := parsePattern(is) // already checked
+		for j, us := range unordered {
+			up, _ := parsePattern(us)
+			n := len(up.segs)
+			if len(ip.segs) <= n || ip.segs[n].wildcard || ip.segs[n].index < 0 {
+				continue
+			}
+			overlap := true
+			for k, seg := range up.segs {
+				is := ip.segs[k]
+				if !seg.wildcard && !is.wildcard && seg.lit != is.lit {
+					overlap = false
+					break
+				}
+			}
+			if overlap {
+				return fmt.Errorf("ignore_json[%d] %q: names an element of unordered_json[%d] %q by its index, a place no element keeps (use * for every element)", i, is, j, us)
+			}
+		}
+	}
+	return nil
 }
 
 // builtinIgnoredHeaders differ between two correct answers to the same

@@ -179,9 +179,23 @@ func TestUnorderedJSONBoundedWork(t *testing.T) {
 
 func TestUnorderedJSONRejects(t *testing.T) {
 	t.Parallel()
-	_, err := compare.NewRules(compare.RulesConfig{UnorderedJSON: []string{"/ok", "items"}})
-	if want := `unordered_json[1] "items": a JSON Pointer is "" or starts with "/"`; err == nil || err.Error() != want {
-		t.Errorf("NewRules = %v, want %s", err, want)
+	for _, tc := range []struct {
+		cfg  compare.RulesConfig
+		want string
+	}{
+		{compare.RulesConfig{UnorderedJSON: []string{"/ok", "items"}}, `unordered_json[1] "items": a JSON Pointer is "" or starts with "/"`},
+		{compare.RulesConfig{UnorderedJSON: []string{"/a", "/*/lines"}, IgnoreJSON: []string{"/x", "/o/lines/2/ts"}},
+			`ignore_json[1] "/o/lines/2/ts": names an element of unordered_json[1] "/*/lines" by its index, a place no element keeps (use * for every element)`},
+		{compare.RulesConfig{UnorderedJSON: []string{""}, IgnoreJSON: []string{"/0"}},
+			`ignore_json[0] "/0": names an element of unordered_json[0] "" by its index, a place no element keeps (use * for every element)`},
+	} {
+		if _, err := compare.NewRules(tc.cfg); err == nil || err.Error() != tc.want {
+			t.Errorf("NewRules(%+v) = %v, want %s", tc.cfg, err, tc.want)
+		}
+	}
+	// An index elsewhere, or every element, is fine.
+	if _, err := compare.NewRules(compare.RulesConfig{UnorderedJSON: []string{"/items"}, IgnoreJSON: []string{"/items/*/ts", "/other/0", "/items"}}); err != nil {
+		t.Errorf("NewRules: %v", err)
 	}
 }
 
@@ -220,4 +234,61 @@ func FuzzUnorderedJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Learning from the monolith's two answers: a list it answers in another
+// order, each element with a field that varies, teaches that field and
+// not the ones that tell its elements apart, whether the field was
+// already known as noise or not.
+func TestUnorderedJSONLearnsOnlyWhatVaries(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{UnorderedJSON: []string{"/items"}})
+	for name, known := range map[string]bool{"first request": false, "ts already learned": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			noise := compare.NewNoise(0)
+			same := jsonResp(`{"items":[{"sku":"a","ts":1},{"sku":"b","ts":2}]}`)
+			if known {
+				noise.Compare(same, same, same, jsonResp(`{"items":[{"sku":"a","ts":3},{"sku":"b","ts":4}]}`), r)
+			}
+			noise.Compare(same, same, same, jsonResp(`{"items":[{"sku":"b","ts":5},{"sku":"a","ts":6}]}`), r)
+			if got := strings.Join(noise.Fields(), " "); got != "/items/*/ts" {
+				t.Errorf("learned %q, want /items/*/ts", got)
+			}
+			// The service answers sku "c" where the monolith says "b".
+			res := noise.Compare(jsonResp(`{"items":[{"sku":"a","ts":5},{"sku":"b","ts":6}]}`),
+				jsonResp(`{"items":[{"sku":"c","ts":8},{"sku":"a","ts":7}]}`), nil, nil, r)
+			if got, want := diffsJSON(t, res.Differences), `[{"kind":"body","pointer":"/items/1/sku","primary":"b","shadow":"c"}]`; got != want {
+				t.Errorf("a wrong sku: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// Below an unordered_json array, this request's noise (where its two
+// monolith answers differ, at their literal places) does not apply: the
+// places it names are the monolith's, and the elements compared are
+// named by theirs.
+func TestUnorderedJSONRequestNoiseIsNotByPlace(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{UnorderedJSON: []string{"/items"}})
+	monolith, extra := jsonResp(`{"items":["X","Y","Z"]}`), jsonResp(`{"items":["X","Y"]}`)
+	// The monolith's element 2 is in one of its answers only; the service
+	// answers an element the monolith never had, at its own index 2.
+	for name, res := range map[string]compare.Result{
+		"service primary":  compare.NewNoise(0).Compare(jsonResp(`{"items":["X","Z","E","Y"]}`), monolith, monolith, extra, r),
+		"monolith primary": compare.NewNoise(0).Compare(monolith, jsonResp(`{"items":["X","Y","E","Z"]}`), monolith, extra, r),
+	} {
+		if res.Outcome != compare.Mismatch {
+			t.Errorf("%s: an element the monolith never answered is %v", name, res.Outcome)
+		}
+	}
+	res := compare.NewNoise(0).Compare(
+		jsonResp(`{"items":[{"id":3,"c":7},{"id":2},{"id":1}]}`),
+		jsonResp(`{"items":[{"id":1,"c":5},{"id":2},{"id":3,"c":7}]}`),
+		jsonResp(`{"items":[{"id":1,"c":5},{"id":2},{"id":3,"c":7}]}`),
+		jsonResp(`{"items":[{"id":1,"c":5},{"id":2},{"id":3}]}`), r)
+	if res.Outcome != compare.Mismatch {
+		t.Errorf("element id 1 lost a field the monolith always answers, yet %v", res.Outcome)
+	}
 }

@@ -2,6 +2,8 @@ package compare
 
 import (
 	"bytes"
+	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 )
@@ -104,8 +106,8 @@ func (c *comparison) compareJSON() {
 func (c *comparison) diffValue(ai, bi int32) {
 	w := &c.walk
 	if c.probing {
-		if c.probeDiff {
-			return // a difference is all a probe needs
+		if c.probeDiffs > c.probeStop {
+			return // counted as far as the probe needs
 		}
 		c.probeCost++
 	}
@@ -165,7 +167,10 @@ func (c *comparison) diffArray(ai, bi int32) {
 		}
 	}
 	ca, cb := ai+1, bi+1
-	for i := int32(0); ca < aEnd || cb < bEnd; i++ {
+	for i := int32(0); (ca < aEnd || cb < bEnd) && !c.probeDone(); i++ {
+		if c.probing {
+			c.probeCost++ // an element ignored costs too
+		}
 		w.path = append(w.path, pathSeg{index: i, isIndex: true})
 		switch {
 		case c.ignored():
@@ -217,12 +222,15 @@ const maxReordered = 10000
 // multisets. Each primary element is paired with an equal shadow element
 // wherever it stands: byte for byte first, then by value (numbers by
 // value, members in any order, ignore_json and noise applied as
-// everywhere). What is left over is compared in order, so that one
-// changed field of one element is reported as that field, not as an
-// element missing and another added. Pointers name an element by its
-// primary index; one only the shadow has, by its shadow index.
+// everywhere). Each left over is then paired with the one it differs
+// from least, so that one changed field of one element is reported as
+// that field, not as an element missing and another added. Pairing by
+// value has a budget of work; what it leaves is paired in order. Pointers
+// name an element by its primary index; one only the shadow has, by its
+// shadow index.
 func (c *comparison) diffMultiset(ai, bi int32) {
 	w := &c.walk
+	c.inUnordered++
 	start := len(w.members)
 	w.appendElems(primarySide, ai)
 	mid := len(w.members)
@@ -232,71 +240,55 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 	for range end - start {
 		w.pair = append(w.pair, -1)
 	}
-	paired := func(i int) bool { return w.pair[pairStart+i-start] >= 0 }
-	link := func(i, j int) {
-		w.pair[pairStart+i-start] = int32(j)
-		w.pair[pairStart+j-start] = int32(i)
+	work := w.pairEqual(start, mid, end, pairStart, true)
+	if c.probing {
+		c.probeCost += end - start + work
 	}
-	w.pairEqual(start, mid, end, pairStart, true)
-
-	// By value, what did not pair by bytes: every unpaired primary
-	// element against every unpaired shadow element, within a budget
-	// proportional to the arrays' size (a probe stops at its first
-	// difference, but two equal elements are walked whole).
+	nodes := int(w.docs[primarySide].nodes[ai].next-ai) + int(w.docs[shadowSide].nodes[bi].next-bi)
+	limit := c.probeCost + 16*nodes + 4096
 	orderStart := len(w.order)
 	for j := mid; j < end; j++ {
-		if !paired(j) {
+		if w.pair[pairStart+j-start] < 0 {
 			w.order = append(w.order, int32(j))
 		}
 	}
-	free := w.order[orderStart:]
-	nodes := int(w.docs[primarySide].nodes[ai].next-ai) + int(w.docs[shadowSide].nodes[bi].next-bi)
-	limit := c.probeCost + 16*nodes + 4096
-	for i := start; i < mid && len(free) > 0 && c.probeCost < limit; i++ {
-		if paired(i) {
-			continue
-		}
-		for k, j := range free {
-			if c.probeCost >= limit {
-				break
-			}
-			if c.probeEqual(w.members[i].val, w.members[j].val, int32(i-start)) {
-				link(i, int(j))
-				free = slices.Delete(free, k, k+1) // keeps shadow order: the first equal one pairs
-				break
-			}
-		}
-	}
+	free := len(w.order) - orderStart
+	free = c.pairFree(start, mid, pairStart, orderStart, free, limit, true)
+	c.pairFree(start, mid, pairStart, orderStart, free, limit, false)
 	w.order = w.order[:orderStart]
 
-	// The rest in order: the n-th unpaired primary element with the n-th
-	// unpaired shadow element.
-	j := mid
-	for i := start; i < mid; i++ {
-		bval := int32(-1)
-		if paired(i) {
-			bval = w.members[w.pair[pairStart+i-start]].val
-		} else {
-			for j < end && paired(j) {
+	j := mid // past the budget: the n-th unpaired with the n-th unpaired
+	for i := start; i < mid && !c.probeDone(); i++ {
+		b := w.pair[pairStart+i-start]
+		if b < 0 {
+			for j < end && w.pair[pairStart+j-start] >= 0 {
 				j++
 			}
 			if j < end {
-				link(i, j)
-				bval = w.members[j].val
+				b = int32(j)
+				w.pair[pairStart+i-start], w.pair[pairStart+j-start] = b, int32(i)
 			}
 		}
-		w.path = append(w.path, pathSeg{index: int32(i - start), isIndex: true})
+		a, idx := w.members[i].val, int32(i-start)
+		w.path = append(w.path, pathSeg{index: idx, isIndex: true})
 		switch {
 		case c.ignored():
-		case bval < 0:
-			c.addJSON(w.members[i].val, -1)
+		case b < 0:
+			c.addJSON(a, -1)
+		case c.keysOnly && !c.sameElement(a, w.members[b].val, idx):
+			// Learning from the monolith's two answers: two elements
+			// that differ in most of their members are two elements,
+			// each on one side only (which teaches nothing), not one
+			// whose fields vary.
+			c.addJSON(a, -1)
+			w.pair[pairStart+int(b)-start] = -1
 		default:
-			c.diffValue(w.members[i].val, bval)
+			c.diffValue(a, w.members[b].val)
 		}
 		w.path = w.path[:len(w.path)-1]
 	}
-	for j := mid; j < end; j++ {
-		if paired(j) {
+	for j := mid; j < end && !c.probeDone(); j++ {
+		if w.pair[pairStart+j-start] >= 0 {
 			continue
 		}
 		w.path = append(w.path, pathSeg{index: int32(j - mid), isIndex: true})
@@ -307,6 +299,62 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 	}
 	w.pair = w.pair[:pairStart]
 	w.members = w.members[:start]
+	c.inUnordered--
+}
+
+// pairFree pairs each unpaired element of members[start:mid] with one of
+// the free shadow elements listed at order[orderStart:][:free]: with
+// equal, the first that compares without a difference; else the one
+// with the fewest differences. It stops when the work done reaches
+// limit, and returns how many are left free.
+func (c *comparison) pairFree(start, mid, pairStart, orderStart, free, limit int, equal bool) int {
+	w := &c.walk
+	for i := start; i < mid && free > 0 && c.probeCost < limit; i++ {
+		if w.pair[pairStart+i-start] >= 0 {
+			continue
+		}
+		best, fewest := -1, math.MaxInt
+		for k := 0; k < free && c.probeCost < limit; k++ {
+			stop := 0
+			if !equal {
+				stop = fewest - 1 // counting past the best so far tells nothing
+			}
+			j := w.order[orderStart+k]
+			if d := c.probeCount(w.members[i].val, w.members[j].val, int32(i-start), stop); d <= stop {
+				best, fewest = k, d
+				if d == 0 {
+					break
+				}
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		j := w.order[orderStart+best]
+		w.pair[pairStart+i-start], w.pair[pairStart+int(j)-start] = j, int32(i)
+		free--
+		w.order[orderStart+best] = w.order[orderStart+free]
+	}
+	return free
+}
+
+// sameElement reports whether primary element ai and shadow element bi,
+// at index i, are one element whose fields vary: objects that differ in
+// at most half of their members (or not at all).
+func (c *comparison) sameElement(ai, bi, i int32) bool {
+	w := &c.walk
+	if bytes.Equal(w.raw(primarySide, ai), w.raw(shadowSide, bi)) {
+		return true
+	}
+	nodes := w.docs[primarySide].nodes
+	if nodes[ai].kind != nodeObject || w.docs[shadowSide].nodes[bi].kind != nodeObject {
+		return c.probeCount(ai, bi, i, 0) == 0
+	}
+	members := 0
+	for k := ai + 1; k < nodes[ai].next; k = nodes[k+1].next {
+		members++
+	}
+	return 2*c.probeCount(ai, bi, i, members/2) <= members
 }
 
 // appendElems appends the elements of array arr to members, as members
@@ -318,22 +366,26 @@ func (w *jsonWalk) appendElems(s side, arr int32) {
 	}
 }
 
-// probeEqual reports whether primary element ai, at index i of the array
-// at the current path, equals shadow element bi: whether comparing them
-// there would report no difference.
-func (c *comparison) probeEqual(ai, bi, i int32) bool {
+// probeCount counts the differences between primary element ai, at
+// index i of the array at the current path, and shadow element bi: what
+// comparing them there would report, noise dropped. It stops counting
+// past stop.
+func (c *comparison) probeCount(ai, bi, i int32, stop int) int {
 	w := &c.walk
-	was, wasDiff := c.probing, c.probeDiff
-	c.probing, c.probeDiff = true, false
+	was, wasDiffs, wasStop := c.probing, c.probeDiffs, c.probeStop
+	c.probing, c.probeDiffs, c.probeStop = true, 0, stop
 	w.path = append(w.path, pathSeg{index: i, isIndex: true})
 	if !c.ignored() {
 		c.diffValue(ai, bi)
 	}
 	w.path = w.path[:len(w.path)-1]
-	equal := !c.probeDiff
-	c.probing, c.probeDiff = was, wasDiff
-	return equal
+	n := c.probeDiffs
+	c.probing, c.probeDiffs, c.probeStop = was, wasDiffs, wasStop
+	return n
 }
+
+// probeDone reports whether the probe running has counted all it needs.
+func (c *comparison) probeDone() bool { return c.probing && c.probeDiffs > c.probeStop }
 
 // diffObject compares objects by member name, ignoring member order.
 // Members with the same name (RFC 8259 leaves their meaning open, and
@@ -347,6 +399,9 @@ func (c *comparison) diffObject(ai, bi int32) {
 	mid := len(w.members)
 	w.appendMembers(shadowSide, bi)
 	end := len(w.members)
+	if c.probing {
+		c.probeCost += end - start
+	}
 
 	aligned := mid-start == end-mid
 	for i := 0; aligned && i < mid-start; i++ {
@@ -354,7 +409,7 @@ func (c *comparison) diffObject(ai, bi int32) {
 	}
 	if aligned {
 		// The usual case: both sides serialise members in the same order.
-		for i := 0; i < mid-start; i++ {
+		for i := 0; i < mid-start && !c.probeDone(); i++ {
 			c.diffMember(w.members[start+i], w.members[mid+i].val)
 		}
 	} else {
@@ -400,16 +455,18 @@ func (c *comparison) diffUnaligned(start, mid, end int) {
 	for range end - start {
 		w.pair = append(w.pair, -1)
 	}
-	w.pairEqual(start, mid, end, pairStart, false)
+	if work := w.pairEqual(start, mid, end, pairStart, false); c.probing {
+		c.probeCost += work
+	}
 
-	for i := start; i < mid; i++ {
+	for i := start; i < mid && !c.probeDone(); i++ {
 		bval := int32(-1)
 		if p := w.pair[pairStart+i-start]; p >= 0 {
 			bval = w.members[p].val
 		}
 		c.diffMember(w.members[i], bval)
 	}
-	for i := mid; i < end; i++ {
+	for i := mid; i < end && !c.probeDone(); i++ {
 		if w.pair[pairStart+i-start] < 0 {
 			c.diffMember(w.members[i], -1)
 		}
@@ -419,13 +476,14 @@ func (c *comparison) diffUnaligned(start, mid, end int) {
 
 // pairEqual pairs each of members[start:mid] with the first unpaired of
 // members[mid:end] whose key is the same, or with byValue whose value's
-// bytes are.
-func (w *jsonWalk) pairEqual(start, mid, end, pairStart int, byValue bool) {
-	if (mid-start)*(end-mid) <= maxScanPairs {
+// bytes are. It returns about how many comparisons that took.
+func (w *jsonWalk) pairEqual(start, mid, end, pairStart int, byValue bool) int {
+	if n := (mid - start) * (end - mid); n <= maxScanPairs {
 		w.pairByScan(start, mid, end, pairStart, byValue)
-	} else {
-		w.pairBySort(start, mid, end, pairStart, byValue)
+		return n
 	}
+	w.pairBySort(start, mid, end, pairStart, byValue)
+	return (end - start) * bits.Len(uint(end-start))
 }
 
 // pairKey is what pairEqual pairs m by.
@@ -571,9 +629,13 @@ func (c *comparison) formatPath(general bool) string {
 // ai and shadow node bi, either of which is -1 when absent on its side.
 func (c *comparison) addJSON(ai, bi int32) {
 	if c.probing {
-		if f := c.noise; f == nil || len(f.current) == 0 && len(f.learned) == 0 ||
-			!f.drops(KindBody, c.pointer(), c.generalPointer(), c.walk.shapeOf(ai, bi)) {
-			c.probeDiff = true
+		f := c.noise
+		if f == nil {
+			f = c.probeNoise
+		}
+		if f == nil || len(f.current) == 0 && len(f.learned) == 0 ||
+			!f.drops(KindBody, c.pointer(), c.generalPointer(), c.walk.shapeOf(ai, bi), c.inUnordered == 0) {
+			c.probeDiffs++
 		}
 		return
 	}

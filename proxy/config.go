@@ -1034,11 +1034,18 @@ func (c *Config) validateShadow(ce *ConfigError, at string, r *Route) {
 			ce.add("%s.ignore_headers[%d]: invalid header name %q", at, j, h)
 		}
 	}
-	if _, err := compare.NewRules(compare.RulesConfig{IgnoreJSON: sh.IgnoreJSON}); err != nil {
-		ce.add("%s.%v", at, err)
+	_, ierr := compare.NewRules(compare.RulesConfig{IgnoreJSON: sh.IgnoreJSON})
+	_, uerr := compare.NewRules(compare.RulesConfig{UnorderedJSON: sh.UnorderedJSON})
+	for _, err := range []error{ierr, uerr} {
+		if err != nil {
+			ce.add("%s.%v", at, err)
+		}
 	}
-	if _, err := compare.NewRules(compare.RulesConfig{UnorderedJSON: sh.UnorderedJSON}); err != nil {
-		ce.add("%s.%v", at, err)
+	if ierr == nil && uerr == nil {
+		// Each valid alone: what one says of the other.
+		if _, err := compare.NewRules(compare.RulesConfig{IgnoreJSON: sh.IgnoreJSON, UnorderedJSON: sh.UnorderedJSON}); err != nil {
+			ce.add("%s.%v", at, err)
+		}
 	}
 	if sh.MaxBody == 0 {
 		sh.MaxBody = DefaultShadowMaxBody

@@ -106,6 +106,8 @@ func TestConfigErrorsNameTheirPlace(t *testing.T) {
 		{"bad JSON pointers", validConfig("    shadow: {ignore_json: [/ok, ts], unordered_json: [/items~2]}\n"), []string{
 			`routes[0].shadow.ignore_json[1] "ts": a JSON Pointer is "" or starts with "/"`,
 			`routes[0].shadow.unordered_json[0] "/items~2": "~" must be followed by "0" (for "~") or "1" (for "/")`}},
+		{"ignored by index in an unordered list", validConfig("    shadow: {ignore_json: [/items/0/ts], unordered_json: [/items]}\n"), []string{
+			`routes[0].shadow.ignore_json[0] "/items/0/ts": names an element of unordered_json[0] "/items" by its index, a place no element keeps (use * for every element)`}},
 		{"bad duration", validConfig("shutdown_timeout: 15\n"), []string{`shutdown_timeout: line 13: invalid duration "15"`}},
 		{"bad CIDR", validConfig("trusted_proxies: [10.0.0.0/33]\n"), []string{`trusted_proxies[0]: invalid CIDR "10.0.0.0/33"`}},
 		{"bad listen", strings.Replace(validConfig(""), "listen: 127.0.0.1:8080", "listen: 8080", 1), []string{`listen: invalid address "8080"`}},
