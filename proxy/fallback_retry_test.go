@@ -110,3 +110,56 @@ func TestRetryableWriteTimeoutIsATimeout(t *testing.T) {
 		t.Errorf("timeouts counted %v, want 2 (reset: %v)", v, e.metric(`strangler_upstream_errors_total{backend="service",kind="reset",route="orders"}`))
 	}
 }
+
+// closesSecondRequest is a service that answers every request, except
+// the second on its first connection: that one it reads and then closes
+// the connection on, as a keep-alive timer firing as a request arrives
+// does.
+func closesSecondRequest(t *testing.T) string {
+	t.Helper()
+	ln := listen(t)
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			first := conns.Add(1) == 1
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if first && i == 1 {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nservice")
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// A write with a body and an Idempotency-Key, sent on a pooled connection
+// the service closes as it arrives, is retried on a new one by the
+// transport, which needs a body it can send again: its body is read ahead
+// for that, though the fallback does not replay POSTs.
+func TestIdempotentWriteWithABodyIsRetriedOnAFreshConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(basicConfig, "{{service}}", closesSecondRequest(t), 1), flagJSON("orders-percent", 100), nil, nil)
+	for i := range 2 {
+		req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", strings.NewReader(`{"qty":1}`))
+		req.Header.Set("X-User-Id", "u1")
+		req.Header.Set("Idempotency-Key", "k"+string(rune('0'+i)))
+		if resp, body := e.do(req); resp.StatusCode != 200 || body != "service" {
+			t.Fatalf("POST %d: %d %q; want the transport's retry on a new connection to answer", i, resp.StatusCode, body)
+		}
+	}
+}

@@ -243,6 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Envoy drop it too.
 	delete(r.Header, "Expect")
 	t := s.table.Load()
+	s.tracing.clientAddress(r.Context(), r, t)
 	if !s.admit(w, r, t, start) {
 		return
 	}
@@ -309,7 +310,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if toSvc {
 			up = rt.service
 			if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-				if rt.fallback.replaysSent(r.Method) {
+				if rt.fallback.replaysSent(r.Method) || idempotencyKey(r.Header) {
+					// Replayable, or retried by the transport on a
+					// fresh connection when a pooled one turns out
+					// closed (a body it can send again).
 					bufferBody(r, rt.fallback.maxBody)
 				} else {
 					// Read ahead, the body would reach the service only
@@ -320,7 +324,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.tracing.annotate(r.Context(), r, t, rt, up.backend, pct)
+	s.tracing.annotate(r.Context(), r, rt, up.backend, pct)
 	if r.ContentLength != 0 && r.Body != http.NoBody {
 		// HTTP/1 servers otherwise drain the request body before the first
 		// response byte, so an upstream that answers while the body still

@@ -141,7 +141,7 @@ func spanMethod(m string) string {
 
 // annotate names the server span after the route's pattern (otelhttp,
 // outside the router, cannot) and records the split decision.
-func (tr *tracing) annotate(ctx context.Context, r *http.Request, t *table, rt *route, backend string, percent float64) {
+func (tr *tracing) annotate(ctx context.Context, r *http.Request, rt *route, backend string, percent float64) {
 	if tr == nil {
 		return
 	}
@@ -155,10 +155,20 @@ func (tr *tracing) annotate(ctx context.Context, r *http.Request, t *table, rt *
 	}
 	name := spanMethod(r.Method) + " " + pattern
 	span.SetName(name)
-	// client.address as the split sees it: otelhttp takes the first
-	// X-Forwarded-For entry, which any client can write.
-	span.SetAttributes(attrRoute.String(rt.name), attrBackend.String(backend), attrPercent.Float64(percent),
-		attrClientAddress.String(clientIP(r, t.trusted)))
+	span.SetAttributes(attrRoute.String(rt.name), attrBackend.String(backend), attrPercent.Float64(percent))
+}
+
+// clientAddress sets the server span's client.address to the client as
+// the split sees it, first thing, so that requests refused before
+// routing have it too: otelhttp takes the first X-Forwarded-For entry,
+// which any client can write.
+func (tr *tracing) clientAddress(ctx context.Context, r *http.Request, t *table) {
+	if tr == nil {
+		return
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attrClientAddress.String(clientIP(r, t.trusted)))
+	}
 }
 
 // fellBack records on the server span that the monolith answered after

@@ -256,10 +256,20 @@ func TestTracingClientAddressIsTrusted(t *testing.T) {
 		{"trusted_proxies: [127.0.0.1]\n", "203.0.113.9"},
 	} {
 		tp, ended := recordSpans(t)
-		e := newEnvWith(t, basicConfig+tc.trusted, flagJSON("orders-percent", 100), nil, nil, Options{TracerProvider: tp})
+		e := newEnvWith(t, basicConfig+tc.trusted+"limits: {max_header_count: 10}\n", flagJSON("orders-percent", 100), nil, nil, Options{TracerProvider: tp})
 		e.get("/api/orders/7", "X-User-Id", "u", "X-Forwarded-For", "6.6.6.6, 203.0.113.9")
 		server := spanOfKind(ended(2), trace.SpanKindServer)[0]
 		wantAttrs(t, "server ("+strings.TrimSpace(tc.trusted)+")", server, map[string]string{"client.address": tc.want})
+		// Refused before routing (too many header lines): the same.
+		hdr := []string{"X-Forwarded-For", "6.6.6.6, 203.0.113.9"}
+		for i := range 12 {
+			hdr = append(hdr, fmt.Sprint("X-H", i), "v")
+		}
+		if resp, _ := e.get("/api/orders/7", hdr...); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("status %d, want 431", resp.StatusCode)
+		}
+		servers := spanOfKind(ended(3), trace.SpanKindServer)
+		wantAttrs(t, "refused ("+strings.TrimSpace(tc.trusted)+")", servers[len(servers)-1], map[string]string{"client.address": tc.want})
 	}
 }
 
