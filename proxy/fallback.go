@@ -155,9 +155,11 @@ type bufferedBody struct {
 	rest  io.Reader // the client's body past data (or the error reading it stopped at)
 	r     io.Reader // data, then rest
 	read  int64     // bytes handed to the upstream
-	// held: shadow_memory charged for data by a shadow that could not
-	// use it (too large, broken), given back when the request ends.
-	held int64
+	// held: shadow_memory charged for data as it was read for a shadow
+	// (bufferBody); the pair takes it over, or it is given back when the
+	// request ends. refused: the budget had no room for more.
+	held    int64
+	refused bool
 }
 
 // trackBody wraps r's body, unread, so that a connect failure, which
@@ -172,8 +174,10 @@ func trackBody(r *http.Request) {
 // bufferBody reads up to limit bytes of r's body and replaces r.Body with
 // a bufferedBody. A body already buffered is reused, and read further when
 // limit is the larger (the fallback's after the shadow's) and nothing of
-// it has been sent yet.
-func bufferBody(r *http.Request, limit int64) *bufferedBody {
+// it has been sent yet. With budget (shadow_memory), what it reads into is
+// charged there as it grows (held); where the budget has no room, it
+// stops reading and says so (refused), and what it read goes first.
+func bufferBody(r *http.Request, limit int64, budget *memBudget) *bufferedBody {
 	bb, ok := r.Body.(*bufferedBody)
 	if !ok {
 		bb = &bufferedBody{rest: r.Body}
@@ -184,11 +188,10 @@ func bufferBody(r *http.Request, limit int64) *bufferedBody {
 	if _, failed := bb.rest.(errReader); failed {
 		return bb
 	}
-	var err error
-	bb.data, err = readAhead(bb.data, bb.rest, limit+1, r.ContentLength)
-	switch {
+	switch err := bb.fill(limit+1, r.ContentLength, budget); {
 	case err != nil:
 		bb.rest = errReader{err}
+	case bb.refused:
 	case int64(len(bb.data)) <= limit:
 		bb.whole = true
 		bb.rest = http.NoBody
@@ -202,36 +205,45 @@ func bufferBody(r *http.Request, limit int64) *bufferedBody {
 	return bb
 }
 
-// readAhead reads src into dst until it holds end bytes or src ends.
-// Its array is never larger than needed: the length a body announced
-// and one byte more (to see its end), else grown from 512 bytes by
-// doubling, and never past end, so that what a shadow body is charged
-// in shadow_memory (see startShadow) covers it. (bytes.Buffer's
-// ReadFrom grows by doubling past what it was told, whenever less than
+// fill reads the client's body into data until it holds end bytes or the
+// body ends. The array grows from 512 bytes by doubling, never past end
+// nor past the body's announced length and one byte (to see its end), so
+// that a client that announces much and sends little holds little, and
+// each growth is charged to budget, when set, before it is made. (With
+// bytes.Buffer, ReadFrom grows past what it was told whenever less than
 // 512 bytes are free.)
-func readAhead(dst []byte, src io.Reader, end int64, length int64) ([]byte, error) {
-	resize := func(c int) {
-		grown := make([]byte, len(dst), c)
-		copy(grown, dst)
-		dst = grown
+func (b *bufferedBody) fill(end, length int64, budget *memBudget) error {
+	most := end
+	if length >= 0 {
+		most = min(length+1, end)
 	}
-	if length >= 0 && int64(cap(dst)) < min(length+1, end) {
-		resize(int(min(length+1, end)))
-	}
-	for int64(len(dst)) < end {
-		if len(dst) == cap(dst) {
-			resize(int(min(max(2*int64(cap(dst)), 512), end)))
+	for int64(len(b.data)) < end {
+		if len(b.data) == cap(b.data) {
+			c := min(max(2*int64(cap(b.data)), 512), most)
+			if c <= int64(cap(b.data)) {
+				c = end // the body sends more than it announced: the framing's error to find
+			}
+			if budget != nil {
+				if !budget.take(c - int64(cap(b.data))) {
+					b.refused = true
+					return nil
+				}
+				b.held += c - int64(cap(b.data))
+			}
+			grown := make([]byte, len(b.data), c)
+			copy(grown, b.data)
+			b.data = grown
 		}
-		n, err := src.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
+		n, err := b.rest.Read(b.data[len(b.data):cap(b.data)])
+		b.data = b.data[:len(b.data)+n]
 		if err == io.EOF {
-			return dst, nil
+			return nil
 		}
 		if err != nil {
-			return dst, err
+			return err
 		}
 	}
-	return dst, nil
+	return nil
 }
 
 func (b *bufferedBody) Read(p []byte) (int, error) {

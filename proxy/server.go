@@ -314,7 +314,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					// Replayable, or retried by the transport on a
 					// fresh connection when a pooled one turns out
 					// closed (a body it can send again).
-					bufferBody(r, rt.fallback.maxBody)
+					bufferBody(r, rt.fallback.maxBody, nil)
 				} else {
 					// Read ahead, the body would reach the service only
 					// in max_body lumps, and a client that streams and

@@ -382,37 +382,29 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 			sh.skipTooLarge.Inc()
 			return nil
 		}
-		if _, ok := r.Body.(*bufferedBody); ok {
-			return nil // read ahead already (cannot happen: the shadow reads first)
-		}
-		// Charged before it is read, for all the array read into may
-		// hold (readAhead): read first, a body shadow_memory then
-		// refused stayed in memory, uncounted, for the whole primary call.
-		held = r.ContentLength + 1
-		if r.ContentLength < 0 {
-			held = sh.maxBody + 1
-		}
-		if !s.shadowMem.take(held) {
+		// Charged as it is read (the array it is read into), so that
+		// shadow_memory bounds request bodies too: read first, a body
+		// shadow_memory then refused stayed in memory, uncounted, for the
+		// whole primary call. What was read stays charged until the
+		// comparison is done, or, when it cannot be compared, until the
+		// primary call has sent it (ServeHTTP gives bb.held back).
+		bb := bufferBody(r, sh.maxBody, &s.shadowMem)
+		var ok bool
+		switch body, ok = bb.bytesIfWithin(sh.maxBody); {
+		case ok:
+			held, bb.held = bb.held, 0
+		case bb.refused:
 			sh.skipOverload.Inc()
 			return nil
-		}
-		bb := bufferBody(r, sh.maxBody)
-		var ok bool
-		if body, ok = bb.bytesIfWithin(sh.maxBody); !ok {
-			if bb.broken() {
-				// The client's body stalled or broke: the primary call
-				// fails too, and the body was not too large.
-				sh.skipPrimaryFailed.Inc()
-			} else {
-				sh.skipTooLarge.Inc()
-			}
-			// What was read ahead is held until the primary call has
-			// sent it: charged until the request ends (ServeHTTP).
-			bb.held = held
+		case bb.broken():
+			// The client's body stalled or broke: the primary call
+			// fails too, and the body was not too large.
+			sh.skipPrimaryFailed.Inc()
+			return nil
+		default:
+			sh.skipTooLarge.Inc()
 			return nil
 		}
-		s.shadowMem.give(held - int64(cap(body)))
-		held = int64(cap(body))
 	}
 	if !primaryService && rt.eject.resting(now) {
 		sh.skipEjected.Inc() // the service is out, or on probation: copies would only add load

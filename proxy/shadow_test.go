@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -679,4 +680,33 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// Request bodies are charged to shadow_memory as they arrive, not for
+// what max_body allows: 64 clients trickling chunked uploads (a few bytes
+// each, then nothing) hold a few KiB of it, and comparisons on every
+// route go on.
+func TestTricklingUploadsDoNotStarveComparisons(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, shadowConfig("      percent: 100\n      methods: [GET, POST]\n"),
+		flagJSON("orders-percent", 0), answer(200, `{"a":1}`), answer(200, `{"a":1}`))
+	addr := strings.TrimPrefix(e.proxyURL, "http://")
+	const n = 64
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /api/orders/1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u%d\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", i)
+	}
+	// Each is being read into its first array, of 512 bytes.
+	eventually(t, 10*time.Second, "every upload charged its first array", func() bool {
+		return e.srv.shadowMem.used.Load() == n*512
+	})
+	e.get("/api/orders/2", "X-User-Id", "reader")
+	if got := e.comparisons(1); got["match"] != 1 {
+		t.Errorf("a GET's comparison while %d uploads trickle: %v, want a match (overload %v)", n, got,
+			e.metric(`strangler_shadow_skipped_total{reason="overload",route="orders"}`))
+	}
 }
