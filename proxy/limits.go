@@ -156,10 +156,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t *table, start t
 	}
 	rt := t.match(r)
 	s.refuse(w, r, rt, status, why)
+	d := time.Since(start)
+	rt.refuser.metrics.codes.inc(status)
+	observe(rt.refuser.metrics.primary, r.Context(), d)
 	if t.cfg.AccessLog {
-		// No upstream was called: backend "-", as nginx logs an
-		// $upstream_addr it never had.
-		s.accessLine(r, rt.name, "-", status, time.Since(start))
+		s.accessLine(r, rt.name, backendProxy, status, d)
 	}
 	return false
 }
@@ -186,6 +187,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rt *route, statu
 		rt = s.table.Load().match(r)
 	}
 	s.log.Debug("request refused", "route", rt.name, "status", status, "reason", why, "remote", r.RemoteAddr)
+	if rec, ok := w.(*recorder); ok {
+		rec.servedBy = rt.refuser // counted and logged as the proxy's answer (finish)
+	}
 	w.Header().Set("Connection", "close")
 	writeError(w, status, "route "+rt.name+": "+why)
 	if r.Body == nil || r.Body == http.NoBody {

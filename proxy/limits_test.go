@@ -658,3 +658,63 @@ func BenchmarkGuardedRequest(b *testing.B) {
 		})
 	}
 }
+
+// Requests the proxy answers itself, without calling an upstream (a
+// refusal before routing or after, OPTIONS *), are counted and logged as
+// backend "proxy", never as the monolith's answers; and a route's codes
+// of an outage exist at 0 from its first request on.
+func TestProxysOwnAnswersAreCountedAsSuch(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	var monolith atomic.Int32
+	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { monolith.Add(1) })
+	e := newEnvWith(t, basicConfig+"access_log: true\nlimits: {max_header_count: 10, max_body: 1KiB}\n", flagJSON("orders-percent", 0), mono, nil,
+		Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	many := []string{"X-User-Id", "u"}
+	for i := range 12 {
+		many = append(many, fmt.Sprint("X-H", i), "v")
+	}
+	if resp, _ := e.get("/api/orders/1", many...); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("too many header lines: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", strings.NewReader(strings.Repeat("x", 2048)))
+	if resp, _ := e.do(req); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("body over max_body: %d", resp.StatusCode)
+	}
+	for _, raw := range []string{"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.proxyURL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		c.Close()
+	}
+	if monolith.Load() != 0 {
+		t.Fatalf("the monolith was called %d times", monolith.Load())
+	}
+	for series, want := range map[string]float64{
+		`strangler_requests_total{backend="proxy",code="431",route="orders"}`:  1,
+		`strangler_requests_total{backend="proxy",code="413",route="orders"}`:  1,
+		`strangler_requests_total{backend="proxy",code="405",route="_default"}`: 1,
+		`strangler_requests_total{backend="proxy",code="200",route="_default"}`: 1,
+		`strangler_request_duration_seconds_count{backend="proxy",role="primary",route="orders"}`: 2,
+		`strangler_requests_total{backend="monolith",code="413",route="orders"}`:                -1,
+	} {
+		if got := e.waitMetric(series, want); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	eventually(t, 2*time.Second, "4 access lines", func() bool { return strings.Count(logs.String(), `"backend":"proxy"`) == 4 })
+
+	e.get("/api/orders/1", "X-User-Id", "u")
+	for _, code := range []string{"500", "502", "503", "504"} {
+		if got := e.metric(`strangler_requests_total{backend="monolith",code="` + code + `",route="orders"}`); got != 0 {
+			t.Errorf("after the route's first request, code %s = %v, want a series at 0", code, got)
+		}
+	}
+}

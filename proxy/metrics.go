@@ -13,9 +13,12 @@ import (
 const (
 	backendMonolith = "monolith"
 	backendService  = "service"
-	rolePrimary     = "primary"
-	roleShadow      = "shadow"
-	defaultRoute    = "_default"
+	// backendProxy: answered by the proxy itself, no upstream called (a
+	// request refused: 400, 405, 413, 431; OPTIONS *).
+	backendProxy = "proxy"
+	rolePrimary  = "primary"
+	roleShadow   = "shadow"
+	defaultRoute = "_default"
 )
 
 // Kinds of upstream error, the kind label of strangler_upstream_errors_total.
@@ -66,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_requests_total",
-			Help: "Requests answered to clients, by route, the backend that served them, and status code.",
+			Help: "Requests answered to clients, by route, the backend that served them (monolith, service, or proxy for what the proxy answers itself), and status code.",
 		}, []string{"route", "backend", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "strangler_request_duration_seconds",
@@ -169,6 +172,14 @@ func (m *Metrics) bindBackend(route, backend string) *backendMetrics {
 	return bm
 }
 
+// bindProxy binds the series of the answers the proxy gives itself on a
+// route: no upstream was called, so there are no upstream errors.
+func (m *Metrics) bindProxy(route string) *backendMetrics {
+	bm := &backendMetrics{primary: m.duration.WithLabelValues(route, backendProxy, rolePrimary)}
+	bm.codes.m, bm.codes.route, bm.codes.backend = m, route, backendProxy
+	return bm
+}
+
 // codeCounters binds strangler_requests_total children per status code
 // lazily: codes are few in practice but not known in advance.
 type codeCounters struct {
@@ -201,8 +212,19 @@ func (c *codeCounters) bind(code int) *prometheus.Counter {
 	}
 	counter := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(code))
 	c.byCode[code].Store(&counter)
+	// The codes of an outage exist from the first request on, at 0, so
+	// that rate() and increase() see its first burst: a series born at N
+	// loses the N.
+	for _, e := range outageCodes {
+		if c.byCode[e].Load() == nil && c.backend != backendProxy {
+			ec := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(e))
+			c.byCode[e].Store(&ec)
+		}
+	}
 	return &counter
 }
+
+var outageCodes = [...]int{500, 502, 503, 504}
 
 // keepRoutes takes the installed table's routes off the retired list: a
 // route back in the config has its series again. At install, not at

@@ -288,6 +288,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.refuse(rec, r, rt, http.StatusBadRequest, "request target * is for OPTIONS only")
 			return
 		}
+		rec.servedBy = rt.refuser
 		rec.Header().Set("Content-Length", "0")
 		rec.WriteHeader(http.StatusOK)
 		return

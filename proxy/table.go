@@ -43,6 +43,10 @@ type route struct {
 	seed     uint64
 	monolith *upstream
 	service  *upstream // nil for the default route
+	// refuser stands for the proxy itself where it answers without an
+	// upstream (a refusal, OPTIONS *): counted and logged as backend
+	// "proxy", never as the monolith.
+	refuser  *upstream
 	shadow   *routeShadow
 	fallback routeFallback
 	eject    *ejector
@@ -73,6 +77,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 			preserveHost: *cfg.PreserveHost, transport: ts.get(cfg.Timeouts), buffers: bufs,
 			metrics: m.bindBackend(defaultRoute, backendMonolith), log: log, tracing: s.tracing,
 		}),
+		refuser: &upstream{route: defaultRoute, backend: backendProxy, metrics: m.bindProxy(defaultRoute)},
 	}
 	t.uses = append(t.uses, upstreamUse{key: cfg.Timeouts, host: monolithURL.Host})
 	// chi serves only as the matcher: Find gives the most specific pattern
@@ -94,6 +99,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 			sticky:   newSticky(rc.Sticky),
 			seed:     routeSeed(rc.Name),
 			cfg:      rc,
+			refuser:  &upstream{route: rc.Name, backend: backendProxy, metrics: m.bindProxy(rc.Name)},
 		}
 		rt.monolith = newUpstream(upstreamOptions{
 			route: rc.Name, backend: backendMonolith, target: monolithURL,

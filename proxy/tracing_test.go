@@ -185,7 +185,7 @@ func TestAccessLogRefused(t *testing.T) {
 		t.Fatalf("status %d, want 431", resp.StatusCode)
 	}
 	line := firstAccessLine(t, &logs)
-	want := map[string]any{"route": "orders", "backend": "-", "status": 431.0, "method": "GET", "path": "/api/orders/7;jsessionid=[redacted]"}
+	want := map[string]any{"route": "orders", "backend": "proxy", "status": 431.0, "method": "GET", "path": "/api/orders/7;jsessionid=[redacted]"}
 	for k, v := range want {
 		if line[k] != v {
 			t.Errorf("access log %s = %v, want %v", k, line[k], v)
