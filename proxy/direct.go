@@ -111,8 +111,11 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 		http.NewResponseController(w).Flush()
 	}
 	if resp.Body != http.NoBody {
-		if err := u.copyBody(w, resp.Body); err != nil {
+		if err, upstream := u.copyBody(w, resp.Body); err != nil {
 			resp.Body.Close()
+			if upstream {
+				u.cut(r, err)
+			}
 			// Headers are out: all that is left is to cut the response,
 			// as ReverseProxy does.
 			panic(http.ErrAbortHandler)
@@ -143,27 +146,67 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 }
 
 // copyBody streams an answer's body to the client; w flushes every write
-// (see recorder.Write).
-func (u *upstream) copyBody(w io.Writer, body io.Reader) error {
+// (see recorder.Write). upstream tells that reading the answer failed,
+// not writing it.
+func (u *upstream) copyBody(w io.Writer, body io.Reader) (err error, upstream bool) {
 	buf := u.buffers.Get()
 	defer u.buffers.Put(buf)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
+				return werr, false
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return nil, false
 		}
 		if rerr != nil {
 			if !errors.Is(rerr, context.Canceled) {
 				u.log.Warn("upstream body read error", "route", u.route, "backend", u.backend, "error", elide(rerr))
 			}
-			return rerr
+			return rerr, true
 		}
 	}
+}
+
+// cut counts an answer the upstream cut mid-body, its head passed on: a
+// reset or a timeout of the upstream's (or the client's leaving, which
+// cancels the call). A shadow copy's is its comparison's result.
+// Ejection judges an answer by its head (serviceAnswered), so it is not
+// counted there.
+func (u *upstream) cut(r *http.Request, err error) {
+	if u.shadow {
+		return
+	}
+	kind, _ := classify(r, err)
+	u.metrics.errors[kind].Inc()
+}
+
+// answerBody watches the body of an answer that ReverseProxy copies: at
+// its end it drops bad trailers (chunked answers); a failed read is an
+// answer cut mid-body (upstream.cut).
+type answerBody struct {
+	io.ReadCloser
+	resp     *http.Response
+	u        *upstream
+	trailers bool
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		if b.trailers {
+			dropBadTrailers(b.resp.Trailer)
+		}
+	case err != nil:
+		if b.u != nil {
+			b.u.cut(b.resp.Request, err)
+			b.u = nil // once
+		}
+	}
+	return n, err
 }
 
 // forward1xx passes an informational answer (103 Early Hints) to the
@@ -189,22 +232,6 @@ func dropBadTrailers(tr http.Header) {
 			delete(tr, k)
 		}
 	}
-}
-
-// trailerGuard drops an answer's bad trailers (dropBadTrailers) when its
-// body ends, which is when net/http's transport fills them in, before
-// ReverseProxy copies them to the client.
-type trailerGuard struct {
-	io.ReadCloser
-	resp *http.Response
-}
-
-func (g *trailerGuard) Read(p []byte) (int, error) {
-	n, err := g.ReadCloser.Read(p)
-	if err == io.EOF {
-		dropBadTrailers(g.resp.Trailer)
-	}
-	return n, err
 }
 
 // hopHeaders are the fields that concern one connection only (RFC 9110

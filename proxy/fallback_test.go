@@ -276,3 +276,42 @@ func TestEjectionAndReturn(t *testing.T) {
 		t.Errorf("ejection after a success %v, want base_time again (the first was %v)", third, first)
 	}
 }
+
+// An answer the service cuts mid-body (its head already passed on) is an
+// upstream error, a reset, on both paths: the client got a truncated
+// answer, and a service that breaks every answer must not look healthy.
+func TestAnswerCutMidBodyIsCountedAsAReset(t *testing.T) {
+	t.Parallel()
+	cuts := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(200)
+		io.WriteString(w, strings.Repeat("x", 100))
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close()
+		}
+	})
+	e := newEnv(t, fallbackConfig("{{service}}", "    eject: {consecutive_failures: 0}\n"), flagJSON("orders-percent", 100), nil, cuts)
+	for i, method := range []string{"GET", "POST"} { // the direct path, ReverseProxy
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader("x")
+		}
+		req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/1", body)
+		req.Header.Set("X-User-Id", "u")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Fatalf("%s: the client read a whole answer", method)
+		}
+		resp.Body.Close()
+		series := `strangler_upstream_errors_total{backend="service",kind="reset",route="orders"}`
+		if got := e.waitMetric(series, float64(i+1)); got != float64(i+1) {
+			t.Errorf("after the %s: %s = %v, want %d", method, series, got, i+1)
+		}
+	}
+}

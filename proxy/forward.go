@@ -290,9 +290,18 @@ func newUpstream(o upstreamOptions) *upstream {
 			if resp.StatusCode < 100 {
 				return fmt.Errorf("malformed HTTP status code %d", resp.StatusCode)
 			}
-			if len(resp.TransferEncoding) > 0 { // chunked: trailers may follow
+			chunked := len(resp.TransferEncoding) > 0 // trailers may follow
+			if chunked {
 				dropBadTrailers(resp.Trailer)
-				resp.Body = &trailerGuard{resp.Body, resp}
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols && (chunked || !o.shadow) {
+				// (A 101's body is the tunnel, which ReverseProxy needs
+				// as it is.)
+				b := &answerBody{ReadCloser: resp.Body, resp: resp, trailers: chunked}
+				if !o.shadow {
+					b.u = u
+				}
+				resp.Body = b
 			}
 			if o.answered != nil {
 				return o.answered(resp)

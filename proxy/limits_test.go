@@ -698,12 +698,12 @@ func TestProxysOwnAnswersAreCountedAsSuch(t *testing.T) {
 		t.Fatalf("the monolith was called %d times", monolith.Load())
 	}
 	for series, want := range map[string]float64{
-		`strangler_requests_total{backend="proxy",code="431",route="orders"}`:  1,
-		`strangler_requests_total{backend="proxy",code="413",route="orders"}`:  1,
-		`strangler_requests_total{backend="proxy",code="405",route="_default"}`: 1,
-		`strangler_requests_total{backend="proxy",code="200",route="_default"}`: 1,
+		`strangler_requests_total{backend="proxy",code="431",route="orders"}`:                     1,
+		`strangler_requests_total{backend="proxy",code="413",route="orders"}`:                     1,
+		`strangler_requests_total{backend="proxy",code="405",route="_default"}`:                   1,
+		`strangler_requests_total{backend="proxy",code="200",route="_default"}`:                   1,
 		`strangler_request_duration_seconds_count{backend="proxy",role="primary",route="orders"}`: 2,
-		`strangler_requests_total{backend="monolith",code="413",route="orders"}`:                -1,
+		`strangler_requests_total{backend="monolith",code="413",route="orders"}`:                  -1,
 	} {
 		if got := e.waitMetric(series, want); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)

@@ -85,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route"}),
 		flagErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_flag_errors_total",
-			Help: "Flag evaluations that failed (missing flag, not a number, outside 0..100, a targeting rule that cannot be run); their requests went to the monolith.",
+			Help: "Flag evaluations that failed (missing flag, not a number, outside 0..100, a targeting rule that cannot be run): for a route's flag, its requests went to the monolith; for a shadow flag, they were not compared.",
 		}, []string{"flag"}),
 		flagReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "strangler_flag_reload_errors_total",
