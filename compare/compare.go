@@ -172,7 +172,7 @@ type comparison struct {
 	// probeStop. probeCost counts the work done, to bound it.
 	probing               bool
 	probeDiffs, probeStop int
-	probeCost             int
+	probeCost, probeLimit int
 	// probeNoise is the noise a probe drops when there is no c.noise:
 	// while learning, the fields learned so far.
 	probeNoise *noiseFilter
@@ -207,7 +207,8 @@ func getComparison(r *Rules) *comparison {
 func putComparison(c *comparison) {
 	const retainBytes = 1 << 20
 	c.rules, c.noise, c.keysOnly = nil, nil, false
-	c.probing, c.probeDiffs, c.probeStop, c.probeCost, c.probeNoise, c.inUnordered = false, 0, 0, 0, nil, 0
+	c.probing, c.probeDiffs, c.probeStop, c.probeCost, c.probeLimit = false, 0, 0, 0, 0
+	c.probeNoise, c.inUnordered = nil, 0
 	c.diffs, c.omitted, c.noisy, c.bodiesTooLarge, c.textSpan = nil, 0, 0, false, textSpan{}
 	c.shapes = keep(c.shapes, 1, retainBytes)
 	clear(c.generals)

@@ -178,26 +178,28 @@
 // (the same pointer syntax; "" is the root) names them: then each primary
 // element is paired with an equal shadow element wherever it stands,
 // byte for byte first and then by value (by these rules, with
-// ignore_json and noise applied inside the element, at the primary
-// element's index). Each element left over is then paired with the one
-// it differs from least, so that a changed field of one element is
-// reported as that field rather than as an element removed and another
-// added; what is left after that is present on one side only, named by
-// its index on that side. Duplicates count: [1,1,2] and [1,2,2] differ.
-// Pairing by value is the only part that is not linear: it stops after
-// about 16 values compared per value in the two arrays, and the rest is
-// paired in order. An ignore_json pointer that names an element of such
-// an array by its index ("/items/0/ts" below "/items") is refused: no
-// element keeps a place there.
+// ignore_json and learned noise applied inside the element, at the
+// primary element's index); of equal ones, the first in document order.
+// Each element left over is then paired with the one it differs from
+// least, so that a changed field of one element is reported as that
+// field rather than as an element removed and another added; what is
+// left after that is present on one side only, named by its index on
+// that side. Duplicates count: [1,1,2] and [1,2,2] differ. Pairing by
+// value is the only part that is not linear: one budget per comparison,
+// about 16 values compared per value in the two documents, and what it
+// leaves is paired in order. A pointer (ignore_json, or another
+// unordered_json) that names an element of such an array by its index
+// ("/items/0/ts" below "/items") is refused: no element keeps a place
+// there.
 //
-// With noise cancellation, inside such an array only learned noise
-// applies (a request's own noise is found at the monolith's places,
-// which are not the compared answers'), and the monolith's two answers
-// teach only from elements that pair as one element whose fields vary
-// (objects that differ in at most half of their members): two elements
-// told apart by their sku teach nothing, so a list answered in another
-// order teaches the timestamp that varies, not the sku. A list of
-// values that vary as a whole (generated ids) needs ignore_json.
+// With noise cancellation, nothing is learned inside such an array, and
+// a request's own noise does not apply there: both are found at places
+// in the monolith's answers, and which element of one answer a varying
+// element of the other is, is not known (paired by their differences, a
+// reordered list taught the skus that tell its elements apart). Noise
+// learned elsewhere applies (a list compared in order before
+// unordered_json named it); a field that varies inside such a list is
+// listed in ignore_json ("/items/*/ts").
 //
 // # Noise cancellation
 //

@@ -138,33 +138,40 @@ func compilePatterns(key string, list []string) ([][]pattern, error) {
 	return byDepth, nil
 }
 
-// indexedInUnordered refuses an ignore_json pointer that names an
-// element of an unordered_json array by its index ("/items/0/ts" below
-// "/items"): no element keeps a place there, so what it ignored would
-// depend on the order of the answers.
+// indexedInUnordered refuses an ignore_json or unordered_json pointer
+// that names an element of an unordered_json array by its index
+// ("/items/0/ts" below "/items"): no element keeps a place there, so what
+// it named would depend on the order of the answers.
 func indexedInUnordered(ignore, unordered []string) error {
-	for i, is := range ignore {
-		ip, _ := parsePattern(is) // already checked
-		for j, us := range unordered {
-			up, _ := parsePattern(us)
-			n := len(up.segs)
-			if len(ip.segs) <= n || ip.segs[n].wildcard || ip.segs[n].index < 0 {
-				continue
-			}
-			overlap := true
-			for k, seg := range up.segs {
-				is := ip.segs[k]
-				if !seg.wildcard && !is.wildcard && seg.lit != is.lit {
-					overlap = false
-					break
+	for _, list := range []struct {
+		key      string
+		pointers []string
+	}{{"ignore_json", ignore}, {"unordered_json", unordered}} {
+		for i, ps := range list.pointers {
+			p, _ := parsePattern(ps) // already checked
+			for j, us := range unordered {
+				if u, _ := parsePattern(us); indexesInto(p, u) {
+					return fmt.Errorf("%s[%d] %q: names an element of unordered_json[%d] %q by its index, a place no element keeps (use * for every element)", list.key, i, ps, j, us)
 				}
-			}
-			if overlap {
-				return fmt.Errorf("ignore_json[%d] %q: names an element of unordered_json[%d] %q by its index, a place no element keeps (use * for every element)", i, is, j, us)
 			}
 		}
 	}
 	return nil
+}
+
+// indexesInto reports whether pattern p, on some path, names an element
+// of an array that u matches by a literal index.
+func indexesInto(p, u pattern) bool {
+	n := len(u.segs)
+	if len(p.segs) <= n || p.segs[n].wildcard || p.segs[n].index < 0 {
+		return false
+	}
+	for k, seg := range u.segs {
+		if ps := p.segs[k]; !seg.wildcard && !ps.wildcard && seg.lit != ps.lit {
+			return false
+		}
+	}
+	return true
 }
 
 // builtinIgnoredHeaders differ between two correct answers to the same

@@ -98,7 +98,11 @@ func (w *jsonWalk) raw(s side, i int32) []byte {
 
 // compareJSON compares the two parsed documents from their roots.
 func (c *comparison) compareJSON() {
-	c.walk.path = c.walk.path[:0]
+	w := &c.walk
+	w.path = w.path[:0]
+	// One budget for pairing the elements of unordered arrays by value,
+	// for the whole comparison: many small arrays share it.
+	c.probeLimit = c.probeCost + 16*(len(w.docs[primarySide].nodes)+len(w.docs[shadowSide].nodes)) + 4096
 	c.diffValue(0, 0)
 }
 
@@ -220,14 +224,16 @@ const maxReordered = 10000
 
 // diffMultiset compares two arrays that unordered_json names as
 // multisets. Each primary element is paired with an equal shadow element
-// wherever it stands: byte for byte first, then by value (numbers by
-// value, members in any order, ignore_json and noise applied as
-// everywhere). Each left over is then paired with the one it differs
-// from least, so that one changed field of one element is reported as
-// that field, not as an element missing and another added. Pairing by
-// value has a budget of work; what it leaves is paired in order. Pointers
-// name an element by its primary index; one only the shadow has, by its
-// shadow index.
+// wherever it stands: byte for byte first, then by value (noise
+// dropped). In a comparison that reports (not while
+// learning noise, nor inside a probe), each element left over is then
+// paired with the one it differs from least, so that one changed field
+// of one element is reported as that field, not as an element missing
+// and another added; what the work budget leaves is paired in order.
+// Pointers name an element by its primary index; one only the shadow
+// has, by its shadow index. Learning noise, elements left over are
+// present on one side only, which teaches nothing: which element of the
+// other answer a varying one is, is not known here.
 func (c *comparison) diffMultiset(ai, bi int32) {
 	w := &c.walk
 	c.inUnordered++
@@ -244,23 +250,26 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 	if c.probing {
 		c.probeCost += end - start + work
 	}
-	nodes := int(w.docs[primarySide].nodes[ai].next-ai) + int(w.docs[shadowSide].nodes[bi].next-bi)
-	limit := c.probeCost + 16*nodes + 4096
-	orderStart := len(w.order)
-	for j := mid; j < end; j++ {
-		if w.pair[pairStart+j-start] < 0 {
-			w.order = append(w.order, int32(j))
+	reports := !c.keysOnly && !c.probing
+	if !reports || !c.full() { // a full list decided the outcome: nothing to pair
+		orderStart := len(w.order)
+		for j := mid; j < end; j++ {
+			if w.pair[pairStart+j-start] < 0 {
+				w.order = append(w.order, int32(j))
+			}
 		}
+		free := freeList{start: orderStart, n: len(w.order) - orderStart}
+		c.pairFree(start, mid, pairStart, &free, false)
+		if reports {
+			c.pairFree(start, mid, pairStart, &free, true)
+		}
+		w.order = w.order[:orderStart]
 	}
-	free := len(w.order) - orderStart
-	free = c.pairFree(start, mid, pairStart, orderStart, free, limit, true)
-	c.pairFree(start, mid, pairStart, orderStart, free, limit, false)
-	w.order = w.order[:orderStart]
 
 	j := mid // past the budget: the n-th unpaired with the n-th unpaired
 	for i := start; i < mid && !c.probeDone(); i++ {
 		b := w.pair[pairStart+i-start]
-		if b < 0 {
+		if b < 0 && reports {
 			for j < end && w.pair[pairStart+j-start] >= 0 {
 				j++
 			}
@@ -269,21 +278,13 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 				w.pair[pairStart+i-start], w.pair[pairStart+j-start] = b, int32(i)
 			}
 		}
-		a, idx := w.members[i].val, int32(i-start)
-		w.path = append(w.path, pathSeg{index: idx, isIndex: true})
+		w.path = append(w.path, pathSeg{index: int32(i - start), isIndex: true})
 		switch {
 		case c.ignored():
 		case b < 0:
-			c.addJSON(a, -1)
-		case c.keysOnly && !c.sameElement(a, w.members[b].val, idx):
-			// Learning from the monolith's two answers: two elements
-			// that differ in most of their members are two elements,
-			// each on one side only (which teaches nothing), not one
-			// whose fields vary.
-			c.addJSON(a, -1)
-			w.pair[pairStart+int(b)-start] = -1
+			c.addJSON(w.members[i].val, -1)
 		default:
-			c.diffValue(a, w.members[b].val)
+			c.diffValue(w.members[i].val, w.members[b].val)
 		}
 		w.path = w.path[:len(w.path)-1]
 	}
@@ -302,24 +303,36 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 	c.inUnordered--
 }
 
-// pairFree pairs each unpaired element of members[start:mid] with one of
-// the free shadow elements listed at order[orderStart:][:free]: with
-// equal, the first that compares without a difference; else the one
-// with the fewest differences. It stops when the work done reaches
-// limit, and returns how many are left free.
-func (c *comparison) pairFree(start, mid, pairStart, orderStart, free, limit int, equal bool) int {
+// freeList is the shadow elements not paired yet, as member indexes at
+// walk.order[start:][:n] in document order; a paired one is marked -1 (a
+// hole), and first is the first that may not be one.
+type freeList struct {
+	start, n, first, holes int
+}
+
+// pairFree pairs each unpaired element of members[start:mid] with a free
+// shadow element that compares without a difference (noise dropped), or
+// with nearest, with the one it has the fewest differences with: of
+// those that qualify equally, the first in document order, so that a
+// list in the same order pairs in one probe an element. It stops when
+// the comparison's budget is spent.
+func (c *comparison) pairFree(start, mid, pairStart int, free *freeList, nearest bool) {
 	w := &c.walk
-	for i := start; i < mid && free > 0 && c.probeCost < limit; i++ {
+	for i := start; i < mid && free.n-free.first-free.holes > 0 && c.probeCost < c.probeLimit; i++ {
 		if w.pair[pairStart+i-start] >= 0 {
 			continue
 		}
 		best, fewest := -1, math.MaxInt
-		for k := 0; k < free && c.probeCost < limit; k++ {
+		for k := free.first; k < free.n && c.probeCost < c.probeLimit; k++ {
+			c.probeCost++ // each candidate costs, a hole too
+			j := w.order[free.start+k]
+			if j < 0 {
+				continue
+			}
 			stop := 0
-			if !equal {
+			if nearest {
 				stop = fewest - 1 // counting past the best so far tells nothing
 			}
-			j := w.order[orderStart+k]
 			if d := c.probeCount(w.members[i].val, w.members[j].val, int32(i-start), stop); d <= stop {
 				best, fewest = k, d
 				if d == 0 {
@@ -330,31 +343,35 @@ func (c *comparison) pairFree(start, mid, pairStart, orderStart, free, limit int
 		if best < 0 {
 			continue
 		}
-		j := w.order[orderStart+best]
+		j := w.order[free.start+best]
 		w.pair[pairStart+i-start], w.pair[pairStart+int(j)-start] = j, int32(i)
-		free--
-		w.order[orderStart+best] = w.order[orderStart+free]
+		w.order[free.start+best] = -1
+		free.holes++
+		for free.first < free.n && w.order[free.start+free.first] < 0 {
+			free.first++
+			free.holes--
+		}
+		if free.holes > 64 && 2*free.holes > free.n-free.first {
+			// Mostly holes: close them up, keeping the order.
+			live := free.start
+			for k := free.first; k < free.n; k++ {
+				if j := w.order[free.start+k]; j >= 0 {
+					w.order[live] = j
+					live++
+				}
+			}
+			free.n, free.first, free.holes = live-free.start, 0, 0
+		}
 	}
-	return free
 }
 
-// sameElement reports whether primary element ai and shadow element bi,
-// at index i, are one element whose fields vary: objects that differ in
-// at most half of their members (or not at all).
-func (c *comparison) sameElement(ai, bi, i int32) bool {
-	w := &c.walk
-	if bytes.Equal(w.raw(primarySide, ai), w.raw(shadowSide, bi)) {
-		return true
+// probeFilter is the noise a probe drops: the comparison's, or while
+// learning, what was learned so far.
+func (c *comparison) probeFilter() *noiseFilter {
+	if c.noise != nil {
+		return c.noise
 	}
-	nodes := w.docs[primarySide].nodes
-	if nodes[ai].kind != nodeObject || w.docs[shadowSide].nodes[bi].kind != nodeObject {
-		return c.probeCount(ai, bi, i, 0) == 0
-	}
-	members := 0
-	for k := ai + 1; k < nodes[ai].next; k = nodes[k+1].next {
-		members++
-	}
-	return 2*c.probeCount(ai, bi, i, members/2) <= members
+	return c.probeNoise
 }
 
 // appendElems appends the elements of array arr to members, as members
@@ -629,12 +646,14 @@ func (c *comparison) formatPath(general bool) string {
 // ai and shadow node bi, either of which is -1 when absent on its side.
 func (c *comparison) addJSON(ai, bi int32) {
 	if c.probing {
-		f := c.noise
-		if f == nil {
-			f = c.probeNoise
+		f := c.probeFilter()
+		if f == nil || len(f.current) == 0 && len(f.learned) == 0 {
+			c.probeDiffs++
+			return
 		}
-		if f == nil || len(f.current) == 0 && len(f.learned) == 0 ||
-			!f.drops(KindBody, c.pointer(), c.generalPointer(), c.walk.shapeOf(ai, bi), c.inUnordered == 0) {
+		ptr, general := c.pointer(), c.generalPointer()
+		c.probeCost += (len(ptr) + len(general)) / 16 // formatting them is work too (long member names)
+		if !f.drops(KindBody, ptr, general, c.walk.shapeOf(ai, bi), c.inUnordered == 0) {
 			c.probeDiffs++
 		}
 		return
