@@ -171,12 +171,14 @@ func (u *upstream) copyBody(w io.Writer, body io.Reader) (err error, upstream bo
 }
 
 // cut counts an answer the upstream cut mid-body, its head passed on: a
-// reset or a timeout of the upstream's (or the client's leaving, which
-// cancels the call). A shadow copy's is its comparison's result.
+// reset or a timeout of the upstream's. A shadow copy's is its
+// comparison's result.
 // Ejection judges an answer by its head (serviceAnswered), so it is not
 // counted there.
 func (u *upstream) cut(r *http.Request, err error) {
-	if u.shadow {
+	if u.shadow || r.Context().Err() != nil || refusedBody(r, err) != nil {
+		// A copy's; the client's leaving (whether the read or the
+		// write to it fails first is a race); the client's body refused.
 		return
 	}
 	kind, _ := classify(r, err)

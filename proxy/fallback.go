@@ -188,6 +188,7 @@ func bufferBody(r *http.Request, limit int64, budget *memBudget) *bufferedBody {
 	if _, failed := bb.rest.(errReader); failed {
 		return bb
 	}
+	bb.refused = false // this read's verdict: a read without a budget (the fallback's) may finish the body
 	switch err := bb.fill(limit+1, r.ContentLength, budget); {
 	case err != nil:
 		bb.rest = errReader{err}

@@ -37,10 +37,13 @@ type upstream struct {
 	directPool   *h1Pool // direct's pool for target.Host, looked up once rather than per call
 	preserveHost bool
 	shadow       bool // the copies' upstream: they carry X-Strangler-Shadow: 1
-	answered     func(*http.Response) error
-	onError      func(w http.ResponseWriter, r *http.Request, err error)
-	buffers      httputil.BufferPool
-	log          *slog.Logger
+	// refuser is the route's stand-in for the proxy's own answers (a
+	// client's body refused mid-call: 400, 408, 413), set at compile.
+	refuser  *upstream
+	answered func(*http.Response) error
+	onError  func(w http.ResponseWriter, r *http.Request, err error)
+	buffers  httputil.BufferPool
+	log      *slog.Logger
 }
 
 // transports pools upstream connections. A transport is shared by every
@@ -230,7 +233,12 @@ func newUpstream(o upstreamOptions) *upstream {
 			rec.tee.failed = kind // no answer of the upstream's to compare
 		}
 		if answerBodyError(w, r, o.route, err) {
-			return // the client's body was refused: not the upstream's failure
+			// The client's body was refused: not the upstream's failure,
+			// and the proxy's own answer.
+			if rec, ok := w.(*recorder); ok && u.refuser != nil {
+				rec.servedBy = u.refuser
+			}
+			return
 		}
 		if !errors.Is(err, errReplay5xx) { // a 5xx is an answer, not a failed call
 			u.metrics.errors[kind].Inc()

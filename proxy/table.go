@@ -79,6 +79,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 		}),
 		refuser: &upstream{route: defaultRoute, backend: backendProxy, metrics: m.bindProxy(defaultRoute)},
 	}
+	t.fallback.monolith.refuser = t.fallback.refuser
 	t.uses = append(t.uses, upstreamUse{key: cfg.Timeouts, host: monolithURL.Host})
 	// chi serves only as the matcher: Find gives the most specific pattern
 	// for the method without wrapping the request in a new context, so the
@@ -116,6 +117,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 				return s.serviceFailed(rt, w, r, kind, err)
 			},
 		})
+		rt.monolith.refuser, rt.service.refuser = rt.refuser, rt.refuser
 		if len(rc.Methods) == 0 {
 			t.mux.Handle(rc.Path, never)
 		} else {

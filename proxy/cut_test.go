@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A client that leaves mid-answer is the client's doing: not an upstream
+// error of any kind, whether the proxy's read of the answer or its write
+// to the client fails first (a race: before, a slow stream counted a
+// "canceled" and a fast download nothing).
+func TestClientLeavingMidAnswerIsNoUpstreamError(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select { // the rest comes later
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, stream)
+	for i, method := range []string{"GET", "POST"} { // the direct path, ReverseProxy
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader("x")
+		}
+		req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/1", body)
+		req.Header.Set("X-User-Id", "u")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "first\n" {
+			t.Fatalf("%s: %q %v", method, line, err)
+		}
+		resp.Body.Close() // leaves mid-answer
+		// Counted in requests_total once the handler is done, after any
+		// upstream error would have been.
+		if got := e.waitMetric(`strangler_requests_total{backend="service",code="200",route="orders"}`, float64(i+1)); got != float64(i+1) {
+			t.Fatalf("%s: requests %v", method, got)
+		}
+	}
+	for _, kind := range []string{errCanceled, errReset, errTimeout} {
+		if got := e.metric(`strangler_upstream_errors_total{backend="service",kind="` + kind + `",route="orders"}`); got != 0 {
+			t.Errorf("upstream errors of kind %s: %v, want 0", kind, got)
+		}
+	}
+}
+
+// A chunked body that grows past max_body while the call is on is the
+// proxy's 413: counted and logged as backend "proxy", like the refusal of
+// a body declared too large.
+func TestBodyCutAtMaxBodyIsTheProxysAnswer(t *testing.T) {
+	t.Parallel()
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+	e := newEnv(t, basicConfig+"limits: {max_body: 1KiB}\n", flagJSON("orders-percent", 100), nil, echo)
+	req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", io.MultiReader(strings.NewReader(strings.Repeat("x", 2048))))
+	req.Header.Set("X-User-Id", "u")
+	if resp, _ := e.do(req); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	if got := e.waitMetric(`strangler_requests_total{backend="proxy",code="413",route="orders"}`, 1); got != 1 {
+		t.Errorf("proxy 413s: %v, want 1 (service's: %v)", got, e.metric(`strangler_requests_total{backend="service",code="413",route="orders"}`))
+	}
+}
+
+// A shadow read of the request body that shadow_memory refused costs the
+// comparison, not the fallback: the body read ahead for the replay is
+// still replayed.
+func TestRefusedShadowReadKeepsTheFallback(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get(shadowHeader) == "" {
+			mu.Lock()
+			got = append(got, string(b))
+			mu.Unlock()
+		}
+		io.WriteString(w, "monolith")
+	})
+	down := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		http.Error(w, "service down", http.StatusServiceUnavailable)
+	})
+	cfg := strings.Replace(basicConfig, "    sticky: header:X-User-Id\n",
+		"    sticky: header:X-User-Id\n    shadow: {percent: 100, methods: [PUT]}\n    fallback: {on: [connect, reset, timeout, 5xx], methods: [GET, PUT]}\n", 1) +
+		"shadow_memory: 2KiB\n"
+	e := newEnv(t, cfg, flagJSON("orders-percent", 100), mono, down)
+	body := strings.Repeat("y", 4000)
+	req, _ := http.NewRequest("PUT", e.proxyURL+"/api/orders/1", strings.NewReader(body))
+	req.Header.Set("X-User-Id", "u")
+	resp, answer := e.do(req)
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != 200 || answer != "monolith" || len(got) != 1 || got[0] != body {
+		t.Fatalf("%d %q, the monolith got %d bodies; want the PUT replayed to it whole", resp.StatusCode, answer, len(got))
+	}
+	if v := e.waitMetric(`strangler_shadow_skipped_total{reason="overload",route="orders"}`, 1); v != 1 {
+		t.Errorf("overload skips %v, want 1", v)
+	}
+	eventually(t, 2*time.Second, "shadow_memory given back", func() bool { return e.srv.shadowMem.used.Load() == 0 })
+}
