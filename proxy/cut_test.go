@@ -3,11 +3,15 @@ package proxy
 import (
 	"bufio"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // A client that leaves mid-answer is the client's doing: not an upstream
@@ -63,7 +67,8 @@ func TestClientLeavingMidAnswerIsNoUpstreamError(t *testing.T) {
 func TestBodyCutAtMaxBodyIsTheProxysAnswer(t *testing.T) {
 	t.Parallel()
 	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
-	e := newEnv(t, basicConfig+"limits: {max_body: 1KiB}\n", flagJSON("orders-percent", 100), nil, echo)
+	tp, ended := recordSpans(t)
+	e := newEnvWith(t, basicConfig+"limits: {max_body: 1KiB}\n", flagJSON("orders-percent", 100), nil, echo, Options{TracerProvider: tp})
 	req, _ := http.NewRequest("POST", e.proxyURL+"/api/orders/1", io.MultiReader(strings.NewReader(strings.Repeat("x", 2048))))
 	req.Header.Set("X-User-Id", "u")
 	if resp, _ := e.do(req); resp.StatusCode != http.StatusRequestEntityTooLarge {
@@ -72,6 +77,7 @@ func TestBodyCutAtMaxBodyIsTheProxysAnswer(t *testing.T) {
 	if got := e.waitMetric(`strangler_requests_total{backend="proxy",code="413",route="orders"}`, 1); got != 1 {
 		t.Errorf("proxy 413s: %v, want 1 (service's: %v)", got, e.metric(`strangler_requests_total{backend="service",code="413",route="orders"}`))
 	}
+	wantAttrs(t, "server", spanOfKind(ended(2), trace.SpanKindServer)[0], map[string]string{"strangler.backend": "proxy"})
 }
 
 // A shadow read of the request body that shadow_memory refused costs the
@@ -111,4 +117,62 @@ func TestRefusedShadowReadKeepsTheFallback(t *testing.T) {
 		t.Errorf("overload skips %v, want 1", v)
 	}
 	eventually(t, 2*time.Second, "shadow_memory given back", func() bool { return e.srv.shadowMem.used.Load() == 0 })
+}
+
+// A client body that goes past max_body after its answer began (the
+// service echoes as it reads) is the client's doing: the cut answer ends
+// at once (net/http would drain the refused body for stall_timeout first),
+// no upstream error is counted, and nothing blames the upstream in the
+// log.
+func TestBodyPastMaxBodyMidAnswer(t *testing.T) {
+	t.Parallel()
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex()
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		buf := make([]byte, 512)
+		for {
+			n, err := r.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	var logs lockedBuffer
+	e := newEnvWith(t, basicConfig+"limits: {max_body: 1KiB}\n", flagJSON("orders-percent", 100), nil, echo,
+		Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.proxyURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /api/orders/1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // stall_timeout is 60s
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	io.WriteString(c, "800\r\n"+strings.Repeat("y", 0x800)+"\r\n")
+	if _, err := io.ReadAll(resp.Body); isTimeout(err) {
+		t.Errorf("the cut answer did not end: %v", err)
+	}
+	if got := e.waitMetric(`strangler_requests_total{backend="service",code="200",route="orders"}`, 1); got != 1 {
+		t.Fatalf("requests %v", got)
+	}
+	for _, kind := range []string{errConnect, errTimeout, errReset, errCanceled} {
+		if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="` + kind + `",route="orders"}`); v != 0 {
+			t.Errorf("upstream errors of kind %s: %v, want 0", kind, v)
+		}
+	}
+	if strings.Contains(logs.String(), `"level":"WARN"`) {
+		t.Errorf("a warning for the client's body:\n%s", logs.String())
+	}
 }

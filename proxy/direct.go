@@ -202,11 +202,14 @@ func (b *answerBody) Read(p []byte) (int, error) {
 		if b.trailers {
 			dropBadTrailers(b.resp.Trailer)
 		}
-	case err != nil:
-		if b.u != nil {
-			b.u.cut(b.resp.Request, err)
-			b.u = nil // once
+	case err != nil && b.u != nil:
+		if refusedBody(b.resp.Request, err) != nil {
+			// The call was aborted because the client's body was refused:
+			// not the upstream's failure, nor one for ReverseProxy to log.
+			err = context.Canceled
 		}
+		b.u.cut(b.resp.Request, err)
+		b.u = nil // once
 	}
 	return n, err
 }

@@ -392,8 +392,16 @@ func (c *guardConn) armBody(t time.Time) {
 	c.Conn.SetReadDeadline(t)
 }
 
+// bodyFailed notes that the proxy refused the body of the request being
+// served (past max_body), for bodyFailure.
+func (c *guardConn) bodyFailed(e *bodyError) {
+	c.mu.Lock()
+	c.failSeq, c.failErr = c.admitted, e
+	c.mu.Unlock()
+}
+
 // bodyFailure is why the body of the request being served failed on the
-// wire, or nil.
+// wire, or was refused, or nil.
 func (c *guardConn) bodyFailure() *bodyError {
 	c.mu.Lock()
 	defer c.mu.Unlock()

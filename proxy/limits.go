@@ -190,6 +190,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rt *route, statu
 	if rec, ok := w.(*recorder); ok {
 		rec.servedBy = rt.refuser // counted and logged as the proxy's answer (finish)
 	}
+	answeredByProxy(r.Context())
 	w.Header().Set("Connection", "close")
 	writeError(w, status, "route "+rt.name+": "+why)
 	if r.Body == nil || r.Body == http.NoBody {
@@ -261,6 +262,9 @@ type bodyLimiter struct {
 	armed time.Time // when the read deadline was last pushed; zero: not set
 	err   error
 	eof   atomic.Bool // the body was read to its end (an upstream call may read it on a transport goroutine)
+	// refused: the proxy stopped passing the body on (err is a
+	// *bodyError), read as the handler returns (boundUnreadBody).
+	refused atomic.Bool
 }
 
 func (b *bodyLimiter) Read(p []byte) (int, error) {
@@ -314,6 +318,12 @@ func isTimeout(err error) bool {
 
 func (b *bodyLimiter) refuse(e *bodyError) error {
 	b.err = e
+	b.refused.Store(true)
+	if b.g != nil {
+		// Where refusedBody looks: the transport reports the upstream
+		// call it aborted (a closed connection), not this error.
+		b.g.bodyFailed(e)
+	}
 	return e
 }
 

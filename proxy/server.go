@@ -289,6 +289,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rec.servedBy = rt.refuser
+		answeredByProxy(r.Context())
 		rec.Header().Set("Content-Length", "0")
 		rec.WriteHeader(http.StatusOK)
 		return
@@ -583,6 +584,14 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 func (s *Server) boundUnreadBody(body *bodyLimiter) {
 	stall := time.Duration(s.cfg.Limits.StallTimeout)
 	if body.eof.Load() || body.g == nil || stall <= 0 {
+		return
+	}
+	if body.refused.Load() {
+		// Refused mid-call (past max_body, stalled, malformed): none of
+		// it is wanted, and a drain would hold a cut answer open for
+		// stall_timeout. As refuse does.
+		body.g.linger.Store(true)
+		body.g.SetReadDeadline(time.Now())
 		return
 	}
 	body.g.SetReadDeadline(time.Now().Add(stall))

@@ -183,6 +183,14 @@ func (tr *tracing) fellBack(ctx context.Context, reason string) {
 	}
 }
 
+// answeredByProxy records on the server span that the proxy answered
+// itself (a refusal, OPTIONS *), as metrics and the access log have it.
+func answeredByProxy(ctx context.Context) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attrBackend.String(backendProxy))
+	}
+}
+
 // cut marks the server span of an answer cut mid-body (the upstream
 // failed after its head was passed on): the client got a truncated
 // answer, whose status alone looks fine. A client that went away cut it
