@@ -13,8 +13,8 @@ import (
 const (
 	backendMonolith = "monolith"
 	backendService  = "service"
-	// backendProxy: answered by the proxy itself, no upstream called (a
-	// request refused: 400, 405, 413, 431; OPTIONS *).
+	// backendProxy: answered by the proxy itself (a request refused: 400,
+	// 405, 408, 413, 431, also a body refused mid-call; OPTIONS *).
 	backendProxy = "proxy"
 	rolePrimary  = "primary"
 	roleShadow   = "shadow"
