@@ -14,6 +14,27 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// bothPaths are a method that takes each forwarding path: a body-less GET
+// the direct path, a POST with a body ReverseProxy.
+var bothPaths = []string{"GET", "POST"}
+
+// sendOn sends method to route orders (with a body for a POST) and
+// returns the answer, its body unread.
+func sendOn(t *testing.T, e *env, method string) *http.Response {
+	t.Helper()
+	var body io.Reader
+	if method == "POST" {
+		body = strings.NewReader("x")
+	}
+	req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/1", body)
+	req.Header.Set("X-User-Id", "u")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	return resp
+}
+
 // A client that leaves mid-answer is the client's doing: not an upstream
 // error of any kind, whether the proxy's read of the answer or its write
 // to the client fails first (a race: before, a slow stream counted a
@@ -33,17 +54,8 @@ func TestClientLeavingMidAnswerIsNoUpstreamError(t *testing.T) {
 		}
 	})
 	e := newEnv(t, basicConfig, flagJSON("orders-percent", 100), nil, stream)
-	for i, method := range []string{"GET", "POST"} { // the direct path, ReverseProxy
-		var body io.Reader
-		if method == "POST" {
-			body = strings.NewReader("x")
-		}
-		req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/1", body)
-		req.Header.Set("X-User-Id", "u")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, method := range bothPaths {
+		resp := sendOn(t, e, method)
 		if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "first\n" {
 			t.Fatalf("%s: %q %v", method, line, err)
 		}

@@ -176,9 +176,9 @@ func (u *upstream) copyBody(w io.Writer, body io.Reader) (err error, upstream bo
 // Ejection judges an answer by its head (serviceAnswered), so it is not
 // counted there.
 func (u *upstream) cut(r *http.Request, err error) {
-	if u.shadow || r.Context().Err() != nil || refusedBody(r, err) != nil {
-		// A copy's; the client's leaving (whether the read or the
-		// write to it fails first is a race); the client's body refused.
+	if u.shadow || r.Context().Err() != nil {
+		// A copy's; or the client's leaving (whether the read or the
+		// write to it fails first is a race).
 		return
 	}
 	kind, _ := classify(r, err)
@@ -207,8 +207,9 @@ func (b *answerBody) Read(p []byte) (int, error) {
 			// The call was aborted because the client's body was refused:
 			// not the upstream's failure, nor one for ReverseProxy to log.
 			err = context.Canceled
+		} else {
+			b.u.cut(b.resp.Request, err)
 		}
-		b.u.cut(b.resp.Request, err)
 		b.u = nil // once
 	}
 	return n, err

@@ -157,9 +157,8 @@ type bufferedBody struct {
 	read  int64     // bytes handed to the upstream
 	// held: shadow_memory charged for data as it was read for a shadow
 	// (bufferBody); the pair takes it over, or it is given back when the
-	// request ends. refused: the budget had no room for more.
-	held    int64
-	refused bool
+	// request ends.
+	held int64
 }
 
 // trackBody wraps r's body, unread, so that a connect failure, which
@@ -177,22 +176,22 @@ func trackBody(r *http.Request) {
 // it has been sent yet. With budget (shadow_memory), what it reads into is
 // charged there as it grows (held); where the budget has no room, it
 // stops reading and says so (refused), and what it read goes first.
-func bufferBody(r *http.Request, limit int64, budget *memBudget) *bufferedBody {
+func bufferBody(r *http.Request, limit int64, budget *memBudget) (bb *bufferedBody, refused bool) {
 	bb, ok := r.Body.(*bufferedBody)
 	if !ok {
 		bb = &bufferedBody{rest: r.Body}
 		r.Body = bb
 	} else if bb.whole || bb.read > 0 || int64(len(bb.data)) > limit {
-		return bb
+		return bb, false
 	}
 	if _, failed := bb.rest.(errReader); failed {
-		return bb
+		return bb, false
 	}
-	bb.refused = false // this read's verdict: a read without a budget (the fallback's) may finish the body
-	switch err := bb.fill(limit+1, r.ContentLength, budget); {
+	refused, err := bb.fill(limit+1, r.ContentLength, budget)
+	switch {
 	case err != nil:
 		bb.rest = errReader{err}
-	case bb.refused:
+	case refused:
 	case int64(len(bb.data)) <= limit:
 		bb.whole = true
 		bb.rest = http.NoBody
@@ -203,17 +202,18 @@ func bufferBody(r *http.Request, limit int64, budget *memBudget) *bufferedBody {
 		// request, and lets the transport retry with it.
 		r.GetBody = func() (io.ReadCloser, error) { return bb.again(), nil }
 	}
-	return bb
+	return bb, refused
 }
 
 // fill reads the client's body into data until it holds end bytes or the
 // body ends. The array grows from 512 bytes by doubling, never past end
 // nor past the body's announced length and one byte (to see its end), so
 // that a client that announces much and sends little holds little, and
-// each growth is charged to budget, when set, before it is made. (With
-// bytes.Buffer, ReadFrom grows past what it was told whenever less than
-// 512 bytes are free.)
-func (b *bufferedBody) fill(end, length int64, budget *memBudget) error {
+// each growth is charged to budget, when set, before it is made; refused
+// tells that the budget had no room for the next. (With bytes.Buffer,
+// ReadFrom grows past what it was told whenever less than 512 bytes are
+// free.)
+func (b *bufferedBody) fill(end, length int64, budget *memBudget) (refused bool, err error) {
 	most := end
 	if length >= 0 {
 		most = min(length+1, end)
@@ -226,8 +226,7 @@ func (b *bufferedBody) fill(end, length int64, budget *memBudget) error {
 			}
 			if budget != nil {
 				if !budget.take(c - int64(cap(b.data))) {
-					b.refused = true
-					return nil
+					return true, nil
 				}
 				b.held += c - int64(cap(b.data))
 			}
@@ -235,16 +234,16 @@ func (b *bufferedBody) fill(end, length int64, budget *memBudget) error {
 			copy(grown, b.data)
 			b.data = grown
 		}
-		n, err := b.rest.Read(b.data[len(b.data):cap(b.data)])
+		n, rerr := b.rest.Read(b.data[len(b.data):cap(b.data)])
 		b.data = b.data[:len(b.data)+n]
-		if err == io.EOF {
-			return nil
+		if rerr == io.EOF {
+			return false, nil
 		}
-		if err != nil {
-			return err
+		if rerr != nil {
+			return false, rerr
 		}
 	}
-	return nil
+	return false, nil
 }
 
 func (b *bufferedBody) Read(p []byte) (int, error) {

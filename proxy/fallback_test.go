@@ -294,17 +294,8 @@ func TestAnswerCutMidBodyIsCountedAsAReset(t *testing.T) {
 		}
 	})
 	e := newEnv(t, fallbackConfig("{{service}}", "    eject: {consecutive_failures: 0}\n"), flagJSON("orders-percent", 100), nil, cuts)
-	for i, method := range []string{"GET", "POST"} { // the direct path, ReverseProxy
-		var body io.Reader
-		if method == "POST" {
-			body = strings.NewReader("x")
-		}
-		req, _ := http.NewRequest(method, e.proxyURL+"/api/orders/1", body)
-		req.Header.Set("X-User-Id", "u")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", method, err)
-		}
+	for i, method := range bothPaths {
+		resp := sendOn(t, e, method)
 		if _, err := io.ReadAll(resp.Body); err == nil {
 			t.Fatalf("%s: the client read a whole answer", method)
 		}

@@ -237,7 +237,6 @@ func newUpstream(o upstreamOptions) *upstream {
 			// and the proxy's own answer.
 			if rec, ok := w.(*recorder); ok && u.refuser != nil {
 				rec.servedBy = u.refuser
-				answeredByProxy(r.Context())
 			}
 			return
 		}

@@ -156,12 +156,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t *table, start t
 	}
 	rt := t.match(r)
 	s.refuse(w, r, rt, status, why)
-	d := time.Since(start)
-	rt.refuser.metrics.codes.inc(status)
-	observe(rt.refuser.metrics.primary, r.Context(), d)
-	if t.cfg.AccessLog {
-		s.accessLine(r, rt.name, backendProxy, status, d)
-	}
+	s.record(r, rt.refuser, status, time.Since(start))
 	return false
 }
 
@@ -190,7 +185,6 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rt *route, statu
 	if rec, ok := w.(*recorder); ok {
 		rec.servedBy = rt.refuser // counted and logged as the proxy's answer (finish)
 	}
-	answeredByProxy(r.Context())
 	w.Header().Set("Connection", "close")
 	writeError(w, status, "route "+rt.name+": "+why)
 	if r.Body == nil || r.Body == http.NoBody {
@@ -381,7 +375,7 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request, rt *route)
 		rec.tee.failed = errReset
 	}
 	if v == http.ErrAbortHandler {
-		cut(r.Context())
+		markCut(r.Context())
 		panic(v)
 	}
 	name := defaultRoute

@@ -216,7 +216,10 @@ func (c *codeCounters) bind(code int) *prometheus.Counter {
 	// that rate() and increase() see its first burst: a series born at N
 	// loses the N.
 	for _, e := range outageCodes {
-		if c.byCode[e].Load() == nil && c.backend != backendProxy {
+		if c.backend == backendProxy {
+			break // the proxy's own answers are never 5xx of an outage
+		}
+		if c.byCode[e].Load() == nil {
 			ec := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(e))
 			c.byCode[e].Store(&ec)
 		}

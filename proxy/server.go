@@ -289,7 +289,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rec.servedBy = rt.refuser
-		answeredByProxy(r.Context())
 		rec.Header().Set("Content-Length", "0")
 		rec.WriteHeader(http.StatusOK)
 		return
@@ -351,11 +350,7 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 	rec.ResponseWriter, rec.tee, rec.pair, rec.servedBy, rec.req = nil, nil, nil, nil, nil
 	s.recs.Put(rec)
 	d := time.Since(start)
-	up.metrics.codes.inc(status)
-	observe(up.metrics.primary, r.Context(), d)
-	if s.table.Load().cfg.AccessLog {
-		s.accessLine(r, up.route, up.backend, status, d)
-	}
+	s.record(r, up, status, d)
 	if pair != nil {
 		if pair.primary.status == 0 {
 			pair.primary.status = status
@@ -368,13 +363,20 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 	}
 }
 
-// accessLine logs one request when access_log is on.
-func (s *Server) accessLine(r *http.Request, route, backend string, status int, d time.Duration) {
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-		slog.String("route", route), slog.String("backend", backend),
-		slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
-		slog.Int("status", status), slog.Float64("duration_seconds", d.Seconds()),
-		slog.String("trace_id", traceID(r.Context())))
+// record counts one answered request under the side that answered it
+// (a route's refuser for what the proxy answers itself), names that side
+// on the server span, and logs it when access_log is on.
+func (s *Server) record(r *http.Request, up *upstream, status int, d time.Duration) {
+	up.metrics.codes.inc(status)
+	observe(up.metrics.primary, r.Context(), d)
+	s.tracing.answeredBy(r.Context(), up.backend)
+	if s.table.Load().cfg.AccessLog {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+			slog.String("route", up.route), slog.String("backend", up.backend),
+			slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
+			slog.Int("status", status), slog.Float64("duration_seconds", d.Seconds()),
+			slog.String("trace_id", traceID(r.Context())))
+	}
 }
 
 // shadowHeader marks the copies Strangler sends to the other side.

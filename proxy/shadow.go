@@ -388,12 +388,12 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		// whole primary call. What was read stays charged until the
 		// comparison is done, or, when it cannot be compared, until the
 		// primary call has sent it (ServeHTTP gives bb.held back).
-		bb := bufferBody(r, sh.maxBody, &s.shadowMem)
+		bb, refused := bufferBody(r, sh.maxBody, &s.shadowMem)
 		var ok bool
 		switch body, ok = bb.bytesIfWithin(sh.maxBody); {
 		case ok:
 			held, bb.held = bb.held, 0
-		case bb.refused:
+		case refused:
 			sh.skipOverload.Inc()
 			return nil
 		case bb.broken():

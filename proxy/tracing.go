@@ -171,31 +171,34 @@ func (tr *tracing) clientAddress(ctx context.Context, r *http.Request, t *table)
 	}
 }
 
-// fellBack records on the server span that the monolith answered after
-// the service failed, and why (metrics and the access log count the
-// request under the monolith too).
+// fellBack records on the server span why the monolith answered after
+// the service failed (answeredBy names the monolith).
 func (tr *tracing) fellBack(ctx context.Context, reason string) {
 	if tr == nil {
 		return
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attrBackend.String(backendMonolith), attrFallback.String(reason))
+		span.SetAttributes(attrFallback.String(reason))
 	}
 }
 
-// answeredByProxy records on the server span that the proxy answered
-// itself (a refusal, OPTIONS *), as metrics and the access log have it.
-func answeredByProxy(ctx context.Context) {
+// answeredBy names on the server span the side that answered (backend:
+// the one the split chose, the monolith after a fallback, or "proxy"),
+// as metrics and the access log have it.
+func (tr *tracing) answeredBy(ctx context.Context, backend string) {
+	if tr == nil {
+		return
+	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attrBackend.String(backendProxy))
+		span.SetAttributes(attrBackend.String(backend))
 	}
 }
 
-// cut marks the server span of an answer cut mid-body (the upstream
+// markCut marks the server span of an answer cut mid-body (the upstream
 // failed after its head was passed on): the client got a truncated
 // answer, whose status alone looks fine. A client that went away cut it
 // itself: not the proxy's error.
-func cut(ctx context.Context) {
+func markCut(ctx context.Context) {
 	if span := trace.SpanFromContext(ctx); span.IsRecording() && ctx.Err() == nil {
 		span.SetStatus(codes.Error, "answer cut mid-body")
 	}
