@@ -157,7 +157,10 @@ type Shadow struct {
 type Timeouts struct {
 	Connect        Duration `yaml:"connect"`
 	ResponseHeader Duration `yaml:"response_header"`
-	Idle           Duration `yaml:"idle"`
+	// Read bounds each wait for more of an answer's body once its head
+	// came (nginx's proxy_read_timeout; Envoy's stream idle timeout).
+	Read Duration `yaml:"read"`
+	Idle Duration `yaml:"idle"`
 }
 
 // Defaults applied where the config is silent.
@@ -166,6 +169,7 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultConnect         = 2 * time.Second
 	DefaultResponseHeader  = 30 * time.Second
+	DefaultRead            = 60 * time.Second // nginx's proxy_read_timeout
 	DefaultIdle            = 90 * time.Second
 
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -823,7 +827,8 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
-	c.Timeouts = c.Timeouts.inherit(Timeouts{Connect: Duration(DefaultConnect), ResponseHeader: Duration(DefaultResponseHeader), Idle: Duration(DefaultIdle)})
+	c.Timeouts = c.Timeouts.inherit(Timeouts{Connect: Duration(DefaultConnect), ResponseHeader: Duration(DefaultResponseHeader),
+		Read: Duration(DefaultRead), Idle: Duration(DefaultIdle)})
 	if c.PreserveHost == nil {
 		t := true
 		c.PreserveHost = &t
@@ -1096,6 +1101,9 @@ func (t Timeouts) inherit(from Timeouts) Timeouts {
 	}
 	if t.ResponseHeader == 0 {
 		t.ResponseHeader = from.ResponseHeader
+	}
+	if t.Read == 0 {
+		t.Read = from.Read
 	}
 	if t.Idle == 0 {
 		t.Idle = from.Idle

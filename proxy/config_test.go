@@ -70,7 +70,8 @@ shutdown_timeout: 3s
 	if !*r.PreserveHost {
 		t.Error("preserve_host should default to true")
 	}
-	if time.Duration(r.Timeouts.Connect) != 250*time.Millisecond || time.Duration(r.Timeouts.ResponseHeader) != DefaultResponseHeader || time.Duration(r.Timeouts.Idle) != DefaultIdle {
+	if time.Duration(r.Timeouts.Connect) != 250*time.Millisecond || time.Duration(r.Timeouts.ResponseHeader) != DefaultResponseHeader || time.Duration(r.Timeouts.Idle) != DefaultIdle ||
+		time.Duration(r.Timeouts.Read) != DefaultRead {
 		t.Errorf("timeouts = %+v", r.Timeouts)
 	}
 	if time.Duration(cfg.ShutdownTimeout) != 3*time.Second {

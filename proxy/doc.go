@@ -55,7 +55,8 @@
 // kept unless preserve_host is false. An upstream that cannot be reached
 // answers 502, one that sends no headers within timeouts.response_header
 // 504, both with a short plain-text body naming the route, never the
-// upstream's address.
+// upstream's address. One that stalls in its body for timeouts.read has
+// its answer cut there (upstreamConn.arm).
 //
 // On Linux (amd64, arm64) the client and upstream sockets read and write
 // with raw system calls on Go's poller (rawio_linux.go), so that the

@@ -67,11 +67,11 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
 	std := &http.Transport{
 		Proxy:       nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext: guardUpstream(d.DialContext, true),
+		DialContext: guardUpstream(d.DialContext, true, time.Duration(t.Read)),
 		// The guard goes over TLS, where it reads the answers' bytes; under
 		// it, it saw ciphertext and stepped aside, and a TLS upstream's
 		// ambiguous answers poisoned its pooled connections (a review).
-		DialTLSContext:         guardUpstream(dialTLS(d.DialContext, time.Duration(t.Connect)), true),
+		DialTLSContext:         guardUpstream(dialTLS(d.DialContext, time.Duration(t.Connect)), true, time.Duration(t.Read)),
 		ResponseHeaderTimeout:  time.Duration(t.ResponseHeader),
 		MaxResponseHeaderBytes: maxUpstreamHead, // as the direct path's reader; within the guard's reach
 		IdleConnTimeout:        time.Duration(t.Idle),
@@ -85,7 +85,7 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 	}
 	// The direct path writes no body, and reads its answer on the
 	// writing goroutine: no failed write of its waits for an answer.
-	tr := &h1Transport{std: std, dial: guardUpstream(d.DialContext, false), respHeader: time.Duration(t.ResponseHeader),
+	tr := &h1Transport{std: std, dial: guardUpstream(d.DialContext, false, time.Duration(t.Read)), respHeader: time.Duration(t.ResponseHeader),
 		idle: time.Duration(t.Idle), maxIdle: std.MaxIdleConnsPerHost}
 	ts.m[t] = tr
 	return tr

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -450,13 +451,15 @@ func (c *guardConn) Close() error {
 // For net/http's transport (holdWriteErr), a failed write also waits a
 // moment for an answer the upstream sent before it reset the connection;
 // see upstreamConn.Write.
-func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), holdWriteErr bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+//
+// read is timeouts.read: see upstreamConn.arm.
+func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), holdWriteErr bool, read time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		u := &upstreamConn{Conn: rawIO(c), f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr}
+		u := &upstreamConn{Conn: rawIO(c), f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr, read: read}
 		if holdWriteErr {
 			u.wf = &framer{maxHead: maxResponseHead}
 		}
@@ -513,6 +516,18 @@ type upstreamConn struct {
 	// in one Write and no body, so fresh tells it.
 	wf    *framer
 	wlost atomic.Bool
+
+	// timeouts.read (see arm). answering: a final answer's head was read
+	// and its body has not ended. armed: the socket's read deadline is
+	// the body's. limit is the call's own deadline, which the body's never
+	// passes (the direct path's shadow copies); canceled is the direct
+	// path's cancel, whose deadline in the past must not be overwritten.
+	// The reader's, like f.
+	read      time.Duration
+	answering bool
+	armed     bool
+	limit     time.Time
+	canceled  *atomic.Bool
 }
 
 // errBrokenBody ends an answer whose chunked body broke the grammar. The
@@ -629,6 +644,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	for {
+		if c.answering && c.read > 0 {
+			c.arm()
+		}
 		if c.holdWriteErr {
 			c.reading.Store(true)
 		}
@@ -647,6 +665,9 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 			c.f.taint = true
 		}
 		k := c.process(p, n)
+		if c.armed && !c.answering {
+			c.disarm()
+		}
 		if err != nil && len(c.pend) > 0 {
 			// The end of the output waits in pend (TLS returns the last
 			// bytes with io.EOF): the error comes after it.
@@ -664,6 +685,44 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 	}
 }
 
+// arm bounds the socket read about to be made, in an answer's body, to
+// timeouts.read (but never past the call's own deadline): an upstream
+// that sends its head and then stalls is cut there, as nginx's
+// proxy_read_timeout does, instead of holding the client and both
+// connections until one of them gives up. The deadline is set before
+// each read that waits on the socket, not once for the body: a client
+// reading slowly leaves the answer waiting in the socket, which is no
+// stall of the upstream's. An answer whose head and body come in one
+// read, most of them, never arms it.
+func (c *upstreamConn) arm() {
+	by := time.Now().Add(c.read)
+	if !c.limit.IsZero() && c.limit.Before(by) {
+		by = c.limit
+	}
+	c.Conn.SetReadDeadline(by)
+	c.armed = true
+	c.keepCancel()
+}
+
+// disarm, at the end of an answer's body, leaves the connection's read
+// deadline as the caller set it: none between answers (net/http's
+// transport peeks at its idle connections; a deadline left there would
+// fail them), the call's own on the direct path.
+func (c *upstreamConn) disarm() {
+	c.Conn.SetReadDeadline(c.limit)
+	c.armed = false
+	c.keepCancel()
+}
+
+// keepCancel restores a cancel's deadline that a deadline just set may
+// have overwritten (h1Conn.cancel stores the flag before it sets the
+// deadline: either its deadline comes after ours or we see the flag).
+func (c *upstreamConn) keepCancel() {
+	if c.canceled != nil && c.canceled.Load() {
+		c.Conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
 // process runs the framer over the n bytes read into p and returns how
 // many bytes p holds for the transport, adding "Connection: close" before
 // the final empty line of an ambiguous head. A CR at the start of a head
@@ -674,6 +733,12 @@ func (c *upstreamConn) process(p []byte, n int) int {
 	inject := -2 // where closeField goes in b; -1: before the held CR
 	for off := 0; off < len(b); {
 		k, ev := c.f.feed(b[off:])
+		if ev == evHead {
+			// A final answer's body follows, framed or read to the close;
+			// a 101's tunnel is no answer's body (limits.idle_timeout).
+			s := c.f.m.status
+			c.answering = s >= 200 && s != http.StatusSwitchingProtocols
+		}
 		if ev == evHead && c.f.m.ambiguous {
 			if inject = c.f.emptyAt; inject >= 0 {
 				inject += off
@@ -691,6 +756,9 @@ func (c *upstreamConn) process(p []byte, n int) int {
 			c.f.lose()
 			break
 		}
+	}
+	if c.f.state == fsStart {
+		c.answering = false // the answer ended (or had no body)
 	}
 	hold := c.f.state == fsEndLF || c.f.state == fsLenientCR
 	if inject == -2 && !c.heldCR && !hold {

@@ -242,7 +242,12 @@ func (p *h1Pool) dial(ctx context.Context, deadline time.Time) (*h1Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{pool: p, conn: c, br: bufio.NewReaderSize(c, 4<<10), peek: newPeeker(c)}, nil
+	pc := &h1Conn{pool: p, conn: c, br: bufio.NewReaderSize(c, 4<<10), peek: newPeeker(c)}
+	if uc, ok := c.(*upstreamConn); ok {
+		pc.uc = uc
+		uc.canceled = &pc.canceled
+	}
+	return pc, nil
 }
 
 func (p *h1Pool) put(pc *h1Conn) {
@@ -316,6 +321,7 @@ type h1Conn struct {
 	hbuf   []byte // the response head being read
 	idleAt time.Time
 	peek   *peeker
+	uc     *upstreamConn // conn under guard, or nil
 
 	// Set for a call whose context can be canceled: cancel unblocks the
 	// connection's reads and writes, and the connection is not reused.
@@ -354,6 +360,9 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 	if !c.deadline.IsZero() {
 		pc.conn.SetDeadline(c.deadline)
 		pc.deadlined = true
+	}
+	if pc.uc != nil {
+		pc.uc.limit = c.deadline // timeouts.read's bound
 	}
 	var b []byte
 	var err error
@@ -443,7 +452,7 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 // send writes the request head and waits until the answer can be read
 // (see peeker.sendAndAwait), unless the guard holds bytes already read.
 func (pc *h1Conn) send(b []byte) error {
-	if u, ok := pc.conn.(*upstreamConn); ok && len(u.pend) > 0 {
+	if u := pc.uc; u != nil && len(u.pend) > 0 {
 		_, err := pc.conn.Write(b)
 		return err
 	}
@@ -474,7 +483,7 @@ func (pc *h1Conn) release(reuse bool) {
 	if reuse && pc.br.Buffered() > 0 {
 		reuse = false // bytes after the answer: no request asked for them
 	}
-	if u, ok := pc.conn.(*upstreamConn); ok && reuse && !u.between() {
+	if u := pc.uc; u != nil && reuse && !u.between() {
 		// The guard, reading the same bytes, does not see the answer
 		// ended (it lost the framing, or holds bytes back): the next
 		// answer on this connection might not be the next request's.

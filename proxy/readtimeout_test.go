@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// readTimeoutConfig routes orders to the service with the route's own
+// timeouts.read at 1s.
+var readTimeoutConfig = basicConfig + "    timeouts: {read: 1s}\n"
+
+// An upstream that sends its head and part of its body and then stalls is
+// cut after timeouts.read, on both forwarding paths and for every framing:
+// the client gets what came and then the end of the connection, and the
+// stall is counted as the upstream's timeout. Before, such an answer held
+// the client and both connections until one of them gave up.
+func TestReadTimeoutCutsAStalledBody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		answer func(w http.ResponseWriter, r *http.Request) // sends "part", then stalls until the proxy lets go
+	}{{
+		name: "content-length",
+		answer: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "part")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		},
+	}, {
+		name: "chunked",
+		answer: func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "part")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		},
+	}, {
+		name: "until close",
+		answer: func(w http.ResponseWriter, r *http.Request) {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			defer c.Close()
+			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart")
+			brw.Flush()
+			io.Copy(io.Discard, c)
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stalled := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				tc.answer(w, r)
+			})
+			e := newEnv(t, readTimeoutConfig, flagJSON("orders-percent", 100), nil, stalled)
+			for i, method := range bothPaths {
+				resp := sendOn(t, e, method)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: status %d", method, resp.StatusCode)
+				}
+				got := make(chan string, 1)
+				go func() {
+					b, _ := io.ReadAll(resp.Body)
+					got <- string(b)
+				}()
+				select {
+				case b := <-got:
+					if b != "part" {
+						t.Errorf("%s: body %q, want the part that came", method, b)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%s: the answer is still open 20s after its body stalled (timeouts.read: 1s)", method)
+				}
+				resp.Body.Close()
+				if v := e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`, float64(i+1)); v != float64(i+1) {
+					t.Errorf("%s: timeouts counted %v, want %d", method, v, i+1)
+				}
+			}
+		})
+	}
+}
+
+// timeouts.read bounds each wait for more of the body, not the body's
+// whole transfer: a stream whose bytes keep coming within it (Server-Sent
+// Events, a slow export) runs for longer, and a client that reads slowly
+// (the body waits in the sockets meanwhile) is not the upstream's stall.
+func TestReadTimeoutSparesBodiesThatMove(t *testing.T) {
+	t.Parallel()
+	const big = 32 << 20 // more than the sockets between upstream and client hold
+	for _, tc := range []struct {
+		name   string
+		answer http.HandlerFunc
+		client func(r io.Reader) (int64, error)
+		want   int64
+	}{{
+		name: "a trickle",
+		answer: func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			for range 25 { // 2.5 s in all, a byte each 100 ms
+				io.WriteString(w, "x")
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
+		client: func(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) },
+		want:   25,
+	}, {
+		name: "a slow client",
+		answer: func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Length", strconv.Itoa(big))
+			chunk := make([]byte, 64<<10)
+			for sent := 0; sent < big; sent += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		},
+		client: func(r io.Reader) (int64, error) {
+			n, err := io.CopyN(io.Discard, r, 1<<10)
+			if err != nil {
+				return n, err
+			}
+			time.Sleep(2500 * time.Millisecond) // the client pauses: the stimulus, not a wait
+			m, err := io.Copy(io.Discard, r)
+			return n + m, err
+		},
+		want: big,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, readTimeoutConfig, flagJSON("orders-percent", 100), nil, tc.answer)
+			for _, method := range bothPaths {
+				resp := sendOn(t, e, method)
+				n, err := tc.client(resp.Body)
+				resp.Body.Close()
+				if err != nil || n != tc.want {
+					t.Errorf("%s: read %d bytes, %v; want %d whole", method, n, err, tc.want)
+				}
+			}
+			if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); v != 0 {
+				t.Errorf("timeouts counted %v, want 0", v)
+			}
+		})
+	}
+}
+
+// The deadline a body's reads set does not stay on the connection once
+// the answer ended: a connection pooled after such an answer serves the
+// next request even when it idled longer than timeouts.read (else the
+// direct path's liveness peek, or net/http's reader on an idle
+// connection, meets the old deadline and the connection is dropped).
+func TestReadTimeoutLeavesPooledConnections(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		// Three flushes apart: the proxy reads the body from the socket
+		// more than once, with the deadline set.
+		for range 3 {
+			io.WriteString(w, "chunk")
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	e := newEnv(t, readTimeoutConfig, flagJSON("orders-percent", 100), nil, answer)
+	for _, method := range bothPaths {
+		mu.Lock()
+		clear(conns)
+		mu.Unlock()
+		for i := range 2 {
+			if i == 1 {
+				time.Sleep(1500 * time.Millisecond) // idle past timeouts.read: the stimulus
+			}
+			resp := sendOn(t, e, method)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(b) != strings.Repeat("chunk", 3) {
+				t.Fatalf("%s: %q %v", method, b, err)
+			}
+		}
+		mu.Lock()
+		n := len(conns)
+		mu.Unlock()
+		if n != 1 {
+			t.Errorf("%s: the service saw %d connections, want 1 (the pooled one reused)", method, n)
+		}
+	}
+}
+
+// A WebSocket tunnel is no answer's body: timeouts.read does not cut it
+// (limits.idle_timeout bounds a silent one).
+func TestReadTimeoutLeavesTunnels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig+"timeouts: {read: 300ms}\nlimits: {idle_timeout: 20s}\n", flagJSON("orders-percent", 0),
+		wsUpstream(func(c net.Conn) {
+			br := bufio.NewReader(c)
+			if _, err := br.ReadByte(); err != nil {
+				return
+			}
+			time.Sleep(1200 * time.Millisecond) // silent for 4 read timeouts
+			c.Write([]byte{'y'})
+			io.Copy(io.Discard, br)
+		}), nil)
+	c, br := openTunnel(t, e)
+	c.Write([]byte{'x'})
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := br.ReadByte(); err != nil || b != 'y' {
+		t.Fatalf("tunnel: %q %v, want the upstream's late byte", b, err)
+	}
+}
