@@ -735,12 +735,18 @@ func (s *Server) compare(p *shadowPair) {
 		sh.skipOverload.Inc() // shadow_memory was full
 		return
 	}
-	if p.primary.truncated || p.shadow.truncated {
+	if p.shadow.truncated {
 		sh.skipTooLarge.Inc()
 		return
 	}
 	if p.shadow.failed != "" {
+		// Told whatever the primary's size: a service down, or hanging,
+		// on a route of large answers showed only as too_large.
 		sh.results[compare.Error].Inc()
+		return
+	}
+	if p.primary.truncated {
+		sh.skipTooLarge.Inc()
 		return
 	}
 	if conditionalSplit(p.req.Header, p.primary.status, p.shadow.status) {

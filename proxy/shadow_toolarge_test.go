@@ -189,3 +189,22 @@ func TestShadowAnswerPastMaxBodyStopsTheCopy(t *testing.T) {
 		})
 	}
 }
+
+// A copy that fails (the other side down, or cutting its answer) is a
+// comparison error even when the primary's answer is past max_body: a
+// dead service on a route of large answers showed only as too_large.
+func TestShadowFailureIsToldPastMaxBody(t *testing.T) {
+	t.Parallel()
+	big := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("x"), 2<<20)) // past max_body (1 MiB)
+	})
+	dead := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
+	e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), big, dead)
+	if resp, body := e.get("/api/orders/7", "X-User-Id", "u1"); resp.StatusCode != 200 || len(body) != 2<<20 {
+		t.Fatalf("client got %d, %d bytes; want the monolith's whole answer", resp.StatusCode, len(body))
+	}
+	got := e.comparisons(1)
+	if tooLarge := e.metric(`strangler_shadow_skipped_total{reason="too_large",route="orders"}`); got["error"] != 1 || tooLarge != 0 {
+		t.Errorf("comparisons %v, too_large %v; want one error", got, tooLarge)
+	}
+}
