@@ -160,6 +160,9 @@ type Timeouts struct {
 	// Read bounds each wait for more of an answer's body once its head
 	// came (nginx's proxy_read_timeout; Envoy's stream idle timeout).
 	Read Duration `yaml:"read"`
+	// Send bounds each wait for the upstream to take more of a request
+	// (nginx's proxy_send_timeout).
+	Send Duration `yaml:"send"`
 	Idle Duration `yaml:"idle"`
 }
 
@@ -170,6 +173,7 @@ const (
 	DefaultConnect         = 2 * time.Second
 	DefaultResponseHeader  = 30 * time.Second
 	DefaultRead            = 60 * time.Second // nginx's proxy_read_timeout
+	DefaultSend            = 60 * time.Second // nginx's proxy_send_timeout
 	DefaultIdle            = 90 * time.Second
 
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -828,7 +832,7 @@ func (c *Config) Validate() error {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
 	c.Timeouts = c.Timeouts.inherit(Timeouts{Connect: Duration(DefaultConnect), ResponseHeader: Duration(DefaultResponseHeader),
-		Read: Duration(DefaultRead), Idle: Duration(DefaultIdle)})
+		Read: Duration(DefaultRead), Send: Duration(DefaultSend), Idle: Duration(DefaultIdle)})
 	if c.PreserveHost == nil {
 		t := true
 		c.PreserveHost = &t
@@ -1104,6 +1108,9 @@ func (t Timeouts) inherit(from Timeouts) Timeouts {
 	}
 	if t.Read == 0 {
 		t.Read = from.Read
+	}
+	if t.Send == 0 {
+		t.Send = from.Send
 	}
 	if t.Idle == 0 {
 		t.Idle = from.Idle

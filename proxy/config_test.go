@@ -71,7 +71,7 @@ shutdown_timeout: 3s
 		t.Error("preserve_host should default to true")
 	}
 	if time.Duration(r.Timeouts.Connect) != 250*time.Millisecond || time.Duration(r.Timeouts.ResponseHeader) != DefaultResponseHeader || time.Duration(r.Timeouts.Idle) != DefaultIdle ||
-		time.Duration(r.Timeouts.Read) != DefaultRead {
+		time.Duration(r.Timeouts.Read) != DefaultRead || time.Duration(r.Timeouts.Send) != DefaultSend {
 		t.Errorf("timeouts = %+v", r.Timeouts)
 	}
 	if time.Duration(cfg.ShutdownTimeout) != 3*time.Second {

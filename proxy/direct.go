@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -196,6 +197,10 @@ type answerBody struct {
 }
 
 func (b *answerBody) Read(p []byte) (int, error) {
+	var start time.Time
+	if b.trailers && b.u != nil && b.u.read > 0 {
+		start = time.Now() // see trailerStall
+	}
 	n, err := b.ReadCloser.Read(p)
 	switch {
 	case err == io.EOF:
@@ -207,12 +212,33 @@ func (b *answerBody) Read(p []byte) (int, error) {
 			// The call was aborted because the client's body was refused:
 			// not the upstream's failure, nor one for ReverseProxy to log.
 			err = context.Canceled
+		} else if !start.IsZero() && !isNetError(err) && time.Since(start) >= b.u.read {
+			b.u.cut(b.resp.Request, trailerStall{err})
 		} else {
 			b.u.cut(b.resp.Request, err)
 		}
 		b.u = nil // once
 	}
 	return n, err
+}
+
+// trailerStall is a chunked answer's read that failed, with net/http's own
+// error rather than the socket's, after waiting timeouts.read: its reader
+// of the trailer section drops the read's error (the guard's deadline) for
+// "unexpected EOF reading trailer", which would count the stall as a
+// reset. Each wait on the upstream is bounded by timeouts.read, so such a
+// read failed on the deadline (or, rarely, on a close after two waits
+// that add up to it).
+type trailerStall struct{ error }
+
+func (trailerStall) Timeout() bool   { return true }
+func (trailerStall) Temporary() bool { return true }
+
+func (e trailerStall) Unwrap() error { return e.error }
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // forward1xx passes an informational answer (103 Early Hints) to the

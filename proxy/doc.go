@@ -56,7 +56,8 @@
 // answers 502, one that sends no headers within timeouts.response_header
 // 504, both with a short plain-text body naming the route, never the
 // upstream's address. One that stalls in its body for timeouts.read has
-// its answer cut there (upstreamConn.arm).
+// its answer cut there (upstreamConn.arm); one that stops taking a
+// request's body for timeouts.send, without answering, is given up (504).
 //
 // On Linux (amd64, arm64) the client and upstream sockets read and write
 // with raw system calls on Go's poller (rawio_linux.go), so that the

@@ -117,7 +117,7 @@ func TestEarlyAnswerBeforeResetOverTLS(t *testing.T) {
 	ts.Close()
 	addr := refusingUpstream(t, true, srvCfg)
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{DialContext: guardUpstream(d.DialContext, true, 0), TLSClientConfig: cliCfg}
+	tr := &http.Transport{DialContext: guardUpstream(d.DialContext, true, Timeouts{}), TLSClientConfig: cliCfg}
 	defer tr.CloseIdleConnections()
 	body := strings.Repeat("x", 4<<20)
 	got := map[string]int{}

@@ -44,6 +44,7 @@ type upstream struct {
 	onError  func(w http.ResponseWriter, r *http.Request, err error)
 	buffers  httputil.BufferPool
 	log      *slog.Logger
+	read     time.Duration // timeouts.read (see answerBody)
 }
 
 // transports pools upstream connections. A transport is shared by every
@@ -67,11 +68,11 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 	d := &net.Dialer{Timeout: time.Duration(t.Connect), KeepAlive: 30 * time.Second}
 	std := &http.Transport{
 		Proxy:       nil, // an edge proxy must not be redirected by HTTP_PROXY in its environment
-		DialContext: guardUpstream(d.DialContext, true, time.Duration(t.Read)),
+		DialContext: guardUpstream(d.DialContext, true, t),
 		// The guard goes over TLS, where it reads the answers' bytes; under
 		// it, it saw ciphertext and stepped aside, and a TLS upstream's
 		// ambiguous answers poisoned its pooled connections (a review).
-		DialTLSContext:         guardUpstream(dialTLS(d.DialContext, time.Duration(t.Connect)), true, time.Duration(t.Read)),
+		DialTLSContext:         guardUpstream(dialTLS(d.DialContext, time.Duration(t.Connect)), true, t),
 		ResponseHeaderTimeout:  time.Duration(t.ResponseHeader),
 		MaxResponseHeaderBytes: maxUpstreamHead, // as the direct path's reader; within the guard's reach
 		IdleConnTimeout:        time.Duration(t.Idle),
@@ -85,8 +86,8 @@ func (ts *transports) get(t Timeouts) *h1Transport {
 	}
 	// The direct path writes no body, and reads its answer on the
 	// writing goroutine: no failed write of its waits for an answer.
-	tr := &h1Transport{std: std, dial: guardUpstream(d.DialContext, false, time.Duration(t.Read)), respHeader: time.Duration(t.ResponseHeader),
-		idle: time.Duration(t.Idle), maxIdle: std.MaxIdleConnsPerHost}
+	tr := &h1Transport{std: std, dial: guardUpstream(d.DialContext, false, t), respHeader: time.Duration(t.ResponseHeader),
+		read: time.Duration(t.Read), idle: time.Duration(t.Idle), maxIdle: std.MaxIdleConnsPerHost}
 	ts.m[t] = tr
 	return tr
 }
@@ -214,9 +215,12 @@ type upstreamOptions struct {
 func newUpstream(o upstreamOptions) *upstream {
 	u := &upstream{route: o.route, backend: o.backend, target: o.target, metrics: o.metrics,
 		preserveHost: o.preserveHost, shadow: o.shadow, answered: o.answered, buffers: o.buffers, log: o.log}
-	if h1, ok := o.transport.(*h1Transport); ok && o.target.Scheme == "http" && o.tracing == nil {
-		u.direct = h1
-		u.directPool = h1.pool(o.target.Host)
+	if h1, ok := o.transport.(*h1Transport); ok {
+		u.read = h1.read
+		if o.target.Scheme == "http" && o.tracing == nil {
+			u.direct = h1
+			u.directPool = h1.pool(o.target.Host)
+		}
 	}
 	u.onError = func(w http.ResponseWriter, r *http.Request, err error) {
 		kind, status := classify(r, err)

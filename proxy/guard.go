@@ -448,20 +448,22 @@ func (c *guardConn) Close() error {
 // and the connection is not reused. (ReverseProxy removes that header
 // before answering the client.)
 //
-// For net/http's transport (holdWriteErr), a failed write also waits a
-// moment for an answer the upstream sent before it reset the connection;
-// see upstreamConn.Write.
-//
-// read is timeouts.read: see upstreamConn.arm.
-func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), holdWriteErr bool, read time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// For net/http's transport (std), a failed write also waits a moment for
+// an answer the upstream sent before it reset the connection (see
+// upstreamConn.Write), and each write waits at most timeouts.send.
+// Timeouts.read bounds the waits for an answer's body on both (see
+// upstreamConn.arm).
+func guardUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), std bool, t Timeouts) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		u := &upstreamConn{Conn: rawIO(c), f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: holdWriteErr, read: read}
-		if holdWriteErr {
+		u := &upstreamConn{Conn: rawIO(c), f: framer{response: true, maxHead: maxResponseHead}, holdWriteErr: std,
+			read: time.Duration(t.Read)}
+		if std {
 			u.wf = &framer{maxHead: maxResponseHead}
+			u.send = time.Duration(t.Send)
 		}
 		u.fresh.Store(true)
 		return u, nil
@@ -524,6 +526,7 @@ type upstreamConn struct {
 	// path's cancel, whose deadline in the past must not be overwritten.
 	// The reader's, like f.
 	read      time.Duration
+	send      time.Duration // timeouts.send, for net/http's transport (see Write)
 	answering bool
 	armed     bool
 	limit     time.Time
@@ -557,6 +560,17 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		c.followRequests(p)
 	} else if c.fresh.Swap(false) {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
+	}
+	if c.send > 0 {
+		// timeouts.send (nginx's proxy_send_timeout): an upstream that
+		// stops taking a request's body, and does not answer, held the
+		// call for good, since net/http's response_header timer starts
+		// only once the body is written, and the client's stall_timeout
+		// only bounds reads of the client that nobody makes while the
+		// write waits. Set before each write, so only a wait on the
+		// upstream counts, never a slow client. (The direct path writes
+		// no body, under its call's own deadlines.)
+		c.Conn.SetWriteDeadline(time.Now().Add(c.send))
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil && c.holdWriteErr && !errors.Is(err, net.ErrClosed) {

@@ -40,6 +40,7 @@ type h1Transport struct {
 	std        *http.Transport
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	respHeader time.Duration // 0: no limit
+	read       time.Duration // timeouts.read, applied by the guard (upstreamConn.arm)
 	idle       time.Duration // how long a pooled connection may wait; 0: no limit
 	maxIdle    int           // per upstream address
 	pools      sync.Map      // address (host:port) → *h1Pool

@@ -24,7 +24,7 @@ const (
 // Kinds of upstream error, the kind label of strangler_upstream_errors_total.
 const (
 	errConnect  = "connect"  // nothing reached the upstream: refused, unreachable, DNS, TLS handshake
-	errTimeout  = "timeout"  // no response headers within timeouts.response_header, or a body stalled for timeouts.read
+	errTimeout  = "timeout"  // no response headers within timeouts.response_header, a body stalled for timeouts.read, or a request's for timeouts.send
 	errReset    = "reset"    // the connection broke after the request may have reached the upstream
 	errCanceled = "canceled" // the client went away first
 )

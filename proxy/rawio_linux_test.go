@@ -246,7 +246,7 @@ func TestProxyConnectionsAreRaw(t *testing.T) {
 	defer ln.Close()
 	s := &Server{cfg: &Config{}}
 	gl := s.guardListener(ln, nil)
-	dial := guardUpstream((&net.Dialer{}).DialContext, false, 0)
+	dial := guardUpstream((&net.Dialer{}).DialContext, false, Timeouts{})
 	up, err := dial(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -42,17 +42,16 @@ func TestReadTimeoutCutsAStalledBody(t *testing.T) {
 			<-r.Context().Done()
 		},
 	}, {
-		name: "until close",
-		answer: func(w http.ResponseWriter, r *http.Request) {
-			c, brw, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				panic(err)
-			}
-			defer c.Close()
-			brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart")
-			brw.Flush()
-			io.Copy(io.Discard, c)
-		},
+		// net/http's reader of trailers drops the read's error (see
+		// trailerStall): counted as a reset before.
+		name:   "before the trailers",
+		answer: hijackedAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n4\r\npart\r\n0\r\n"),
+	}, {
+		name:   "in the trailers",
+		answer: hijackedAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n4\r\npart\r\n0\r\nX-T: v"),
+	}, {
+		name:   "until close",
+		answer: hijackedAnswer("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart"),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -66,15 +65,21 @@ func TestReadTimeoutCutsAStalledBody(t *testing.T) {
 				if resp.StatusCode != 200 {
 					t.Fatalf("%s: status %d", method, resp.StatusCode)
 				}
-				got := make(chan string, 1)
+				type read struct {
+					b   string
+					err error
+				}
+				got := make(chan read, 1)
 				go func() {
-					b, _ := io.ReadAll(resp.Body)
-					got <- string(b)
+					b, err := io.ReadAll(resp.Body)
+					got <- read{string(b), err}
 				}()
 				select {
-				case b := <-got:
-					if b != "part" {
-						t.Errorf("%s: body %q, want the part that came", method, b)
+				case r := <-got:
+					// The cut shows: an answer ended cleanly would pass
+					// for a whole one.
+					if r.b != "part" || r.err == nil {
+						t.Errorf("%s: body %q, %v; want the part that came, then an error", method, r.b, r.err)
 					}
 				case <-time.After(20 * time.Second):
 					t.Fatalf("%s: the answer is still open 20s after its body stalled (timeouts.read: 1s)", method)
@@ -85,6 +90,21 @@ func TestReadTimeoutCutsAStalledBody(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// hijackedAnswer sends raw as the answer and holds the connection open
+// until the proxy lets go.
+func hijackedAnswer(raw string) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer c.Close()
+		brw.WriteString(raw)
+		brw.Flush()
+		io.Copy(io.Discard, c)
 	}
 }
 
@@ -219,5 +239,84 @@ func TestReadTimeoutLeavesTunnels(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if b, err := br.ReadByte(); err != nil || b != 'y' {
 		t.Fatalf("tunnel: %q %v, want the upstream's late byte", b, err)
+	}
+}
+
+// An upstream that stops taking a request's body, and does not answer,
+// is given up after timeouts.send: the client gets a 504 and the stall
+// counts as the upstream's timeout. Before, net/http's response_header
+// timer (which starts once the body is written) never started and the
+// client's stall_timeout never fired (nobody read the client while the
+// write waited): the call hung until the client gave up. An upstream
+// that takes the body slowly, but without a wait of timeouts.send, is not
+// cut.
+func TestSendTimeoutBoundsAnUpstreamNotTakingTheBody(t *testing.T) {
+	t.Parallel()
+	const size = 24 << 20 // more than the sockets between client and upstream hold
+	for _, tc := range []struct {
+		name   string
+		take   func(r *http.Request, release <-chan struct{}) // how the service reads the body
+		status int
+	}{{
+		name: "not read",
+		// (net/http's server does not notice a close while a body is
+		// unread: the request's context is not canceled.)
+		take:   func(r *http.Request, release <-chan struct{}) { <-release },
+		status: http.StatusGatewayTimeout,
+	}, {
+		name: "read slowly",
+		take: func(r *http.Request, _ <-chan struct{}) {
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := io.ReadFull(r.Body, buf); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // 2.4 s in all, no wait of 1 s
+			}
+		},
+		status: http.StatusOK,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				tc.take(r, release)
+				io.WriteString(w, "taken")
+			})
+			e := newEnv(t, basicConfig+"    timeouts: {send: 1s}\n", flagJSON("orders-percent", 100), nil, svc)
+			t.Cleanup(func() { close(release) }) // before the service is closed
+			req, _ := http.NewRequest("PUT", e.proxyURL+"/api/orders/1", io.LimitReader(zeros{}, size))
+			req.ContentLength = size
+			req.Header.Set("X-User-Id", "u")
+			done := make(chan *http.Response, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Errorf("PUT: %v", err)
+				}
+				done <- resp
+			}()
+			var resp *http.Response
+			select {
+			case resp = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("no answer 30 s into an upload the service stopped taking (timeouts.send: 1s)")
+			}
+			if resp == nil {
+				return
+			}
+			resp.Body.Close()
+			want := 0.0
+			if tc.status == http.StatusGatewayTimeout {
+				want = 1
+			}
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			e.waitMetric(`strangler_requests_total{backend="service",code="`+strconv.Itoa(tc.status)+`",route="orders"}`, 1)
+			if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); max(v, 0) != want {
+				t.Errorf("timeouts counted %v, want %v", v, want)
+			}
+		})
 	}
 }
