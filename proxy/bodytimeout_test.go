@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -180,13 +179,10 @@ func TestReadTimeoutSparesBodiesThatMove(t *testing.T) {
 // connection, meets the old deadline and the connection is dropped).
 func TestReadTimeoutLeavesPooledConnections(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	conns := map[string]bool{}
+	var conns connsSeen
 	answer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		mu.Lock()
-		conns[r.RemoteAddr] = true
-		mu.Unlock()
+		conns.note(r)
 		// Three flushes apart: the proxy reads the body from the socket
 		// more than once, with the deadline set.
 		for range 3 {
@@ -197,9 +193,6 @@ func TestReadTimeoutLeavesPooledConnections(t *testing.T) {
 	})
 	e := newEnv(t, readTimeoutConfig, flagJSON("orders-percent", 100), nil, answer)
 	for _, method := range bothPaths {
-		mu.Lock()
-		clear(conns)
-		mu.Unlock()
 		for i := range 2 {
 			if i == 1 {
 				time.Sleep(1500 * time.Millisecond) // idle past timeouts.read: the stimulus
@@ -211,10 +204,7 @@ func TestReadTimeoutLeavesPooledConnections(t *testing.T) {
 				t.Fatalf("%s: %q %v", method, b, err)
 			}
 		}
-		mu.Lock()
-		n := len(conns)
-		mu.Unlock()
-		if n != 1 {
+		if n := conns.count(); n != 1 {
 			t.Errorf("%s: the service saw %d connections, want 1 (the pooled one reused)", method, n)
 		}
 	}
