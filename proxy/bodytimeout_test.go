@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -239,74 +240,138 @@ func TestReadTimeoutLeavesTunnels(t *testing.T) {
 // client's stall_timeout never fired (nobody read the client while the
 // write waited): the call hung until the client gave up. An upstream
 // that takes the body slowly, but without a wait of timeouts.send, is not
-// cut.
+// cut; nor one that answers first, and streams its answer for longer
+// than timeouts.send without reading the upload (as Go's server does
+// when a handler writes before it reads).
 func TestSendTimeoutBoundsAnUpstreamNotTakingTheBody(t *testing.T) {
 	t.Parallel()
 	const size = 24 << 20 // more than the sockets between client and upstream hold
 	for _, tc := range []struct {
 		name   string
-		take   func(r *http.Request, release <-chan struct{}) // how the service reads the body
+		serve  func(w http.ResponseWriter, r *http.Request, release <-chan struct{})
 		status int
+		body   string
 	}{{
 		name: "not read",
 		// (net/http's server does not notice a close while a body is
 		// unread: the request's context is not canceled.)
-		take:   func(r *http.Request, release <-chan struct{}) { <-release },
+		serve:  func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) { <-release },
 		status: http.StatusGatewayTimeout,
+		body:   "Gateway Timeout: route orders: service did not answer in time\n",
 	}, {
 		name: "read slowly",
-		take: func(r *http.Request, _ <-chan struct{}) {
+		serve: func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
 			buf := make([]byte, 1<<20)
 			for {
 				if _, err := io.ReadFull(r.Body, buf); err != nil {
-					return
+					break
 				}
 				time.Sleep(100 * time.Millisecond) // 2.4 s in all, no wait of 1 s
 			}
+			io.WriteString(w, "taken")
 		},
 		status: http.StatusOK,
+		body:   "taken",
+	}, {
+		name: "answered first",
+		serve: func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+			for range 25 { // 2.5 s, a byte each 100 ms
+				io.WriteString(w, "x")
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
+		},
+		status: http.StatusOK,
+		body:   strings.Repeat("x", 25),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			release := make(chan struct{})
-			svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				tc.take(r, release)
-				io.WriteString(w, "taken")
-			})
+			svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.serve(w, r, release) })
 			e := newEnv(t, basicConfig+"    timeouts: {send: 1s}\n", flagJSON("orders-percent", 100), nil, svc)
 			t.Cleanup(func() { close(release) }) // before the service is closed
-			req, _ := http.NewRequest("PUT", e.proxyURL+"/api/orders/1", io.LimitReader(zeros{}, size))
-			req.ContentLength = size
-			req.Header.Set("X-User-Id", "u")
-			done := make(chan *http.Response, 1)
-			go func() {
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Errorf("PUT: %v", err)
-				}
-				done <- resp
-			}()
-			var resp *http.Response
+			done := make(chan string, 1)
+			go func() { done <- uploadRaw(e, size) }()
+			var got string
 			select {
-			case resp = <-done:
+			case got = <-done:
 			case <-time.After(30 * time.Second):
-				t.Fatal("no answer 30 s into an upload the service stopped taking (timeouts.send: 1s)")
+				t.Fatal("no answer 30 s into an upload (timeouts.send: 1s)")
 			}
-			if resp == nil {
-				return
+			if want := fmt.Sprintf("%d %s", tc.status, tc.body); got != want {
+				t.Errorf("answer %q, want %q", got, want)
 			}
-			resp.Body.Close()
 			want := 0.0
 			if tc.status == http.StatusGatewayTimeout {
 				want = 1
 			}
-			if resp.StatusCode != tc.status {
-				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
-			}
 			e.waitMetric(`strangler_requests_total{backend="service",code="`+strconv.Itoa(tc.status)+`",route="orders"}`, 1)
-			if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`); max(v, 0) != want {
-				t.Errorf("timeouts counted %v, want %v", v, want)
+			for kind, want := range map[string]float64{errTimeout: want, errReset: 0} {
+				if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="` + kind + `",route="orders"}`); max(v, 0) != want {
+					t.Errorf("%s errors counted %v, want %v", kind, v, want)
+				}
 			}
 		})
+	}
+}
+
+// uploadRaw sends a PUT of size zero bytes to route orders and returns
+// its answer's status and body ("" and the error when there is none).
+// The answer is read while the upload goes on, on the connection itself:
+// Go's client, whose write fails once the proxy closes with the upload
+// unread, may return that failure instead of the answer it was sent
+// (golang/go#51109).
+func uploadRaw(e *env, size int) string {
+	c, err := net.Dial("tcp", e.proxyAddr())
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	go func() {
+		io.WriteString(c, "PUT /api/orders/1 HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+		io.Copy(c, io.LimitReader(zeros{}, int64(size)))
+	}()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err.Error()
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+}
+
+// A WebSocket tunnel whose upstream talks but stops reading is not cut by
+// timeouts.send: a tunnel is limits.idle_timeout's, closed when no data
+// crosses it.
+func TestSendTimeoutLeavesTunnels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig+"timeouts: {send: 1s}\nlimits: {idle_timeout: 30s}\n", flagJSON("orders-percent", 0),
+		wsUpstream(func(c net.Conn) {
+			for range 30 { // 3 s talking, never reading
+				if _, err := c.Write([]byte{'y'}); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			io.Copy(io.Discard, c)
+		}), nil)
+	c, br := openTunnel(t, e)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for n := range 30 {
+		if _, err := br.ReadByte(); err != nil {
+			t.Fatalf("the tunnel ended after %d of the upstream's 30 bytes: %v", n, err)
+		}
 	}
 }

@@ -525,8 +525,14 @@ type upstreamConn struct {
 	// passes (the direct path's shadow copies); canceled is the direct
 	// path's cancel, whose deadline in the past must not be overwritten.
 	// The reader's, like f.
-	read      time.Duration
-	send      time.Duration // timeouts.send, for net/http's transport (see Write)
+	read time.Duration
+	send time.Duration // timeouts.send, for net/http's transport (see Write)
+	// answered: the request being written has its final answer (or a
+	// 101): its writes are no longer bounded by send. wArmed: a write
+	// deadline is set (the writer's).
+	answered  atomic.Bool
+	tunnel    atomic.Bool // a 101 came: what follows is no request, answered stays
+	wArmed    bool
 	answering bool
 	armed     bool
 	limit     time.Time
@@ -562,15 +568,7 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		c.head.Store(len(p) >= 5 && string(p[:5]) == "HEAD ")
 	}
 	if c.send > 0 {
-		// timeouts.send (nginx's proxy_send_timeout): an upstream that
-		// stops taking a request's body, and does not answer, held the
-		// call for good, since net/http's response_header timer starts
-		// only once the body is written, and the client's stall_timeout
-		// only bounds reads of the client that nobody makes while the
-		// write waits. Set before each write, so only a wait on the
-		// upstream counts, never a slow client. (The direct path writes
-		// no body, under its call's own deadlines.)
-		c.Conn.SetWriteDeadline(time.Now().Add(c.send))
+		c.boundWrite()
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil && c.holdWriteErr && !errors.Is(err, net.ErrClosed) {
@@ -578,6 +576,44 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 		c.awaitAnswer()
 	}
 	return n, err
+}
+
+// boundWrite applies timeouts.send (nginx's proxy_send_timeout) to the
+// write about to be made: an upstream that stops taking a request's body,
+// and does not answer, held the call for good, since net/http's
+// response_header timer starts only once the body is written, and the
+// client's stall_timeout only bounds reads of the client that nobody
+// makes while the write waits. The deadline is set before each write, so
+// only a wait on the upstream counts, never a slow client. Once the
+// answer came, the rest of the body is not bounded (an upstream may
+// answer, and stream its answer, before it reads an upload; net/http
+// then closes the connection at the answer's end), nor a tunnel's writes
+// (limits.idle_timeout's): see answer. (The direct path writes no body,
+// under its call's own deadlines.)
+func (c *upstreamConn) boundWrite() {
+	if c.answered.Load() {
+		if c.wArmed {
+			c.Conn.SetWriteDeadline(time.Time{})
+			c.wArmed = false
+		}
+		return
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(c.send))
+	c.wArmed = true
+	if c.answered.Load() {
+		// The answer came in between, and answer's clearing may have
+		// come before this deadline.
+		c.Conn.SetWriteDeadline(time.Time{})
+	}
+}
+
+// answer notes, on the reader's side, that the request being written has
+// its final answer: a write waiting under timeouts.send waits no more
+// (see boundWrite).
+func (c *upstreamConn) answer() {
+	if c.send > 0 && !c.answered.Swap(true) {
+		c.Conn.SetWriteDeadline(time.Time{})
+	}
 }
 
 // followRequests runs the write side's framer over p: where a request
@@ -588,6 +624,9 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 func (c *upstreamConn) followRequests(p []byte) {
 	for off := 0; off < len(p) && c.wf.state != fsLost; {
 		if c.wf.state == fsStart {
+			if !c.tunnel.Load() {
+				c.answered.Store(false) // a request begins
+			}
 			c.head.Store(len(p)-off >= 5 && string(p[off:off+5]) == "HEAD ")
 		}
 		k, ev := c.wf.feed(p[off:])
@@ -752,6 +791,12 @@ func (c *upstreamConn) process(p []byte, n int) int {
 			// a 101's tunnel is no answer's body (limits.idle_timeout).
 			s := c.f.m.status
 			c.answering = s >= 200 && s != http.StatusSwitchingProtocols
+			if s == http.StatusSwitchingProtocols {
+				c.tunnel.Store(true)
+			}
+			if s >= 200 || s == http.StatusSwitchingProtocols {
+				c.answer()
+			}
 		}
 		if ev == evHead && c.f.m.ambiguous {
 			if inject = c.f.emptyAt; inject >= 0 {
