@@ -573,7 +573,7 @@ func (c *upstreamConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if err != nil && c.holdWriteErr && !errors.Is(err, net.ErrClosed) {
 		// (Closed here, by the transport: no answer is on its way.)
-		c.awaitAnswer()
+		c.awaitAnswer(isTimeout(err))
 	}
 	return n, err
 }
@@ -673,9 +673,22 @@ const (
 // (microseconds when it runs). This costs nothing unless a write fails;
 // it polls, since a failed write is rare and a channel would cost every
 // connection.
-func (c *upstreamConn) awaitAnswer() {
-	deadline := time.Now().Add(answerWait)
-	for (c.reading.Load() || socketHasBytes(c.Conn)) && time.Now().Before(deadline) {
+//
+// A write that failed on timeouts.send (timeout) met an upstream that
+// took nothing for that long: its reader, waiting for the answer, is
+// inside its read the whole time, and would hold the 504 a second more.
+// There, a read in progress is waited for only answerHandOver.
+func (c *upstreamConn) awaitAnswer(timeout bool) {
+	now := time.Now()
+	deadline, readingUntil := now.Add(answerWait), now.Add(answerWait)
+	if timeout {
+		readingUntil = now.Add(answerHandOver)
+	}
+	for {
+		now = time.Now()
+		if !now.Before(deadline) || !(c.reading.Load() && now.Before(readingUntil) || socketHasBytes(c.Conn)) {
+			break
+		}
 		time.Sleep(answerWaitCheck)
 	}
 	if d := time.Duration(c.lastRead.Load()) + answerHandOver - time.Since(clockStart); d > 0 {
