@@ -184,6 +184,9 @@ func (u *upstream) cut(r *http.Request, err error) {
 	}
 	kind, _ := classify(r, err)
 	u.metrics.errors[kind].Inc()
+	if g, ok := r.Context().Value(guardKey{}).(*guardConn); ok && g.http10 {
+		g.reset.Store(true) // the client learns of the cut: see guardConn.Close
+	}
 }
 
 // answerBody watches the body of an answer that ReverseProxy copies: at

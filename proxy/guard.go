@@ -156,6 +156,11 @@ type guardConn struct {
 	// (armBody), so a timeout is a stalled body.
 	bodyArmed atomic.Bool
 	linger    atomic.Bool // a request was refused: see Close
+	// http10: the request being served is HTTP/1.0 (admit's, read by
+	// the handler's goroutine). reset: an answer to such a request was
+	// cut mid-body: see Close.
+	http10 bool
+	reset  atomic.Bool
 
 	// Read's own state.
 	f      framer
@@ -425,6 +430,17 @@ func (c *guardConn) CloseWrite() error {
 // still sends for a moment: closing a socket with unread data sends a
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
+	if c.reset.Load() {
+		// An HTTP/1.0 client reads an answer without a length to the
+		// close: a plain close after a cut would hand it a truncated
+		// answer as a whole one (and a proxy in front speaking HTTP/1.0
+		// upstream, nginx's default, would pass it on, even cache it).
+		// A reset tells it the answer broke.
+		if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+			l.SetLinger(0)
+		}
+		return c.Conn.Close()
+	}
 	c.mu.Lock()
 	cut := c.cutAt > 0
 	c.mu.Unlock()

@@ -121,6 +121,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t *table, start t
 	var v verdict
 	if g, ok := r.Context().Value(guardKey{}).(*guardConn); ok {
 		v = g.pop(r.RequestURI)
+		g.http10 = r.ProtoMajor == 1 && r.ProtoMinor == 0
 	} else {
 		v = inspectHeaders(r) // served without Serve (tests, embedding): no guard
 	}

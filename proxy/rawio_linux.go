@@ -119,6 +119,9 @@ func (d *rawDir) noteBusy() {
 // CloseWrite half-closes the connection, for net/http and the guard.
 func (c *rawTCP) CloseWrite() error { return c.tc.CloseWrite() }
 
+// SetLinger lets guardConn.Close reset a connection.
+func (c *rawTCP) SetLinger(sec int) error { return c.tc.SetLinger(sec) }
+
 // SyscallConn reaches the socket, for the peek before reuse.
 func (c *rawTCP) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
 
