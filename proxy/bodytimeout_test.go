@@ -375,37 +375,3 @@ func TestSendTimeoutLeavesTunnels(t *testing.T) {
 		}
 	}
 }
-
-// An HTTP/1.0 client reads an answer without a length to the close, so a
-// cut answer ended by a plain close would read as whole (and a proxy in
-// front that speaks HTTP/1.0 to its upstreams, nginx's default, would
-// pass it on as whole). The connection is reset instead: the client
-// reads an error.
-func TestCutAnswerResetsAnHTTP10Client(t *testing.T) {
-	t.Parallel()
-	stalled := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		hijackedAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n")(w, r)
-	})
-	e := newEnv(t, readTimeoutConfig, flagJSON("orders-percent", 100), nil, stalled)
-	for _, head := range []string{
-		"GET /api/orders/1 HTTP/1.0\r\nX-User-Id: u\r\n\r\n",
-		"POST /api/orders/1 HTTP/1.0\r\nX-User-Id: u\r\nContent-Length: 1\r\n\r\nx",
-	} {
-		c, err := net.Dial("tcp", e.proxyAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, head)
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			t.Fatalf("%q: %v", head, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		c.Close()
-		if resp.ContentLength != -1 || err == nil {
-			t.Errorf("%q: length %d, read %q, %v; want an answer without a length, then an error", head, resp.ContentLength, b, err)
-		}
-	}
-}

@@ -431,14 +431,7 @@ func (c *guardConn) CloseWrite() error {
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
 	if c.reset.Load() {
-		// An HTTP/1.0 client reads an answer without a length to the
-		// close: a plain close after a cut would hand it a truncated
-		// answer as a whole one (and a proxy in front speaking HTTP/1.0
-		// upstream, nginx's default, would pass it on, even cache it).
-		// A reset tells it the answer broke.
-		if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
-			l.SetLinger(0)
-		}
+		c.resetAfterSent()
 		return c.Conn.Close()
 	}
 	c.mu.Lock()
@@ -451,6 +444,37 @@ func (c *guardConn) Close() error {
 	}
 	return c.Conn.Close()
 }
+
+// resetAfterSent makes the close a reset, once the client has taken what
+// was written to it. An HTTP/1.0 client reads an answer without a length
+// to the close: a plain close after a cut would hand it a truncated answer
+// as a whole one (and a proxy in front speaking HTTP/1.0 upstream,
+// nginx's default, would pass it on, even cache it); a reset tells it the
+// answer broke. But a reset drops whatever the socket still holds (the
+// part of the answer that came, a pipelining client's earlier answers),
+// so it waits, polling, until the client has acknowledged all of it, for
+// at most stall_timeout (a client that reads nothing for that long is cut
+// off anyway). Where the queue cannot be read (not Linux), the close
+// stays plain.
+func (c *guardConn) resetAfterSent() {
+	deadline := time.Now().Add(c.stall)
+	for {
+		n := unacked(c.Conn)
+		if n < 0 {
+			return
+		}
+		if n == 0 || !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(resetPoll)
+	}
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+}
+
+// resetPoll is how often resetAfterSent looks at the send queue.
+const resetPoll = 5 * time.Millisecond
 
 // guardUpstream wraps a transport's dial so that every upstream connection
 // is watched for ambiguous response framing (Content-Length with

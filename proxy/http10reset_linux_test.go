@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// An HTTP/1.0 client reads an answer without a length to the close, so a
+// cut answer ended by a plain close would read as whole (and a proxy in
+// front that speaks HTTP/1.0 to its upstreams, nginx's default, would
+// pass it on as whole). The connection is reset instead, on both paths,
+// once the client has taken what was written to it: the part of the
+// answer that came (even to a client that reads it only after the cut)
+// and a pipelining client's earlier answers arrive whole, then the reset.
+// An HTTP/1.1 client's cut shows in the framing, and an HTTP/1.0 answer
+// that was not cut ends with a plain close.
+func TestCutAnswerResetsAnHTTP10Client(t *testing.T) {
+	t.Parallel()
+	const came = 1 << 20 // past what the sockets hold
+	whole := strings.Repeat("w", 256<<10)
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/cut"):
+			hijackedAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+
+				strconv.FormatInt(came, 16)+"\r\n"+strings.Repeat("c", came)+"\r\n")(w, r)
+		case strings.HasSuffix(r.URL.Path, "/nolength"):
+			io.WriteString(w, whole) // chunked: for HTTP/1.0, ends at the close
+		default:
+			w.Header().Set("Content-Length", strconv.Itoa(len(whole)))
+			io.WriteString(w, whole)
+		}
+	})
+	e := newEnv(t, readTimeoutConfig, flagJSON("orders-percent", 100), nil, svc)
+	cuts := 0
+	for _, tc := range []struct {
+		name  string
+		paths []string // the requests, pipelined; each but the last is answered whole
+		proto string
+	}{
+		{"cut", []string{"cut"}, "HTTP/1.0"},
+		{"whole then cut", []string{"whole", "cut"}, "HTTP/1.0"},
+		{"whole, ended by the close", []string{"nolength"}, "HTTP/1.0"},
+		{"cut, HTTP/1.1", []string{"cut"}, "HTTP/1.1"},
+	} {
+		for _, method := range bothPaths {
+			c, err := (&net.Dialer{Control: smallReceiveBuffer}).Dial("tcp", e.proxyAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reqs strings.Builder
+			for i, p := range tc.paths {
+				reqs.WriteString(method + " /api/orders/" + p + " " + tc.proto + "\r\nHost: x\r\nX-User-Id: u\r\n")
+				if i < len(tc.paths)-1 {
+					reqs.WriteString("Connection: keep-alive\r\n")
+				}
+				if method == "POST" {
+					reqs.WriteString("Content-Length: 1\r\n\r\nx")
+				} else {
+					reqs.WriteString("\r\n")
+				}
+			}
+			io.WriteString(c, reqs.String())
+			last := tc.paths[len(tc.paths)-1]
+			if last == "cut" {
+				// Read only once the cut happened: what came waits in
+				// the sockets meanwhile.
+				cuts++
+				e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`, float64(cuts))
+			}
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for i, p := range tc.paths {
+				resp, err := http.ReadResponse(br, &http.Request{Method: method})
+				if err != nil {
+					t.Fatalf("%s %s: answer %d: %v", tc.name, method, i, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				switch {
+				case p != "cut" && (string(b) != whole || err != nil):
+					t.Errorf("%s %s: answer %d: %d bytes, %v; want it whole", tc.name, method, i, len(b), err)
+				case p == "cut" && len(b) != came:
+					t.Errorf("%s %s: answer %d: %d bytes, want the %d that came", tc.name, method, i, len(b), came)
+				case p == "cut" && tc.proto == "HTTP/1.0" && !errors.Is(err, syscall.ECONNRESET):
+					t.Errorf("%s %s: answer %d ended with %v, want a reset", tc.name, method, i, err)
+				case p == "cut" && tc.proto == "HTTP/1.1" && !errors.Is(err, io.ErrUnexpectedEOF):
+					t.Errorf("%s %s: answer %d ended with %v, want the chunked framing cut", tc.name, method, i, err)
+				}
+			}
+			c.Close()
+		}
+	}
+}
+
+// smallReceiveBuffer makes a client's socket take little before it is
+// read, so that what the proxy wrote waits in the proxy's socket.
+func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
+	return rc.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+	})
+}
