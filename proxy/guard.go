@@ -430,7 +430,9 @@ func (c *guardConn) CloseWrite() error {
 // still sends for a moment: closing a socket with unread data sends a
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
-	if c.reset.Load() {
+	if c.reset.Swap(false) {
+		// Once: a second Close (http.Server.Close at the end of a
+		// shutdown's grace) closes at once, and so ends this one's wait.
 		c.resetAfterSent()
 		return c.Conn.Close()
 	}

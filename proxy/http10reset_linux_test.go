@@ -107,3 +107,30 @@ func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
 		syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
 	})
 }
+
+// A connection waiting to reset (its HTTP/1.0 client takes nothing) does
+// not hold a shutdown past shutdown_timeout: the server's closing of
+// connections at the end of the grace ends the wait.
+func TestResetWaitEndsWithShutdown(t *testing.T) {
+	t.Parallel()
+	const came = 1 << 20
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hijackedAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			strconv.FormatInt(came, 16)+"\r\n"+strings.Repeat("c", came)+"\r\n")(w, r)
+	})
+	e := newEnv(t, readTimeoutConfig+"shutdown_timeout: 1s\n", flagJSON("orders-percent", 100), nil, svc)
+	c, err := (&net.Dialer{Control: smallReceiveBuffer}).Dial("tcp", e.proxyAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /api/orders/1 HTTP/1.0\r\nX-User-Id: u\r\n\r\n") // and never read
+	e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`, 1)
+	e.stop()
+	select {
+	case <-e.done:
+		e.done <- nil // for the cleanup's wait
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve still running 20 s into a shutdown of 1 s, held by a connection waiting to reset (stall_timeout: 60s)")
+	}
+}
