@@ -159,8 +159,9 @@ type guardConn struct {
 	// http10: the request being served is HTTP/1.0 (admit's, read by
 	// the handler's goroutine). reset: an answer to such a request was
 	// cut mid-body: see Close.
-	http10 bool
-	reset  atomic.Bool
+	http10    bool
+	reset     atomic.Bool
+	resetting atomic.Bool // Close is waiting to reset
 
 	// Read's own state.
 	f      framer
@@ -431,9 +432,15 @@ func (c *guardConn) CloseWrite() error {
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
 	if c.reset.Swap(false) {
-		// Once: a second Close (http.Server.Close at the end of a
-		// shutdown's grace) closes at once, and so ends this one's wait.
+		c.resetting.Store(true)
 		c.resetAfterSent()
+		return c.Conn.Close()
+	}
+	if c.resetting.Load() {
+		// A second Close (http.Server.Close at the end of a shutdown's
+		// grace) while the first waits: reset now, dropping what the
+		// client did not take; the first's wait ends with the socket.
+		resetOnClose(c.Conn)
 		return c.Conn.Close()
 	}
 	c.mu.Lock()
@@ -470,7 +477,12 @@ func (c *guardConn) resetAfterSent() {
 		}
 		time.Sleep(resetPoll)
 	}
-	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+	resetOnClose(c.Conn)
+}
+
+// resetOnClose makes c's close a reset.
+func resetOnClose(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
 		l.SetLinger(0)
 	}
 }

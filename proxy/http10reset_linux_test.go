@@ -74,7 +74,7 @@ func TestCutAnswerResetsAnHTTP10Client(t *testing.T) {
 				// Read only once the cut happened: what came waits in
 				// the sockets meanwhile.
 				cuts++
-				e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`, float64(cuts))
+				waitCut(t, e, cuts)
 			}
 			c.SetReadDeadline(time.Now().Add(20 * time.Second))
 			br := bufio.NewReader(c)
@@ -100,6 +100,13 @@ func TestCutAnswerResetsAnHTTP10Client(t *testing.T) {
 	}
 }
 
+// waitCut waits until route orders counted n answers cut by timeouts.read.
+func waitCut(t *testing.T, e *env, n int) {
+	t.Helper()
+	series := `strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`
+	eventually(t, 20*time.Second, "the answer cut", func() bool { return e.metric(series) >= float64(n) })
+}
+
 // smallReceiveBuffer makes a client's socket take little before it is
 // read, so that what the proxy wrote waits in the proxy's socket.
 func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
@@ -110,7 +117,10 @@ func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
 
 // A connection waiting to reset (its HTTP/1.0 client takes nothing) does
 // not hold a shutdown past shutdown_timeout: the server's closing of
-// connections at the end of the grace ends the wait.
+// connections at the end of the grace resets it at once (a plain close
+// would hand the client the cut answer as whole). Nor does a client that
+// resets its end during the wait hold the connection (its send queue
+// never empties): a shutdown with a long grace then finds nothing left.
 func TestResetWaitEndsWithShutdown(t *testing.T) {
 	t.Parallel()
 	const came = 1 << 20
@@ -118,19 +128,43 @@ func TestResetWaitEndsWithShutdown(t *testing.T) {
 		hijackedAnswer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+
 			strconv.FormatInt(came, 16)+"\r\n"+strings.Repeat("c", came)+"\r\n")(w, r)
 	})
-	e := newEnv(t, readTimeoutConfig+"shutdown_timeout: 1s\n", flagJSON("orders-percent", 100), nil, svc)
-	c, err := (&net.Dialer{Control: smallReceiveBuffer}).Dial("tcp", e.proxyAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /api/orders/1 HTTP/1.0\r\nX-User-Id: u\r\n\r\n") // and never read
-	e.waitMetric(`strangler_upstream_errors_total{backend="service",kind="timeout",route="orders"}`, 1)
-	e.stop()
-	select {
-	case <-e.done:
-		e.done <- nil // for the cleanup's wait
-	case <-time.After(20 * time.Second):
-		t.Fatal("Serve still running 20 s into a shutdown of 1 s, held by a connection waiting to reset (stall_timeout: 60s)")
+	for _, tc := range []struct {
+		name  string
+		grace string
+		reset bool // the client resets during the wait
+	}{
+		{"shutdown", "1s", false},
+		{"the client resets", "60s", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, readTimeoutConfig+"shutdown_timeout: "+tc.grace+"\n", flagJSON("orders-percent", 100), nil, svc)
+			c, err := (&net.Dialer{Control: smallReceiveBuffer}).Dial("tcp", e.proxyAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /api/orders/1 HTTP/1.0\r\nX-User-Id: u\r\n\r\n") // not read yet
+			waitCut(t, e, 1)
+			if tc.reset {
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+			e.stop()
+			select {
+			case <-e.done:
+				e.done <- nil // for the cleanup's wait
+			case <-time.After(20 * time.Second):
+				t.Fatalf("Serve still running 20 s into a shutdown (shutdown_timeout %s), held by a connection waiting to reset (stall_timeout 60s)", tc.grace)
+			}
+			if tc.reset {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.Copy(io.Discard, c)
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("after the shutdown, the cut answer ended with %v, want a reset", err)
+			}
+		})
 	}
 }
