@@ -162,6 +162,7 @@ type guardConn struct {
 	http10    bool
 	reset     atomic.Bool
 	resetting atomic.Bool // Close is waiting to reset
+	resetNow  atomic.Bool // a write to an HTTP/1.0 client stalled: Close resets at once
 
 	// Read's own state.
 	f      framer
@@ -344,7 +345,15 @@ func (c *guardConn) Write(p []byte) (int, error) {
 			c.lastArm.Store(now.UnixNano())
 		}
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil && c.http10 && !c.tunnel.Load() && isTimeout(err) {
+		// An HTTP/1.0 client that took nothing for stall_timeout is cut
+		// off mid-answer: reading on later, it would take what it got
+		// before a plain close for the whole answer (see resetAfterSent).
+		// It took nothing for that long: reset at once.
+		c.resetNow.Store(true)
+	}
+	return n, err
 }
 
 // startTunnel arms the tunnel's idle deadline once the connection is
@@ -436,10 +445,11 @@ func (c *guardConn) Close() error {
 		c.resetAfterSent()
 		return c.Conn.Close()
 	}
-	if c.resetting.Load() {
+	if c.resetting.Load() || c.resetNow.Load() {
 		// A second Close (http.Server.Close at the end of a shutdown's
 		// grace) while the first waits: reset now, dropping what the
 		// client did not take; the first's wait ends with the socket.
+		// Or a client that stalled (resetNow).
 		resetOnClose(c.Conn)
 		return c.Conn.Close()
 	}

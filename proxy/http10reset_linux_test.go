@@ -168,3 +168,44 @@ func TestResetWaitEndsWithShutdown(t *testing.T) {
 		})
 	}
 }
+
+// An HTTP/1.0 client that stops reading a large answer without a length
+// is cut off by stall_timeout with a reset too: reading on later, it
+// would take what it got before a plain close for the whole answer.
+func TestStalledHTTP10ClientIsReset(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("b", 16<<20) // past what the sockets hold
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, big) // chunked: for HTTP/1.0, ends at the close
+	})
+	e := newEnv(t, basicConfig+"limits: {stall_timeout: 1s}\n", flagJSON("orders-percent", 100), nil, svc)
+	for _, method := range bothPaths {
+		c, err := (&net.Dialer{Control: smallReceiveBuffer}).Dial("tcp", e.proxyAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := method + " /api/orders/1 HTTP/1.0\r\nX-User-Id: u\r\n"
+		if method == "POST" {
+			head += "Content-Length: 1\r\n\r\nx"
+		} else {
+			head += "\r\n"
+		}
+		io.WriteString(c, head)
+		time.Sleep(3 * time.Second) // the client takes nothing for longer than stall_timeout: the stimulus
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+		if err != nil {
+			c.Close()
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("%s: %v; want the answer cut, or a reset before its head", method, err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		c.Close()
+		if len(b) == len(big) || err == nil {
+			t.Errorf("%s: %d of %d bytes, then %v; want a cut answer ending with an error", method, len(b), len(big), err)
+		}
+	}
+}
