@@ -234,10 +234,11 @@ func (f *noiseFilter) drops(kind Kind, where, general string, sh shape, literal 
 		return false // a whole text body: only within its span (addBytes)
 	}
 	field := noiseField{kind, where}
-	for _, d := range f.current {
-		if !literal {
-			break
-		}
+	current := f.current
+	if !literal {
+		current = nil
+	}
+	for _, d := range current {
 		if d.noiseField != field {
 			continue
 		}

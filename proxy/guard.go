@@ -583,24 +583,27 @@ type upstreamConn struct {
 	wf    *framer
 	wlost atomic.Bool
 
-	// timeouts.read (see arm). answering: a final answer's head was read
-	// and its body has not ended. armed: the socket's read deadline is
-	// the body's. limit is the call's own deadline, which the body's never
-	// passes (the direct path's shadow copies); canceled is the direct
-	// path's cancel, whose deadline in the past must not be overwritten.
-	// The reader's, like f.
-	read time.Duration
-	send time.Duration // timeouts.send, for net/http's transport (see Write)
-	// answered: the request being written has its final answer (or a
-	// 101): its writes are no longer bounded by send. wArmed: a write
-	// deadline is set (the writer's).
-	answered  atomic.Bool
-	tunnel    atomic.Bool // a 101 came: what follows is no request, answered stays
-	wArmed    bool
+	// timeouts.read (see arm), the reader's like f. answering: a final
+	// answer's head was read and its body has not ended. armed: the
+	// socket's read deadline is the body's. limit is the call's own
+	// deadline, which the body's never passes (the direct path's shadow
+	// copies); canceled is the direct path's cancel, whose deadline in
+	// the past must not be overwritten.
+	read      time.Duration
 	answering bool
 	armed     bool
 	limit     time.Time
 	canceled  *atomic.Bool
+
+	// timeouts.send, for net/http's transport (see boundWrite). answered:
+	// the request being written has its final answer (or a 101): its
+	// writes are no longer bounded. tunnel: a 101 came, what follows is
+	// no request and answered stays. wArmed: a write deadline is set (the
+	// writer's).
+	send     time.Duration
+	answered atomic.Bool
+	tunnel   atomic.Bool
+	wArmed   bool
 }
 
 // errBrokenBody ends an answer whose chunked body broke the grammar. The
@@ -866,12 +869,12 @@ func (c *upstreamConn) process(p []byte, n int) int {
 		if ev == evHead {
 			// A final answer's body follows, framed or read to the close;
 			// a 101's tunnel is no answer's body (limits.idle_timeout).
-			s := c.f.m.status
-			c.answering = s >= 200 && s != http.StatusSwitchingProtocols
-			if s == http.StatusSwitchingProtocols {
+			tunnel := c.f.m.status == http.StatusSwitchingProtocols
+			c.answering = c.f.m.status >= 200
+			if tunnel {
 				c.tunnel.Store(true)
 			}
-			if s >= 200 || s == http.StatusSwitchingProtocols {
+			if c.answering || tunnel {
 				c.answer()
 			}
 		}

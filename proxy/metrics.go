@@ -214,14 +214,13 @@ func (c *codeCounters) bind(code int) *prometheus.Counter {
 	c.byCode[code].Store(&counter)
 	// The codes of an outage exist from the first request on, at 0, so
 	// that rate() and increase() see its first burst: a series born at N
-	// loses the N.
-	for _, e := range outageCodes {
-		if c.backend == backendProxy {
-			break // the proxy's own answers are never 5xx of an outage
-		}
-		if c.byCode[e].Load() == nil {
-			ec := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(e))
-			c.byCode[e].Store(&ec)
+	// loses the N. (The proxy's own answers are never an outage's 5xx.)
+	if c.backend != backendProxy {
+		for _, e := range outageCodes {
+			if c.byCode[e].Load() == nil {
+				ec := c.m.requests.WithLabelValues(c.route, c.backend, strconv.Itoa(e))
+				c.byCode[e].Store(&ec)
+			}
 		}
 	}
 	return &counter

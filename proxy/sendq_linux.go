@@ -10,8 +10,8 @@ import (
 
 // unacked returns how many bytes written to c's socket its peer has not
 // acknowledged yet, sent or not (TIOCOUTQ), or -1 where that cannot be
-// read or will never change: the connection is no longer open both ways
-// or half-closed by the peer (after the peer's reset the queue still
+// read or will never change: the connection is neither open both ways
+// nor half-closed by the peer (after the peer's reset the queue still
 // counts what it never took).
 func unacked(c net.Conn) int {
 	sc, ok := c.(syscall.Conn)

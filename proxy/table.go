@@ -77,7 +77,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 			preserveHost: *cfg.PreserveHost, transport: ts.get(cfg.Timeouts), buffers: bufs,
 			metrics: m.bindBackend(defaultRoute, backendMonolith), log: log, tracing: s.tracing,
 		}),
-		refuser: &upstream{route: defaultRoute, backend: backendProxy, metrics: m.bindProxy(defaultRoute)},
+		refuser: refuser(m, defaultRoute),
 	}
 	t.fallback.monolith.refuser = t.fallback.refuser
 	t.uses = append(t.uses, upstreamUse{key: cfg.Timeouts, host: monolithURL.Host})
@@ -100,7 +100,7 @@ func (s *Server) compile(cfg *Config) (*table, error) {
 			sticky:   newSticky(rc.Sticky),
 			seed:     routeSeed(rc.Name),
 			cfg:      rc,
-			refuser:  &upstream{route: rc.Name, backend: backendProxy, metrics: m.bindProxy(rc.Name)},
+			refuser:  refuser(m, rc.Name),
 		}
 		rt.monolith = newUpstream(upstreamOptions{
 			route: rc.Name, backend: backendMonolith, target: monolithURL,
@@ -199,4 +199,9 @@ func (rt *route) accepts(method string) bool {
 		}
 	}
 	return false
+}
+
+// refuser is a route's stand-in for the proxy's own answers (route.refuser).
+func refuser(m *Metrics, route string) *upstream {
+	return &upstream{route: route, backend: backendProxy, metrics: m.bindProxy(route)}
 }
