@@ -152,6 +152,12 @@
 //   - Strings are compared after decoding escapes: "caf\u00e9" == "café".
 //   - A value of another type is a difference: 1 and "1", false and null.
 //   - Documents nested deeper than 10000 levels are compared as bytes.
+//   - With RulesConfig.Mark (the proxy's X-Strangler-Shadow: 1, which
+//     only its copies carry), a member of the shadow's answer that the
+//     primary's lacks, named as the mark in any case, whose value is the
+//     mark's value or a list of it alone, is that header echoed back (a
+//     debugging endpoint, httpbin's /anything), not a difference. Echoed
+//     in a body that is not JSON, it still differs.
 //
 // Each difference is reported at its RFC 6901 JSON Pointer, with "~"
 // written "~0" and "/" written "~1" (member "a/b" inside "m~n" is

@@ -27,6 +27,7 @@ var (
 // semantics are exact, so does a mismatch). Seeds are in
 // testdata/fuzz/FuzzCompare; mode picks the media type and coding.
 func FuzzCompare(f *testing.F) {
+	markRules := mustRules(f, compare.RulesConfig{MaxDecoded: 1 << 20, Mark: "M: 1"})
 	f.Fuzz(func(t *testing.T, mode uint8, statusA, statusB int, a, b []byte) {
 		media := fuzzMedia[int(mode)%len(fuzzMedia)]
 		coding := fuzzCodings[int(mode)/len(fuzzMedia)%len(fuzzCodings)]
@@ -40,6 +41,10 @@ func FuzzCompare(f *testing.F) {
 		ab, ba := compare.Compare(ra, rb, r), compare.Compare(rb, ra, r)
 		if ab.Outcome != ba.Outcome {
 			t.Fatalf("Compare(a, b) = %v but Compare(b, a) = %v", ab.Outcome, ba.Outcome)
+		}
+		// A mark only ever drops a shadow-only member.
+		if mab := compare.Compare(ra, rb, markRules); len(mab.Differences) > len(ab.Differences) || ab.Outcome == compare.Match && mab.Outcome != compare.Match {
+			t.Fatalf("with a mark: %v %s; without: %v %s", mab.Outcome, diffsJSON(t, mab.Differences), ab.Outcome, diffsJSON(t, ab.Differences))
 		}
 		out, err := json.Marshal(ab)
 		if err != nil || !json.Valid(out) {

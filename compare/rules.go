@@ -47,6 +47,14 @@ type RulesConfig struct {
 	// MaxDifferences bounds Result.Differences; 0 means
 	// DefaultMaxDifferences.
 	MaxDifferences int
+	// Mark is a request header the shadow's request carried and the
+	// primary's did not (a proxy's mark on its copies), as "Name: value".
+	// A service that echoes its request's headers in its answer (a
+	// debugging endpoint, httpbin's /anything) echoes the mark too: a
+	// JSON member of that name, in any case, present in the shadow's
+	// answer only, whose value is the mark's value or a list of it alone,
+	// is not a difference. Empty: no mark.
+	Mark string
 }
 
 // Rules are compiled comparison rules. They are immutable, so one Rules is
@@ -63,6 +71,8 @@ type Rules struct {
 	unorderedByDepth [][]pattern
 	maxDecoded       int64
 	maxDifferences   int
+	markName         []byte // RulesConfig.Mark's name; nil when there is no mark
+	markValue        string
 }
 
 // NewRules validates cfg and compiles it. Errors name the offending entry
@@ -111,6 +121,13 @@ func NewRules(cfg RulesConfig) (*Rules, error) {
 		return nil, fmt.Errorf("max_decoded %d: must be between 0 (default %d) and %d", cfg.MaxDecoded, DefaultMaxDecoded, maxMaxDecoded)
 	case r.maxDecoded == 0:
 		r.maxDecoded = DefaultMaxDecoded
+	}
+	if cfg.Mark != "" {
+		name, value, ok := strings.Cut(cfg.Mark, ":")
+		r.markName, r.markValue = []byte(name), strings.TrimSpace(value)
+		if !ok || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(r.markValue) {
+			return nil, fmt.Errorf("mark %q: want \"Name: value\"", cfg.Mark)
+		}
 	}
 	switch {
 	case r.maxDifferences < 0:

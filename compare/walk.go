@@ -452,13 +452,39 @@ func (c *comparison) diffMember(m member, bval int32) {
 	switch {
 	case c.ignored():
 	case m.key.side == shadowSide:
-		c.addJSON(-1, m.val)
+		if !c.echoesMark(m) {
+			c.addJSON(-1, m.val)
+		}
 	case bval < 0:
 		c.addJSON(m.val, -1)
 	default:
 		c.diffValue(m.val, bval)
 	}
 	w.path = w.path[:len(w.path)-1]
+}
+
+// echoesMark reports whether shadow member m is the copy's mark echoed
+// back (RulesConfig.Mark): named as the mark's header in any case, its
+// value the mark's value, alone or as a list's one element (Go's
+// http.Header serialises as lists).
+func (c *comparison) echoesMark(m member) bool {
+	r, w := c.rules, &c.walk
+	if r.markName == nil || !bytes.EqualFold(w.keyBytes(m.key), r.markName) {
+		return false
+	}
+	nodes := w.docs[shadowSide].nodes
+	v := m.val
+	if nodes[v].kind == nodeArray {
+		if nodes[v].next != v+2 { // not exactly one element, itself without children
+			return false
+		}
+		v++
+	}
+	if nodes[v].kind != nodeString {
+		return false
+	}
+	w.str[1] = appendUnquoted(w.str[1][:0], w.raw(shadowSide, v))
+	return string(w.str[1]) == r.markValue
 }
 
 // diffUnaligned compares differently ordered objects. Each primary

@@ -841,6 +841,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		IgnoreJSON:    sc.IgnoreJSON,
 		UnorderedJSON: sc.UnorderedJSON,
 		SecretHeaders: cfg.SecretHeaders,
+		Mark:          shadowHeader + ": " + shadowMark[0],
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes %s: shadow: %w", rc.Name, err)

@@ -49,16 +49,21 @@ func answer(status int, body string, hdr ...string) http.Handler {
 	})
 }
 
-// comparisons waits until the route has n comparisons in all and returns
-// them by result.
+// comparisons waits until route orders has n comparisons in all and
+// returns them by result.
 func (e *env) comparisons(n int) map[string]float64 {
+	e.t.Helper()
+	return e.comparisonsOf("orders", n)
+}
+
+func (e *env) comparisonsOf(route string, n int) map[string]float64 {
 	e.t.Helper()
 	got := map[string]float64{}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		total := 0.0
 		for _, r := range []string{"match", "mismatch", "error"} {
-			v := e.metric(fmt.Sprintf(`strangler_comparisons_total{result=%q,route="orders"}`, r))
+			v := e.metric(fmt.Sprintf(`strangler_comparisons_total{result=%q,route=%q}`, r, route))
 			got[r] = max(v, 0)
 			total += got[r]
 		}
