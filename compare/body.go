@@ -80,9 +80,22 @@ func (c *comparison) compareBodies(a, b *Response) {
 	if bytes.HasPrefix(da, utf8BOM) && bytes.HasPrefix(db, utf8BOM) {
 		da, db = da[len(utf8BOM):], db[len(utf8BOM):]
 	}
-	jsonA := c.isJSON(a.Header, da) && c.walk.docs[primarySide].parse(da)
-	jsonB := c.isJSON(b.Header, db) && c.walk.docs[shadowSide].parse(db)
+	var jsonA, jsonB, seqA, seqB bool
+	if c.isJSON(a.Header, da) {
+		jsonA, seqA = c.walk.docs[primarySide].parse(da)
+	}
+	if c.isJSON(b.Header, db) {
+		jsonB, seqB = c.walk.docs[shadowSide].parse(db)
+	}
 	if jsonA && jsonB {
+		// One value against a sequence: the one is a sequence of one, so
+		// that a stream's lines are compared with it, not its whole.
+		switch {
+		case seqA && !seqB:
+			c.walk.docs[shadowSide].parseSeq(db)
+		case seqB && !seqA:
+			c.walk.docs[primarySide].parseSeq(da)
+		}
 		c.compareJSON()
 		return
 	}
@@ -121,7 +134,7 @@ func (c *comparison) isJSON(h http.Header, body []byte) bool {
 	}
 	mt = strings.TrimSpace(mt)
 	switch {
-	case jsonMedia(mt):
+	case jsonMedia(mt) || jsonSeqMedia(mt):
 		return true
 	case mt == "" || strings.EqualFold(mt, "text/plain") || strings.EqualFold(mt, "application/octet-stream") ||
 		strings.EqualFold(mt, "text/html"):
@@ -140,6 +153,19 @@ func (c *comparison) isJSON(h http.Header, body []byte) bool {
 // type.
 func jsonMedia(mt string) bool {
 	return strings.EqualFold(mt, "application/json") || strings.EqualFold(mt, "text/json") || hasSuffixFold(mt, "+json")
+}
+
+// jsonSeqMedia reports whether a media type is a sequence of JSON values:
+// NDJSON, JSON Lines (under their registered and customary names) and
+// RFC 7464's JSON text sequences.
+func jsonSeqMedia(mt string) bool {
+	for _, t := range [...]string{"application/x-ndjson", "application/ndjson", "application/jsonl",
+		"application/x-jsonlines", "application/jsonlines", "application/json-seq"} {
+		if strings.EqualFold(mt, t) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasSuffixFold(s, suffix string) bool {

@@ -120,12 +120,21 @@
 //
 // Both decoded bodies are compared as JSON when each one is JSON:
 //
-//   - its Content-Type is application/json, text/json or ends in +json,
-//     and it parses; or
+//   - its Content-Type is application/json, text/json, ends in +json, or
+//     names a stream of JSON values (application/x-ndjson, ndjson, jsonl,
+//     x-jsonlines, jsonlines, json-seq), and it parses; or
 //   - its Content-Type is missing, text/plain, application/octet-stream or
 //     text/html (PHP's default, under which many a monolith serves JSON),
 //     it starts (after whitespace) with "{" or "[", and it parses. Bare
 //     scalars are not sniffed: "1" and "1.0" in a text body differ.
+//
+// A body that parses as several JSON values, each apart from the next by
+// whitespace or RFC 7464's record separator (NDJSON, JSON Lines, a
+// Kubernetes watch), is compared as the array of those values: a
+// difference in the third line is at "/2/...", and ignore_json, noise
+// and unordered_json ("") apply per line ("/*/ts"). One value against
+// such a stream is a stream of one. Values that run together ("{}{}")
+// are not a stream: they are compared as bytes.
 //
 // Otherwise bodies are compared byte for byte, and a difference carries an
 // excerpt of each (at most 256 bytes, from a little before the first

@@ -16,7 +16,7 @@ import (
 // fuzzMedia and fuzzCodings are the headers FuzzCompare picks from, so it
 // explores JSON, sniffed and byte comparison, and every decoder.
 var (
-	fuzzMedia   = []string{"", "application/json", "application/problem+json", "text/plain", "text/html"}
+	fuzzMedia   = []string{"", "application/json", "application/problem+json", "text/plain", "text/html", "application/x-ndjson"}
 	fuzzCodings = []string{"", "gzip", "deflate", "br", "identity"}
 )
 
@@ -55,6 +55,12 @@ func FuzzCompare(f *testing.F) {
 		if coding != "" || statusA != statusB {
 			return
 		}
+		// Streams of values (one value is a stream of one) likewise.
+		sa, errA := decodeStream(a)
+		sb, errB := decodeStream(b)
+		if errA == nil && errB == nil && ab.Outcome == compare.Match && !reflect.DeepEqual(sa, sb) {
+			t.Fatalf("Match, but encoding/json decodes the streams %v and %v", sa, sb)
+		}
 		va, errA := decodeStd(a)
 		vb, errB := decodeStd(b)
 		if errA != nil || errB != nil {
@@ -75,6 +81,21 @@ func FuzzCompare(f *testing.F) {
 			t.Fatalf("Mismatch, but the values are equal: %s", diffsJSON(t, ab.Differences))
 		}
 	})
+}
+
+// decodeStream decodes a stream of JSON values as json.Decoder reads one.
+func decodeStream(b []byte) ([]any, error) {
+	var out []any
+	d := json.NewDecoder(bytes.NewReader(b))
+	for {
+		var v any
+		if err := d.Decode(&v); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
 }
 
 func decodeStd(b []byte) (any, error) {

@@ -41,17 +41,55 @@ type document struct {
 }
 
 // parse parses src as exactly one JSON value (RFC 8259) surrounded by
-// optional whitespace. Invalid UTF-8 inside strings is accepted, as
-// encoding/json does, and compared byte for byte.
-func (d *document) parse(src []byte) bool {
+// optional whitespace, or else as a sequence of such values (seq; see
+// parseSeq). Invalid UTF-8 inside strings is accepted, as encoding/json
+// does, and compared byte for byte.
+func (d *document) parse(src []byte) (ok, seq bool) {
 	d.src = src
 	d.nodes = d.nodes[:0]
 	if int64(len(src)) >= maxMaxDecoded {
-		return false
+		return false, false
+	}
+	i := skipSpace(src, 0)
+	if i < len(src) && src[i] == 0x1e {
+		return d.parseSeq(src), true
 	}
 	p := parser{d: d}
-	i, ok := p.value(skipSpace(src, 0), 0)
-	return ok && skipSpace(src, i) == len(src)
+	i, ok = p.value(i, 0)
+	if !ok {
+		return false, false
+	}
+	if skipSpace(src, i) == len(src) {
+		return true, false
+	}
+	return d.parseSeq(src), true
+}
+
+// parseSeq parses src as a sequence of JSON values, each apart from the
+// next by whitespace or RFC 7464's record separator: a stream of JSON
+// Lines (NDJSON, a Kubernetes watch, a bulk API's answer). The values
+// become the elements of an array that spans src, so a difference in the
+// third line is at "/2/...", and ignore_json and noise apply per line
+// ("/*/ts"). Values that run together ("1" "2" as "12", or "{}{}") are
+// not a sequence: a stream's encoder ends each value with a newline.
+func (d *document) parseSeq(src []byte) bool {
+	d.src = src
+	d.nodes = append(d.nodes[:0], node{kind: nodeArray, start: 0, end: int32(len(src))})
+	p := parser{d: d}
+	i := skipSeqSpace(src, 0)
+	for i < len(src) {
+		var ok bool
+		if i, ok = p.value(i, 1); !ok {
+			return false
+		}
+		j := skipSeqSpace(src, i)
+		if j == i && j < len(src) {
+			return false
+		}
+		i = j
+	}
+	d.nodes[0].next = int32(len(d.nodes))
+	return len(d.nodes) > 1
 }
 
 type parser struct {
@@ -151,6 +189,15 @@ func (p *parser) container(i, depth int) (int, bool) {
 	p.d.nodes[at].end = int32(i)
 	p.d.nodes[at].next = int32(len(p.d.nodes))
 	return i, true
+}
+
+// skipSeqSpace skips whitespace and record separators (0x1E) between the
+// values of a sequence.
+func skipSeqSpace(src []byte, i int) int {
+	for i < len(src) && (src[i] == 0x1e || src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func skipSpace(src []byte, i int) int {

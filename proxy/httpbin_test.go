@@ -16,8 +16,9 @@ import (
 // TestHTTPBinShadowIsClean puts two go-httpbin servers, a third party's
 // idea of an HTTP service, behind a route that splits and shadows every
 // request: the same program on both sides must compare equal on every
-// endpoint, noisy ones (/uuid) and those that echo the request (whose
-// copy alone carries X-Strangler-Shadow) included, while a real
+// endpoint, noisy ones (/uuid), those that echo the request (whose copy
+// alone carries X-Strangler-Shadow) and a stream of JSON lines (/stream)
+// included, while a real
 // difference on the service's side is still found on every request.
 func TestHTTPBinShadowIsClean(t *testing.T) {
 	t.Parallel()
@@ -62,7 +63,7 @@ routes:
 		"/status/418", "/response-headers?X-Foo=bar", "/cookies", "/cookies/set?a=b", "/cache", "/etag/abc",
 		"/bytes/256?seed=1", "/range/256", "/base64/aGVsbG8=", "/ip", "/user-agent", "/robots.txt", "/deny",
 		"/encoding/utf8", "/image/png", "/links/3/1", "/redirect/2", "/basic-auth/u/p", "/bearer", "/delay/0",
-		"/sse?count=2&duration=0&delay=0", "/stream-bytes/100?seed=3", "/trailers?a=b", "/unstable?failure_rate=0",
+		"/sse?count=2&duration=0&delay=0", "/stream/5", "/stream-bytes/100?seed=3", "/trailers?a=b", "/unstable?failure_rate=0",
 	} {
 		calls = append(calls, call{"GET", p, ""})
 	}

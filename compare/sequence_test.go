@@ -1,0 +1,76 @@
+package compare_test
+
+import (
+	"testing"
+
+	"github.com/strangler-proxy/strangler/compare"
+)
+
+// TestJSONSequences: a stream of JSON values, one a line (NDJSON, JSON
+// Lines, a Kubernetes watch) or each after a record separator (RFC 7464),
+// is compared value by value, as the elements of an array.
+func TestJSONSequences(t *testing.T) {
+	t.Parallel()
+	resp := func(media, body string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", media), Body: []byte(body)}
+	}
+	const stream = "{\"id\":1,\"ts\":\"10:00\"}\n{\"id\":2,\"ts\":\"10:01\"}\n"
+	tests := []struct {
+		name            string
+		rules           compare.RulesConfig
+		primary, shadow *compare.Response
+		want            string // the differences, as diffsJSON gives them
+	}{
+		{"key order and spacing", compare.RulesConfig{}, resp("application/x-ndjson", stream),
+			resp("application/x-ndjson", "{\"ts\":\"10:00\",\"id\":1.0}\r\n\n{ \"ts\":\"10:01\", \"id\":2 }"), "[]"},
+		{"a field of the second line", compare.RulesConfig{}, resp("application/x-ndjson", stream),
+			resp("application/x-ndjson", "{\"id\":1,\"ts\":\"10:00\"}\n{\"id\":3,\"ts\":\"10:01\"}\n"),
+			`[{"kind":"body","pointer":"/1/id","primary":2,"shadow":3}]`},
+		{"a line more", compare.RulesConfig{}, resp("application/json", stream),
+			resp("application/json", stream+"{\"id\":3}\n"), `[{"kind":"body","pointer":"/2","shadow":{"id":3}}]`},
+		{"one value against a stream", compare.RulesConfig{}, resp("application/json", `{"id":1,"ts":"10:00"}`),
+			resp("application/json", stream), `[{"kind":"body","pointer":"/1","shadow":{"id":2,"ts":"10:01"}}]`},
+		{"record separators", compare.RulesConfig{}, resp("application/json-seq", "\x1e{\"id\":1}\n\x1e{\"id\":2}\n"),
+			resp("application/json-seq", "\x1e{\"id\":1}\n\x1e{\"id\":5}\n"), `[{"kind":"body","pointer":"/1/id","primary":2,"shadow":5}]`},
+		{"ignore_json per line", compare.RulesConfig{IgnoreJSON: []string{"/*/ts"}}, resp("application/jsonl", stream),
+			resp("application/jsonl", "{\"id\":1,\"ts\":\"11:00\"}\n{\"id\":2,\"ts\":\"11:01\"}\n"), "[]"},
+		{"sniffed under text/plain", compare.RulesConfig{}, resp("text/plain", stream),
+			resp("text/plain", "{\"ts\":\"10:00\",\"id\":1}\n{\"ts\":\"10:01\",\"id\":2}\n"), "[]"},
+		{"scalars", compare.RulesConfig{}, resp("application/x-ndjson", "1\n\"a\"\ntrue\n"),
+			resp("application/x-ndjson", "1.0\n\"a\"\nfalse\n"), `[{"kind":"body","pointer":"/2","primary":true,"shadow":false}]`},
+	}
+	for _, tt := range tests {
+		res := compare.Compare(tt.primary, tt.shadow, mustRules(t, tt.rules))
+		if got := diffsJSON(t, res.Differences); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+
+	// Not sequences: values that run together, or one followed by text,
+	// differ as bytes (one difference for the whole body).
+	for _, body := range []string{`{"id":1}{"id":2}`, `{"id":1} trailing`} {
+		res := compare.Compare(resp("application/json", body), resp("application/json", "{\"id\":1}\n{\"id\":2}"), mustRules(t, compare.RulesConfig{}))
+		if len(res.Differences) != 1 || res.Differences[0].Pointer != "" {
+			t.Errorf("%q: %s, want one difference of the whole body", body, diffsJSON(t, res.Differences))
+		}
+	}
+	// A page that starts like JSON is not sniffed as a stream.
+	page := "{\"id\":1}\n<p>hi</p>"
+	if res := compare.Compare(resp("text/html", page), resp("text/html", page+" "), mustRules(t, compare.RulesConfig{})); res.Outcome != compare.Mismatch {
+		t.Errorf("text/html page: %v, want a mismatch of bytes", res.Outcome)
+	}
+
+	// Noise is learned per line: the monolith's two streams differ in
+	// every line's ts, which then hides the service's ts but not its id.
+	r := mustRules(t, compare.RulesConfig{})
+	noise := compare.NewNoise(0)
+	later := "{\"id\":1,\"ts\":\"10:05\"}\n{\"id\":2,\"ts\":\"10:06\"}\n"
+	res := noise.Compare(resp("application/x-ndjson", stream), resp("application/x-ndjson", "{\"id\":1,\"ts\":\"12:00\"}\n{\"id\":9,\"ts\":\"12:01\"}\n"),
+		resp("application/x-ndjson", stream), resp("application/x-ndjson", later), r)
+	if got, want := diffsJSON(t, res.Differences), `[{"kind":"body","pointer":"/1/id","primary":2,"shadow":9}]`; got != want {
+		t.Errorf("with noise: %s, want %s", got, want)
+	}
+	if f := noise.Fields(); len(f) != 1 || f[0] != "/*/ts" {
+		t.Errorf("noise fields %q, want [/*/ts]", f)
+	}
+}
