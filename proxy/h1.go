@@ -46,9 +46,6 @@ type h1Transport struct {
 	pools      sync.Map      // address (host:port) → *h1Pool
 }
 
-// max1xx bounds the informational answers read before the final one.
-const max1xx = 5
-
 // RoundTrip implements http.RoundTripper.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fastEligible(req) {
@@ -400,8 +397,14 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 	var resp *http.Response
 	var body bodyFraming
 	closeAfter := false // an interim answer asked to close the connection
+	// Interim answers are as many as the upstream sends, as net/http's
+	// transport takes them (a 102 every few seconds of a long WebDAV
+	// call), within timeouts.response_header; those handed on to no one
+	// are bounded together by the head limit, as it bounds them.
+	dropped := 0
 	for n1xx := 0; ; n1xx++ {
 		resp, body, err = readResponse(pc.br, &pc.hbuf, req)
+		headLen := len(pc.hbuf)
 		if cap(pc.hbuf) > keepHead {
 			pc.hbuf = nil
 		}
@@ -418,20 +421,25 @@ func (pc *h1Conn) roundTrip(c *h1Call) (*http.Response, error) {
 			break
 		}
 		closeAfter = closeAfter || resp.Close
-		if resp.StatusCode == http.StatusSwitchingProtocols || n1xx == max1xx {
+		if resp.StatusCode == http.StatusSwitchingProtocols {
 			pc.release(false)
 			return nil, fmt.Errorf("upstream answered %d where a final answer was expected", resp.StatusCode)
 		}
-		if resp.StatusCode == http.StatusContinue {
-			continue
-		}
-		if c.w != nil {
+		switch {
+		case resp.StatusCode == http.StatusContinue:
+		case c.w != nil:
 			forward1xx(c.w, resp)
-		} else if trace != nil && trace.Got1xxResponse != nil {
+			continue
+		case trace != nil && trace.Got1xxResponse != nil:
 			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				pc.release(false)
 				return nil, err
 			}
+			continue
+		}
+		if dropped += headLen + 2; dropped > maxUpstreamHead { // with its empty line
+			pc.release(false)
+			return nil, fmt.Errorf("interim (1xx) answers larger than %d bytes in all", maxUpstreamHead)
 		}
 	}
 	if headLimit {

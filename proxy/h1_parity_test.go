@@ -48,6 +48,7 @@ func TestDirectPathAnswersAsReverseProxy(t *testing.T) {
 		{"Trailer without chunked", get, "HTTP/1.1 200 OK\r\nTrailer: X-A\r\nContent-Length: 2\r\n\r\nok", false},
 		{"bad trailer key", get, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Length\r\n\r\n0\r\n\r\n", false},
 		{"101 to a GET", get, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", false},
+		{"six 102s", get, strings.Repeat("HTTP/1.1 102 Processing\r\n\r\n", 6) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false},
 		{"103 naming Link in Connection", get, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nConnection: Link\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false},
 		{"status 600 and 999", get, "HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\nok", false},
 		{"hop-by-hop fixed list", get, "HTTP/1.1 200 OK\r\nProxy-Connection: keep-alive\r\nTe: x\r\nUpgrade: y\r\nKeep-Alive: 5\r\nProxy-Authenticate: z\r\nContent-Length: 2\r\n\r\nok", false},
