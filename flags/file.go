@@ -34,7 +34,9 @@ type fileFlag struct {
 // Load reads and validates the flag file at path. The error names the file
 // and the problem: a missing file, invalid JSON (with line and column), a
 // missing "flags" object, a flag with a bad state, no variants, or a
-// defaultVariant that is not one of its variants.
+// defaultVariant that is not one of its variants. A flag without a
+// defaultVariant is valid (flagd's schema allows null), and unusable as a
+// percentage (CheckPercent).
 //
 // Load is stricter than flagd, never looser: whatever it accepts, flagd
 // accepts (FuzzLoad checks this), so a file that passes Load can be handed to
@@ -70,12 +72,17 @@ func (f *File) Names() []string {
 // CheckPercent reports whether the flag can serve as a traffic percentage:
 // it exists and every variant (not only the default: targeting may pick any
 // of them) is a number within 0..100, and its targeting rule can be run.
-// The error names the flag and variant and wraps ErrNotFound, ErrRule,
-// ErrType or ErrRange.
+// The error names the flag and variant and wraps ErrNotFound,
+// ErrNoDefault, ErrRule, ErrType or ErrRange.
 func (f *File) CheckPercent(name string) error {
 	fl, ok := f.flags[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if fl.defaultVariant == "" {
+		// flagd would answer with the caller's default value, which for a
+		// traffic split is a number nobody wrote down.
+		return fmt.Errorf(`%w: flag %q has no "defaultVariant" (null or missing): name one of its variants`, ErrNoDefault, name)
 	}
 	if fl.hasBadRef {
 		return fmt.Errorf(`%w: flag %q refers to {"$ref": %q}, which "$evaluators" does not define `+
@@ -261,12 +268,11 @@ func parseFlag(name string, d json.RawMessage, setMetadata map[string]any) (file
 	if len(m.Variants) == 0 {
 		return fileFlag{}, errors.New(`no "variants"`)
 	}
-	if m.DefaultVariant == "" {
-		// flagd would fall back to the caller's default value, which for
-		// a traffic split means a number nobody wrote down.
-		return fileFlag{}, errors.New(`no "defaultVariant"`)
-	}
-	if _, ok := m.Variants[m.DefaultVariant]; !ok {
+	// No defaultVariant (null: "use the code-defined default", as flagd's
+	// schema allows, for an application's own flag sharing the file) is
+	// the flag's problem, which CheckPercent reports for a route's, not
+	// the file's.
+	if _, ok := m.Variants[m.DefaultVariant]; !ok && m.DefaultVariant != "" {
 		names := make([]string, 0, len(m.Variants))
 		for v := range m.Variants {
 			names = append(names, v)

@@ -88,7 +88,6 @@ func TestLoadNamesTheProblem(t *testing.T) {
 		{"state not a string", `{"flags":{"a":{"state":1,"variants":{"on":1},"defaultVariant":"on"}}}`, `flag "a": "state" is number, want a string`},
 		{"no variants", `{"flags":{"a":{"state":"ENABLED","defaultVariant":"on"}}}`, `flag "a": no "variants"`},
 		{"variants not an object", `{"flags":{"a":{"state":"ENABLED","variants":[1],"defaultVariant":"on"}}}`, `flag "a": "variants" is array, want an object`},
-		{"no defaultVariant", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1}}}}`, `flag "a": no "defaultVariant"`},
 		{"defaultVariant not a variant", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1,"half":50},"defaultVariant":"off"}}}`,
 			`flag "a": defaultVariant "off" is not one of its variants ["half" "on"]`},
 		{"targeting not an object", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on","targeting":"on"}}}`,
@@ -198,7 +197,9 @@ func TestCheckPercent(t *testing.T) {
 		"ok":{"state":"ENABLED","variants":{"a":0,"b":2.5,"c":100},"defaultVariant":"a"},
 		"high":{"state":"ENABLED","variants":{"on":10,"x":150},"defaultVariant":"on"},
 		"low":{"state":"ENABLED","variants":{"on":-1},"defaultVariant":"on"},
-		"word":{"state":"ENABLED","variants":{"on":10,"w":"ten"},"defaultVariant":"on"}}}`))
+		"word":{"state":"ENABLED","variants":{"on":10,"w":"ten"},"defaultVariant":"on"},
+		"null":{"state":"ENABLED","variants":{"on":10},"defaultVariant":null,"targeting":{"if":[{"==":[{"var":"method"},"GET"]},"on",null]}},
+		"none":{"state":"ENABLED","variants":{"on":10}}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +213,10 @@ func TestCheckPercent(t *testing.T) {
 		{"low", ErrRange, `flag "low" variant "on" is -1`},
 		{"word", ErrType, `flag "word" variant "w" is a string`},
 		{"missing", ErrNotFound, `"missing"`},
+		// Valid for flagd (an application's flag in a shared file), no
+		// percentage for a route.
+		{"null", ErrNoDefault, `flag "null" has no "defaultVariant"`},
+		{"none", ErrNoDefault, `flag "none" has no "defaultVariant"`},
 	}
 	for _, tt := range tests {
 		err := f.CheckPercent(tt.flag)
@@ -234,7 +239,7 @@ var flagdEvaluator = sync.OnceValue(func() *evaluator.JSON {
 // FuzzLoad checks that the loader never panics and is never looser than
 // flagd: whatever it accepts, flagd's evaluator accepts too, and for a flag
 // Load considers free of targeting flagd answers STATIC with the default
-// variant (so caching that answer is right).
+// variant (so caching that answer is right), or, without one, no variant.
 func FuzzLoad(f *testing.F) {
 	ev := flagdEvaluator()
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -251,6 +256,12 @@ func FuzzLoad(f *testing.F) {
 			case fl.state == "DISABLED":
 				if reason != model.DisabledReason {
 					t.Fatalf("flag %q: Load says disabled, flagd says %s (%v)", name, reason, err)
+				}
+			case !fl.targeted && fl.defaultVariant == "":
+				// No default: flagd selects no variant (the caller's
+				// default value), which Percent reports as ErrNoDefault.
+				if variant != "" || !errors.Is(file.CheckPercent(name), ErrNoDefault) {
+					t.Fatalf("flag %q: no defaultVariant, flagd says %s variant %q (%v)", name, reason, variant, err)
 				}
 			case !fl.targeted:
 				_, isNumber := fl.variants[fl.defaultVariant].(float64)

@@ -127,6 +127,13 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 		}
 		disabledNote = fmt.Sprintf("flag %q is DISABLED: its route already sends every request to the monolith", flag)
 	}
+	if fl.defaultVariant == "" {
+		// Nothing to ramp: requests no rule places already go to the
+		// monolith (the flag is unusable for them), and the rule is the
+		// operator's to edit.
+		return 0, "", fmt.Errorf(`%w: %q in %s has no "defaultVariant" (null): the requests its targeting does not place already go to the monolith; name one of its variants as "defaultVariant" to ramp it`,
+			ErrNoDefault, flag, path)
+	}
 	// A default variant that is not a number (a quoted "10") makes the
 	// flag unusable, and its route sends every request to the monolith:
 	// the ramp replaces it, since refusing would leave an operator no

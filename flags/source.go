@@ -25,6 +25,9 @@ var (
 	ErrType     = errors.New("flag value is not a number")
 	ErrRange    = errors.New("flag value outside 0..100")
 	ErrRule     = errors.New("flag targeting rule cannot be run")
+	// ErrNoDefault: the flag has no defaultVariant, and no rule placed
+	// the request.
+	ErrNoDefault = errors.New("flag has no default variant")
 )
 
 // Options configures a Source. Exactly one of File and Flagd names where
@@ -340,7 +343,7 @@ func (f *Flag) Name() string { return f.name }
 
 // Percent returns the share of traffic (0..100) for a request with the
 // given sticky key and attributes, or an error wrapping ErrNotFound,
-// ErrDisabled, ErrType or ErrRange (or a provider error).
+// ErrDisabled, ErrNoDefault, ErrType or ErrRange (or a provider error).
 //
 // A flag without a targeting rule has one value per flag set, so Percent
 // returns it from a cache filled at each reload: no allocation, a few
@@ -436,9 +439,8 @@ func percent(name string, d openfeature.FloatEvaluationDetails, err error) (floa
 		return 0, fmt.Errorf("%w: %q", ErrDisabled, name)
 	}
 	if d.Variant == "" {
-		// flagd's fallback to the caller's default value; Load rejects
-		// flags that could produce it.
-		return 0, fmt.Errorf("flag %q: no variant selected", name)
+		// flagd's fallback to the caller's default value.
+		return 0, fmt.Errorf(`%w: flag %q: no "defaultVariant", and no targeting rule placed the request`, ErrNoDefault, name)
 	}
 	if !inRange(d.Value) {
 		return 0, fmt.Errorf("%w: flag %q variant %q is %v", ErrRange, name, d.Variant, d.Value)

@@ -1,0 +1,62 @@
+package flags
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+// sharedFile is a fleet's flag file: a route's percent flag next to an
+// application's own flag whose defaultVariant is null, as flagd's schema
+// allows ("use the code-defined default"), and a route flag that relies on
+// its rule alone.
+const sharedFile = `{
+  "flags": {
+    "orders": {"state": "ENABLED", "variants": {"on": 50}, "defaultVariant": "on"},
+    "new-checkout-ui": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": null,
+      "targeting": {"if": [{"ends_with": [{"var": "email"}, "@example.com"]}, "on", null]}},
+    "reads": {"state": "ENABLED", "variants": {"all": 100}, "defaultVariant": null,
+      "targeting": {"if": [{"==": [{"var": "method"}, "GET"]}, "all", null]}}
+  }
+}`
+
+// TestFlagWithoutDefaultVariant: such a flag does not make the file
+// invalid (serve would crash-loop, and the 3 AM rollback of another route
+// would be refused); as a route's percentage it is unusable where no rule
+// places the request.
+func TestFlagWithoutDefaultVariant(t *testing.T) {
+	t.Parallel()
+	path := writeFlags(t, t.TempDir(), sharedFile)
+	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("Open refused a file flagd accepts: %v", err)
+	}
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	if v, err := s.Flag("orders").Percent(ctx, "k", Attrs{}); err != nil || v != 50 {
+		t.Errorf("orders = %v, %v; want 50", v, err)
+	}
+	reads := s.Flag("reads")
+	if v, err := reads.Percent(ctx, "k", Attrs{Method: "GET"}); err != nil || v != 100 {
+		t.Errorf("reads for a GET = %v, %v; want 100, placed by the rule", v, err)
+	}
+	if _, err := reads.Percent(ctx, "k", Attrs{Method: "POST"}); !errors.Is(err, ErrNoDefault) {
+		t.Errorf("reads for a POST: %v, want ErrNoDefault", err)
+	}
+
+	if old, _, err := Ramp(path, "orders", 0); err != nil || old != 50 {
+		t.Fatalf("ramp orders 0 (a rollback) = %v, %v; want 50, done", old, err)
+	}
+	if _, _, err := Ramp(path, "reads", 10); !errors.Is(err, ErrNoDefault) {
+		t.Errorf("ramp of a flag without a default variant: %v, want ErrNoDefault", err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CheckPercent("reads"); !errors.Is(err, ErrNoDefault) {
+		t.Errorf("CheckPercent(reads) = %v, want ErrNoDefault (validate refuses it for a route)", err)
+	}
+}
