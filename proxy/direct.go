@@ -33,6 +33,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.forward(w, r, time.Time{})
 		return
 	}
+	if rec, ok := w.(*recorder); ok {
+		// ReverseProxy writes the head with the body's first bytes, which
+		// net/http's transport does not say have come: see
+		// recorder.WriteHeader.
+		rec.flushHead = r.Method != http.MethodHead
+	}
 	u.rp.ServeHTTP(w, r)
 }
 
@@ -106,9 +112,14 @@ func (u *upstream) forward(w http.ResponseWriter, r *http.Request, deadline time
 		h.Add("Trailer", strings.Join(keys, ", "))
 	}
 	w.WriteHeader(resp.StatusCode)
-	if resp.ContentLength == -1 {
-		// A stream (Server-Sent Events, a long poll): its head goes out now,
-		// not with its first event. ReverseProxy does the same from a timer.
+	if _, shadow := w.(*capture); !shadow && (resp.ContentLength == -1 || resp.ContentLength > 0 && !bodyArrived(resp.Body)) {
+		// A stream (Server-Sent Events, a long poll), or a body not here
+		// yet (a download from slow storage): the head goes out now, not
+		// with the first bytes of the body, so that the client (and a
+		// time-to-first-byte timeout in front) sees that the upstream
+		// answered. ReverseProxy does the same from a timer for a stream.
+		// A body that came with its head (most answers) goes with it, in
+		// one write.
 		http.NewResponseController(w).Flush()
 	}
 	if resp.Body != http.NoBody {
@@ -169,6 +180,13 @@ func (u *upstream) copyBody(w io.Writer, body io.Reader) (err error, upstream bo
 			return rerr, true
 		}
 	}
+}
+
+// bodyArrived reports whether the first bytes of an answer's body came
+// with its head: read from the upstream, held in its connection's buffer.
+func bodyArrived(body io.Reader) bool {
+	b, ok := body.(*h1Body)
+	return ok && b.pc != nil && b.pc.br.Buffered() > 0
 }
 
 // cut counts an answer the upstream cut mid-body, its head passed on: a

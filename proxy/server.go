@@ -420,6 +420,12 @@ type recorder struct {
 	// informed: an interim answer (103 Early Hints) reached the client,
 	// so the answer has begun and a fallback may no longer replay.
 	informed bool
+	// flushHead: a final answer's head with a body of known length goes
+	// out on its own (ReverseProxy's path), so that a body that is slow to
+	// come (a download from slow storage, an export) does not hold back
+	// the news that the upstream answered; a stream's head ReverseProxy
+	// flushes itself.
+	flushHead bool
 }
 
 // informed reports whether an interim answer already reached w's client.
@@ -479,6 +485,11 @@ func (w *recorder) WriteHeader(code int) {
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
+	if w.flushHead && code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified {
+		if cl := w.Header()["Content-Length"]; len(cl) == 1 && cl[0] != "0" {
+			w.Flush()
+		}
+	}
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
