@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -60,6 +61,16 @@ func elideQuoted(s string) string {
 	}
 	b.WriteString(s)
 	return b.String()
+}
+
+// LogWriter returns an output for the standard library's log package that
+// hands each line to logger at level, its quoted text elided (an
+// upstream's bytes, which may hold a secret). net/http's transport logs
+// through that package ("Unsolicited response received on idle HTTP
+// channel" after an upstream sent more than its answer), which would
+// otherwise put plain-text lines into a JSON log stream.
+func LogWriter(logger *slog.Logger, level slog.Level) io.Writer {
+	return redactingLog{logger.Handler(), level}
 }
 
 // redactingLog is a log.Logger's output (ReverseProxy's ErrorLog) that

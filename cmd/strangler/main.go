@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"math"
 	"net"
@@ -228,6 +229,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// What net/http logs through the standard logger goes to the same
+	// log, in its format.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(proxy.LogWriter(log, slog.LevelWarn))
+	defer stdlog.SetOutput(os.Stderr)
 	// Logged, not printed: the log may be JSON a collector parses.
 	cfg, err := loadChecked(*path, true, func(w string) { log.Warn("config: " + w) })
 	if err != nil {
