@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -742,8 +743,17 @@ func (c *comparison) addHeader(name string, a, b []string) {
 	}
 	d := Difference{Kind: KindHeader, Header: name}
 	if !c.keysOnly {
-		d.Primary = c.headerValue(name, a)
-		d.Shadow = c.headerValue(name, b)
+		ta, sa := c.headerText(name, a)
+		tb, sb := c.headerText(name, b)
+		if len(ta) > maxValueBytes || len(tb) > maxValueBytes {
+			// A head may be 512 KiB, and a route keeps 100 samples:
+			// long values are cut as long JSON values are.
+			start := max(0, firstDifference([]byte(ta), []byte(tb))-excerptLead)
+			d.Primary, d.Shadow = headerExcerpt(ta, len(a) > 0, sa, start), headerExcerpt(tb, len(b) > 0, sb, start)
+			d.Note = "values longer than " + strconv.Itoa(maxValueBytes) + " bytes are shown as excerpts, from a little before where they differ"
+		} else {
+			d.Primary, d.Shadow = renderHeader(ta, len(a) > 0, sa), renderHeader(tb, len(b) > 0, sb)
+		}
 		if name != "Set-Cookie" && c.rules.secretHeaders[name] && len(a) > 0 && len(b) > 0 {
 			d.Note = "secret header: the values differ and are not shown"
 		}
@@ -757,14 +767,15 @@ func (c *comparison) addHeader(name string, a, b []string) {
 	c.diffs = append(c.diffs, d)
 }
 
-// headerValue renders one side of a header difference. Secret values are
-// replaced; for Set-Cookie, which is secret, the sorted cookie names are
-// shown instead, since they hold no credential (how the attributes of
-// the same names differ goes in the note: see cookieNote).
-func (c *comparison) headerValue(name string, vs []string) json.RawMessage {
+// headerText is what one side of a header difference shows. Secret
+// values are not shown (secret); for Set-Cookie, which is secret, the
+// sorted cookie names are shown instead, since they hold no credential
+// (how the attributes of the same names differ goes in the note: see
+// cookieNote).
+func (c *comparison) headerText(name string, vs []string) (text string, secret bool) {
 	switch {
 	case len(vs) == 0:
-		return nil
+		return "", false
 	case name == "Set-Cookie":
 		names := make([]string, 0, len(vs))
 		for _, v := range vs {
@@ -775,11 +786,30 @@ func (c *comparison) headerValue(name string, vs []string) json.RawMessage {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return appendJSONString(nil, strings.Join(slices.Compact(names), ", "))
+		return strings.Join(slices.Compact(names), ", "), false
 	case c.rules.secretHeaders[name]:
-		return append(json.RawMessage(nil), redacted...)
+		return "", true
 	case urlHeaders[name]:
-		return appendJSONString(nil, redactHeaderURLs(name, strings.Join(vs, ", ")))
+		return redactHeaderURLs(name, strings.Join(vs, ", ")), false
 	}
-	return appendJSONString(nil, strings.Join(vs, ", "))
+	return strings.Join(vs, ", "), false
+}
+
+// renderHeader is one side of a header difference as JSON: null when the
+// header is absent.
+func renderHeader(text string, present, secret bool) json.RawMessage {
+	switch {
+	case !present:
+		return nil
+	case secret:
+		return append(json.RawMessage(nil), redacted...)
+	}
+	return appendJSONString(nil, text)
+}
+
+func headerExcerpt(text string, present, secret bool, start int) json.RawMessage {
+	if !present || secret {
+		return renderHeader(text, present, secret)
+	}
+	return excerpt([]byte(text), start)
 }

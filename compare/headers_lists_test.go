@@ -409,3 +409,36 @@ func FuzzHeaderSetsScale(f *testing.F) {
 		}
 	})
 }
+
+// TestLongHeaderValuesAreExcerpted: a head may be 512 KiB, and a route
+// keeps 100 samples of differences; a header value is cut as a long JSON
+// value is, around where the two sides differ.
+func TestLongHeaderValuesAreExcerpted(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 200<<10)
+	res := compare.Compare(
+		&compare.Response{Status: 200, Header: hdr("X-Blob", long+"-primary")},
+		&compare.Response{Status: 200, Header: hdr("X-Blob", long+"-shadow")},
+		mustRules(t, compare.RulesConfig{}))
+	if len(res.Differences) != 1 {
+		t.Fatalf("differences %d, want 1", len(res.Differences))
+	}
+	d := res.Differences[0]
+	var p, s string
+	if err := json.Unmarshal(d.Primary, &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(d.Shadow, &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(p) > 4096 || len(s) > 4096 || !strings.HasSuffix(p, "-primary") || !strings.HasSuffix(s, "-shadow") || !strings.Contains(d.Note, "excerpts") {
+		t.Errorf("primary %d bytes ending %q, shadow %d bytes ending %q, note %q; want short excerpts showing where they differ",
+			len(p), p[max(0, len(p)-10):], len(s), s[max(0, len(s)-10):], d.Note)
+	}
+	// One side only: its excerpt, the other absent.
+	res = compare.Compare(&compare.Response{Status: 200, Header: hdr("X-Blob", long)}, &compare.Response{Status: 200, Header: hdr()},
+		mustRules(t, compare.RulesConfig{}))
+	if d := res.Differences[0]; len(d.Primary) > 4096 || d.Shadow != nil {
+		t.Errorf("primary %d bytes, shadow %s; want an excerpt and nothing", len(d.Primary), d.Shadow)
+	}
+}
