@@ -68,10 +68,14 @@ func TestCaptureBuffersAndBudget(t *testing.T) {
 				if pool != tt.wantPool {
 					t.Fatalf("round %d: pooled buffer of %d bytes, want %d", round, pool, tt.wantPool)
 				}
-				if used := budget.used.Load(); used > tt.limit || (tt.wantPool > 0 && used != int64(tt.wantPool)) {
+				// The head is charged too, apart.
+				if c.headHeld != int64(headerBytes(c.header)) {
+					t.Fatalf("round %d: head charged %d bytes, want %d", round, c.headHeld, headerBytes(c.header))
+				}
+				if used := budget.used.Load(); used > tt.limit || (tt.wantPool > 0 && used-c.headHeld != int64(tt.wantPool)) {
 					t.Fatalf("round %d: budget used %d (limit %d)", round, used, tt.limit)
 				}
-				if used := budget.used.Load(); !tt.wantOver && used != int64(cap(c.body)) {
+				if used := budget.used.Load() - c.headHeld; !tt.wantOver && used != int64(cap(c.body)) {
 					t.Fatalf("round %d: budget charged %d bytes for a body array of %d", round, used, cap(c.body))
 				}
 				c.release()

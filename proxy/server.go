@@ -461,6 +461,7 @@ func (w *recorder) WriteHeader(code int) {
 			if w.tee.header == nil { // forward may have handed over the upstream's
 				w.tee.header = w.Header().Clone()
 			}
+			w.tee.chargeHeader()
 		}
 		if w.pair != nil && w.pair.pending {
 			w.pair.sendPending()

@@ -160,7 +160,8 @@ type capture struct {
 	// budget is the server's shadow_memory, shared by every capture in
 	// flight; held is what this capture took from it.
 	budget     *memBudget
-	held       int64
+	held       int64 // for body's array
+	headHeld   int64 // for header, once the answer's head came
 	overBudget bool
 	// trailer takes what is written to Header() once the answer has
 	// begun: the trailers ReverseProxy copies after the body. The
@@ -188,7 +189,25 @@ func (c *capture) WriteHeader(code int) {
 		if c.header == nil {
 			c.header = http.Header{} // sealed: Header() now returns the trailer map
 		}
+		c.chargeHeader()
 	}
+}
+
+// chargeHeader charges the answer's header to the budget: a copy answered
+// first waits with it for its primary, and a head may be 512 KiB. Without
+// room, the answer is not compared (overload) and its header is let go.
+func (c *capture) chargeHeader() {
+	if c.budget == nil || c.headHeld > 0 {
+		return
+	}
+	n := int64(headerBytes(c.header))
+	if !c.budget.take(n) {
+		c.truncated, c.overBudget = true, true
+		c.header = http.Header{}
+		c.drop()
+		return
+	}
+	c.headHeld = n
 }
 
 func (c *capture) Write(b []byte) (int, error) {
@@ -214,9 +233,12 @@ func (c *capture) append(b []byte) {
 	if c.truncated {
 		return
 	}
-	if room := c.max - int64(len(c.body)); int64(len(b)) > room {
+	if c.max-int64(len(c.body)) < int64(len(b)) || c.body == nil && c.announcedPast() {
+		// Past max_body (announced or come): the answer is not compared,
+		// and what was kept of it is let go.
 		c.truncated = true
-		b = b[:max(room, 0)]
+		c.drop()
+		return
 	}
 	if len(b) == 0 {
 		return
@@ -226,9 +248,27 @@ func (c *capture) append(b []byte) {
 	}
 	if need := len(c.body) + len(b); need > cap(c.body) && !c.grow(need) {
 		c.truncated, c.overBudget = true, true
+		c.drop()
 		return
 	}
 	c.body = append(c.body, b...)
+}
+
+// drop lets go of the body of an answer that will not be compared: its
+// array and what it held of shadow_memory go back now, not when its
+// transfer ends, so that a slow download past max_body does not hold the
+// budget (and turn every other comparison into overload) for its whole
+// length. What the comparison reads of it is its flags.
+func (c *capture) drop() {
+	if c.budget != nil && c.held > 0 {
+		c.budget.give(c.held)
+		c.held = 0
+	}
+	if c.pool != nil {
+		c.pool.put(c.body)
+		c.pool = nil
+	}
+	c.body = nil
 }
 
 // grow moves the body to an array of at least need bytes (the answer's
@@ -300,6 +340,13 @@ func (c *capture) takeBuffer() {
 	}
 }
 
+// announcedPast reports whether the answer's Content-Length is past
+// max_body.
+func (c *capture) announcedPast() bool {
+	n, ok := c.announced()
+	return ok && n > c.max
+}
+
 // announced is the answer's Content-Length, when it has one.
 func (c *capture) announced() (int64, bool) {
 	if cl := c.header["Content-Length"]; len(cl) == 1 {
@@ -313,13 +360,10 @@ func (c *capture) release() {
 	if c == nil {
 		return
 	}
-	if c.budget != nil && c.held > 0 {
-		c.budget.give(c.held)
-		c.held = 0
-	}
-	if c.pool != nil {
-		c.pool.put(c.body)
-		c.body, c.pool = nil, nil
+	c.drop()
+	if c.budget != nil && c.headHeld > 0 {
+		c.budget.give(c.headHeld)
+		c.headHeld = 0
 	}
 }
 
