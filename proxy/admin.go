@@ -42,6 +42,10 @@ type RouteStatus struct {
 	// FlagError says why the flag cannot be used; the route's traffic then
 	// stays on the monolith and Percent is 0.
 	FlagError string `json:"flag_error,omitempty"`
+	// FlagNote, for a flag with a targeting rule that gives no value
+	// without a request (a variant named after the method), says so:
+	// Percent is then 0, and each request gets what the rule gives it.
+	FlagNote string `json:"flag_note,omitempty"`
 	// NoiseFields are the fields found to differ between two answers of
 	// the monolith itself, and so ignored in comparisons: JSON Pointers for
 	// body fields, "header:Name" for headers.
@@ -74,8 +78,10 @@ func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
 		if until := rt.eject.ejectedUntil(time.Now()); !until.IsZero() {
 			st.State, st.EjectedUntil = "ejected", &until
 		}
-		if v, err := rt.flag.Current(); err != nil {
+		if v, err := rt.flag.Current(); unusable(rt.flag, err) {
 			st.FlagError = err.Error()
+		} else if err != nil {
+			st.FlagNote = "no value without a request's context; its targeting rule decides each request: " + err.Error()
 		} else {
 			st.Percent = v
 		}

@@ -206,6 +206,14 @@ type publishedShare struct {
 	err   string
 }
 
+// unusable reports whether a flag's error for an empty context holds for
+// every request. With a targeting rule, only a flag missing, disabled or
+// whose rule cannot be run is: a rule may need what a request has (a
+// variant named after its method) to give a value.
+func unusable(f *flags.Flag, err error) bool {
+	return err != nil && (f.Uniform() || errors.Is(err, flags.ErrNotFound) || errors.Is(err, flags.ErrDisabled) || errors.Is(err, flags.ErrRule))
+}
+
 // logShare logs a route's share when it changes, and why its flag is
 // unusable when it is: the log then says what a ramp did, and what a
 // broken flag does (all traffic on the monolith), without reading
@@ -219,8 +227,10 @@ func (s *Server) logShare(rt *route, v float64, err error) {
 	s.published[rt.name] = now
 	switch {
 	case seen && before == now:
-	case err != nil:
+	case unusable(rt.flag, err):
 		s.log.Warn("route's flag is unusable: its traffic stays on the monolith", "route", rt.name, "flag", rt.flag.Name(), "error", err)
+	case err != nil:
+		s.log.Info("route's flag has no value without a request's context; its targeting rule decides each request", "route", rt.name, "flag", rt.flag.Name(), "error", err)
 	case !seen:
 		s.log.Info("route share", "route", rt.name, "flag", rt.flag.Name(), "percent", v)
 	default:
