@@ -29,14 +29,16 @@ type fileFlag struct {
 	// badRef: the rule holds a {"$ref"} no evaluator replaced.
 	badRef    string
 	hasBadRef bool
+	// badState: state is neither "ENABLED" nor "DISABLED".
+	badState bool
 }
 
 // Load reads and validates the flag file at path. The error names the file
 // and the problem: a missing file, invalid JSON (with line and column), a
-// missing "flags" object, a flag with a bad state, no variants, or a
-// defaultVariant that is not one of its variants. A flag without a
-// defaultVariant is valid (flagd's schema allows null), and unusable as a
-// percentage (CheckPercent).
+// missing "flags" object, a flag with no variants, or a defaultVariant
+// that is not one of its variants. A flag without a defaultVariant
+// (flagd's schema allows null) or with a state other than ENABLED and
+// DISABLED is valid, and unusable as a percentage (CheckPercent).
 //
 // Load is stricter than flagd, never looser: whatever it accepts, flagd
 // accepts (FuzzLoad checks this), so a file that passes Load can be handed to
@@ -72,12 +74,15 @@ func (f *File) Names() []string {
 // CheckPercent reports whether the flag can serve as a traffic percentage:
 // it exists and every variant (not only the default: targeting may pick any
 // of them) is a number within 0..100, and its targeting rule can be run.
-// The error names the flag and variant and wraps ErrNotFound,
+// The error names the flag and variant and wraps ErrNotFound, ErrState,
 // ErrNoDefault, ErrRule, ErrType or ErrRange.
 func (f *File) CheckPercent(name string) error {
 	fl, ok := f.flags[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if err := fl.stateError(name); err != nil {
+		return err
 	}
 	if fl.defaultVariant == "" {
 		// flagd would answer with the caller's default value, which for a
@@ -104,6 +109,15 @@ func (f *File) CheckPercent(name string) error {
 		}
 	}
 	return nil
+}
+
+// stateError is a flag's error for a state flagd would serve as enabled
+// while it says something else, or nil.
+func (fl fileFlag) stateError(name string) error {
+	if !fl.badState {
+		return nil
+	}
+	return fmt.Errorf(`%w: flag %q: "state" is %q, want "ENABLED" or "DISABLED"`, ErrState, name, fl.state)
 }
 
 // Disabled reports whether the file has the flag and it is DISABLED: valid,
@@ -261,10 +275,12 @@ func parseFlag(name string, d json.RawMessage, setMetadata map[string]any) (file
 		return fileFlag{}, errors.New(`metadata "flagSetId" must be non-empty and free of NUL bytes`)
 	}
 	fl := fileFlag{state: m.State, defaultVariant: m.DefaultVariant, variants: m.Variants}
-	if m.State != "ENABLED" && m.State != "DISABLED" {
-		// flagd only warns and then treats the flag as enabled.
-		return fileFlag{}, fmt.Errorf(`state is %q, want "ENABLED" or "DISABLED"`, m.State)
-	}
+	// Any other state flagd only warns about, and serves the flag as
+	// enabled: a "disabled" meant to stop a route would send it traffic.
+	// The flag's problem (CheckPercent; a route's stays on the monolith),
+	// not the file's: an application's flag sharing the file must not stop
+	// the proxy.
+	fl.badState = m.State != "ENABLED" && m.State != "DISABLED"
 	if len(m.Variants) == 0 {
 		return fileFlag{}, errors.New(`no "variants"`)
 	}

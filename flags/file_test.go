@@ -83,8 +83,6 @@ func TestLoadNamesTheProblem(t *testing.T) {
 		{"NUL in flag name", `{"flags":{"a\u0000b":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`, `free of NUL bytes`},
 		{"empty flagSetId", `{"metadata":{"flagSetId":""},"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`,
 			`flag "a": metadata "flagSetId" must be non-empty`},
-		{"bad state", `{"flags":{"a":{"state":"BOGUS","variants":{"on":1},"defaultVariant":"on"}}}`, `flag "a": state is "BOGUS"`},
-		{"no state", `{"flags":{"a":{"variants":{"on":1},"defaultVariant":"on"}}}`, `flag "a": state is ""`},
 		{"state not a string", `{"flags":{"a":{"state":1,"variants":{"on":1},"defaultVariant":"on"}}}`, `flag "a": "state" is number, want a string`},
 		{"no variants", `{"flags":{"a":{"state":"ENABLED","defaultVariant":"on"}}}`, `flag "a": no "variants"`},
 		{"variants not an object", `{"flags":{"a":{"state":"ENABLED","variants":[1],"defaultVariant":"on"}}}`, `flag "a": "variants" is array, want an object`},
@@ -199,7 +197,9 @@ func TestCheckPercent(t *testing.T) {
 		"low":{"state":"ENABLED","variants":{"on":-1},"defaultVariant":"on"},
 		"word":{"state":"ENABLED","variants":{"on":10,"w":"ten"},"defaultVariant":"on"},
 		"null":{"state":"ENABLED","variants":{"on":10},"defaultVariant":null,"targeting":{"if":[{"==":[{"var":"method"},"GET"]},"on",null]}},
-		"none":{"state":"ENABLED","variants":{"on":10}}}}`))
+		"none":{"state":"ENABLED","variants":{"on":10}},
+		"lower":{"state":"disabled","variants":{"on":10},"defaultVariant":"on"},
+		"nostate":{"variants":{"on":10},"defaultVariant":"on"}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +217,9 @@ func TestCheckPercent(t *testing.T) {
 		// percentage for a route.
 		{"null", ErrNoDefault, `flag "null" has no "defaultVariant"`},
 		{"none", ErrNoDefault, `flag "none" has no "defaultVariant"`},
+		// flagd serves these as enabled, whatever was meant.
+		{"lower", ErrState, `flag "lower": "state" is "disabled"`},
+		{"nostate", ErrState, `flag "nostate": "state" is ""`},
 	}
 	for _, tt := range tests {
 		err := f.CheckPercent(tt.flag)
@@ -260,7 +263,7 @@ func FuzzLoad(f *testing.F) {
 			case !fl.targeted && fl.defaultVariant == "":
 				// No default: flagd selects no variant (the caller's
 				// default value), which Percent reports as ErrNoDefault.
-				if variant != "" || !errors.Is(file.CheckPercent(name), ErrNoDefault) {
+				if err := file.CheckPercent(name); variant != "" || !errors.Is(err, ErrNoDefault) && !errors.Is(err, ErrState) {
 					t.Fatalf("flag %q: no defaultVariant, flagd says %s variant %q (%v)", name, reason, variant, err)
 				}
 			case !fl.targeted:

@@ -258,7 +258,7 @@ func TestFlagdInProcessKeepsLastFlagsOnBadFlagSet(t *testing.T) {
 	s, r := openOptions(t, flagdOptions(ModeInProcess, port))
 	orders := s.Flag("orders")
 	bad := []string{
-		`{"flags":{"orders":{"state":"BOGUS","variants":{"on":20},"defaultVariant":"on"}}}`, // flagd only warns
+		`{"flags":{"orders":{"state":"ENABLED","variants":{"on":20},"defaultVariant":"off"}}}`,
 		`{"flags":`,
 		`{"flags":[]}`,
 	}

@@ -60,3 +60,35 @@ func TestFlagWithoutDefaultVariant(t *testing.T) {
 		t.Errorf("CheckPercent(reads) = %v, want ErrNoDefault (validate refuses it for a route)", err)
 	}
 }
+
+// TestFlagWithABadState: flagd serves a flag whose state is neither
+// ENABLED nor DISABLED as enabled; an application's such flag in a shared
+// file does not stop the proxy, and a route's ("disabled", meant to stop
+// the route) keeps its route on the monolith instead of sending it
+// traffic.
+func TestFlagWithABadState(t *testing.T) {
+	t.Parallel()
+	path := writeFlags(t, t.TempDir(), `{"flags":{
+		"orders": {"state": "ENABLED", "variants": {"on": 50}, "defaultVariant": "on"},
+		"app-banner": {"state": "enabled", "variants": {"on": true}, "defaultVariant": "on"},
+		"reads": {"state": "disabled", "variants": {"on": 100}, "defaultVariant": "on"},
+		"writes": {"state": "Disabled", "variants": {"on": 100, "off": 0}, "defaultVariant": "on",
+			"targeting": {"if": [{"==": [{"var": "method"}, "GET"]}, "off", "on"]}}}}`)
+	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("Open refused a file flagd accepts: %v", err)
+	}
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	if v, err := s.Flag("orders").Percent(ctx, "k", Attrs{}); err != nil || v != 50 {
+		t.Errorf("orders = %v, %v; want 50", v, err)
+	}
+	for _, name := range []string{"reads", "writes"} {
+		if v, err := s.Flag(name).Percent(ctx, "k", Attrs{Method: "POST"}); !errors.Is(err, ErrState) {
+			t.Errorf("%s = %v, %v; want ErrState (flagd would send the route traffic)", name, v, err)
+		}
+		if err := s.Check(name); !errors.Is(err, ErrState) {
+			t.Errorf("Check(%s) = %v, want ErrState", name, err)
+		}
+	}
+}

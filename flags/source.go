@@ -28,6 +28,9 @@ var (
 	// ErrNoDefault: the flag has no defaultVariant, and no rule placed
 	// the request.
 	ErrNoDefault = errors.New("flag has no default variant")
+	// ErrState: the flag's state is neither ENABLED nor DISABLED (flagd
+	// serves it as enabled, whatever was meant).
+	ErrState = errors.New("flag state is neither ENABLED nor DISABLED")
 )
 
 // Options configures a Source. Exactly one of File and Flagd names where
@@ -385,6 +388,11 @@ func (f *Flag) Uniform() bool { return !f.state.Load().perRequest }
 // evaluated per request, as in in-process mode. s.mu must be held (it
 // guards s.file).
 func (s *Source) evaluateState(name string) (st *flagState, ok bool) {
+	if s.file != nil {
+		if err := s.file.flags[name].stateError(name); err != nil {
+			return &flagState{err: err}, true // for every request
+		}
+	}
 	d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
 	v, perr := percent(name, d, err)
 	st = &flagState{value: v, err: perr, perRequest: !s.cacheable(name, d)}

@@ -31,3 +31,25 @@ func TestTargetedFlagWithoutAnEmptyContextValue(t *testing.T) {
 		t.Errorf("log:\n%s\nwant the rule's note, not that the traffic stays on the monolith", l)
 	}
 }
+
+// TestTargetedFlagWithABrokenDefault: a rule that places only two users
+// leaves every other request to the default variant; a default that is
+// no percentage is the flag's problem, an error, not a note.
+func TestTargetedFlagWithABrokenDefault(t *testing.T) {
+	t.Parallel()
+	for _, def := range []string{
+		`"variants":{"on":"10","all":100},"defaultVariant":"on"`,
+		`"variants":{"on":150,"all":100},"defaultVariant":"on"`,
+		`"variants":{"all":100},"defaultVariant":null`,
+	} {
+		flags := `{"flags":{"orders-percent":{"state":"ENABLED",` + def +
+			`,"targeting":{"if":[{"in":[{"var":"targetingKey"},["qa-alice","qa-bob"]]},"all",null]}}}}`
+		e := newEnvNoCheck(t, basicConfig, flags)
+		if got := e.servedBy(20, "/api/orders/1"); got["monolith"] != 20 {
+			t.Fatalf("%s: served %v, want all 20 on the monolith", def, got)
+		}
+		if st := e.routeStatus(); st.FlagError == "" || st.FlagNote != "" {
+			t.Errorf("%s: flag_error %q, flag_note %q; want an error", def, st.FlagError, st.FlagNote)
+		}
+	}
+}

@@ -206,12 +206,23 @@ type publishedShare struct {
 	err   string
 }
 
-// unusable reports whether a flag's error for an empty context holds for
-// every request. With a targeting rule, only a flag missing, disabled or
-// whose rule cannot be run is: a rule may need what a request has (a
-// variant named after its method) to give a value.
+// unusable reports whether a flag's error for an empty context stands for
+// the flag: the flag's own problem, which validate refuses (a default
+// that is not a number, no default, missing, disabled...). With a
+// targeting rule, an empty context may also fail where every request
+// gets a value: a rule that needs what a request has (a variant named
+// after its method) names no variant without it, which the provider
+// reports as an error of its own.
 func unusable(f *flags.Flag, err error) bool {
-	return err != nil && (f.Uniform() || errors.Is(err, flags.ErrNotFound) || errors.Is(err, flags.ErrDisabled) || errors.Is(err, flags.ErrRule))
+	if err == nil || f.Uniform() {
+		return err != nil
+	}
+	for _, e := range [...]error{flags.ErrNotFound, flags.ErrDisabled, flags.ErrState, flags.ErrNoDefault, flags.ErrType, flags.ErrRange, flags.ErrRule} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // logShare logs a route's share when it changes, and why its flag is
