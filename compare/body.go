@@ -46,7 +46,7 @@ func (c *comparison) compareBodies(a, b *Response) {
 		// compared as JSON. Identical answers compressed differently
 		// must not count as a mismatch every time either.
 		n := int(min(int64(len(da)), int64(len(db)), c.rules.maxDecoded))
-		asJSON := c.isJSON(a.Header, da[:n]) || c.isJSON(b.Header, db[:n])
+		asJSON := c.isJSON(mediaType(a.Header), da[:n]) || c.isJSON(mediaType(b.Header), db[:n])
 		switch {
 		case asJSON:
 			c.bodiesTooLarge = true
@@ -81,21 +81,25 @@ func (c *comparison) compareBodies(a, b *Response) {
 		da, db = da[len(utf8BOM):], db[len(utf8BOM):]
 	}
 	var jsonA, jsonB, seqA, seqB bool
-	if c.isJSON(a.Header, da) {
-		jsonA, seqA = c.walk.docs[primarySide].parse(da)
+	mtA, mtB := mediaType(a.Header), mediaType(b.Header)
+	if c.isJSON(mtA, da) {
+		jsonA, seqA = c.walk.docs[primarySide].parse(da, jsonSeqMedia(mtA))
 	}
-	if c.isJSON(b.Header, db) {
-		jsonB, seqB = c.walk.docs[shadowSide].parse(db)
+	if c.isJSON(mtB, db) {
+		jsonB, seqB = c.walk.docs[shadowSide].parse(db, jsonSeqMedia(mtB))
 	}
 	if jsonA && jsonB {
-		// One value against a sequence: the one is a sequence of one, so
-		// that a stream's lines are compared with it, not its whole.
+		// One value against a stream: the one is a stream of one, so that
+		// a stream's lines are compared with it, not its whole.
+		// (A value nested to the depth limit is no line: bytes, then.)
 		switch {
 		case seqA && !seqB:
-			c.walk.docs[shadowSide].parseSeq(db)
+			jsonB = c.walk.docs[shadowSide].parseSeq(db, false)
 		case seqB && !seqA:
-			c.walk.docs[primarySide].parseSeq(da)
+			jsonA = c.walk.docs[primarySide].parseSeq(da, false)
 		}
+	}
+	if jsonA && jsonB {
 		c.compareJSON()
 		return
 	}
@@ -124,15 +128,10 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // like an object or array. Scalars are not sniffed: "OK" vs "ok" or "1" vs "1.0" in a
 // text body are real differences. Bodies over max_decoded (possible when
 // they were not encoded) are compared as bytes, which costs no memory.
-func (c *comparison) isJSON(h http.Header, body []byte) bool {
+func (c *comparison) isJSON(mt string, body []byte) bool {
 	if int64(len(body)) > c.rules.maxDecoded {
 		return false
 	}
-	mt := h.Get("Content-Type")
-	if i := strings.IndexByte(mt, ';'); i >= 0 {
-		mt = mt[:i]
-	}
-	mt = strings.TrimSpace(mt)
 	switch {
 	case jsonMedia(mt) || jsonSeqMedia(mt):
 		return true
@@ -145,6 +144,15 @@ func (c *comparison) isJSON(h http.Header, body []byte) bool {
 		return i < len(body) && (body[i] == '{' || body[i] == '[')
 	}
 	return false
+}
+
+// mediaType is a header's Content-Type without its parameters.
+func mediaType(h http.Header) string {
+	mt := h.Get("Content-Type")
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	return strings.TrimSpace(mt)
 }
 
 // jsonMedia reports whether a media type (without parameters) is JSON's:

@@ -250,7 +250,12 @@ func (c *comparison) result() Result {
 // caller builds the values, and appends the difference, only when
 // admitted.
 func (c *comparison) admit(kind Kind, where, general string, sh shape) bool {
-	if c.noise != nil && c.noise.drops(kind, where, general, sh, c.inUnordered == 0) {
+	return c.admitAt(kind, where, general, sh, true)
+}
+
+// admitAt is admit where noise applies only if noisy may be.
+func (c *comparison) admitAt(kind Kind, where, general string, sh shape, noisy bool) bool {
+	if noisy && c.noise != nil && c.noise.drops(kind, where, general, sh, c.inUnordered == 0) {
 		c.noisy++
 		return false
 	}

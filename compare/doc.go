@@ -248,8 +248,9 @@
 //     scalar or a whole body) ever remembered: both are noise for their
 //     request only. Nor are the fields of a list the monolith's two
 //     answers hold in another order (the same elements, byte for byte; a
-//     query without ORDER BY): every field of every element differs
-//     there, and none of it says which fields vary;
+//     query without ORDER BY) or with another number of elements (a feed
+//     that grew at its front shifts every element): every field of every
+//     element may differ there, and none of it says which fields vary;
 //   - a status difference is never noise, and two monolith answers with
 //     different statuses teach nothing: one of them failed, and an error
 //     page differs from a real answer everywhere. Likewise a body that
@@ -262,7 +263,10 @@
 //     the span of this request's monolith answers (it keeps at least the
 //     start and end they share), and the whole body ("") is never
 //     remembered, so an error page or an empty answer stays a mismatch;
-//   - a place longer than 1 KiB is noise for its request only;
+//   - a place longer than 1 KiB (as a JSON Pointer) is never noise:
+//     naming each difference there to match it against the noise would
+//     cost as much as the place is long, and a body can make many such
+//     differences as long as itself;
 //   - a Noise holds at most DefaultNoiseFields (256) fields, or the bound
 //     given to NewNoise; beyond it, fields are still dropped for the
 //     request they were seen in, but not remembered.

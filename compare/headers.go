@@ -704,7 +704,7 @@ func mediaTypeEqual(a, b []string) bool {
 	if errA != nil || errB != nil || ta != tb {
 		return false
 	}
-	if jsonMedia(ta) {
+	if jsonMedia(ta) || jsonSeqMedia(ta) { // UTF-8 by definition too (RFC 7464 §2.2, NDJSON, JSON Lines)
 		for _, p := range []map[string]string{pa, pb} {
 			if utf8Label(p["charset"]) {
 				delete(p, "charset")

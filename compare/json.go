@@ -41,48 +41,50 @@ type document struct {
 }
 
 // parse parses src as exactly one JSON value (RFC 8259) surrounded by
-// optional whitespace, or else as a sequence of such values (seq; see
-// parseSeq). Invalid UTF-8 inside strings is accepted, as encoding/json
-// does, and compared byte for byte.
-func (d *document) parse(src []byte) (ok, seq bool) {
+// optional whitespace, or else as a stream of such values apart by
+// whitespace (seq; see parseSeq). Under a stream's media type (stream),
+// src is always a stream, of one value too, and RFC 7464's record
+// separators may stand between values. Invalid UTF-8 inside strings is
+// accepted, as encoding/json does, and compared byte for byte.
+func (d *document) parse(src []byte, stream bool) (ok, seq bool) {
 	d.src = src
 	d.nodes = d.nodes[:0]
 	if int64(len(src)) >= maxMaxDecoded {
 		return false, false
 	}
-	i := skipSpace(src, 0)
-	if i < len(src) && src[i] == 0x1e {
-		return d.parseSeq(src), true
+	if stream {
+		return d.parseSeq(src, true), true
 	}
 	p := parser{d: d}
-	i, ok = p.value(i, 0)
+	i, ok := p.value(skipSpace(src, 0), 0)
 	if !ok {
 		return false, false
 	}
 	if skipSpace(src, i) == len(src) {
 		return true, false
 	}
-	return d.parseSeq(src), true
+	return d.parseSeq(src, false), true
 }
 
-// parseSeq parses src as a sequence of JSON values, each apart from the
-// next by whitespace or RFC 7464's record separator: a stream of JSON
-// Lines (NDJSON, a Kubernetes watch, a bulk API's answer). The values
-// become the elements of an array that spans src, so a difference in the
-// third line is at "/2/...", and ignore_json and noise apply per line
-// ("/*/ts"). Values that run together ("1" "2" as "12", or "{}{}") are
-// not a sequence: a stream's encoder ends each value with a newline.
-func (d *document) parseSeq(src []byte) bool {
+// parseSeq parses src as a stream of JSON values, each apart from the
+// next by whitespace, or with rs also RFC 7464's record separator: JSON
+// Lines (NDJSON, a Kubernetes watch, a bulk API's answer) or a JSON text
+// sequence. The values become the elements of an array that spans src,
+// so a difference in the third line is at "/2/...", and ignore_json and
+// noise apply per line ("/*/ts"). Values that run together ("1" "2" as
+// "12", or "{}{}") are not a stream: a stream's encoder ends each value
+// with a newline.
+func (d *document) parseSeq(src []byte, rs bool) bool {
 	d.src = src
 	d.nodes = append(d.nodes[:0], node{kind: nodeArray, start: 0, end: int32(len(src))})
 	p := parser{d: d}
-	i := skipSeqSpace(src, 0)
+	i := skipSeqSpace(src, 0, rs)
 	for i < len(src) {
 		var ok bool
 		if i, ok = p.value(i, 1); !ok {
 			return false
 		}
-		j := skipSeqSpace(src, i)
+		j := skipSeqSpace(src, i, rs)
 		if j == i && j < len(src) {
 			return false
 		}
@@ -191,10 +193,10 @@ func (p *parser) container(i, depth int) (int, bool) {
 	return i, true
 }
 
-// skipSeqSpace skips whitespace and record separators (0x1E) between the
-// values of a sequence.
-func skipSeqSpace(src []byte, i int) int {
-	for i < len(src) && (src[i] == 0x1e || src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r') {
+// skipSeqSpace skips whitespace, and with rs record separators (0x1E),
+// between the values of a stream.
+func skipSeqSpace(src []byte, i int, rs bool) int {
+	for i < len(src) && (rs && src[i] == 0x1e || src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r') {
 		i++
 	}
 	return i

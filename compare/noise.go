@@ -109,6 +109,12 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			}
 			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.generals[i], c.shapes[i]})
 		}
+		if len(f.current) > 0 {
+			f.currentAt = make(map[noiseField]uint8, len(f.current))
+			for _, d := range f.current {
+				f.currentAt[d.noiseField] |= 1 << d.shape
+			}
+		}
 		f.span = c.textSpan
 		toLearn := f.current
 		if len(c.unordered) > 0 {
@@ -218,7 +224,11 @@ func (n *Noise) Len() int { return len(*n.fields.Load()) }
 type noiseFilter struct {
 	learned map[noiseField]shape
 	current []noiseDiff // where this request's two monolith answers differ
-	span    textSpan    // where their non-JSON bodies differ
+	// currentAt indexes current: the shapes (a bit each) seen at a
+	// place. Scanned, current cost each difference as many comparisons
+	// of places as the monolith's answers had differences.
+	currentAt map[noiseField]uint8
+	span      textSpan // where their non-JSON bodies differ
 }
 
 // drops reports whether a difference of shape sh is noise: a difference
@@ -233,27 +243,21 @@ func (f *noiseFilter) drops(kind Kind, where, general string, sh shape, literal 
 	if kind == KindStatus || kind == KindBody && where == textBody {
 		return false // a whole text body: only within its span (addBytes)
 	}
-	field := noiseField{kind, where}
-	current := f.current
-	if !literal {
-		current = nil
-	}
-	for _, d := range current {
-		if d.noiseField != field {
-			continue
-		}
+	if seen := f.currentAt[noiseField{kind, where}]; literal && seen != 0 {
 		if kind == KindBody && where == "" {
 			// The JSON root: only a scalar the monolith varies (a
 			// timestamp), not two answers of different types ({"a":1}
 			// and [], PHP's empty map), which would let null or "error"
 			// pass.
-			if d.shape == shapeValue && sh == shapeValue {
+			if seen&(1<<shapeValue) != 0 && sh == shapeValue {
 				return true
 			}
-			continue
-		}
-		if d.shape.covers(sh) {
-			return true
+		} else {
+			for d := shapeValue; d <= shapeAbsent; d++ {
+				if seen&(1<<d) != 0 && d.covers(sh) {
+					return true
+				}
+			}
 		}
 	}
 	learned, ok := f.learned[noiseField{kind, general}]

@@ -3,6 +3,7 @@ package compare_test
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -179,11 +180,56 @@ func TestNoiseForgetsLongPlaces(t *testing.T) {
 	key := strings.Repeat("k", 2<<10)
 	a := jsonResp(`{"` + key + `":1,"short":1}`)
 	b := jsonResp(`{"` + key + `":2,"short":2}`)
-	if res := noise.Compare(a, b, a, b, r); res.Outcome != compare.Match || res.Noisy != 2 {
-		t.Errorf("got %v, noisy %d; want a match with both fields noisy", res.Outcome, res.Noisy)
+	// A place past 1 KiB is never noise, even where the monolith varies.
+	if res := noise.Compare(a, b, a, b, r); res.Outcome != compare.Mismatch || res.Noisy != 1 || len(res.Differences) != 1 {
+		t.Errorf("got %v, noisy %d, %d differences; want the long place a mismatch, /short noise", res.Outcome, res.Noisy, len(res.Differences))
 	}
 	if got := noise.Fields(); !slices.Equal(got, []string{"/short"}) {
 		t.Errorf("learned %q, want only /short", got)
+	}
+}
+
+// TestNoiseWorkIsLinear: a body of many differences at one long place
+// (duplicate members below a long name) cost, with noise on, a pointer
+// as long as the place for each, matched against the places the monolith
+// varied: work that grew as the square of the body. A place past 1 KiB is
+// never noise, so no difference costs more than that. Measured as bytes
+// allocated at two sizes in one run, never as time.
+func TestNoiseWorkIsLinear(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	doc := func(keyLen, members, v int) *compare.Response {
+		var b strings.Builder
+		b.WriteString(`{"` + strings.Repeat("k", keyLen) + `":{`)
+		for i := range members {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"a":%d`, v)
+		}
+		b.WriteString("}}")
+		return jsonResp(b.String())
+	}
+	work := func(scale int) (uint64, compare.Result) {
+		keyLen, members := 250*scale, 500*scale
+		n := compare.NewNoise(0)
+		p, s, extra := doc(keyLen, members, 1), doc(keyLen, members, 3), doc(keyLen, members, 2)
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		res := n.Compare(p, s, p, extra, r)
+		runtime.ReadMemStats(&m1)
+		return m1.TotalAlloc - m0.TotalAlloc, res
+	}
+	small, res := work(1)
+	if res.Outcome != compare.Match || res.Noisy != 500 {
+		t.Fatalf("place of 500 bytes: %v, noisy %d; want a match, 500 noisy", res.Outcome, res.Noisy)
+	}
+	big, res := work(8)
+	if res.Outcome != compare.Mismatch {
+		t.Errorf("place of 2000 bytes: %v, want a mismatch (never noise)", res.Outcome)
+	}
+	if big > 12*small {
+		t.Errorf("8 times the body cost %.1f times the work, want about 8 at most", float64(big)/float64(small))
 	}
 }
 
@@ -335,5 +381,36 @@ func TestNoiseConcurrent(t *testing.T) {
 	wg.Wait()
 	if got, want := noise.Fields(), []string{"/generatedAt", "/items/*/ts", "header:X-Node"}; !slices.Equal(got, want) {
 		t.Errorf("Fields() = %q, want %q", got, want)
+	}
+}
+
+// TestNoiseListThatGrewTeachesNothing: a list that grew at its front
+// between the monolith's two answers (a newest-first feed) shifts every
+// element; learned, each of their fields would hide a wrong price for
+// good.
+func TestNoiseListThatGrewTeachesNothing(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	for _, tc := range []struct{ name, media, now, before, wrong string }{
+		{"array", "application/json",
+			`{"items":[{"id":3,"price":30},{"id":2,"price":20},{"id":1,"price":10}]}`,
+			`{"items":[{"id":2,"price":20},{"id":1,"price":10}]}`,
+			`{"items":[{"id":3,"price":31},{"id":2,"price":21},{"id":1,"price":10}]}`},
+		{"stream", "application/x-ndjson",
+			"{\"id\":3,\"price\":30}\n{\"id\":2,\"price\":20}\n{\"id\":1,\"price\":10}\n",
+			"{\"id\":2,\"price\":20}\n{\"id\":1,\"price\":10}\n",
+			"{\"id\":3,\"price\":31}\n{\"id\":2,\"price\":21}\n{\"id\":1,\"price\":10}\n"},
+	} {
+		resp := func(body string) *compare.Response {
+			return &compare.Response{Status: 200, Header: hdr("Content-Type", tc.media), Body: []byte(body)}
+		}
+		noise := compare.NewNoise(0)
+		noise.Compare(resp(tc.now), resp(tc.now), resp(tc.now), resp(tc.before), r)
+		if f := noise.Fields(); len(f) != 0 {
+			t.Errorf("%s: learned %q from a list that grew", tc.name, f)
+		}
+		if res := noise.Compare(resp(tc.now), resp(tc.wrong), nil, nil, r); res.Outcome != compare.Mismatch {
+			t.Errorf("%s: wrong prices after learning: %v, want a mismatch", tc.name, res.Outcome)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package compare_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/strangler-proxy/strangler/compare"
@@ -72,5 +73,54 @@ func TestJSONSequences(t *testing.T) {
 	}
 	if f := noise.Fields(); len(f) != 1 || f[0] != "/*/ts" {
 		t.Errorf("noise fields %q, want [/*/ts]", f)
+	}
+}
+
+// TestJSONStreamsByMediaType: under a stream's media type a body is a
+// stream even of one line, so rules written for lines apply to it; the
+// record separator belongs to application/json-seq alone, and a body under
+// a JSON type with a stray one is no JSON at all; a stream's charset is
+// UTF-8 by definition, as JSON's.
+func TestJSONStreamsByMediaType(t *testing.T) {
+	t.Parallel()
+	resp := func(media, body string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", media), Body: []byte(body)}
+	}
+	ignoreTS := mustRules(t, compare.RulesConfig{IgnoreJSON: []string{"/*/ts"}})
+	for _, media := range []string{"application/x-ndjson", "application/jsonl", "application/json-seq"} {
+		if res := compare.Compare(resp(media, "{\"ts\":1,\"id\":7}\n"), resp(media, "{\"ts\":2,\"id\":7}\n"), ignoreTS); res.Outcome != compare.Match {
+			t.Errorf("%s, one line, ignore_json /*/ts: %s, want a match", media, diffsJSON(t, res.Differences))
+		}
+		if res := compare.Compare(resp(media, "{\"user\":{\"ts\":1}}\n"), resp(media, "{\"user\":{\"ts\":2}}\n"), ignoreTS); res.Outcome != compare.Mismatch {
+			t.Errorf("%s, one line: /0/user/ts hidden by /*/ts", media)
+		}
+		if res := compare.Compare(resp(media, "[1,2]\n"), resp(media, "[2,1]\n"), mustRules(t, compare.RulesConfig{UnorderedJSON: []string{""}})); res.Outcome != compare.Mismatch {
+			t.Errorf("%s, one line: unordered_json \"\" took the line for the stream", media)
+		}
+		if res := compare.Compare(resp(media+"; charset=utf-8", "1\n"), resp(media, "1\n"), mustRules(t, compare.RulesConfig{})); res.Outcome != compare.Match {
+			t.Errorf("%s with and without charset=utf-8: %s, want a match", media, diffsJSON(t, res.Differences))
+		}
+	}
+	for _, body := range []string{"\x1e{\"a\":1}", "{\"a\":1}\x1e", "\x1e\x1e{\"a\":1}\n"} {
+		if res := compare.Compare(resp("application/json", `{"a":1}`), resp("application/json", body), mustRules(t, compare.RulesConfig{})); res.Outcome != compare.Mismatch {
+			t.Errorf("application/json %q: match with {\"a\":1}, want a mismatch (no JSON parser reads it)", body)
+		}
+	}
+}
+
+// TestStreamAgainstTheDeepestValue: a value nested to the depth limit is
+// one value, but as a stream's line it is one level too deep: the pair is
+// compared as bytes, not with the value taken for an empty stream.
+func TestStreamAgainstTheDeepestValue(t *testing.T) {
+	t.Parallel()
+	deep := strings.Repeat("[", 10001) + strings.Repeat("]", 10001)
+	resp := func(body string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", "application/json"), Body: []byte(body)}
+	}
+	for _, pair := range [][2]string{{"1\n2\n", deep}, {deep, "1\n2\n"}} {
+		res := compare.Compare(resp(pair[0]), resp(pair[1]), mustRules(t, compare.RulesConfig{}))
+		if len(res.Differences) != 1 || res.Differences[0].Pointer != "" {
+			t.Errorf("%d differences (first at %q), want one of the whole bodies", len(res.Differences), res.Differences[0].Pointer)
+		}
 	}
 }

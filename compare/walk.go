@@ -27,7 +27,28 @@ type jsonWalk struct {
 	pair    []int32 // the member each member is paired with, or -1
 	keys    []byte  // decoded keys that contained escapes
 	path    []pathSeg
-	str     [2][]byte // decoded strings being compared
+	// pathBytes bounds the length of path as a pointer (an index counted
+	// as 11 bytes), kept as segments come and go: a place's length is
+	// known without formatting it.
+	pathBytes int
+	str       [2][]byte // decoded strings being compared
+}
+
+func (w *jsonWalk) push(seg pathSeg) {
+	w.path = append(w.path, seg)
+	w.pathBytes += w.segBytes(seg)
+}
+
+func (w *jsonWalk) pop() {
+	w.pathBytes -= w.segBytes(w.path[len(w.path)-1])
+	w.path = w.path[:len(w.path)-1]
+}
+
+func (w *jsonWalk) segBytes(seg pathSeg) int {
+	if seg.isIndex {
+		return 11
+	}
+	return 1 + 2*len(w.keyBytes(seg.key)) // "~" and "/" are written as two bytes
 }
 
 // reset empties the walk for reuse, dropping any buffer larger than
@@ -99,7 +120,7 @@ func (w *jsonWalk) raw(s side, i int32) []byte {
 // compareJSON compares the two parsed documents from their roots.
 func (c *comparison) compareJSON() {
 	w := &c.walk
-	w.path = w.path[:0]
+	w.path, w.pathBytes = w.path[:0], 0
 	// One budget for pairing the elements of unordered arrays by value,
 	// for the whole comparison: many small arrays share it.
 	c.probeLimit = c.probeCost + 16*(len(w.docs[primarySide].nodes)+len(w.docs[shadowSide].nodes)) + 4096
@@ -161,11 +182,13 @@ func (w *jsonWalk) stringsEqual(ai, bi int32) bool {
 func (c *comparison) diffArray(ai, bi int32) {
 	w := &c.walk
 	aEnd, bEnd := w.docs[primarySide].nodes[ai].next, w.docs[shadowSide].nodes[bi].next
-	if c.keysOnly && !c.probing && !c.full() && c.reordered(ai, bi) {
+	if c.keysOnly && !c.probing && !c.full() && c.moved(ai, bi) {
 		// The monolith's two answers hold the same elements in another
-		// order (a query without ORDER BY): every field of every element
-		// differs here, and none of it says which fields vary. Kept with
-		// its "/", once: an array of a million small arrays names one.
+		// order (a query without ORDER BY), or another number of them
+		// (a feed that grew at its front shifts every element): every
+		// field of every element may differ here, and none of it says
+		// which fields vary. Kept with its "/", once: an array of a
+		// million small arrays names one.
 		if u := c.generalPointer() + "/"; !slices.Contains(c.unordered, u) {
 			c.unordered = append(c.unordered, u)
 		}
@@ -175,7 +198,7 @@ func (c *comparison) diffArray(ai, bi int32) {
 		if c.probing {
 			c.probeCost++ // an element ignored costs too
 		}
-		w.path = append(w.path, pathSeg{index: i, isIndex: true})
+		w.push(pathSeg{index: i, isIndex: true})
 		switch {
 		case c.ignored():
 		case ca < aEnd && cb < bEnd:
@@ -185,7 +208,7 @@ func (c *comparison) diffArray(ai, bi int32) {
 		default:
 			c.addJSON(-1, cb)
 		}
-		w.path = w.path[:len(w.path)-1]
+		w.pop()
 		if ca < aEnd {
 			ca = w.docs[primarySide].nodes[ca].next
 		}
@@ -193,6 +216,27 @@ func (c *comparison) diffArray(ai, bi int32) {
 			cb = w.docs[shadowSide].nodes[cb].next
 		}
 	}
+}
+
+// moved reports whether the elements of two arrays may not keep their
+// places: the arrays are of different lengths (neither empty), or hold the
+// same elements in another order.
+func (c *comparison) moved(ai, bi int32) bool {
+	w := &c.walk
+	na, nb := w.count(primarySide, ai), w.count(shadowSide, bi)
+	if na != nb {
+		return na > 0 && nb > 0
+	}
+	return c.reordered(ai, bi)
+}
+
+// count is the number of elements of array arr.
+func (w *jsonWalk) count(s side, arr int32) int {
+	nodes, n := w.docs[s].nodes, 0
+	for e := arr + 1; e < nodes[arr].next; e = nodes[e].next {
+		n++
+	}
+	return n
 }
 
 // reordered reports whether two arrays hold the same elements, byte for
@@ -278,7 +322,7 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 				w.pair[pairStart+i-start], w.pair[pairStart+j-start] = b, int32(i)
 			}
 		}
-		w.path = append(w.path, pathSeg{index: int32(i - start), isIndex: true})
+		w.push(pathSeg{index: int32(i - start), isIndex: true})
 		switch {
 		case c.ignored():
 		case b < 0:
@@ -286,17 +330,17 @@ func (c *comparison) diffMultiset(ai, bi int32) {
 		default:
 			c.diffValue(w.members[i].val, w.members[b].val)
 		}
-		w.path = w.path[:len(w.path)-1]
+		w.pop()
 	}
 	for j := mid; j < end && !c.probeDone(); j++ {
 		if w.pair[pairStart+j-start] >= 0 {
 			continue
 		}
-		w.path = append(w.path, pathSeg{index: int32(j - mid), isIndex: true})
+		w.push(pathSeg{index: int32(j - mid), isIndex: true})
 		if !c.ignored() {
 			c.addJSON(-1, w.members[j].val)
 		}
-		w.path = w.path[:len(w.path)-1]
+		w.pop()
 	}
 	w.pair = w.pair[:pairStart]
 	w.members = w.members[:start]
@@ -391,11 +435,11 @@ func (c *comparison) probeCount(ai, bi, i int32, stop int) int {
 	w := &c.walk
 	was, wasDiffs, wasStop := c.probing, c.probeDiffs, c.probeStop
 	c.probing, c.probeDiffs, c.probeStop = true, 0, stop
-	w.path = append(w.path, pathSeg{index: i, isIndex: true})
+	w.push(pathSeg{index: i, isIndex: true})
 	if !c.ignored() {
 		c.diffValue(ai, bi)
 	}
-	w.path = w.path[:len(w.path)-1]
+	w.pop()
 	n := c.probeDiffs
 	c.probing, c.probeDiffs, c.probeStop = was, wasDiffs, wasStop
 	return n
@@ -448,7 +492,7 @@ func (w *jsonWalk) appendMembers(s side, obj int32) {
 // bval is -1; a shadow member is only ever passed when it has no pair.
 func (c *comparison) diffMember(m member, bval int32) {
 	w := &c.walk
-	w.path = append(w.path, pathSeg{key: m.key})
+	w.push(pathSeg{key: m.key})
 	switch {
 	case c.ignored():
 	case m.key.side == shadowSide:
@@ -460,7 +504,7 @@ func (c *comparison) diffMember(m member, bval int32) {
 	default:
 		c.diffValue(m.val, bval)
 	}
-	w.path = w.path[:len(w.path)-1]
+	w.pop()
 }
 
 // echoesMark reports whether shadow member m is the copy's mark echoed
@@ -671,9 +715,14 @@ func (c *comparison) formatPath(general bool) string {
 // addJSON reports a difference at the current path between primary node
 // ai and shadow node bi, either of which is -1 when absent on its side.
 func (c *comparison) addJSON(ai, bi int32) {
+	// A place longer than maxNoiseWhere is never noise (nor learned):
+	// naming each of many differences there, and matching it against the
+	// noise, cost a pointer as long as the place every time, which a
+	// body can make as long as itself.
+	long := c.walk.pathBytes > maxNoiseWhere
 	if c.probing {
 		f := c.probeFilter()
-		if f == nil || len(f.current) == 0 && len(f.learned) == 0 {
+		if f == nil || len(f.current) == 0 && len(f.learned) == 0 || long {
 			c.probeDiffs++
 			return
 		}
@@ -684,15 +733,15 @@ func (c *comparison) addJSON(ai, bi int32) {
 		}
 		return
 	}
-	if c.full() {
+	if c.full() || long && c.keysOnly {
 		c.omitted++ // spare building a pointer nobody will read
 		return
 	}
 	ptr, general := c.pointer(), ""
-	if c.keysOnly || c.noise != nil && len(c.noise.learned) > 0 {
+	if !long && (c.keysOnly || c.noise != nil && len(c.noise.learned) > 0) {
 		general = c.generalPointer()
 	}
-	if !c.admit(KindBody, ptr, general, c.walk.shapeOf(ai, bi)) {
+	if !c.admitAt(KindBody, ptr, general, c.walk.shapeOf(ai, bi), !long) {
 		return
 	}
 	d := Difference{Kind: KindBody, Pointer: ptr}
