@@ -29,15 +29,16 @@ import (
 
 // serve forwards r to the upstream, on the direct path when it can.
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	if u.direct != nil && directEligible(r) {
-		u.forward(w, r, time.Time{})
-		return
-	}
+	direct := u.direct != nil && directEligible(r)
 	if rec, ok := w.(*recorder); ok {
 		// ReverseProxy writes the head with the body's first bytes, which
 		// net/http's transport does not say have come: see
-		// recorder.WriteHeader.
-		rec.flushHead = r.Method != http.MethodHead
+		// recorder.WriteHeader. The direct path knows (forward).
+		rec.flushHead = !direct && r.Method != http.MethodHead
+	}
+	if direct {
+		u.forward(w, r, time.Time{})
+		return
 	}
 	u.rp.ServeHTTP(w, r)
 }

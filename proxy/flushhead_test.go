@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,54 @@ func TestHeadOfSlowBodyIsNotHeld(t *testing.T) {
 		body := make([]byte, 5)
 		if _, err := io.ReadFull(c.br, body); err != nil || string(body) != "hello" {
 			t.Errorf("body %q, %v; want hello", body, err)
+		}
+	}
+}
+
+// opsWriter records the calls a handler makes on its ResponseWriter.
+type opsWriter struct {
+	mu  sync.Mutex
+	h   http.Header
+	ops []string
+}
+
+func (w *opsWriter) Header() http.Header { return w.h }
+func (w *opsWriter) WriteHeader(int)     { w.op("head") }
+func (w *opsWriter) Flush()              { w.op("flush") }
+func (w *opsWriter) Write(b []byte) (int, error) {
+	w.op("write")
+	return len(b), nil
+}
+func (w *opsWriter) op(s string) {
+	w.mu.Lock()
+	w.ops = append(w.ops, s)
+	w.mu.Unlock()
+}
+
+// TestHeadWithItsBodyIsOneWrite: an answer whose body came with its head
+// (most) goes out in one write on the direct path, also after a request
+// on ReverseProxy's path, which flushes heads apart, used the same pooled
+// recorder.
+func TestHeadWithItsBodyIsOneWrite(t *testing.T) {
+	t.Parallel()
+	small := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	})
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 0), small, nil)
+	serve := func(method string, body io.Reader) []string {
+		req := httptest.NewRequest(method, "http://h/x", body)
+		w := &opsWriter{h: http.Header{}}
+		e.srv.ServeHTTP(w, req)
+		return w.ops
+	}
+	for i := range 20 {
+		if ops := serve("POST", strings.NewReader("abc")); strings.Join(ops, ",") != "head,flush,write,flush" {
+			t.Fatalf("POST %d: %v, want the head flushed apart", i, ops)
+		}
+		if ops := serve("GET", nil); strings.Join(ops, ",") != "head,write,flush" {
+			t.Fatalf("GET %d after a POST: %v, want head and body in one write", i, ops)
 		}
 	}
 }

@@ -278,7 +278,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := t.match(r)
 	rec := s.recs.Get().(*recorder)
-	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex, rec.informed = w, 0, nil, nil, rt.monolith, r, nil, false
+	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex, rec.informed, rec.flushHead = w, 0, nil, nil, rt.monolith, r, nil, false, false
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
 	defer s.finish(r, rec, start)
