@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -90,5 +92,35 @@ func TestFlagWithABadState(t *testing.T) {
 		if err := s.Check(name); !errors.Is(err, ErrState) {
 			t.Errorf("Check(%s) = %v, want ErrState", name, err)
 		}
+	}
+}
+
+// TestRampToZeroWithoutDefaultVariant: without a default variant there is
+// nothing to write, and where no rule can place a request on the service
+// (no rule, or the flag DISABLED) a ramp to 0 is a rollback already done:
+// said, never refused.
+func TestRampToZeroWithoutDefaultVariant(t *testing.T) {
+	t.Parallel()
+	const file = `{"flags":{
+		"off": {"state": "DISABLED", "variants": {"on": 100}, "defaultVariant": null},
+		"plain": {"state": "ENABLED", "variants": {"on": 100}, "defaultVariant": null},
+		"ruled": {"state": "ENABLED", "variants": {"on": 100}, "defaultVariant": null,
+			"targeting": {"if": [{"==": [{"var": "method"}, "GET"]}, "on", null]}}}}`
+	path := writeFlags(t, t.TempDir(), file)
+	for _, flag := range []string{"off", "plain"} {
+		old, note, err := Ramp(path, flag, 0)
+		if err != nil || old != 0 || !strings.Contains(note, "nothing written") {
+			t.Errorf("ramp %s 0 = %v, %q, %v; want done, with a note", flag, old, note, err)
+		}
+	}
+	if _, _, err := Ramp(path, "plain", 10); !errors.Is(err, ErrNoDefault) {
+		t.Errorf("ramp plain 10: %v, want ErrNoDefault", err)
+	}
+	// The rule still places GETs on the service: not a rollback.
+	if _, _, err := Ramp(path, "ruled", 0); !errors.Is(err, ErrNoDefault) {
+		t.Errorf("ramp ruled 0: %v, want ErrNoDefault", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != file {
+		t.Errorf("the file changed:\n%s", b)
 	}
 }

@@ -130,7 +130,11 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if fl.defaultVariant == "" {
 		// Nothing to ramp: requests no rule places already go to the
 		// monolith (the flag is unusable for them), and the rule is the
-		// operator's to edit.
+		// operator's to edit. Without a rule (or DISABLED), a ramp to 0
+		// is a rollback already done: said, not refused.
+		if percent == 0 && (fl.state == "DISABLED" || !fl.targeted) {
+			return 0, joinNotes(disabledNote, fmt.Sprintf(`flag %q has no "defaultVariant": its route already sends every request to the monolith; nothing written`, flag), linkNote, lockNote), nil
+		}
 		return 0, "", fmt.Errorf(`%w: %q in %s has no "defaultVariant" (null): the requests its targeting does not place already go to the monolith; name one of its variants as "defaultVariant" to ramp it`,
 			ErrNoDefault, flag, path)
 	}
