@@ -157,7 +157,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, t *table, start t
 	}
 	rt := t.match(r)
 	s.refuse(w, r, rt, status, why)
-	s.record(r, rt.refuser, status, time.Since(start))
+	s.record(r, rt.refuser, status, time.Since(start), t.cfg.AccessLog)
 	return false
 }
 

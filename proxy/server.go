@@ -279,6 +279,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := t.match(r)
 	rec := s.recs.Get().(*recorder)
 	rec.ResponseWriter, rec.status, rec.tee, rec.pair, rec.servedBy, rec.req, rec.duplex, rec.informed, rec.flushHead = w, 0, nil, nil, rt.monolith, r, nil, false, false
+	rec.accessLog = t.cfg.AccessLog // the request's own table's, whatever a reload does meanwhile
 	// Deferred so that a response aborted mid-body (ReverseProxy panics
 	// with http.ErrAbortHandler) is still counted.
 	defer s.finish(r, rec, start)
@@ -363,7 +364,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // finish records one request's outcome and returns its recorder.
 func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
-	up, pair := rec.servedBy, rec.pair
+	up, pair, accessLog := rec.servedBy, rec.pair, rec.accessLog
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http answers 200
@@ -371,7 +372,7 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 	rec.ResponseWriter, rec.tee, rec.pair, rec.servedBy, rec.req = nil, nil, nil, nil, nil
 	s.recs.Put(rec)
 	d := time.Since(start)
-	s.record(r, up, status, d)
+	s.record(r, up, status, d, accessLog)
 	if pair != nil {
 		if pair.primary.status == 0 {
 			pair.primary.status = status
@@ -386,12 +387,13 @@ func (s *Server) finish(r *http.Request, rec *recorder, start time.Time) {
 
 // record counts one answered request under the side that answered it
 // (a route's refuser for what the proxy answers itself), names that side
-// on the server span, and logs it when access_log is on.
-func (s *Server) record(r *http.Request, up *upstream, status int, d time.Duration) {
+// on the server span, and logs it when access_log (the request's table's)
+// is on.
+func (s *Server) record(r *http.Request, up *upstream, status int, d time.Duration, accessLog bool) {
 	up.metrics.codes.inc(status)
 	observe(up.metrics.primary, r.Context(), d)
 	s.tracing.answeredBy(r.Context(), up.backend)
-	if s.table.Load().cfg.AccessLog {
+	if accessLog {
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
 			slog.String("route", up.route), slog.String("backend", up.backend),
 			slog.String("method", r.Method), slog.String("path", loggedPath(r.URL)),
@@ -447,6 +449,7 @@ type recorder struct {
 	// the news that the upstream answered; a stream's head ReverseProxy
 	// flushes itself.
 	flushHead bool
+	accessLog bool // the request's table's access_log
 }
 
 // informed reports whether an interim answer already reached w's client.
