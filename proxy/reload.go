@@ -100,7 +100,7 @@ func (s *Server) Reload(cfg *Config) error {
 func (s *Server) ReloadFile(path string) error {
 	b, err := flags.ReadFile(path, flags.MaxConfigFile)
 	if err != nil {
-		return s.reloadOutcome(path, nil, err, true)
+		return s.reloadOutcome(path, nil, nil, err, true)
 	}
 	return s.reloadFile(path, b)
 }
@@ -115,16 +115,19 @@ func (s *Server) reloadFile(path string, b []byte) error {
 	// The running config's own content, refused now (a file it names went
 	// missing): the file going back to it says nothing.
 	putBack := err == nil || !bytes.Equal(b, s.table.Load().cfg.raw)
-	return s.reloadOutcome(path, cfg, err, putBack)
+	return s.reloadOutcome(path, b, cfg, err, putBack)
 }
 
-// reloadOutcome records a reload of cfg that ended with err in the reload
-// metrics and the log, and returns err. After a refusal, putBack says
-// whether the file going back to the running config clears the gauge.
-func (s *Server) reloadOutcome(path string, cfg *Config, err error, putBack bool) error {
+// reloadOutcome records a reload of cfg (read as raw) that ended with err
+// in the reload metrics and the log, and returns err. After a refusal,
+// putBack says whether the file going back to the running config clears
+// the gauge.
+func (s *Server) reloadOutcome(path string, raw []byte, cfg *Config, err error, putBack bool) error {
 	s.reloadStateMu.Lock()
 	defer s.reloadStateMu.Unlock()
+	s.refusedRaw = nil
 	if err != nil {
+		s.refusedRaw = raw
 		s.metrics.reloadErrors.Inc()
 		s.metrics.reloadOK.Set(0)
 		s.reloadFailed = putBack
@@ -157,6 +160,13 @@ func (s *Server) clearFailedReload(path string) {
 	}
 }
 
+// refusedByReload reports whether b is what the last reload refused.
+func (s *Server) refusedByReload(b []byte) bool {
+	s.reloadStateMu.Lock()
+	defer s.reloadStateMu.Unlock()
+	return s.refusedRaw != nil && bytes.Equal(b, s.refusedRaw)
+}
+
 // WatchConfig reloads the config file whenever its content differs from
 // the running config's, until ctx ends. It polls: a config file is small,
 // and polling sees every way of changing it (in place, rename, a
@@ -187,6 +197,9 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 			// the proxy agree again, and the failed-reload alert clears.
 			s.clearFailedReload(path)
 			continue
+		}
+		if err == nil && refused == nil && s.refusedByReload(b) {
+			refused = b // refused already (SIGHUP): logged and counted once
 		}
 		if err != nil || refused != nil {
 			pending = nil

@@ -3,8 +3,10 @@ package proxy
 import (
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAccessLogFollowsTheRequestsTable: a request in flight finishes on
@@ -45,5 +47,35 @@ func TestAccessLogFollowsTheRequestsTable(t *testing.T) {
 		if got := strings.Contains(l, "path=/api/orders/after"); got == from {
 			t.Errorf("access_log reloaded to %v: the next request's line logged %v", !from, got)
 		}
+	}
+}
+
+// TestWatcherDoesNotRetryWhatSIGHUPRefused: an edit refused on SIGHUP is
+// refused once: the watcher, which does not retry content it refused
+// itself while the file keeps it, does not retry it either (two errors
+// logged and counted for one bad edit), and applies the next edit.
+func TestWatcherDoesNotRetryWhatSIGHUPRefused(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	e := newEnvWith(t, basicConfig, flagJSON("orders-percent", 10), nil, nil, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e.rewriteConfig(basicConfig + "bogus: 1\n")
+	if err := e.srv.ReloadFile(e.configPath()); err == nil { // SIGHUP
+		t.Fatal("a config with an unknown key was applied")
+	}
+	e.watchConfig()
+	// The watcher acts on content it has seen twice, 20 ms apart: give it
+	// ten times that to retry (a wait for something not to happen has no
+	// event to poll for).
+	time.Sleep(400 * time.Millisecond)
+	// Replaced whole (an editor's rename), not truncated then written: a
+	// watcher polling every 20 ms can see an empty file for two polls.
+	tmp := e.configPath() + ".new"
+	writeFile(t, tmp, strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace("access_log: true\n"+basicConfig))
+	if err := os.Rename(tmp, e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the next edit applied", func() bool { return e.srv.table.Load().cfg.AccessLog })
+	if v := e.metric("strangler_config_reload_errors_total"); v != 1 {
+		t.Errorf("one bad edit: strangler_config_reload_errors_total = %v, want 1; log:\n%s", v, logs.String())
 	}
 }

@@ -39,12 +39,16 @@ type Server struct {
 	// reloadFailed: the last reload was refused (the gauge reads 0) and
 	// the config file going back to the running config clears it.
 	reloadFailed bool
-	percentMu    sync.Mutex                // one publisher of strangler_route_percent at a time
-	published    map[string]publishedShare // by route, as last logged; under percentMu
-	tracing      *tracing                  // nil: off
-	shadowMem    memBudget
-	bufs         *bufferPool
-	table        atomic.Pointer[table]
+	// refusedRaw is the content the last reload refused, by SIGHUP or
+	// the watcher alike, so that the watcher does not try again (and
+	// count it twice) what SIGHUP refused; nil after a success.
+	refusedRaw []byte
+	percentMu  sync.Mutex                // one publisher of strangler_route_percent at a time
+	published  map[string]publishedShare // by route, as last logged; under percentMu
+	tracing    *tracing                  // nil: off
+	shadowMem  memBudget
+	bufs       *bufferPool
+	table      atomic.Pointer[table]
 	// flagsStale says why the last good flags are in force (a change
 	// refused, the file unreadable, the flagd daemon out of reach); nil
 	// when they are current.
