@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -136,6 +137,39 @@ func (d *diffRing) add(s DiffSample) {
 	d.next = (d.next + 1) % len(d.buf)
 	d.count = min(d.count+1, len(d.buf))
 }
+
+// redactHeaders replaces the values of the named headers' differences in
+// the samples kept, as the comparator leaves secret headers' out.
+func (d *diffRing) redactHeaders(names map[string]bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.buf[:d.count] {
+		if !slices.ContainsFunc(d.buf[i].Differences, func(d compare.Difference) bool { return d.Kind == compare.KindHeader && names[d.Header] }) {
+			continue
+		}
+		// A copy: /api/diffs may be writing out the old one (newest
+		// shares the slices it returns).
+		diffs := slices.Clone(d.buf[i].Differences)
+		d.buf[i].Differences = diffs
+		for j := range diffs {
+			if dj := &diffs[j]; dj.Kind == compare.KindHeader && names[dj.Header] {
+				if dj.Primary != nil && dj.Shadow != nil {
+					dj.Note = "secret header: the values differ and are not shown"
+				}
+				if dj.Primary != nil {
+					dj.Primary = redactedValue
+				}
+				if dj.Shadow != nil {
+					dj.Shadow = redactedValue
+				}
+			}
+		}
+	}
+}
+
+// redactedValue stands for a secret header's value, as the comparator
+// writes it.
+var redactedValue = json.RawMessage(`"[redacted]"`)
 
 // newest returns up to limit samples, newest request first. Samples are
 // added in the order the pool finished comparing them, which is not quite
