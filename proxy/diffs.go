@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -64,7 +65,77 @@ func newSample(p *shadowPair, res compare.Result) DiffSample {
 		Shadow:  sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur),
 	}
 	s.Differences, s.Omitted = boundDifferences(res.Differences, res.Omitted)
+	if secrets := secretValues(p.req.Header, p.sh.secrets); len(secrets) > 0 {
+		redactEchoes(&s, secrets)
+	}
 	return s
+}
+
+// minSecret is the shortest secret value looked for in what a sample
+// keeps: shorter ones ("1", a cookie "en") are found everywhere, and
+// replacing them would garble the sample, not protect anything.
+const minSecret = 8
+
+// secretValues are the request's values of the secret headers, as an
+// answer that echoes its request (a debugging endpoint) shows them: each
+// whole value, an Authorization's credentials without their scheme, a
+// Cookie's values one by one.
+func secretValues(h http.Header, names []string) []string {
+	var out []string
+	add := func(v string) {
+		if v = strings.TrimSpace(v); len(v) >= minSecret {
+			out = append(out, v)
+		}
+	}
+	for _, name := range names {
+		for _, v := range h.Values(name) {
+			add(v)
+			if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+				add(cred)
+			}
+			if strings.EqualFold(name, "Cookie") {
+				for c := range strings.SplitSeq(v, ";") {
+					if _, val, ok := strings.Cut(c, "="); ok {
+						add(val)
+					}
+				}
+			}
+		}
+	}
+	// The longest first: a whole value before the credentials in it.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// redactEchoes replaces the secret values an answer echoed (in its body's
+// excerpt, or a JSON value of a difference) with "[redacted]".
+func redactEchoes(s *DiffSample, secrets []string) {
+	for _, side := range []*SampleSide{&s.Primary, &s.Shadow} {
+		for _, v := range secrets {
+			side.Body = strings.ReplaceAll(side.Body, v, "[redacted]")
+		}
+	}
+	for i := range s.Differences {
+		d := &s.Differences[i]
+		for _, v := range secrets {
+			d.Primary = replaceRaw(d.Primary, v)
+			d.Shadow = replaceRaw(d.Shadow, v)
+			d.Note = strings.ReplaceAll(d.Note, v, "[redacted]")
+		}
+	}
+}
+
+func replaceRaw(raw json.RawMessage, secret string) json.RawMessage {
+	if !bytes.Contains(raw, []byte(secret)) {
+		return raw
+	}
+	out := bytes.ReplaceAll(raw, []byte(secret), []byte("[redacted]"))
+	if !json.Valid(out) {
+		// The secret was no string's part there (a number, or spanning
+		// JSON's own syntax): the whole value goes.
+		return redactedValue
+	}
+	return out
 }
 
 // boundDifferences keeps the differences that fit in sampleDiffBytes (the

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,11 @@ type routeShadow struct {
 	maxBody  int64
 	timeout  time.Duration
 	rules    *compare.Rules
-	noise    *compare.Noise // nil: noise cancellation off
+	// secrets are the headers whose values a sample never shows, also
+	// where an answer echoes them (DefaultSecretHeaders and
+	// secret_headers).
+	secrets []string
+	noise   *compare.Noise // nil: noise cancellation off
 	// monolith and service send the copies: their own transports (a slow
 	// shadow side cannot take the primary's connections) and the
 	// X-Strangler-Shadow mark.
@@ -893,6 +898,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 	st := s.routeState(rc.Name)
 	m := s.metrics
 	sh := &routeShadow{
+		secrets:  append(slices.Clone(DefaultSecretHeaders), cfg.SecretHeaders...),
 		percent:  sc.Percent,
 		flag:     s.flags.Flag(sc.Flag),
 		flagErrs: m.flagErrors.WithLabelValues(sc.Flag),
