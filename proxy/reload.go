@@ -183,11 +183,17 @@ func (s *Server) clearFailedReload(path string) {
 	}
 }
 
-// refusedByReload reports whether b is what the last reload refused.
+// refusedByReload reports whether b, just read from the file, is what the
+// last reload refused; once the file holds anything else, that refusal is
+// forgotten, as the watcher forgets its own: written again (whatever made
+// it fail fixed meanwhile), the same content is tried again.
 func (s *Server) refusedByReload(b []byte) bool {
 	s.reloadStateMu.Lock()
 	defer s.reloadStateMu.Unlock()
-	return s.refusedRaw != nil && bytes.Equal(b, s.refusedRaw)
+	if s.refusedRaw != nil && !bytes.Equal(b, s.refusedRaw) {
+		s.refusedRaw = nil
+	}
+	return s.refusedRaw != nil
 }
 
 // WatchConfig reloads the config file whenever its content differs from
@@ -214,15 +220,15 @@ func (s *Server) WatchConfig(ctx context.Context, path string, every time.Durati
 		if err == nil && refused != nil && !bytes.Equal(b, refused) {
 			refused = nil
 		}
+		if err == nil && s.refusedByReload(b) {
+			refused = b // refused already (SIGHUP): logged and counted once
+		}
 		if err == nil && bytes.Equal(b, s.table.Load().cfg.raw) {
 			pending, refused = nil, nil
 			// Put back as it was after a refused change: the file and
 			// the proxy agree again, and the failed-reload alert clears.
 			s.clearFailedReload(path)
 			continue
-		}
-		if err == nil && refused == nil && s.refusedByReload(b) {
-			refused = b // refused already (SIGHUP): logged and counted once
 		}
 		if err != nil || refused != nil {
 			pending = nil

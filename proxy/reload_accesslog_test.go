@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,15 +68,42 @@ func TestWatcherDoesNotRetryWhatSIGHUPRefused(t *testing.T) {
 	// ten times that to retry (a wait for something not to happen has no
 	// event to poll for).
 	time.Sleep(400 * time.Millisecond)
-	// Replaced whole (an editor's rename), not truncated then written: a
-	// watcher polling every 20 ms can see an empty file for two polls.
-	tmp := e.configPath() + ".new"
-	writeFile(t, tmp, strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace("access_log: true\n"+basicConfig))
-	if err := os.Rename(tmp, e.configPath()); err != nil {
-		t.Fatal(err)
-	}
+	e.replaceConfig("access_log: true\n" + basicConfig)
 	eventually(t, 10*time.Second, "the next edit applied", func() bool { return e.srv.table.Load().cfg.AccessLog })
 	if v := e.metric("strangler_config_reload_errors_total"); v != 1 {
 		t.Errorf("one bad edit: strangler_config_reload_errors_total = %v, want 1; log:\n%s", v, logs.String())
 	}
+}
+
+// replaceConfig replaces the config file whole (an editor's rename), not
+// truncated then written: a watcher polling every 20 ms can see an empty
+// file for two polls on a busy machine.
+func (e *env) replaceConfig(yaml string) {
+	e.t.Helper()
+	tmp := e.configPath() + ".new"
+	writeFile(e.t, tmp, strings.NewReplacer("{{monolith}}", e.monolith.URL, "{{service}}", e.service.URL).Replace(yaml))
+	if err := os.Rename(tmp, e.configPath()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestWatcherRetriesWhatSIGHUPRefusedOnceTheFileChanged: refused on SIGHUP
+// for a token file that is missing, put back, then written again once the
+// token file exists, the same content is applied by the watcher, as its
+// own refusals are.
+func TestWatcherRetriesWhatSIGHUPRefusedOnceTheFileChanged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, basicConfig, flagJSON("orders-percent", 10), nil, nil)
+	token := filepath.Join(t.TempDir(), "token")
+	withToken := basicConfig + "admin_token_file: " + token + "\n"
+	e.replaceConfig(withToken)
+	if err := e.srv.ReloadFile(e.configPath()); err == nil {
+		t.Fatal("applied without its token file")
+	}
+	e.watchConfig()
+	e.replaceConfig(basicConfig)
+	eventually(t, 10*time.Second, "the gauge back to 1", func() bool { return e.metric("strangler_config_last_reload_successful") == 1 })
+	writeFile(t, token, "s3cret\n")
+	e.replaceConfig(withToken)
+	eventually(t, 10*time.Second, "the same content tried again and applied", func() bool { return e.srv.table.Load().cfg.AdminTokenFile != "" })
 }
