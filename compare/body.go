@@ -83,10 +83,10 @@ func (c *comparison) compareBodies(a, b *Response) {
 	var jsonA, jsonB, seqA, seqB bool
 	mtA, mtB := mediaType(a.Header), mediaType(b.Header)
 	if c.isJSON(mtA, da) {
-		jsonA, seqA = c.walk.docs[primarySide].parse(da, jsonSeqMedia(mtA))
+		jsonA, seqA = c.walk.docs[primarySide].parse(da, jsonSeqMedia(mtA), jsonTextSeq(mtA))
 	}
 	if c.isJSON(mtB, db) {
-		jsonB, seqB = c.walk.docs[shadowSide].parse(db, jsonSeqMedia(mtB))
+		jsonB, seqB = c.walk.docs[shadowSide].parse(db, jsonSeqMedia(mtB), jsonTextSeq(mtB))
 	}
 	if jsonA && jsonB {
 		// One value against a stream: the one is a stream of one, so that
@@ -145,6 +145,10 @@ func (c *comparison) isJSON(mt string, body []byte) bool {
 	}
 	return false
 }
+
+// jsonTextSeq reports whether a media type is RFC 7464's, whose values
+// follow record separators (0x1E); NDJSON and JSON Lines have none.
+func jsonTextSeq(mt string) bool { return strings.EqualFold(mt, "application/json-seq") }
 
 // mediaType is a header's Content-Type without its parameters.
 func mediaType(h http.Header) string {

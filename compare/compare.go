@@ -164,8 +164,13 @@ type comparison struct {
 	// with a "/" after) that hold the same elements in another order on
 	// the two sides.
 	unordered []string
-	omitted   int
-	noisy     int
+	// moved: with keysOnly, those arrays as pointer names them (literal
+	// indexes), at most maxMoved: what lies below them is noise for this
+	// request whatever it is (which element of the other answer one is,
+	// is not known).
+	movedLists []string
+	omitted    int
+	noisy      int
 	// probing: an unordered array's elements are being tried against each
 	// other (probeCount): a difference is counted in probeDiffs and
 	// nothing else, and the probe stops once it has counted more than
@@ -215,6 +220,8 @@ func putComparison(c *comparison) {
 	c.generals = keep(c.generals, 1, retainBytes)
 	clear(c.unordered)
 	c.unordered = keep(c.unordered, 16, retainBytes)
+	clear(c.movedLists)
+	c.movedLists = keep(c.movedLists, 16, retainBytes)
 	c.headerNames = keep(c.headerNames, 40, retainBytes)
 	c.headerDiffs = keep(c.headerDiffs, 16, retainBytes)
 	c.body.reset(retainBytes)

@@ -129,12 +129,14 @@
 //     scalars are not sniffed: "1" and "1.0" in a text body differ.
 //
 // A body that parses as several JSON values, each apart from the next by
-// whitespace or RFC 7464's record separator (NDJSON, JSON Lines, a
-// Kubernetes watch), is compared as the array of those values: a
-// difference in the third line is at "/2/...", and ignore_json, noise
-// and unordered_json ("") apply per line ("/*/ts"). One value against
-// such a stream is a stream of one. Values that run together ("{}{}")
-// are not a stream: they are compared as bytes.
+// whitespace (NDJSON, JSON Lines, a Kubernetes watch), or any body under
+// a stream's media type (of one value too; under application/json-seq
+// its values may follow RFC 7464's record separators), is compared as
+// the array of those values: a difference in the third line is at
+// "/2/...", and ignore_json, noise and unordered_json ("") apply per
+// line ("/*/ts"). One value against such a stream is a stream of one.
+// Values that run together ("{}{}") are not a stream: they are compared
+// as bytes.
 //
 // Otherwise bodies are compared byte for byte, and a difference carries an
 // excerpt of each (at most 256 bytes, from a little before the first
@@ -250,7 +252,9 @@
 //     answers hold in another order (the same elements, byte for byte; a
 //     query without ORDER BY) or with another number of elements (a feed
 //     that grew at its front shifts every element): every field of every
-//     element may differ there, and none of it says which fields vary;
+//     element may differ there, and none of it says which fields vary.
+//     Within their elements anything is that request's noise; an element
+//     missing where both monolith answers had one is not;
 //   - a status difference is never noise, and two monolith answers with
 //     different statuses teach nothing: one of them failed, and an error
 //     page differs from a real answer everywhere. Likewise a body that

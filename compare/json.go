@@ -43,17 +43,18 @@ type document struct {
 // parse parses src as exactly one JSON value (RFC 8259) surrounded by
 // optional whitespace, or else as a stream of such values apart by
 // whitespace (seq; see parseSeq). Under a stream's media type (stream),
-// src is always a stream, of one value too, and RFC 7464's record
-// separators may stand between values. Invalid UTF-8 inside strings is
-// accepted, as encoding/json does, and compared byte for byte.
-func (d *document) parse(src []byte, stream bool) (ok, seq bool) {
+// src is always a stream, of one value too, whose values may also stand
+// after RFC 7464's record separators with rs (application/json-seq).
+// Invalid UTF-8 inside strings is accepted, as encoding/json does, and
+// compared byte for byte.
+func (d *document) parse(src []byte, stream, rs bool) (ok, seq bool) {
 	d.src = src
 	d.nodes = d.nodes[:0]
 	if int64(len(src)) >= maxMaxDecoded {
 		return false, false
 	}
 	if stream {
-		return d.parseSeq(src, true), true
+		return d.parseSeq(src, rs), true
 	}
 	p := parser{d: d}
 	i, ok := p.value(skipSpace(src, 0), 0)

@@ -109,6 +109,12 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			}
 			f.current = append(f.current, noiseDiff{noiseField{d.Kind, where}, c.generals[i], c.shapes[i]})
 		}
+		if len(c.movedLists) > 0 {
+			f.movedAt = make(map[string]bool, len(c.movedLists))
+			for _, m := range c.movedLists {
+				f.movedAt[m] = true
+			}
+		}
 		if len(f.current) > 0 {
 			f.currentAt = make(map[noiseField]uint8, len(f.current))
 			for _, d := range f.current {
@@ -228,7 +234,11 @@ type noiseFilter struct {
 	// place. Scanned, current cost each difference as many comparisons
 	// of places as the monolith's answers had differences.
 	currentAt map[noiseField]uint8
-	span      textSpan // where their non-JSON bodies differ
+	// movedAt: the lists whose elements the monolith's two answers did
+	// not keep in place (reordered, or another number of them): anything
+	// below one is this request's noise.
+	movedAt map[string]bool
+	span    textSpan // where their non-JSON bodies differ
 }
 
 // drops reports whether a difference of shape sh is noise: a difference
@@ -242,6 +252,23 @@ type noiseFilter struct {
 func (f *noiseFilter) drops(kind Kind, where, general string, sh shape, literal bool) bool {
 	if kind == KindStatus || kind == KindBody && where == textBody {
 		return false // a whole text body: only within its span (addBytes)
+	}
+	if literal && kind == KindBody && len(f.movedAt) > 0 {
+		// Within an element of such a list: "/items/2/u" is below the
+		// list "/items" (or "", a stream). An element itself present
+		// or not goes by the rules above: a service that answers [] is
+		// no noise.
+		if i := strings.LastIndexByte(where, '/'); i >= 0 {
+			for p := where[:i]; ; {
+				i := strings.LastIndexByte(p, '/')
+				if i < 0 {
+					break
+				}
+				if p = p[:i]; f.movedAt[p] {
+					return true
+				}
+			}
+		}
 	}
 	if seen := f.currentAt[noiseField{kind, where}]; literal && seen != 0 {
 		if kind == KindBody && where == "" {

@@ -414,3 +414,29 @@ func TestNoiseListThatGrewTeachesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestNoiseListThatGrewIsThisRequestsNoise: within the elements of a list
+// the monolith's two answers hold in another number, anything is this
+// request's noise (which element of one answer another is, is not known),
+// but not an element missing where both answers had one.
+func TestNoiseListThatGrewIsThisRequestsNoise(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	now := jsonResp(`{"items":[{"id":3,"u":1},{"id":2,"u":1},{"id":1,"u":1}]}`)
+	before := jsonResp(`{"items":[{"id":2,"u":2},{"id":1,"u":2}]}`)
+	if res := compare.NewNoise(0).Compare(now, jsonResp(`{"items":[{"id":3,"u":5},{"id":2,"u":5},{"id":1,"u":5}]}`), now, before, r); res.Outcome != compare.Match {
+		t.Errorf("fields within the grown list: %v %s, want a match", res.Outcome, diffsJSON(t, res.Differences))
+	}
+	res := compare.NewNoise(0).Compare(now, jsonResp(`{"items":[]}`), now, before, r)
+	if got, want := diffsJSON(t, res.Differences), `[{"kind":"body","pointer":"/items/0","primary":{"id":3,"u":1}},{"kind":"body","pointer":"/items/1","primary":{"id":2,"u":1}}]`; got != want {
+		t.Errorf("a service answering []: %s, want %s", got, want)
+	}
+	// A place as long as a URL key, well under 1 KiB, is noise as any.
+	key := "https://example.com/" + strings.Repeat("a", 500)
+	doc := func(ts int) *compare.Response {
+		return jsonResp(fmt.Sprintf(`{"cache":{%q:{"ts":%d}},"deep":%s%d%s}`, key, ts, strings.Repeat("[", 100), ts, strings.Repeat("]", 100)))
+	}
+	if res := compare.NewNoise(0).Compare(doc(1), doc(3), doc(1), doc(2), r); res.Outcome != compare.Match || res.Noisy != 2 {
+		t.Errorf("places of 533 and 301 bytes: %v, noisy %d, %s; want both noise", res.Outcome, res.Noisy, diffsJSON(t, res.Differences))
+	}
+}

@@ -124,3 +124,21 @@ func TestStreamAgainstTheDeepestValue(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordSeparatorsOnlyInJSONSeq: no NDJSON or JSON Lines reader takes
+// a record separator; only application/json-seq's values stand after one.
+func TestRecordSeparatorsOnlyInJSONSeq(t *testing.T) {
+	t.Parallel()
+	resp := func(media, body string) *compare.Response {
+		return &compare.Response{Status: 200, Header: hdr("Content-Type", media), Body: []byte(body)}
+	}
+	const rs, clean = "\x1e{\"a\":1}\n\x1e{\"a\":2}\n", "{\"a\":1}\n{\"a\":2}\n"
+	for _, media := range []string{"application/x-ndjson", "application/jsonl"} {
+		if res := compare.Compare(resp(media, clean), resp(media, rs), mustRules(t, compare.RulesConfig{})); res.Outcome != compare.Mismatch {
+			t.Errorf("%s with record separators: match, want a mismatch", media)
+		}
+	}
+	if res := compare.Compare(resp("application/json-seq", rs), resp("application/json-seq", "\x1e{\"a\":1}\x1e{\"a\":2}"), mustRules(t, compare.RulesConfig{})); res.Outcome != compare.Match {
+		t.Errorf("application/json-seq: %s, want a match", diffsJSON(t, res.Differences))
+	}
+}

@@ -27,28 +27,41 @@ type jsonWalk struct {
 	pair    []int32 // the member each member is paired with, or -1
 	keys    []byte  // decoded keys that contained escapes
 	path    []pathSeg
-	// pathBytes bounds the length of path as a pointer (an index counted
-	// as 11 bytes), kept as segments come and go: a place's length is
-	// known without formatting it.
-	pathBytes int
-	str       [2][]byte // decoded strings being compared
+	str     [2][]byte // decoded strings being compared
 }
 
-func (w *jsonWalk) push(seg pathSeg) {
-	w.path = append(w.path, seg)
-	w.pathBytes += w.segBytes(seg)
-}
+func (w *jsonWalk) push(seg pathSeg) { w.path = append(w.path, seg) }
 
-func (w *jsonWalk) pop() {
-	w.pathBytes -= w.segBytes(w.path[len(w.path)-1])
-	w.path = w.path[:len(w.path)-1]
-}
+func (w *jsonWalk) pop() { w.path = w.path[:len(w.path)-1] }
 
-func (w *jsonWalk) segBytes(seg pathSeg) int {
-	if seg.isIndex {
-		return 11
+// longerThan reports whether the path, as a JSON Pointer, is longer than
+// n bytes, without formatting it: it stops counting past n, so asking
+// costs at most about n whatever the path's length.
+func (w *jsonWalk) longerThan(n int) bool {
+	size := 0
+	for _, seg := range w.path {
+		size++ // "/"
+		if seg.isIndex {
+			for i := seg.index; ; i /= 10 {
+				size++
+				if i < 10 {
+					break
+				}
+			}
+		} else {
+			key := w.keyBytes(seg.key)
+			size += len(key)
+			if size > n {
+				return true
+			}
+			// "~" and "/" are written as two bytes.
+			size += bytes.Count(key, []byte{'~'}) + bytes.Count(key, []byte{'/'})
+		}
+		if size > n {
+			return true
+		}
 	}
-	return 1 + 2*len(w.keyBytes(seg.key)) // "~" and "/" are written as two bytes
+	return false
 }
 
 // reset empties the walk for reuse, dropping any buffer larger than
@@ -120,7 +133,7 @@ func (w *jsonWalk) raw(s side, i int32) []byte {
 // compareJSON compares the two parsed documents from their roots.
 func (c *comparison) compareJSON() {
 	w := &c.walk
-	w.path, w.pathBytes = w.path[:0], 0
+	w.path = w.path[:0]
 	// One budget for pairing the elements of unordered arrays by value,
 	// for the whole comparison: many small arrays share it.
 	c.probeLimit = c.probeCost + 16*(len(w.docs[primarySide].nodes)+len(w.docs[shadowSide].nodes)) + 4096
@@ -191,6 +204,9 @@ func (c *comparison) diffArray(ai, bi int32) {
 		// million small arrays names one.
 		if u := c.generalPointer() + "/"; !slices.Contains(c.unordered, u) {
 			c.unordered = append(c.unordered, u)
+		}
+		if len(c.movedLists) < maxMoved && !c.walk.longerThan(maxNoiseWhere) {
+			c.movedLists = append(c.movedLists, c.pointer())
 		}
 	}
 	ca, cb := ai+1, bi+1
@@ -265,6 +281,9 @@ func (c *comparison) reordered(ai, bi int32) bool {
 }
 
 const maxReordered = 10000
+
+// maxMoved bounds the lists one request's noise holds as moved.
+const maxMoved = 1000
 
 // diffMultiset compares two arrays that unordered_json names as
 // multisets. Each primary element is paired with an equal shadow element
@@ -719,7 +738,8 @@ func (c *comparison) addJSON(ai, bi int32) {
 	// naming each of many differences there, and matching it against the
 	// noise, cost a pointer as long as the place every time, which a
 	// body can make as long as itself.
-	long := c.walk.pathBytes > maxNoiseWhere
+	long := c.noise != nil || c.keysOnly || c.probing
+	long = long && c.walk.longerThan(maxNoiseWhere)
 	if c.probing {
 		f := c.probeFilter()
 		if f == nil || len(f.current) == 0 && len(f.learned) == 0 || long {
