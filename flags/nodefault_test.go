@@ -124,3 +124,22 @@ func TestRampToZeroWithoutDefaultVariant(t *testing.T) {
 		t.Errorf("the file changed:\n%s", b)
 	}
 }
+
+// TestRampOfABadState: a flag whose state is neither ENABLED nor DISABLED
+// keeps its route on the monolith; a ramp up would read as done and
+// change nothing: refused, as for DISABLED; a ramp to 0 is done already.
+func TestRampOfABadState(t *testing.T) {
+	t.Parallel()
+	path := writeFlags(t, t.TempDir(), `{"flags":{
+		"orders": {"state": "disabled", "variants": {"on": 100}, "defaultVariant": "on"},
+		"ruled": {"state": "Disabled", "variants": {"on": 100}, "defaultVariant": null,
+			"targeting": {"if": [{"==": [{"var": "method"}, "GET"]}, "on", null]}}}}`)
+	if _, _, err := Ramp(path, "orders", 25); !errors.Is(err, ErrState) {
+		t.Errorf("ramp up: %v, want ErrState", err)
+	}
+	for _, flag := range []string{"orders", "ruled"} {
+		if _, note, err := Ramp(path, flag, 0); err != nil || !strings.Contains(note, "neither ENABLED nor DISABLED") {
+			t.Errorf("ramp %s 0: %q, %v; want done, with a note", flag, note, err)
+		}
+	}
+}

@@ -127,12 +127,21 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 		}
 		disabledNote = fmt.Sprintf("flag %q is DISABLED: its route already sends every request to the monolith", flag)
 	}
+	// So does a state that is neither (ErrState): a ramp up would read as
+	// done and change nothing.
+	if fl.badState {
+		if percent != 0 {
+			return 0, "", fmt.Errorf("%w: %q in %s: its \"state\" is %q, and its route sends every request to the monolith whatever its value; set its \"state\" to \"ENABLED\" to ramp it",
+				ErrState, flag, path, fl.state)
+		}
+		disabledNote = fmt.Sprintf("flag %q's \"state\" is %q, neither ENABLED nor DISABLED: its route already sends every request to the monolith", flag, fl.state)
+	}
 	if fl.defaultVariant == "" {
 		// Nothing to ramp: requests no rule places already go to the
 		// monolith (the flag is unusable for them), and the rule is the
 		// operator's to edit. Without a rule (or DISABLED), a ramp to 0
 		// is a rollback already done: said, not refused.
-		if percent == 0 && (fl.state == "DISABLED" || !fl.targeted) {
+		if percent == 0 && (fl.state == "DISABLED" || fl.badState || !fl.targeted) {
 			return 0, joinNotes(disabledNote, fmt.Sprintf(`flag %q has no "defaultVariant": its route already sends every request to the monolith; nothing written`, flag), linkNote, lockNote), nil
 		}
 		return 0, "", fmt.Errorf(`%w: %q in %s has no "defaultVariant" (null): the requests its targeting does not place already go to the monolith; name one of its variants as "defaultVariant" to ramp it`,

@@ -81,7 +81,7 @@ func (s *Server) apiRoutes(w http.ResponseWriter, r *http.Request) {
 		if v, err := rt.flag.Current(); unusable(rt.flag, err) {
 			st.FlagError = err.Error()
 		} else if err != nil {
-			st.FlagNote = "no value without a request's context; its targeting rule decides each request: " + err.Error()
+			st.FlagNote = flagNote(err) + ": " + err.Error()
 		} else {
 			st.Percent = v
 		}

@@ -40,7 +40,6 @@ func TestTargetedFlagWithABrokenDefault(t *testing.T) {
 	for _, def := range []string{
 		`"variants":{"on":"10","all":100},"defaultVariant":"on"`,
 		`"variants":{"on":150,"all":100},"defaultVariant":"on"`,
-		`"variants":{"all":100},"defaultVariant":null`,
 	} {
 		flags := `{"flags":{"orders-percent":{"state":"ENABLED",` + def +
 			`,"targeting":{"if":[{"in":[{"var":"targetingKey"},["qa-alice","qa-bob"]]},"all",null]}}}}`
@@ -51,5 +50,26 @@ func TestTargetedFlagWithABrokenDefault(t *testing.T) {
 		if st := e.routeStatus(); st.FlagError == "" || st.FlagNote != "" {
 			t.Errorf("%s: flag_error %q, flag_note %q; want an error", def, st.FlagError, st.FlagNote)
 		}
+	}
+}
+
+// TestTargetedFlagWithoutDefault: without a default variant, the requests
+// a rule places follow it and the others go to the monolith; a note says
+// so, not an error that the route is all on the monolith.
+func TestTargetedFlagWithoutDefault(t *testing.T) {
+	t.Parallel()
+	flags := `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"GET":100,"POST":0},"defaultVariant":null,
+	  "targeting":{"var":"method"}}}}`
+	var logs lockedBuffer
+	e := startEnv(t, basicConfig, flags, nil, nil, false, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if got := e.servedBy(20, "/api/orders/1"); got["service"] != 20 {
+		t.Fatalf("served %v, want all 20 GETs on the service", got)
+	}
+	st := e.routeStatus()
+	if st.FlagError != "" || !strings.Contains(st.FlagNote, "those it does not place go to the monolith") {
+		t.Errorf("flag_error %q, flag_note %q; want a note", st.FlagError, st.FlagNote)
+	}
+	if strings.Contains(logs.String(), "traffic stays on the monolith") {
+		t.Errorf("log:\n%s\nsays the route is all on the monolith", logs.String())
 	}
 }

@@ -211,22 +211,32 @@ type publishedShare struct {
 }
 
 // unusable reports whether a flag's error for an empty context stands for
-// the flag: the flag's own problem, which validate refuses (a default
-// that is not a number, no default, missing, disabled...). With a
-// targeting rule, an empty context may also fail where every request
-// gets a value: a rule that needs what a request has (a variant named
-// after its method) names no variant without it, which the provider
-// reports as an error of its own.
+// the flag: the flag's own problem (a default that is not a number,
+// missing, disabled...). With a targeting rule, an empty context may also
+// fail where requests get a value: a rule that needs what a request has
+// (a variant named after its method) names no variant without it, which
+// the provider reports as an error of its own, and a flag without a
+// default variant has none for the requests no rule places (those go to
+// the monolith, counted as flag errors), but the others follow the rule.
 func unusable(f *flags.Flag, err error) bool {
 	if err == nil || f.Uniform() {
 		return err != nil
 	}
-	for _, e := range [...]error{flags.ErrNotFound, flags.ErrDisabled, flags.ErrState, flags.ErrNoDefault, flags.ErrType, flags.ErrRange, flags.ErrRule} {
+	for _, e := range [...]error{flags.ErrNotFound, flags.ErrDisabled, flags.ErrState, flags.ErrType, flags.ErrRange, flags.ErrRule} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
 	return false
+}
+
+// flagNote says what a targeted flag's error for an empty context (one
+// that is not unusable) means for its route.
+func flagNote(err error) string {
+	if errors.Is(err, flags.ErrNoDefault) {
+		return "route's flag has no default variant: its targeting rule decides each request, and those it does not place go to the monolith"
+	}
+	return "route's flag has no value without a request's context; its targeting rule decides each request"
 }
 
 // logShare logs a route's share when it changes, and why its flag is
@@ -245,7 +255,7 @@ func (s *Server) logShare(rt *route, v float64, err error) {
 	case unusable(rt.flag, err):
 		s.log.Warn("route's flag is unusable: its traffic stays on the monolith", "route", rt.name, "flag", rt.flag.Name(), "error", err)
 	case err != nil:
-		s.log.Info("route's flag has no value without a request's context; its targeting rule decides each request", "route", rt.name, "flag", rt.flag.Name(), "error", err)
+		s.log.Info(flagNote(err), "route", rt.name, "flag", rt.flag.Name(), "error", err)
 	case !seen:
 		s.log.Info("route share", "route", rt.name, "flag", rt.flag.Name(), "percent", v)
 	default:
