@@ -71,6 +71,11 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return badArgs("demo: --percent %q: want a number from 0 to 100", *percent)
 	}
+	for _, a := range []struct{ flag, addr string }{{"listen", *listen}, {"admin", *adminAddr}} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
+			return badArgs("demo: --%s %q: want host:port (127.0.0.1:8080)", a.flag, a.addr)
+		}
+	}
 	rampTo := "50" // the suggested ramp changes something
 	if pct == 50 {
 		rampTo = "100"

@@ -442,6 +442,9 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"serve", "--config", "x.yaml", "--log-level", "loud"}, `--log-level: "loud"`},
 		{[]string{"demo", "--percent", "abc"}, `demo: --percent "abc": want a number from 0 to 100`},
 		{[]string{"demo", "extra"}, `demo: unexpected argument "extra"`},
+		{[]string{"demo", "--listen", "nonsense"}, `demo: --listen "nonsense": want host:port`},
+		{[]string{"demo", "--admin", "127.0.0.1"}, `demo: --admin "127.0.0.1": want host:port`},
+		{[]string{"version", "extra"}, `version: unexpected argument "extra"`},
 	} {
 		code, _, errOut := runCmd(tc.args...)
 		if code != 2 || strings.Count(errOut, tc.problem) != 1 || !strings.Contains(errOut, "Usage") && !strings.Contains(errOut, "usage") {

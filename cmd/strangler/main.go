@@ -70,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = demo(args, stdout, stderr)
 	case "version", "--version", "-version":
+		if len(args) > 0 {
+			err = badArgs("version: unexpected argument %q", args[0])
+			break
+		}
 		fmt.Fprintln(stdout, "strangler", buildVersion())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
