@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/open-feature/flagd/core/pkg/model"
@@ -31,6 +32,9 @@ type fileFlag struct {
 	hasBadRef bool
 	// badState: state is neither "ENABLED" nor "DISABLED".
 	badState bool
+	// lines are where the flag is defined, when the file defines it more
+	// than once (the last one counts, as in flagd).
+	lines []int
 }
 
 // Load reads and validates the flag file at path. The error names the file
@@ -84,6 +88,9 @@ func (f *File) CheckPercent(name string) error {
 	if err := fl.stateError(name); err != nil {
 		return err
 	}
+	if err := fl.duplicateError(name); err != nil {
+		return err
+	}
 	if fl.defaultVariant == "" {
 		// flagd would answer with the caller's default value, which for a
 		// traffic split is a number nobody wrote down.
@@ -118,6 +125,21 @@ func (fl fileFlag) stateError(name string) error {
 		return nil
 	}
 	return fmt.Errorf(`%w: flag %q: "state" is %q, want "ENABLED" or "DISABLED"`, ErrState, name, fl.state)
+}
+
+// duplicateError is a flag's error for a file that defines it more than
+// once: the last definition counts (flagd's rule, and encoding/json's),
+// and an editor shows the first.
+func (fl fileFlag) duplicateError(name string) error {
+	if len(fl.lines) < 2 {
+		return nil
+	}
+	lines := make([]string, len(fl.lines))
+	for i, l := range fl.lines {
+		lines[i] = strconv.Itoa(l)
+	}
+	return fmt.Errorf("%w: flag %q is defined %d times (lines %s): the last one counts; remove the others",
+		ErrDuplicate, name, len(fl.lines), strings.Join(lines, ", "))
 }
 
 // Disabled reports whether the file has the flag and it is DISABLED: valid,
@@ -195,7 +217,70 @@ func parse(raw []byte) (*File, error) {
 
 		f.flags[name] = fl
 	}
+	for name, lines := range duplicateFlags(raw) {
+		if fl, ok := f.flags[name]; ok {
+			fl.lines = lines
+			f.flags[name] = fl
+		}
+	}
 	return f, nil
+}
+
+// duplicateFlags finds the flags a document defines more than once, with
+// the lines of their definitions: decoding keeps only the last, silently.
+// The document is valid JSON (parse decoded it).
+func duplicateFlags(raw []byte) map[string][]int {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	line := func(off int64) int { return bytes.Count(raw[:off], []byte{'\n'}) + 1 }
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var out map[string][]int
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		// encoding/json takes "Flags" for "flags" too.
+		if key, _ := t.(string); !strings.EqualFold(key, "flags") {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return out
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			var skip json.RawMessage
+			if err != nil || dec.Decode(&skip) != nil {
+				return out
+			}
+			continue
+		}
+		seen := map[string][]int{}
+		for dec.More() {
+			off := dec.InputOffset()
+			t, err := dec.Token()
+			if err != nil {
+				return out
+			}
+			name, _ := t.(string)
+			seen[name] = append(seen[name], line(off+int64(len(raw[off:])-len(bytes.TrimLeft(raw[off:], " \t\r\n,")))))
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return out
+			}
+		}
+		dec.Token() // "}"
+		for name, lines := range seen {
+			if len(lines) > 1 {
+				if out == nil {
+					out = map[string][]int{}
+				}
+				out[name] = append(out[name], lines...)
+			}
+		}
+	}
+	return out
 }
 
 // checkEvaluator rejects an evaluator that flagd would accept but not run

@@ -143,3 +143,36 @@ func TestRampOfABadState(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagDefinedTwice: the last definition counts (flagd's rule), and an
+// editor shows the first: validate says so with both lines, and ramp,
+// which cannot tell which one the operator means, refuses and says why.
+func TestFlagDefinedTwice(t *testing.T) {
+	t.Parallel()
+	path := writeFlags(t, t.TempDir(), `{"flags": {
+  "orders": {"state": "ENABLED", "variants": {"on": 10}, "defaultVariant": "on"},
+  "app": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"},
+  "orders": {"state": "ENABLED", "variants": {"on": 20}, "defaultVariant": "on"}
+}}`)
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CheckPercent("orders"); !errors.Is(err, ErrDuplicate) || !strings.Contains(err.Error(), "lines 2, 4") {
+		t.Errorf("CheckPercent: %v, want ErrDuplicate naming lines 2 and 4", err)
+	}
+	if err := f.CheckPercent("app"); errors.Is(err, ErrDuplicate) {
+		t.Errorf("CheckPercent(app): %v", err)
+	}
+	if _, _, err := Ramp(path, "orders", 0); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("ramp: %v, want ErrDuplicate", err)
+	}
+	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if v, err := s.Flag("orders").Percent(context.Background(), "k", Attrs{}); err != nil || v != 20 {
+		t.Errorf("orders = %v, %v; want 20, the last definition, as flagd", v, err)
+	}
+}

@@ -116,6 +116,11 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 		note, err := addFlag(path, raw, info, file, flag, percent)
 		return 0, joinNotes(note, linkNote, lockNote), err
 	}
+	// Which definition to edit is for the operator to say: the last one
+	// counts, and an editor shows the first.
+	if err := fl.duplicateError(flag); err != nil {
+		return 0, "", fmt.Errorf("%s: %w", path, err)
+	}
 	// A DISABLED flag sends its route to the monolith whatever its value:
 	// a ramp up would change a number and nothing else, and read as done.
 	// A ramp to 0 goes on (a rollback is never refused) and says so.

@@ -141,7 +141,7 @@ func TestRampRefuses(t *testing.T) {
 		{"invalid file", `{"flags":5}`, "a", 5, nil, `"flags" is a number`},
 		{"differently cased key", `{"Flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},
 		{"duplicate flag", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"},
-			"a":{"state":"ENABLED","variants":{"on":2},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},
+			"a":{"state":"ENABLED","variants":{"on":2},"defaultVariant":"on"}}}`, "a", 5, ErrDuplicate, "defined 2 times (lines 1, 2)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

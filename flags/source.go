@@ -31,6 +31,9 @@ var (
 	// ErrState: the flag's state is neither ENABLED nor DISABLED (flagd
 	// serves it as enabled, whatever was meant).
 	ErrState = errors.New("flag state is neither ENABLED nor DISABLED")
+	// ErrDuplicate: the flag file defines the flag more than once (the
+	// last definition counts). File.CheckPercent only: flagd serves it.
+	ErrDuplicate = errors.New("flag defined more than once")
 )
 
 // Options configures a Source. Exactly one of File and Flagd names where
