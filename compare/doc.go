@@ -253,8 +253,11 @@
 //     query without ORDER BY) or with another number of elements (a feed
 //     that grew at its front shifts every element): every field of every
 //     element may differ there, and none of it says which fields vary.
-//     Within their elements anything is that request's noise; an element
-//     missing where both monolith answers had one is not;
+//     Within their elements a difference is that request's noise where
+//     the monolith's two answers differed so at that place in some
+//     element (a value there, or a field one element lacks), not a field
+//     every element of both had that is missing or of another type, nor
+//     an element missing where both answers had one;
 //   - a status difference is never noise, and two monolith answers with
 //     different statuses teach nothing: one of them failed, and an error
 //     page differs from a real answer everywhere. Likewise a body that

@@ -114,6 +114,12 @@ func (n *Noise) Compare(primary, shadow, monolithA, monolithB *Response, r *Rule
 			for _, m := range c.movedLists {
 				f.movedAt[m] = true
 			}
+			f.movedShapes = map[string]uint8{}
+			for _, d := range f.current {
+				if in, _ := f.inMovedList(d.where); in && d.kind == KindBody {
+					f.movedShapes[d.general] |= 1 << d.shape
+				}
+			}
 		}
 		if len(f.current) > 0 {
 			f.currentAt = make(map[noiseField]uint8, len(f.current))
@@ -235,10 +241,31 @@ type noiseFilter struct {
 	// of places as the monolith's answers had differences.
 	currentAt map[noiseField]uint8
 	// movedAt: the lists whose elements the monolith's two answers did
-	// not keep in place (reordered, or another number of them): anything
-	// below one is this request's noise.
-	movedAt map[string]bool
-	span    textSpan // where their non-JSON bodies differ
+	// not keep in place (reordered, or another number of them); and
+	// movedShapes, the shapes (a bit each) of their differences within
+	// those lists, by general place ("/items/*/price"): a difference
+	// within such a list is this request's noise where the monolith's own
+	// answers differed so at that place in some element (a price another
+	// element has), not a field missing or retyped that every element of
+	// both had.
+	movedAt     map[string]bool
+	movedShapes map[string]uint8
+	span        textSpan // where their non-JSON bodies differ
+}
+
+// inMovedList reports whether a body place lies within an element of a
+// list in movedAt ("/items/2/u" or "/items/2" within "/items"), and at
+// the element itself (element).
+func (f *noiseFilter) inMovedList(where string) (in, element bool) {
+	i := strings.LastIndexByte(where, '/')
+	for p, depth := where, 0; i >= 0; depth++ {
+		p = p[:i]
+		if f.movedAt[p] {
+			return true, depth == 0
+		}
+		i = strings.LastIndexByte(p, '/')
+	}
+	return false, false
 }
 
 // drops reports whether a difference of shape sh is noise: a difference
@@ -254,17 +281,12 @@ func (f *noiseFilter) drops(kind Kind, where, general string, sh shape, literal 
 		return false // a whole text body: only within its span (addBytes)
 	}
 	if literal && kind == KindBody && len(f.movedAt) > 0 {
-		// Within an element of such a list: "/items/2/u" is below the
-		// list "/items" (or "", a stream). An element itself present
-		// or not goes by the rules above: a service that answers [] is
-		// no noise.
-		if i := strings.LastIndexByte(where, '/'); i >= 0 {
-			for p := where[:i]; ; {
-				i := strings.LastIndexByte(p, '/')
-				if i < 0 {
-					break
-				}
-				if p = p[:i]; f.movedAt[p] {
+		// An element itself missing goes by the rules below: a service
+		// that answers [] is no noise.
+		if in, element := f.inMovedList(where); in && (!element || sh == shapeValue) {
+			seen := f.movedShapes[general]
+			for d := shapeValue; d <= shapeAbsent; d++ {
+				if seen&(1<<d) != 0 && d.covers(sh) {
 					return true
 				}
 			}

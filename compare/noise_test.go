@@ -440,3 +440,28 @@ func TestNoiseListThatGrewIsThisRequestsNoise(t *testing.T) {
 		t.Errorf("places of 533 and 301 bytes: %v, noisy %d, %s; want both noise", res.Outcome, res.Noisy, diffsJSON(t, res.Differences))
 	}
 }
+
+// TestNoiseWithinAMovedListGoesByPlaceAndShape: within a list the
+// monolith's answers hold in another order or number, a difference is
+// this request's noise where the monolith's own answers differed so at
+// that place in some element, not a field every element of both had,
+// missing or retyped.
+func TestNoiseWithinAMovedListGoesByPlaceAndShape(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, compare.RulesConfig{})
+	a := jsonResp(`{"items":[{"id":1,"price":5},{"id":2,"price":6}],"ids":[1,2,3]}`)
+	b := jsonResp(`{"items":[{"id":2,"price":6},{"id":1,"price":5}],"ids":[3,2,1]}`)
+	for _, tc := range []struct {
+		name, service string
+		want          compare.Outcome
+	}{
+		{"the same elements, another order", `{"items":[{"id":2,"price":6},{"id":1,"price":5}],"ids":[2,1,3]}`, compare.Match},
+		{"fields missing", `{"items":[{},{}],"ids":[1,2,3]}`, compare.Mismatch},
+		{"a price retyped", `{"items":[{"id":1,"price":"5"},{"id":2,"price":"6"}],"ids":[1,2,3]}`, compare.Mismatch},
+		{"an element missing", `{"items":[{"id":1,"price":5}],"ids":[1,2,3]}`, compare.Mismatch},
+	} {
+		if res := compare.NewNoise(0).Compare(a, jsonResp(tc.service), a, b, r); res.Outcome != tc.want {
+			t.Errorf("%s: %v %s, want %v", tc.name, res.Outcome, diffsJSON(t, res.Differences), tc.want)
+		}
+	}
+}

@@ -758,7 +758,7 @@ func (c *comparison) addJSON(ai, bi int32) {
 		return
 	}
 	ptr, general := c.pointer(), ""
-	if !long && (c.keysOnly || c.noise != nil && len(c.noise.learned) > 0) {
+	if !long && (c.keysOnly || c.noise != nil && (len(c.noise.learned) > 0 || len(c.noise.movedAt) > 0)) {
 		general = c.generalPointer()
 	}
 	if !c.admitAt(KindBody, ptr, general, c.walk.shapeOf(ai, bi), !long) {
