@@ -230,57 +230,51 @@ func parse(raw []byte) (*File, error) {
 // the lines of their definitions: decoding keeps only the last, silently.
 // The document is valid JSON (parse decoded it).
 func duplicateFlags(raw []byte) map[string][]int {
-	dec := json.NewDecoder(bytes.NewReader(raw))
 	line := func(off int64) int { return bytes.Count(raw[:off], []byte{'\n'}) + 1 }
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil
 	}
-	var out map[string][]int
+	// One set for every "flags" object: a second one (a key repeated, or
+	// "Flags", which encoding/json takes for it too) is merged by decoding.
+	seen := map[string][]int{}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return out
+			return nil
 		}
-		// encoding/json takes "Flags" for "flags" too.
-		if key, _ := t.(string); !strings.EqualFold(key, "flags") {
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return out
-			}
+		var value json.RawMessage
+		if dec.Decode(&value) != nil {
+			return nil
+		}
+		if key, _ := t.(string); !strings.EqualFold(key, "flags") || len(value) == 0 || value[0] != '{' {
 			continue
 		}
-		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-			var skip json.RawMessage
-			if err != nil || dec.Decode(&skip) != nil {
-				return out
-			}
-			continue
-		}
-		seen := map[string][]int{}
-		for dec.More() {
-			off := dec.InputOffset()
-			t, err := dec.Token()
+		base := dec.InputOffset() - int64(len(value))
+		flags := json.NewDecoder(bytes.NewReader(value))
+		flags.Token() // "{"
+		for flags.More() {
+			off := flags.InputOffset()
+			t, err := flags.Token()
 			if err != nil {
-				return out
+				return nil
 			}
 			name, _ := t.(string)
-			seen[name] = append(seen[name], line(off+int64(len(raw[off:])-len(bytes.TrimLeft(raw[off:], " \t\r\n,")))))
+			// The key's own offset, past the "," and spaces before it.
+			at := off + int64(len(value[off:])-len(bytes.TrimLeft(value[off:], " \t\r\n,")))
+			seen[name] = append(seen[name], line(base+at))
 			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return out
-			}
-		}
-		dec.Token() // "}"
-		for name, lines := range seen {
-			if len(lines) > 1 {
-				if out == nil {
-					out = map[string][]int{}
-				}
-				out[name] = append(out[name], lines...)
+			if flags.Decode(&skip) != nil {
+				return nil
 			}
 		}
 	}
-	return out
+	for name, lines := range seen {
+		if len(lines) < 2 {
+			delete(seen, name)
+		}
+	}
+	return seen
 }
 
 // checkEvaluator rejects an evaluator that flagd would accept but not run

@@ -263,7 +263,7 @@ func FuzzLoad(f *testing.F) {
 			case !fl.targeted && fl.defaultVariant == "":
 				// No default: flagd selects no variant (the caller's
 				// default value), which Percent reports as ErrNoDefault.
-				if err := file.CheckPercent(name); variant != "" || !errors.Is(err, ErrNoDefault) && !errors.Is(err, ErrState) {
+				if err := file.CheckPercent(name); variant != "" || !errors.Is(err, ErrNoDefault) && !errors.Is(err, ErrState) && !errors.Is(err, ErrDuplicate) {
 					t.Fatalf("flag %q: no defaultVariant, flagd says %s variant %q (%v)", name, reason, variant, err)
 				}
 			case !fl.targeted:

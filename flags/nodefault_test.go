@@ -176,3 +176,22 @@ func TestFlagDefinedTwice(t *testing.T) {
 		t.Errorf("orders = %v, %v; want 20, the last definition, as flagd", v, err)
 	}
 }
+
+// TestFlagDefinedInTwoFlagsObjects: a "flags" key given twice, or also as
+// "Flags" (which decoding takes for it), merges both objects: a flag in
+// both is defined twice.
+func TestFlagDefinedInTwoFlagsObjects(t *testing.T) {
+	t.Parallel()
+	for _, doc := range []string{
+		"{\"flags\": {\"orders\": {\"state\": \"ENABLED\", \"variants\": {\"on\": 10}, \"defaultVariant\": \"on\"}},\n \"flags\": {\"orders\": {\"state\": \"ENABLED\", \"variants\": {\"on\": 100}, \"defaultVariant\": \"on\"}}}",
+		"{\"Flags\": {\"orders\": {\"state\": \"ENABLED\", \"variants\": {\"on\": 10}, \"defaultVariant\": \"on\"}},\n \"flags\": {\"orders\": {\"state\": \"ENABLED\", \"variants\": {\"on\": 100}, \"defaultVariant\": \"on\"}}}",
+	} {
+		f, err := Load(writeFlags(t, t.TempDir(), doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.CheckPercent("orders"); !errors.Is(err, ErrDuplicate) || !strings.Contains(err.Error(), "lines 1, 2") {
+			t.Errorf("%s: %v, want ErrDuplicate on lines 1 and 2", doc, err)
+		}
+	}
+}
