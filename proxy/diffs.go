@@ -56,16 +56,17 @@ type SampleSide struct {
 }
 
 func newSample(p *shadowPair, res compare.Result) DiffSample {
+	secrets := secretValues(p.req.Header, p.sh.secrets)
 	s := DiffSample{
 		Time:    p.queued.UTC(), // when the request came, not when the pool compared it
 		Route:   p.rt.name,
 		Method:  p.req.Method,
 		Path:    redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
-		Primary: sampleSide(p.primaryBackend(), &p.primary, p.primaryDur),
-		Shadow:  sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur),
+		Primary: sampleSide(p.primaryBackend(), &p.primary, p.primaryDur, secrets),
+		Shadow:  sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur, secrets),
 	}
 	s.Differences, s.Omitted = boundDifferences(res.Differences, res.Omitted)
-	if secrets := secretValues(p.req.Header, p.sh.secrets); len(secrets) > 0 {
+	if len(secrets) > 0 {
 		redactEchoes(&s, secrets)
 	}
 	return s
@@ -102,19 +103,64 @@ func secretValues(h http.Header, names []string) []string {
 			}
 		}
 	}
+	// As JSON writes them too (a debugging endpoint that marshals its
+	// request's headers): "&" as \u0026, "/" as \/ (PHP), quotes and
+	// backslashes escaped.
+	for _, v := range out {
+		for _, w := range jsonForms(v) {
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	}
 	// The longest first: a whole value before the credentials in it.
 	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
 }
 
+// jsonForms are the ways JSON may write v inside a string, but v itself.
+func jsonForms(v string) []string {
+	var forms []string
+	for _, html := range []bool{true, false} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		enc.Encode(v)
+		q := strings.TrimSuffix(b.String(), "\n")
+		q = q[1 : len(q)-1]
+		for _, f := range []string{q, strings.ReplaceAll(q, "/", `\/`)} {
+			if f != v && !slices.Contains(forms, f) {
+				forms = append(forms, f)
+			}
+		}
+	}
+	return forms
+}
+
+// redactEnds replaces a start of s that ends a secret, and an end of s
+// that begins one (at least minSecret bytes of it): what an excerpt cut
+// in the middle of an echoed secret shows of it.
+func redactEnds(s string, secrets []string) string {
+	for _, v := range secrets {
+		for k := len(v) - 1; k >= minSecret; k-- {
+			if strings.HasSuffix(s, v[:k]) {
+				s = s[:len(s)-k] + "[redacted]"
+				break
+			}
+		}
+		for k := len(v) - 1; k >= minSecret; k-- {
+			if strings.HasPrefix(s, v[len(v)-k:]) {
+				s = "[redacted]" + s[k:]
+				break
+			}
+		}
+	}
+	return s
+}
+
 // redactEchoes replaces the secret values an answer echoed (in its body's
 // excerpt, or a JSON value of a difference) with "[redacted]".
 func redactEchoes(s *DiffSample, secrets []string) {
-	for _, side := range []*SampleSide{&s.Primary, &s.Shadow} {
-		for _, v := range secrets {
-			side.Body = strings.ReplaceAll(side.Body, v, "[redacted]")
-		}
-	}
 	for i := range s.Differences {
 		d := &s.Differences[i]
 		for _, v := range secrets {
@@ -122,7 +168,21 @@ func redactEchoes(s *DiffSample, secrets []string) {
 			d.Shadow = replaceRaw(d.Shadow, v)
 			d.Note = strings.ReplaceAll(d.Note, v, "[redacted]")
 		}
+		// A value shown as an excerpt (a long string) may cut one.
+		d.Primary, d.Shadow = redactStringEnds(d.Primary, secrets), redactStringEnds(d.Shadow, secrets)
 	}
+}
+
+// redactStringEnds is redactEnds inside a JSON string value.
+func redactStringEnds(raw json.RawMessage, secrets []string) json.RawMessage {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return raw
+	}
+	inner := string(raw[1 : len(raw)-1])
+	if r := redactEnds(inner, secrets); r != inner {
+		return json.RawMessage(`"` + r + `"`)
+	}
+	return raw
 }
 
 func replaceRaw(raw json.RawMessage, secret string) json.RawMessage {
@@ -163,12 +223,34 @@ func boundDifferences(diffs []compare.Difference, omitted int) ([]compare.Differ
 	return out, omitted
 }
 
-func sampleSide(backend string, c *capture, d time.Duration) SampleSide {
+func sampleSide(backend string, c *capture, d time.Duration, secrets []string) SampleSide {
 	side := SampleSide{Backend: backend, Status: c.status, DurationSeconds: d.Seconds()}
 	if enc := c.header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return side
 	}
 	b := c.body
+	if len(secrets) > 0 {
+		// Redacted before the cut, so that a secret across it goes
+		// whole; then what the cut left of one at the end.
+		more := len(secrets[0]) // the longest
+		head := string(b[:min(len(b), sampleBodyBytes+more)])
+		side.BodyTruncated = len(b) > len(head)
+		for _, v := range secrets {
+			head = strings.ReplaceAll(head, v, "[redacted]")
+		}
+		if len(head) > sampleBodyBytes {
+			cut := sampleBodyBytes
+			for cut > sampleBodyBytes-utf8.UTFMax && !utf8.RuneStart(head[cut]) {
+				cut-- // do not cut a character in half
+			}
+			head = redactEnds(head[:cut], secrets)
+			side.BodyTruncated = true
+		}
+		if utf8.ValidString(head) {
+			side.Body = head
+		}
+		return side
+	}
 	if len(b) > sampleBodyBytes {
 		b, side.BodyTruncated = b[:sampleBodyBytes], true
 		for len(b) > 0 && !utf8.Valid(b) && len(b) > sampleBodyBytes-utf8.UTFMax {
@@ -195,47 +277,63 @@ func redactQuery(path, rawQuery string) string {
 // diffRing keeps a route's last samples. Only comparison workers write it,
 // so its lock is never taken on the request path.
 type diffRing struct {
-	mu    sync.Mutex
-	buf   [samplesPerRoute]DiffSample
-	next  int
-	count int
+	mu     sync.Mutex
+	buf    [samplesPerRoute]DiffSample
+	next   int
+	count  int
+	secret map[string]bool // see setSecret
 }
 
 func (d *diffRing) add(s DiffSample) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	s.Differences = redactHeaderDiffs(s.Differences, d.secret)
 	d.buf[d.next] = s
 	d.next = (d.next + 1) % len(d.buf)
 	d.count = min(d.count+1, len(d.buf))
 }
 
-// redactHeaders replaces the values of the named headers' differences in
-// the samples kept, as the comparator leaves secret headers' out.
-func (d *diffRing) redactHeaders(names map[string]bool) {
+// setSecret makes names the header names whose values no sample shows
+// (the route's latest config's): kept samples are redacted now, and a
+// sample a comparison adds later too, though that comparison began under
+// an older config (a reload names a header secret because a sample
+// showed it).
+func (d *diffRing) setSecret(names map[string]bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.secret = names
 	for i := range d.buf[:d.count] {
-		if !slices.ContainsFunc(d.buf[i].Differences, func(d compare.Difference) bool { return d.Kind == compare.KindHeader && names[d.Header] }) {
-			continue
-		}
-		// A copy: /api/diffs may be writing out the old one (newest
-		// shares the slices it returns).
-		diffs := slices.Clone(d.buf[i].Differences)
-		d.buf[i].Differences = diffs
-		for j := range diffs {
-			if dj := &diffs[j]; dj.Kind == compare.KindHeader && names[dj.Header] {
-				if dj.Primary != nil && dj.Shadow != nil {
-					dj.Note = "secret header: the values differ and are not shown"
-				}
-				if dj.Primary != nil {
-					dj.Primary = redactedValue
-				}
-				if dj.Shadow != nil {
-					dj.Shadow = redactedValue
-				}
+		d.buf[i].Differences = redactHeaderDiffs(d.buf[i].Differences, names)
+	}
+}
+
+// redactHeaderDiffs replaces the values of the named headers'
+// differences, as the comparator leaves secret headers' out. It returns
+// a copy when it changes something: /api/diffs may be writing out the old
+// one (newest shares the slices it returns).
+func redactHeaderDiffs(diffs []compare.Difference, names map[string]bool) []compare.Difference {
+	shows := func(d compare.Difference) bool {
+		return d.Kind == compare.KindHeader && names[d.Header] &&
+			(d.Primary != nil && !bytes.Equal(d.Primary, redactedValue) || d.Shadow != nil && !bytes.Equal(d.Shadow, redactedValue))
+	}
+	if !slices.ContainsFunc(diffs, shows) {
+		return diffs
+	}
+	diffs = slices.Clone(diffs)
+	for j := range diffs {
+		if dj := &diffs[j]; shows(*dj) {
+			if dj.Primary != nil && dj.Shadow != nil {
+				dj.Note = "secret header: the values differ and are not shown"
+			}
+			if dj.Primary != nil {
+				dj.Primary = redactedValue
+			}
+			if dj.Shadow != nil {
+				dj.Shadow = redactedValue
 			}
 		}
 	}
+	return diffs
 }
 
 // redactedValue stands for a secret header's value, as the comparator

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"reflect"
 	"time"
 
@@ -92,30 +91,8 @@ func (s *Server) Reload(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	prev := s.table.Load().cfg.SecretHeaders
 	s.install(t)
-	// A header made secret (often because a sample showed it) is
-	// redacted in the samples kept from before, not only in later ones.
-	if added := newNames(prev, cfg.SecretHeaders); len(added) > 0 {
-		s.statesMu.Lock()
-		for _, st := range s.states {
-			st.samples.redactHeaders(added)
-		}
-		s.statesMu.Unlock()
-	}
 	return nil
-}
-
-// newNames is the header names in now, canonical, that were not in before.
-func newNames(before, now []string) map[string]bool {
-	out := map[string]bool{}
-	for _, n := range now {
-		out[http.CanonicalHeaderKey(n)] = true
-	}
-	for _, n := range before {
-		delete(out, http.CanonicalHeaderKey(n))
-	}
-	return out
 }
 
 // ReloadFile loads the config file and reloads it, recording the outcome

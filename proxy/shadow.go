@@ -896,6 +896,11 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		return nil, fmt.Errorf("routes %s: shadow: %w", rc.Name, err)
 	}
 	st := s.routeState(rc.Name)
+	secret := map[string]bool{}
+	for _, name := range append(slices.Clone(DefaultSecretHeaders), cfg.SecretHeaders...) {
+		secret[http.CanonicalHeaderKey(name)] = true
+	}
+	st.samples.setSecret(secret)
 	m := s.metrics
 	sh := &routeShadow{
 		secrets:  append(slices.Clone(DefaultSecretHeaders), cfg.SecretHeaders...),
