@@ -72,7 +72,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 		return badArgs("demo: --percent %q: want a number from 0 to 100", *percent)
 	}
 	for _, a := range []struct{ flag, addr string }{{"listen", *listen}, {"admin", *adminAddr}} {
-		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" || !validPort(port) {
 			return badArgs("demo: --%s %q: want host:port (127.0.0.1:8080)", a.flag, a.addr)
 		}
 	}
@@ -290,4 +290,14 @@ func writeDemoJSON(w http.ResponseWriter, by string, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Served-By", by)
 	json.NewEncoder(w).Encode(v)
+}
+
+// validPort reports whether port is a number a listener takes, or a
+// service name (http), which the listener resolves.
+func validPort(port string) bool {
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		return n <= 65535
+	}
+	c := port[0] | 0x20 // a service name starts with a letter
+	return 'a' <= c && c <= 'z'
 }

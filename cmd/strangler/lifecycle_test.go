@@ -444,6 +444,8 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"demo", "extra"}, `demo: unexpected argument "extra"`},
 		{[]string{"demo", "--listen", "nonsense"}, `demo: --listen "nonsense": want host:port`},
 		{[]string{"demo", "--admin", "127.0.0.1"}, `demo: --admin "127.0.0.1": want host:port`},
+		{[]string{"demo", "--listen", "127.0.0.1:99999"}, `demo: --listen "127.0.0.1:99999": want host:port`},
+		{[]string{"demo", "--admin", "127.0.0.1:-1"}, `demo: --admin "127.0.0.1:-1": want host:port`},
 		{[]string{"version", "extra"}, `version: unexpected argument "extra"`},
 	} {
 		code, _, errOut := runCmd(tc.args...)

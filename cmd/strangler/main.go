@@ -179,9 +179,14 @@ func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, e
 	var ce *proxy.ConfigError
 	if serving && errors.As(err, &ce) && ce.FlagsOnly() {
 		for _, p := range ce.Problems {
-			if strings.Contains(p, ".shadow.flag:") {
+			switch {
+			case strings.Contains(p, ".shadow.flag:"):
 				warn(p + ": the route compares nothing until the flag is fixed")
-			} else {
+			case strings.Contains(p, flags.ErrDuplicate.Error()):
+				warn(p + ": the route follows the last definition, as flagd does")
+			case strings.Contains(p, flags.ErrNoDefault.Error()):
+				warn(p + ": requests no targeting rule places stay on the monolith until the flag is fixed")
+			default:
 				warn(p + ": the route stays on the monolith until the flag is fixed")
 			}
 		}

@@ -81,3 +81,23 @@ func TestServeLogsNetHTTPAsJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestServeWarnsWhatAFlagProblemDoes: serve starts on a flag validate
+// refuses, and its warning says what the route does meanwhile: a flag
+// defined twice serves its last definition; without a default variant,
+// what its rule places follows it.
+func TestServeWarnsWhatAFlagProblemDoes(t *testing.T) {
+	mono := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "monolith") }))
+	route := "routes:\n  - name: orders\n    path: /api/orders/*\n    service: " + mono + "\n"
+	for _, tc := range []struct{ flags, want string }{
+		{`{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"},
+		  "orders-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on"}}}`, "follows the last definition"},
+		{`{"flags":{"orders-percent":{"state":"ENABLED","variants":{"GET":100},"defaultVariant":null,"targeting":{"var":"method"}}}}`,
+			"requests no targeting rule places stay on the monolith"},
+	} {
+		p := startServe(t, mono, route, tc.flags)
+		if logs := p.logs.String(); !strings.Contains(logs, tc.want) || strings.Contains(logs, "the route stays on the monolith") {
+			t.Errorf("logs:\n%s\nwant %q, not that the route stays on the monolith", logs, tc.want)
+		}
+	}
+}
