@@ -11,23 +11,12 @@ import (
 
 // echoEnv: monolith and service both run handler h; the service adds a
 // header so every request mismatches and leaves a sample.
-func echoEnv(t *testing.T, h http.Handler) *env {
+func echoEnv(t *testing.T, h http.Handler, top ...string) *env {
 	service := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Service", "v2")
 		h.ServeHTTP(w, r)
 	})
-	cfg := `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-monolith: {{monolith}}
-flags: {file: flags.json}
-routes:
-  - name: bin
-    path: /*
-    service: {{service}}
-    shadow: {percent: 100}
-`
-	return newEnv(t, cfg, flagJSON("bin-percent", 0), h, service)
+	return newEnv(t, binConfig("{percent: 100}", top...), flagJSON("bin-percent", 0), h, service)
 }
 
 func (e *env) sampleBody(t *testing.T, req *http.Request) string {

@@ -22,21 +22,7 @@ import (
 // difference on the service's side is still found on every request.
 func TestHTTPBinShadowIsClean(t *testing.T) {
 	t.Parallel()
-	cfg := `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-monolith: {{monolith}}
-flags: {file: flags.json}
-routes:
-  - name: bin
-    path: /*
-    service: {{service}}
-    sticky: header:X-User-Id
-    shadow:
-      percent: 100
-      noise: true
-      methods: [GET, HEAD, POST]
-`
+	cfg := binConfig("{percent: 100, noise: true, methods: [GET, HEAD, POST]}")
 	// The service has one bug: /json's title.
 	bin := httpbin.New()
 	service := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,3 +114,13 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 func (b *bufferedWriter) WriteHeader(code int) { b.code = code }
+
+// binConfig is a route "bin" of every path, sticky on X-User-Id, with
+// shadow options (YAML flow) and top-level lines.
+func binConfig(shadow string, top ...string) string {
+	return configHead(top...) + `  - name: bin
+    path: /*
+    service: {{service}}
+    sticky: header:X-User-Id
+    shadow: ` + shadow + "\n"
+}

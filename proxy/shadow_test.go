@@ -16,8 +16,9 @@ import (
 	"time"
 )
 
-// shadowConfig routes /api/orders/* with shadow options spliced in.
-func shadowConfig(shadow string, top ...string) string {
+// configHead is a config's top-level part, with extra lines, up to its
+// routes.
+func configHead(top ...string) string {
 	return `
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -25,7 +26,12 @@ monolith: {{monolith}}
 flags: {file: flags.json}
 ` + strings.Join(top, "\n") + `
 routes:
-  - name: orders
+`
+}
+
+// shadowConfig routes /api/orders/* with shadow options spliced in.
+func shadowConfig(shadow string, top ...string) string {
+	return configHead(top...) + `  - name: orders
     path: /api/orders/*
     methods: [GET, HEAD, POST, PUT]
     service: {{service}}
