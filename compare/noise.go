@@ -282,8 +282,9 @@ func (f *noiseFilter) drops(kind Kind, where, general string, sh shape, literal 
 	}
 	if literal && kind == KindBody && len(f.movedAt) > 0 {
 		// An element itself missing goes by the rules below: a service
-		// that answers [] is no noise.
-		if in, element := f.inMovedList(where); in && (!element || sh == shapeValue) {
+		// that answers [] is no noise. An element of another value, or
+		// kind ({} where null was), goes by the place's shapes.
+		if in, element := f.inMovedList(where); in && (!element || sh != shapeAbsent) {
 			seen := f.movedShapes[general]
 			for d := shapeValue; d <= shapeAbsent; d++ {
 				if seen&(1<<d) != 0 && d.covers(sh) {

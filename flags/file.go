@@ -88,9 +88,6 @@ func (f *File) CheckPercent(name string) error {
 	if err := fl.stateError(name); err != nil {
 		return err
 	}
-	if err := fl.duplicateError(name); err != nil {
-		return err
-	}
 	if fl.defaultVariant == "" {
 		// flagd would answer with the caller's default value, which for a
 		// traffic split is a number nobody wrote down.
@@ -115,7 +112,8 @@ func (f *File) CheckPercent(name string) error {
 			return fmt.Errorf("%w: flag %q variant %q is %s", ErrType, name, v, jsonKind(x))
 		}
 	}
-	return nil
+	// Last: what the definition in force does comes first.
+	return fl.duplicateError(name)
 }
 
 // stateError is a flag's error for a state flagd would serve as enabled
@@ -138,7 +136,7 @@ func (fl fileFlag) duplicateError(name string) error {
 	for i, l := range fl.lines {
 		lines[i] = strconv.Itoa(l)
 	}
-	return fmt.Errorf("%w: flag %q is defined %d times (lines %s): the last one counts; remove the others",
+	return fmt.Errorf("%w: flag %q is defined %d times (lines %s): one counts (within one \"flags\" object, the last), which an editor hides; remove the others",
 		ErrDuplicate, name, len(fl.lines), strings.Join(lines, ", "))
 }
 

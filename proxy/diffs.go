@@ -106,10 +106,14 @@ func secretValues(h http.Header, names []string) []string {
 	// As JSON writes them too (a debugging endpoint that marshals its
 	// request's headers): "&" as \u0026, "/" as \/ (PHP), quotes and
 	// backslashes escaped.
-	for _, v := range out {
-		for _, w := range jsonForms(v) {
-			if !slices.Contains(out, w) {
-				out = append(out, w)
+	// Twice: a JSON value past 4 KiB is shown as an excerpt string of
+	// its JSON text, escaped once more.
+	for range 2 {
+		for _, v := range out {
+			for _, w := range jsonForms(v) {
+				if !slices.Contains(out, w) {
+					out = append(out, w)
+				}
 			}
 		}
 	}
@@ -137,18 +141,22 @@ func jsonForms(v string) []string {
 	return forms
 }
 
+// minSecretEdge is the shortest part of a secret looked for at an
+// excerpt's edges.
+const minSecretEdge = 4
+
 // redactEnds replaces a start of s that ends a secret, and an end of s
-// that begins one (at least minSecret bytes of it): what an excerpt cut
-// in the middle of an echoed secret shows of it.
+// that begins one (at least minSecretEdge bytes of it): what an excerpt
+// cut in the middle of an echoed secret shows of it.
 func redactEnds(s string, secrets []string) string {
 	for _, v := range secrets {
-		for k := len(v) - 1; k >= minSecret; k-- {
+		for k := len(v) - 1; k >= minSecretEdge; k-- {
 			if strings.HasSuffix(s, v[:k]) {
 				s = s[:len(s)-k] + "[redacted]"
 				break
 			}
 		}
-		for k := len(v) - 1; k >= minSecret; k-- {
+		for k := len(v) - 1; k >= minSecretEdge; k-- {
 			if strings.HasPrefix(s, v[len(v)-k:]) {
 				s = "[redacted]" + s[k:]
 				break
@@ -243,8 +251,11 @@ func sampleSide(backend string, c *capture, d time.Duration, secrets []string) S
 			for cut > sampleBodyBytes-utf8.UTFMax && !utf8.RuneStart(head[cut]) {
 				cut-- // do not cut a character in half
 			}
-			head = redactEnds(head[:cut], secrets)
+			head = head[:cut]
 			side.BodyTruncated = true
+		}
+		if side.BodyTruncated {
+			head = redactEnds(head, secrets)
 		}
 		if utf8.ValidString(head) {
 			side.Body = head
@@ -313,7 +324,9 @@ func (d *diffRing) setSecret(names map[string]bool) {
 // one (newest shares the slices it returns).
 func redactHeaderDiffs(diffs []compare.Difference, names map[string]bool) []compare.Difference {
 	shows := func(d compare.Difference) bool {
-		return d.Kind == compare.KindHeader && names[d.Header] &&
+		// Set-Cookie's difference shows cookie names and attributes
+		// only, as the comparator chose (its values never).
+		return d.Kind == compare.KindHeader && names[d.Header] && d.Header != "Set-Cookie" &&
 			(d.Primary != nil && !bytes.Equal(d.Primary, redactedValue) || d.Shadow != nil && !bytes.Equal(d.Shadow, redactedValue))
 	}
 	if !slices.ContainsFunc(diffs, shows) {

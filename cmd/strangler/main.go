@@ -183,7 +183,7 @@ func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, e
 			case strings.Contains(p, ".shadow.flag:"):
 				warn(p + ": the route compares nothing until the flag is fixed")
 			case strings.Contains(p, flags.ErrDuplicate.Error()):
-				warn(p + ": the route follows the last definition, as flagd does")
+				warn(p + ": the route follows the one in force, as flagd does")
 			case strings.Contains(p, flags.ErrNoDefault.Error()):
 				warn(p + ": requests no targeting rule places stay on the monolith until the flag is fixed")
 			default:

@@ -91,7 +91,7 @@ func TestServeWarnsWhatAFlagProblemDoes(t *testing.T) {
 	route := "routes:\n  - name: orders\n    path: /api/orders/*\n    service: " + mono + "\n"
 	for _, tc := range []struct{ flags, want string }{
 		{`{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"},
-		  "orders-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on"}}}`, "follows the last definition"},
+		  "orders-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on"}}}`, "follows the one in force"},
 		{`{"flags":{"orders-percent":{"state":"ENABLED","variants":{"GET":100},"defaultVariant":null,"targeting":{"var":"method"}}}}`,
 			"requests no targeting rule places stay on the monolith"},
 	} {
