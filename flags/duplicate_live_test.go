@@ -1,10 +1,7 @@
 package flags
 
 import (
-	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 )
 
@@ -16,11 +13,7 @@ func TestDuplicateWithAnUnusableDefinitionInForce(t *testing.T) {
 	t.Parallel()
 	path := writeFlags(t, t.TempDir(), `{"flags":{"p":{"state":"ENABLED","variants":{"on":10},"defaultVariant":"on"},
   "p":{"state":"ENABLED","variants":{"on":150},"defaultVariant":"on"}}}`)
-	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, _ := open(t, path) // fails the test if Open refuses a file flagd accepts
 	if _, err := s.Flag("p").Current(); !errors.Is(err, ErrRange) {
 		t.Errorf("live flag error %v, want ErrRange", err)
 	}

@@ -3,8 +3,6 @@ package flags
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -31,11 +29,7 @@ const sharedFile = `{
 func TestFlagWithoutDefaultVariant(t *testing.T) {
 	t.Parallel()
 	path := writeFlags(t, t.TempDir(), sharedFile)
-	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("Open refused a file flagd accepts: %v", err)
-	}
-	defer s.Close(context.Background())
+	s, _ := open(t, path) // fails the test if Open refuses a file flagd accepts
 	ctx := context.Background()
 	if v, err := s.Flag("orders").Percent(ctx, "k", Attrs{}); err != nil || v != 50 {
 		t.Errorf("orders = %v, %v; want 50", v, err)
@@ -76,11 +70,7 @@ func TestFlagWithABadState(t *testing.T) {
 		"reads": {"state": "disabled", "variants": {"on": 100}, "defaultVariant": "on"},
 		"writes": {"state": "Disabled", "variants": {"on": 100, "off": 0}, "defaultVariant": "on",
 			"targeting": {"if": [{"==": [{"var": "method"}, "GET"]}, "off", "on"]}}}}`)
-	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("Open refused a file flagd accepts: %v", err)
-	}
-	defer s.Close(context.Background())
+	s, _ := open(t, path) // fails the test if Open refuses a file flagd accepts
 	ctx := context.Background()
 	if v, err := s.Flag("orders").Percent(ctx, "k", Attrs{}); err != nil || v != 50 {
 		t.Errorf("orders = %v, %v; want 50", v, err)
@@ -167,11 +157,7 @@ func TestFlagDefinedTwice(t *testing.T) {
 	if _, _, err := Ramp(path, "orders", 0); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("ramp: %v, want ErrDuplicate", err)
 	}
-	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, _ := open(t, path) // fails the test if Open refuses a file flagd accepts
 	if v, err := s.Flag("orders").Percent(context.Background(), "k", Attrs{}); err != nil || v != 20 {
 		t.Errorf("orders = %v, %v; want 20, the last definition, as flagd", v, err)
 	}
