@@ -424,8 +424,15 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		sh.skipMethod.Inc()
 		return nil
 	}
+	if !primaryService && rt.eject.resting(now) {
+		// The service is out, or on probation: copies would only add
+		// load. Before the body is read: nothing would use it.
+		sh.skipEjected.Inc()
+		return nil
+	}
 	var body []byte
 	var held int64 // of shadow_memory, for body
+	var bb *bufferedBody
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > sh.maxBody {
 			sh.skipTooLarge.Inc()
@@ -437,8 +444,8 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		// whole primary call. What was read stays charged until the
 		// comparison is done, or, when it cannot be compared, until the
 		// primary call has sent it (ServeHTTP gives bb.held back).
-		bb, refused := bufferBody(r, sh.maxBody, &s.shadowMem)
-		var ok bool
+		var refused, ok bool
+		bb, refused = bufferBody(r, sh.maxBody, &s.shadowMem)
 		switch body, ok = bb.bytesIfWithin(sh.maxBody); {
 		case ok:
 			held, bb.held = bb.held, 0
@@ -454,11 +461,6 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 			sh.skipTooLarge.Inc()
 			return nil
 		}
-	}
-	if !primaryService && rt.eject.resting(now) {
-		sh.skipEjected.Inc() // the service is out, or on probation: copies would only add load
-		s.shadowMem.give(held)
-		return nil
 	}
 	p := &shadowPair{rt: rt, sh: sh, primaryService: primaryService, queued: time.Now(), client: r.Context()}
 	p.primary.max, p.shadow.max = sh.maxBody, sh.maxBody
@@ -484,6 +486,12 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	}
 	if !s.pool.submit(p) {
 		sh.skipOverload.Inc()
+		if bb != nil {
+			// The body stays in memory until the primary call has sent
+			// it: its charge goes back to the request (ServeHTTP gives
+			// it back when the call ends), not to the budget now.
+			bb.held, p.bodyHeld = p.bodyHeld, 0
+		}
 		p.release()
 		return nil
 	}
