@@ -57,10 +57,13 @@
 // a fixed rate (half of nginx's closed-loop throughput in the first run,
 // the same for every peer) gives latency percentiles measured from each
 // request's scheduled send time, so that a stall counts against every
-// request it delays (no coordinated omission). How late the load
-// generator itself sent each request is recorded too and shown beside
-// them: Go's timers can wake up to a millisecond late when the generator
-// is idle, and that delay is in every latency of the row. An error is a
+// request it delays (no coordinated omission). The requests are paced by
+// a kernel timer (timerfd) in Go's network poller, evenly: on Go's own
+// timers, which wake up to a millisecond late in an idle process, they
+// went out in bursts, which cost every peer less CPU a request than the
+// steady rate (a quarter to a third less). How late the load generator
+// itself sent each request is recorded too and shown beside them: that
+// delay is in every latency of the row. An error is a
 // failed request, another status than 200, a short body, or a request
 // net/http's client had to send again after its connection failed before
 // any answer (its silent retry would hide a reset). Peak RSS is VmHWM from

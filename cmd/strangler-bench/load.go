@@ -182,13 +182,20 @@ func (t *loadTarget) closedLoop(ctx context.Context, conns int, d time.Duration)
 }
 
 // openLoop sends rate requests per second for d with send, on a schedule
-// fixed in advance, whatever the answers: request k of worker w is due at
-// start + (k×conns + w)/rate. Latency is measured from the due time, not
+// fixed in advance, whatever the answers: request i is due at start +
+// (i+1)/rate. A pacer hands each due request to the first of conns
+// workers free to send it. Latency is measured from the due time, not
 // from when the request could be sent, so that a stall shows up in the
-// percentiles of every request it delayed (no coordinated omission). A
-// worker whose previous request is late sends the next at once. Requests
-// still unsent when d + grace has passed count as errors. Each worker
-// calls send with its own random source, never concurrently with itself.
+// percentiles of every request it delayed (no coordinated omission).
+// Requests still unsent when d + grace has passed count as errors. Each
+// worker calls send with its own random source, never concurrently with
+// itself.
+//
+// The pacer wakes on a timer the kernel fires on time (see ticker):
+// woken by Go's own timers, which fire up to a millisecond late when the
+// process is idle (its network poller sleeps in whole milliseconds),
+// requests due within that millisecond went out together, in bursts a
+// proxy serves more cheaply than the steady rate it was meant to see.
 func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Duration, send func(context.Context, *rand.Rand) error) loadResult {
 	rate = min(rate, maxRate)
 	total := int(rate * d.Seconds())
@@ -196,28 +203,19 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 	defer cancel()
 	results := make([]loadResult, conns)
 	var late atomic.Uint64
+	due := make(chan time.Time, conns)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Go(func() {
 			r := &results[w]
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			timer := time.NewTimer(time.Hour)
-			defer timer.Stop()
-			for i := w; i < total; i += conns {
-				due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-				if wait := time.Until(due); wait > 0 {
-					timer.Reset(wait)
-					select {
-					case <-timer.C:
-					case <-ctx.Done():
-					}
-				}
+			for at := range due {
 				if ctx.Err() != nil {
-					late.Add(uint64((total - i + conns - 1) / conns))
-					return
+					late.Add(1)
+					continue
 				}
-				r.lag.record(time.Since(due))
+				r.lag.record(time.Since(at))
 				if err := send(ctx, rng); err != nil {
 					if ctx.Err() == nil {
 						r.fail(err)
@@ -227,10 +225,19 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 					continue
 				}
 				r.requests++
-				r.hist.record(time.Since(due))
+				r.hist.record(time.Since(at))
 			}
 		})
 	}
+	var pacerErr error
+	interval := time.Duration(float64(time.Second) / rate)
+	if sent, err := pace(ctx, start, interval, total, due); err != nil {
+		pacerErr = err
+		late.Add(uint64(total - sent))
+	} else if sent < total {
+		late.Add(uint64(total - sent))
+	}
+	close(due)
 	wg.Wait()
 	var sum loadResult
 	sum.elapsed = time.Since(start)
@@ -241,9 +248,48 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 		sum.errors += n
 		if sum.firstErr == "" {
 			sum.firstErr = fmt.Sprintf("%d requests not answered within %v of the end of the schedule", n, grace)
+			if pacerErr != nil {
+				sum.firstErr = fmt.Sprintf("%d requests not sent: %v", n, pacerErr)
+			}
 		}
 	}
 	return sum
+}
+
+// pace sends the due times of total requests, one every interval from
+// start, on due as each comes; a due time whose request no worker is free
+// to take waits in the channel, and the next ones come at once after it.
+// It returns how many it sent, fewer when ctx ends first.
+func pace(ctx context.Context, start time.Time, interval time.Duration, total int, due chan<- time.Time) (int, error) {
+	t, err := newTicker(interval)
+	if err != nil {
+		return 0, err
+	}
+	defer t.close()
+	stop := context.AfterFunc(ctx, t.stop)
+	defer stop()
+	// The ticker starts now; the schedule counts from start, a few
+	// microseconds earlier (the workers' start): both tick every interval.
+	sent := 0
+	for sent < total {
+		n, err := t.wait()
+		if err != nil {
+			if ctx.Err() != nil {
+				return sent, nil
+			}
+			return sent, err
+		}
+		for ; n > 0 && sent < total; n-- {
+			at := start.Add(time.Duration(sent+1) * interval)
+			select {
+			case due <- at:
+				sent++
+			case <-ctx.Done():
+				return sent, nil
+			}
+		}
+	}
+	return sent, nil
 }
 
 // holdIdle opens n keep-alive connections to addr (host:port), sends one

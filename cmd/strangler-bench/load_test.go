@@ -85,14 +85,14 @@ func TestOpenLoopCountsResets(t *testing.T) {
 	}
 }
 
-// One 200 ms stall of one worker at the start: with latency taken from the
-// schedule, every request the stall delayed carries its share of it (about
-// 50 of 1,000 requests), so p99 is far above the normal 0 ms. A generator
-// with coordinated omission would report a p99 near 0.
+// A 200 ms stall of every worker at the start: with latency taken from
+// the schedule, every request the stall delayed carries its share of it
+// (about 200 of 1,000 requests), so p99 is far above the normal 0 ms. A
+// generator with coordinated omission would report a p99 near 0.
 func TestOpenLoopChargesStallsToDelayedRequests(t *testing.T) {
-	var once atomic.Bool
+	var calls atomic.Int32
 	res := openLoop(context.Background(), 4, 1000, time.Second, time.Second, func(context.Context, *rand.Rand) error {
-		if once.CompareAndSwap(false, true) {
+		if calls.Add(1) <= 4 {
 			time.Sleep(200 * time.Millisecond)
 		}
 		return nil
