@@ -16,8 +16,9 @@ import (
 func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellResult) error {
 	tgt := newLoadTarget("http://"+in.addr+c.sc.path(), c.sc.routed(), c.sc.size, b.opt.conns)
 	defer tgt.close()
-	if w := tgt.closedLoop(ctx, b.opt.conns, warmup); w.requests == 0 {
-		return fmt.Errorf("warm-up: no request answered: %s", w.firstErr)
+	warm := tgt.closedLoop(ctx, b.opt.conns, warmup)
+	if warm.requests == 0 {
+		return fmt.Errorf("warm-up: no request answered: %s", warm.firstErr)
 	}
 	var phases [2]loadResult
 	var cpu, busy, ours, load [3]time.Duration
@@ -83,8 +84,10 @@ func (b *bench) measureLoad(ctx context.Context, c cell, in *instance, r *cellRe
 	for i, p := range lagPercentiles {
 		r.lag[i] = float64(open.lag.percentile(p)) / float64(time.Millisecond)
 	}
-	r.errors = closed.errors + open.errors
-	r.firstErr = cmp.Or(closed.firstErr, open.firstErr)
+	// The warm-up's errors count too: a peer that fails requests while it
+	// starts would fail them after a restart in production.
+	r.errors = warm.errors + closed.errors + open.errors
+	r.firstErr = cmp.Or(warm.firstErr, closed.firstErr, open.firstErr)
 	d01, d12, d02 := diffCounts(counts[0], counts[1]), diffCounts(counts[1], counts[2]), diffCounts(counts[0], counts[2])
 	if prim := d02[0].Primaries + d02[1].Primaries; prim > 0 {
 		r.toService = float64(d02[1].Primaries) / float64(prim)

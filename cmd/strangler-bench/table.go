@@ -101,6 +101,13 @@ func (rep *report) row(sc scenario, p *peer) ([]string, string) {
 	if len(ok) == 0 {
 		return dash("failed"), note
 	}
+	// A run other processes disturbed goes into the medians like the
+	// others: say which, so that a reader does not blame the peer.
+	for _, r := range ok {
+		if r.otherCPU > disturbedCPU {
+			note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("%s / %s: run %d disturbed: other processes used %.2f CPU during it", sc.name, p.name, r.run+1, r.otherCPU)
+		}
+	}
 	cells := dash("")
 	if sc.kind == kindIdle {
 		held := spreadOf(collect(ok, func(r *cellResult) float64 { return mib(r.idleHeld) }))
@@ -187,6 +194,10 @@ func (rep *report) find(scenario, peer string) (ok, failed []cellResult) {
 	return ok, failed
 }
 
+// disturbedCPU is the CPUs' worth of other processes' work during a
+// cell's measured phases past which the table names the run.
+const disturbedCPU = 0.1
+
 // legend says how each column was measured.
 func (rep *report) legend() []string {
 	var rates []string
@@ -208,10 +219,10 @@ func (rep *report) legend() []string {
 	}
 	return append([]string{
 		fmt.Sprintf("Other processes on the machine used %.2f CPU (median; max %.2f) during the measured phases; near 0 on a quiet machine, more makes the figures noisy.", o.med, o.max),
-		"req/s: closed loop, " + strconv.Itoa(rep.conns) + " keep-alive connections, each sending its next request when the last is answered; median of the runs (min–max).",
+		"req/s: closed loop, " + strconv.Itoa(rep.conns) + " keep-alive connections, each sending its next request when the last is answered; median of the runs (min–max). On two cores the load side saturates before most peers do (a peer's share of its CPU in the closed loop is its CPU µs/req × req/s, well under one for nginx and HAProxy), so req/s tells how much a peer holds the load generator back rather than how many requests it could serve: CPU µs/req is the figure that separates proxies.",
 		"p50…p99.9: open loop at a fixed rate, latency from each request's scheduled send time (no coordinated omission), median of the runs (min–max); requests/s: " + strings.Join(rates, ", ") + ".",
 		"sent late: how long after its scheduled time the load generator sent each request (medians of the runs' p50 and p99). It is part of every latency of the row, the load side's and not the proxy's (a request waits when the load side's CPU is busy: see load CPU % at rate), and peers measured at the same rate bear it alike; scenarios at different rates do not. The requests are paced by a kernel timer (timerfd), evenly: Go's own timers wake up to 1 ms late in an idle process and sent them in bursts, which every peer serves with less CPU a request.",
-		"errors (all runs): the sum over the runs, closed and open loops: failed requests, other statuses, short bodies, requests the load generator's client had to resend after a connection failed before any answer, and (open loop) requests not answered in time.",
+		"errors (all runs): the sum over the runs, warm-up, closed and open loops: failed requests, other statuses, short bodies, requests the load generator's client had to resend after a connection failed before any answer, and (open loop) requests not answered in time.",
 		"CPU µs/req: user + system CPU of the proxy's processes (nginx: master + worker) over the closed loop and until the shadow copies it queued were sent, per request (µs per request = CPU ms per 1,000 requests); for direct, the monolith backend's own CPU, so ×direct is the proxy's cost in backends. CPU µs/req at rate: the same over the open loop, where every peer serves the same rate, and every shadow copy is sent (CPU at rate ×nginx compares the same work; CPU µs/req ×nginx does not in the shadow scenarios, where Strangler sheds copies at saturation).",
 		"context switches/req at rate: the proxy's threads' context switches (voluntary and not, from /proc) over the open loop, per request; unlike CPU time, a count that a noisy machine does not change. Each is a thread put to sleep and woken; a Go proxy's include its sysmon thread's (see the README, Performance).",
 		"load CPU % at rate: the CPU the load generator and the backends used over the open loop, as a share of the one CPU they are pinned to. Near 100 %, requests wait on the load side too, and the latencies measure it as much as the proxy.",
