@@ -204,6 +204,11 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 	results := make([]loadResult, conns)
 	var late atomic.Uint64
 	due := make(chan time.Time, conns)
+	interval := time.Duration(float64(time.Second) / rate)
+	// The schedule starts with the ticker, before the workers: starting
+	// 64 goroutines takes up to milliseconds, which a start taken before
+	// them would add to every request's lateness and latency.
+	tick, tickErr := newTicker(interval)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range conns {
@@ -229,13 +234,14 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 			}
 		})
 	}
-	var pacerErr error
-	interval := time.Duration(float64(time.Second) / rate)
-	if sent, err := pace(ctx, start, interval, total, due); err != nil {
-		pacerErr = err
+	pacerErr := tickErr
+	if tickErr == nil {
+		var sent int
+		sent, pacerErr = pace(ctx, tick, start, interval, total, due)
 		late.Add(uint64(total - sent))
-	} else if sent < total {
-		late.Add(uint64(total - sent))
+		tick.close()
+	} else {
+		late.Add(uint64(total))
 	}
 	close(due)
 	wg.Wait()
@@ -257,19 +263,13 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 }
 
 // pace sends the due times of total requests, one every interval from
-// start, on due as each comes; a due time whose request no worker is free
-// to take waits in the channel, and the next ones come at once after it.
-// It returns how many it sent, fewer when ctx ends first.
-func pace(ctx context.Context, start time.Time, interval time.Duration, total int, due chan<- time.Time) (int, error) {
-	t, err := newTicker(interval)
-	if err != nil {
-		return 0, err
-	}
-	defer t.close()
+// start (when t was started), on due as t fires; a due time whose request
+// no worker is free to take waits in the channel, and the next ones come
+// at once after it. It returns how many it sent, fewer when ctx ends
+// first.
+func pace(ctx context.Context, t *ticker, start time.Time, interval time.Duration, total int, due chan<- time.Time) (int, error) {
 	stop := context.AfterFunc(ctx, t.stop)
 	defer stop()
-	// The ticker starts now; the schedule counts from start, a few
-	// microseconds earlier (the workers' start): both tick every interval.
 	sent := 0
 	for sent < total {
 		n, err := t.wait()

@@ -55,9 +55,10 @@ func TestTickerStopEndsWait(t *testing.T) {
 // ends and says how many went out.
 func TestPaceFollowsTheSchedule(t *testing.T) {
 	t.Parallel()
+	tk := startTicker(t, 100*time.Microsecond)
 	start := time.Now()
 	due := make(chan time.Time, 1000)
-	sent, err := pace(context.Background(), start, 100*time.Microsecond, 500, due)
+	sent, err := pace(context.Background(), tk, start, 100*time.Microsecond, 500, due)
 	if err != nil || sent != 500 {
 		t.Fatalf("pace = %d, %v; want 500, nil", sent, err)
 	}
@@ -73,8 +74,19 @@ func TestPaceFollowsTheSchedule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	full := make(chan time.Time, 3) // nobody takes them
-	sent, err = pace(ctx, time.Now(), 100*time.Microsecond, 1000, full)
+	sent, err = pace(ctx, startTicker(t, 100*time.Microsecond), time.Now(), 100*time.Microsecond, 1000, full)
 	if err != nil || sent != 3 {
 		t.Errorf("pace with nobody to send = %d, %v; want 3 (the channel's room), nil", sent, err)
 	}
+}
+
+// startTicker starts a ticker closed when the test ends.
+func startTicker(t *testing.T, interval time.Duration) *ticker {
+	t.Helper()
+	tk, err := newTicker(interval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tk.close)
+	return tk
 }
