@@ -443,7 +443,8 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		// shadow_memory then refused stayed in memory, uncounted, for the
 		// whole primary call. What was read stays charged until the
 		// comparison is done, or, when it cannot be compared, until the
-		// primary call has sent it (ServeHTTP gives bb.held back).
+		// request's handler returns (ServeHTTP gives bb.held back): the
+		// request keeps the body until then.
 		var refused, ok bool
 		bb, refused = bufferBody(r, sh.maxBody, &s.shadowMem)
 		switch body, ok = bb.bytesIfWithin(sh.maxBody); {
@@ -487,9 +488,9 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 	if !s.pool.submit(p) {
 		sh.skipOverload.Inc()
 		if bb != nil {
-			// The body stays in memory until the primary call has sent
-			// it: its charge goes back to the request (ServeHTTP gives
-			// it back when the call ends), not to the budget now.
+			// The body stays in memory until the request's handler
+			// returns: its charge goes back to the request (ServeHTTP
+			// gives it back then), not to the budget now.
 			bb.held, p.bodyHeld = p.bodyHeld, 0
 		}
 		p.release()

@@ -10,10 +10,10 @@ import (
 )
 
 // A comparison dropped because the shadow queue is full leaves the
-// request's body in memory, read ahead, until the primary call has sent
-// it: shadow_memory keeps counting it until then. The drop gave the
-// charge back at once, so under overload every sampled upload in flight
-// held up to max_body uncounted.
+// request's body in memory, read ahead, until the request ends:
+// shadow_memory keeps counting it until then. The drop gave the charge
+// back at once, so under overload every sampled upload in flight held up
+// to max_body uncounted.
 func TestDroppedCopyKeepsItsBodyCharged(t *testing.T) {
 	t.Parallel()
 	const bodySize = 900 << 10
