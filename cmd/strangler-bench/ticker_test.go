@@ -13,11 +13,7 @@ import (
 // instead of losing them.
 func TestTickerCountsMissedIntervals(t *testing.T) {
 	t.Parallel()
-	tk, err := newTicker(time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tk.close()
+	tk := startTicker(t, time.Millisecond)
 	time.Sleep(20 * time.Millisecond)
 	n, err := tk.wait()
 	if err != nil {
@@ -31,11 +27,7 @@ func TestTickerCountsMissedIntervals(t *testing.T) {
 // stop ends a wait in progress: the pacer must not outlive its phase.
 func TestTickerStopEndsWait(t *testing.T) {
 	t.Parallel()
-	tk, err := newTicker(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tk.close()
+	tk := startTicker(t, time.Hour)
 	errc := make(chan error, 1)
 	go func() { _, err := tk.wait(); errc <- err }()
 	time.Sleep(10 * time.Millisecond)
