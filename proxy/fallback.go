@@ -24,6 +24,10 @@ type routeFallback struct {
 	on      map[string]prometheus.Counter // reason → strangler_fallbacks_total child; absent: not replayed
 	methods []string
 	maxBody int64
+	// afterSent: a reason other than connect is replayed, one that may
+	// come after the request reached the service (computed once, not by
+	// ranging over on for every request).
+	afterSent bool
 }
 
 // enabled reports whether any failure is replayed.
@@ -33,15 +37,7 @@ func (f *routeFallback) enabled() bool { return len(f.on) > 0 }
 // after bytes of it reached the service (a reset, a timeout, a 5xx): only
 // then is its body worth reading ahead of the call.
 func (f *routeFallback) replaysSent(method string) bool {
-	if !slices.Contains(f.methods, method) {
-		return false
-	}
-	for reason := range f.on {
-		if reason != fallbackConnect {
-			return true
-		}
-	}
-	return false
+	return f.afterSent && slices.Contains(f.methods, method)
 }
 
 // replays reports whether a failure of this reason is replayed for this
@@ -337,6 +333,7 @@ func (s *Server) compileFallback(rt *route, rc Route, st *routeState) {
 	rt.fallback = routeFallback{on: map[string]prometheus.Counter{}, methods: rc.Fallback.Methods, maxBody: int64(rc.Fallback.MaxBody)}
 	for _, reason := range rc.Fallback.On {
 		rt.fallback.on[reason] = s.metrics.fallbacks.WithLabelValues(rc.Name, reason)
+		rt.fallback.afterSent = rt.fallback.afterSent || reason != fallbackConnect
 	}
 	rt.eject = st.eject
 	rt.ejectCfg = &ejectConfig{

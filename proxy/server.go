@@ -329,37 +329,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.WriteHeader(http.StatusOK)
 		return
 	}
-	up := rt.monolith
-	var pair *shadowPair
-	var pct float64
-	if rt.service != nil {
-		key, p, toSvc := s.split(t, rt, r)
-		if toSvc && !rt.eject.admitAt(start) {
-			toSvc = false // sticky assignment untouched: the user returns when the service does
-		}
-		pct = p
-		// The shadow reads the body first: its limit is usually the larger,
-		// and the fallback can replay what it read.
-		pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc, start)
-		if bb, ok := r.Body.(*bufferedBody); ok && bb.held > 0 {
-			defer s.shadowMem.give(bb.held)
-		}
-		if toSvc {
-			up = rt.service
-			if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-				if rt.fallback.replaysSent(r.Method) || idempotencyKey(r.Header) {
-					// Replayable, or retried by the transport on a
-					// fresh connection when a pooled one turns out
-					// closed (a body it can send again).
-					bufferBody(r, rt.fallback.maxBody, nil)
-				} else {
-					// Read ahead, the body would reach the service only
-					// in max_body lumps, and a client that streams and
-					// waits for the answer as it goes would stall.
-					trackBody(r)
-				}
-			}
-		}
+	up, pair, pct, held := s.choose(t, rt, r, start)
+	if held > 0 {
+		defer s.shadowMem.give(held)
 	}
 	s.tracing.annotate(r.Context(), r, rt, up.backend, pct)
 	if r.ContentLength != 0 && r.Body != http.NoBody {
@@ -374,6 +346,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.tee = &pair.primary
 	}
 	up.serve(rec, r)
+}
+
+// choose splits the request, starts its shadow comparison and prepares
+// its body for the fallback; it returns the side to serve it, the
+// comparison, the route's percentage and the shadow_memory the request's
+// body holds until the request ends (the caller gives it back then).
+//
+// Apart from ServeHTTP so that its locals (the split key, flag
+// attributes, fallback checks) are off the stack while the request is
+// forwarded: in ServeHTTP's frame they put each connection's goroutine
+// on a larger stack, 4 KiB more a connection held open.
+//
+//go:noinline
+func (s *Server) choose(t *table, rt *route, r *http.Request, start time.Time) (up *upstream, pair *shadowPair, pct float64, held int64) {
+	up = rt.monolith
+	if rt.service == nil {
+		return up, nil, 0, 0
+	}
+	key, p, toSvc := s.split(t, rt, r)
+	if toSvc && !rt.eject.admitAt(start) {
+		toSvc = false // sticky assignment untouched: the user returns when the service does
+	}
+	pct = p
+	// The shadow reads the body first: its limit is usually the larger,
+	// and the fallback can replay what it read.
+	pair = s.startShadow(rt, r, key, flags.Attrs{Route: rt.name, Method: r.Method, Path: r.URL.Path}, toSvc, start)
+	if bb, ok := r.Body.(*bufferedBody); ok {
+		held = bb.held
+	}
+	if toSvc {
+		up = rt.service
+		if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			if rt.fallback.replaysSent(r.Method) || idempotencyKey(r.Header) {
+				// Replayable, or retried by the transport on a
+				// fresh connection when a pooled one turns out
+				// closed (a body it can send again).
+				bufferBody(r, rt.fallback.maxBody, nil)
+			} else {
+				// Read ahead, the body would reach the service only
+				// in max_body lumps, and a client that streams and
+				// waits for the answer as it goes would stall.
+				trackBody(r)
+			}
+		}
+	}
+	return up, pair, pct, held
 }
 
 // finish records one request's outcome and returns its recorder.
