@@ -333,6 +333,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if held > 0 {
 		defer s.shadowMem.give(held)
 	}
+	if up == rt.service {
+		// After the deferred give: a body that panics as the fallback
+		// reads it further must not keep the shadow's charge.
+		prepareFallbackBody(rt, r)
+	}
 	s.tracing.annotate(r.Context(), r, rt, up.backend, pct)
 	if r.ContentLength != 0 && r.Body != http.NoBody {
 		// HTTP/1 servers otherwise drain the request body before the first
@@ -348,15 +353,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	up.serve(rec, r)
 }
 
-// choose splits the request, starts its shadow comparison and prepares
-// its body for the fallback; it returns the side to serve it, the
-// comparison, the route's percentage and the shadow_memory the request's
-// body holds until the request ends (the caller gives it back then).
+// choose splits the request and starts its shadow comparison; it returns
+// the side to serve it, the comparison, the route's percentage and the
+// shadow_memory the request's body holds until the request ends (the
+// caller gives it back then).
 //
-// Apart from ServeHTTP so that its locals (the split key, flag
-// attributes, fallback checks) are off the stack while the request is
-// forwarded: in ServeHTTP's frame they put each connection's goroutine
-// on a larger stack, 4 KiB more a connection held open.
+// Apart from ServeHTTP, as prepareFallbackBody is, so that their locals
+// (the split key, flag attributes, fallback checks) are off the stack
+// while the request is forwarded: in ServeHTTP's frame they put each
+// connection's goroutine on a larger stack, 4 KiB more a connection held
+// open.
 //
 //go:noinline
 func (s *Server) choose(t *table, rt *route, r *http.Request, start time.Time) (up *upstream, pair *shadowPair, pct float64, held int64) {
@@ -377,21 +383,28 @@ func (s *Server) choose(t *table, rt *route, r *http.Request, start time.Time) (
 	}
 	if toSvc {
 		up = rt.service
-		if rt.fallback.enabled() && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-			if rt.fallback.replaysSent(r.Method) || idempotencyKey(r.Header) {
-				// Replayable, or retried by the transport on a
-				// fresh connection when a pooled one turns out
-				// closed (a body it can send again).
-				bufferBody(r, rt.fallback.maxBody, nil)
-			} else {
-				// Read ahead, the body would reach the service only
-				// in max_body lumps, and a client that streams and
-				// waits for the answer as it goes would stall.
-				trackBody(r)
-			}
-		}
 	}
 	return up, pair, pct, held
+}
+
+// prepareFallbackBody readies the body of a request sent to the service
+// for the route's fallback.
+//
+//go:noinline
+func prepareFallbackBody(rt *route, r *http.Request) {
+	if !rt.fallback.enabled() || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	if rt.fallback.replaysSent(r.Method) || idempotencyKey(r.Header) {
+		// Replayable, or retried by the transport on a fresh connection
+		// when a pooled one turns out closed (a body it can send again).
+		bufferBody(r, rt.fallback.maxBody, nil)
+	} else {
+		// Read ahead, the body would reach the service only in max_body
+		// lumps, and a client that streams and waits for the answer as
+		// it goes would stall.
+		trackBody(r)
+	}
 }
 
 // finish records one request's outcome and returns its recorder.
