@@ -6,15 +6,12 @@ import (
 	"github.com/strangler-proxy/strangler/compare"
 )
 
-// R4-6. A list the monolith returns in another order holding elements of
+// A list the monolith returns in another order holding elements of
 // different kinds (objects and nulls): the service's answer, the same
-// elements in a third order, differs from the primary by type at element
-// places. movedShapes["/items/*"] holds shapeType (the monolith's own
-// answers differed so there), but drops admits an element-level
-// difference only of value shape, and currentAt has nothing at /items/2
-// (A and B agree there): a false mismatch. doc.go: "Within their elements
-// a difference is that request's noise where the monolith's two answers
-// differed so at that place in some element".
+// elements in a third order, differs from the primary by kind at element
+// places, as the monolith's two answers differed there. doc.go: "Within
+// their elements a difference is that request's noise where the
+// monolith's two answers differed so at that place in some element".
 func TestMovedListOfMixedKindsInAThirdOrder(t *testing.T) {
 	t.Parallel()
 	r := mustRules(t, compare.RulesConfig{})

@@ -32,14 +32,11 @@ func (e *env) samplesOf(t *testing.T, route string, n int) ([]DiffSample, string
 	}
 }
 
-// R4-1. Set-Cookie is in DefaultSecretHeaders, and since c32a554 every
-// compile calls diffRing.setSecret with it: diffRing.add then replaces a
-// Set-Cookie difference's cookie names with "[redacted]" and its
-// attribute note (cookieNote: which cookie lost Secure/HttpOnly) with
-// "secret header: the values differ and are not shown". The comparator
-// deliberately shows Set-Cookie's names and attribute differences
-// (compare/headers.go headerText/cookieNote; README: Set-Cookie is
-// compared by cookie names and what a browser does with them).
+// Set-Cookie is a secret header, but its difference shows only cookie
+// names and the attribute note (which cookie lost Secure or HttpOnly),
+// never values (compare/headers.go): the ring's redaction of secret
+// headers must leave it as the comparator wrote it, or the operator loses
+// which cookie differs.
 func TestSetCookieSampleKeepsNamesAndAttributeNote(t *testing.T) {
 	t.Parallel()
 	cfg := shadowConfig("      percent: 100\n")
@@ -63,12 +60,11 @@ func TestSetCookieSampleKeepsNamesAndAttributeNote(t *testing.T) {
 	}
 }
 
-// R4-2. sampleSide takes b[:4096+len(longest secret)], replaces whole
-// secrets, and applies redactEnds only when what is left is longer than
-// 4096. When earlier echoes of a long secret shrank the head below 4096
-// (each 71-byte "Bearer …" becomes 10 bytes), the head's end, the start
-// of a secret cut by the b[:4096+more] slice, is kept as it is.
-func TestSampleBodyKeepsTokenStartAfterShrink(t *testing.T) {
+// A body excerpt is cut after whole secrets are redacted; earlier echoes
+// of a long secret shrink the excerpt (each 71-byte "Bearer …" becomes
+// 10 bytes), and the secret the cut splits must still have its start
+// redacted at the excerpt's end.
+func TestSampleBodyRedactsTokenStartAfterShrink(t *testing.T) {
 	t.Parallel()
 	const token = "tok0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" // 66 bytes
 	e := echoEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,12 +84,10 @@ func TestSampleBodyKeepsTokenStartAfterShrink(t *testing.T) {
 	}
 }
 
-// R4-3. A JSON value longer than 4 KiB is shown as an excerpt string of
-// its compacted text (jsonValue → excerpt): JSON's escapes in it are
-// escaped once more ("\/" becomes "\\/", "\"" becomes "\\\""), so neither
-// the secret as sent nor its jsonForms are found in the difference, and
-// the echoed credential reaches /api/diffs.
-func TestExcerptedJSONValueKeepsEscapedSecret(t *testing.T) {
+// A JSON value longer than 4 KiB is shown as an excerpt string of its
+// compacted text, so JSON's escapes in it are escaped once more ("\/"
+// becomes "\\/"): a secret echoed there must be found in that form too.
+func TestExcerptedJSONValueRedactsEscapedSecret(t *testing.T) {
 	t.Parallel()
 	const cred = "YWxhZGRpbjpvcGVu/2VzYW1lLXNlc2FtZQ=="
 	e := newEnv(t, binConfig("{percent: 100}"), flagJSON("bin-percent", 0),
@@ -115,10 +109,10 @@ func TestExcerptedJSONValueKeepsEscapedSecret(t *testing.T) {
 	}
 }
 
-// R4-3b. The same with a quoted cookie value (RFC 6265 allows
-// DQUOTE *cookie-octet DQUOTE), echoed by encoding/json: the value is
-// found as `\"…\"` in a plain difference, but not in an excerpt.
-func TestExcerptedJSONValueKeepsQuotedCookie(t *testing.T) {
+// The same with a quoted cookie value (RFC 6265 allows DQUOTE
+// *cookie-octet DQUOTE), echoed by encoding/json and then excerpted:
+// escaped twice.
+func TestExcerptedJSONValueRedactsQuotedCookie(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, binConfig("{percent: 100}"), flagJSON("bin-percent", 0),
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -138,11 +132,10 @@ func TestExcerptedJSONValueKeepsQuotedCookie(t *testing.T) {
 	}
 }
 
-// R4-4. A secret of exactly 8 bytes (README: "each value of 8 bytes or
-// more …, and what an excerpt's edge leaves of one, reads [redacted]"):
-// redactEnds looks at k from len(v)-1 down to minSecret (8), so for an
-// 8-byte value it looks at nothing; a text body difference's excerpt that
-// starts one byte into it shows 7 of its 8 bytes.
+// A secret of exactly 8 bytes, the shortest looked for (README: "each
+// value of 8 bytes or more …, and what an excerpt's edge leaves of one (4
+// bytes or more), reads [redacted]"): an excerpt that starts one byte
+// into it must not show the other 7.
 func TestExcerptEdgeOfAnEightByteSecret(t *testing.T) {
 	t.Parallel()
 	const secret = "Zq7Kp2Wx" // 8 bytes: a cookie's value

@@ -234,15 +234,12 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 			}
 		})
 	}
-	pacerErr := tickErr
+	sent, pacerErr := 0, tickErr
 	if tickErr == nil {
-		var sent int
 		sent, pacerErr = pace(ctx, tick, start, interval, total, due)
-		late.Add(uint64(total - sent))
 		tick.close()
-	} else {
-		late.Add(uint64(total))
 	}
+	late.Add(uint64(total - sent))
 	close(due)
 	wg.Wait()
 	var sum loadResult
@@ -252,11 +249,12 @@ func openLoop(ctx context.Context, conns int, rate float64, d, grace time.Durati
 	}
 	if n := late.Load(); n > 0 {
 		sum.errors += n
-		if sum.firstErr == "" {
+		switch {
+		case sum.firstErr != "":
+		case pacerErr != nil:
+			sum.firstErr = fmt.Sprintf("%d requests not sent: %v", n, pacerErr)
+		default:
 			sum.firstErr = fmt.Sprintf("%d requests not answered within %v of the end of the schedule", n, grace)
-			if pacerErr != nil {
-				sum.firstErr = fmt.Sprintf("%d requests not sent: %v", n, pacerErr)
-			}
 		}
 	}
 	return sum
