@@ -51,7 +51,8 @@ func Check(cfg *Config) (warnings []string, err error) {
 		}
 	}
 	ce.flagsOnly = true
-	return warnings, ce.err()
+	ce.Problems = withLines(cfg.raw, ce.Problems)
+	return withLines(cfg.raw, warnings), ce.err()
 }
 
 // flagLookup reports, for a flag name, whether the source has it and what

@@ -400,14 +400,17 @@ func loadConfigBytes(path string, b []byte) (*Config, error) {
 	}
 	cfg.raw = b
 	verr := cfg.Validate()
+	var more *ConfigError
+	if errors.As(verr, &more) {
+		more.Problems = withLines(b, more.Problems)
+	}
 	if err == nil {
 		return cfg, verr
 	}
 	// Problems of shape, and Validate's on what decoded: all at once, but
 	// none twice for one key.
 	ce := err.(*ConfigError)
-	var more *ConfigError
-	if errors.As(verr, &more) {
+	if more != nil {
 		seen := make(map[string]bool, len(ce.Problems))
 		for _, p := range ce.Problems {
 			seen[p] = true

@@ -43,14 +43,14 @@ func TestConfigReportsAllProblemsExactly(t *testing.T) {
 			strings.Replace(allProblemsBase, "http://127.0.0.1:8081", "htp:/x", 1) + "shutdown_timeout: 5\n",
 			[]string{
 				`shutdown_timeout: line 9: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
-				`monolith: invalid URL "htp:/x" ` + urlWant,
+				`monolith: invalid URL "htp:/x" ` + urlWant + " (line 2)",
 			}, false},
 		{"bad size and workers and queue over their maximum",
 			allProblemsBase + "shadow_memory: 1GB\nshadow_workers: 10001\nshadow_queue: 1000001\n",
 			[]string{
 				`shadow_memory: line 9: invalid size "1GB" (use bytes or KiB, MiB, GiB, e.g. 1MiB)`,
-				"shadow_workers: 10001 is more than the maximum of 10000",
-				"shadow_queue: 1000001 is more than the maximum of 1000000",
+				"shadow_workers: 10001 is more than the maximum of 10000 (line 10)",
+				"shadow_queue: 1000001 is more than the maximum of 1000000 (line 11)",
 			}, false},
 		{"bad durations in a route and a bad service after it",
 			allProblemsBase + "    timeouts: {connect: 5}\n    eject: {base_time: 1, max_time: 10s}\n" +
@@ -59,7 +59,7 @@ func TestConfigReportsAllProblemsExactly(t *testing.T) {
 				`routes[0].timeouts.connect: line 9: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
 				// max_time is not judged against the default base_time.
 				`routes[0].eject.base_time: line 10: invalid duration "1" (use Go syntax such as 250ms, 2s, 1m)`,
-				`routes[1].service: invalid URL "htp:/y" ` + urlWant,
+				`routes[1].service: invalid URL "htp:/y" ` + urlWant + " (line 11)",
 			}, false},
 		{"duplicate top-level key, the rest valid", "listen: 127.0.0.1:1\n" + allProblemsBase,
 			[]string{"listen: line 2: given twice (first at line 1)"}, false},
@@ -67,7 +67,7 @@ func TestConfigReportsAllProblemsExactly(t *testing.T) {
 			strings.Replace(allProblemsBase, "http://127.0.0.1:8081", "htp:/x", 1) + "flags: {file: flags.json}\n",
 			[]string{
 				"flags: line 9: given twice (first at line 3)",
-				`monolith: invalid URL "htp:/x" ` + urlWant,
+				`monolith: invalid URL "htp:/x" ` + urlWant + " (line 2)",
 			}, false},
 		{"duplicate key in a route, the rest valid", allProblemsBase + "    name: orders\n",
 			[]string{"routes[0].name: line 9: given twice (first at line 6)"}, false},
@@ -79,7 +79,7 @@ func TestConfigReportsAllProblemsExactly(t *testing.T) {
 			strings.Replace(allProblemsBase, "http://127.0.0.1:8081", "htp:/x", 1) + "---\nlisten: 127.0.0.1:2\n",
 			[]string{
 				"config: line 9: a second YAML document (after ---) is not read: keep the whole config in one document",
-				`monolith: invalid URL "htp:/x" ` + urlWant,
+				`monolith: invalid URL "htp:/x" ` + urlWant + " (line 2)",
 			}, false},
 		{"unknown key and a bad URL (README's validate example)",
 			allProblemsBase + "    sticky: header:X-User-Id\n" +
@@ -87,8 +87,8 @@ func TestConfigReportsAllProblemsExactly(t *testing.T) {
 				"  - name: items\n    path: /api/items/*\n    methods: [GET]\n    servce: http://127.0.0.1:8084\n",
 			[]string{
 				"routes[2].servce: unknown key (line 17)",
-				`routes[1].service: invalid URL "htp:/x" ` + urlWant,
-				"routes[2].service: required (http://host:port)",
+				`routes[1].service: invalid URL "htp:/x" ` + urlWant + " (line 12)",
+				"routes[2].service: required (http://host:port) (in routes[2], line 14)",
 			}, true},
 		{"refused value not judged again", strings.Replace(allProblemsBase, "listen: 127.0.0.1:8080", "listen: [127.0.0.1:8080]", 1),
 			[]string{"listen: line 1: want a single value, got a list"}, false},
@@ -97,7 +97,7 @@ func TestConfigReportsAllProblemsExactly(t *testing.T) {
 			[]string{
 				`routes[1]: line 9: want a mapping (key: value), got "users"`,
 				"routes[2]: line 10: empty list entry (a - with nothing after it)",
-				`routes[3].service: invalid URL "htp:/y" ` + urlWant,
+				`routes[3].service: invalid URL "htp:/y" ` + urlWant + " (line 11)",
 			}, false},
 		{"refused flagd is not a missing flag source",
 			strings.Replace(allProblemsBase, "file: flags.json", "flagd: 5", 1),

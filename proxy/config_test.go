@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -461,6 +462,24 @@ func FuzzParseConfig(f *testing.F) {
 			return
 		}
 		if err := cfg.Validate(); err != nil {
+			// The line a problem is given (withLines) is one of the
+			// file's, and only added to the problem.
+			problems := err.(*ConfigError).Problems
+			lines := strings.Count(s, "\n") + 1
+			for i, got := range withLines([]byte(s), problems) {
+				note, ok := strings.CutPrefix(got, problems[i])
+				if !ok {
+					t.Fatalf("%q became %q", problems[i], got)
+				}
+				if note == "" {
+					continue
+				}
+				_, num, _ := strings.Cut(note, "line ")
+				n, err := strconv.Atoi(strings.TrimSuffix(num, ")"))
+				if err != nil || n < 1 || n > lines {
+					t.Fatalf("%q: note %q names no line of the file's %d", problems[i], note, lines)
+				}
+			}
 			return
 		}
 		// A config that validates must compile into a route table.

@@ -398,11 +398,12 @@ func ramp(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("ramp: %s: %w", *path, err)
 	}
 	for _, p := range problems {
-		if strings.HasPrefix(p, "admin_token_file: ") && strings.HasSuffix(p, " does not exist") {
+		if at, ok := strings.CutPrefix(p, "admin_token_file: "); ok && strings.Contains(at, `" does not exist`) {
 			// A ramp of the files a Kubernetes Deployment is made from runs
 			// where the Pod's Secret is not mounted; the token is not the
 			// ramp's business, and a warning here would alarm at 3 AM.
-			fmt.Fprintf(stderr, "strangler: ramp: note: %s: %s on this machine (where the proxy runs, it must; a ramp does not use it)\n", *path, p)
+			fmt.Fprintf(stderr, "strangler: ramp: note: %s: %s (where the proxy runs, it must; a ramp does not use it)\n", *path,
+				strings.Replace(p, `" does not exist`, `" does not exist on this machine`, 1))
 			continue
 		}
 		fmt.Fprintf(stderr, "strangler: ramp: warning: %s: %s (a proxy that finds this problem too refuses this config and keeps serving its previous version; the flag is set all the same)\n", *path, p)

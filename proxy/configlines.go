@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// withLines says where in the config file each of problems is: Validate and
+// Check judge decoded values, which carry no position, so their problems
+// name a key path only ("routes[37].shadow.ignore_json[2]"), and an operator
+// with a long file at 3 AM counts list entries by hand. Each problem that
+// starts with a path the file holds gets " (line N)"; one whose key is not
+// there (a required key) gets the line of the nearest entry that is, as
+// " (in routes[2], line 14)". raw is parsed again, on this error path only,
+// rather than kept as a tree for the config's life. Problems that name no
+// place in the file are returned as they are.
+func withLines(raw []byte, problems []string) []string {
+	if len(problems) == 0 || len(raw) == 0 {
+		return problems
+	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err != nil || len(doc.Content) == 0 {
+		return problems
+	}
+	out := make([]string, len(problems))
+	for i, p := range problems {
+		out[i] = p + placeOf(doc.Content[0], problemPath(p))
+	}
+	return out
+}
+
+// problemPath is the key path a problem starts with: keys apart by dots,
+// list indexes in brackets, up to the ": " or " " that ends it.
+func problemPath(p string) string {
+	end := strings.IndexAny(p, ": ")
+	if end < 0 {
+		return ""
+	}
+	return p[:end]
+}
+
+// placeOf is the note withLines adds for path in the document whose top
+// value is root: "" when not even its first key is in the file.
+func placeOf(root *yaml.Node, path string) string {
+	n, found, line := root, "", 0
+	rest := path
+	for rest != "" {
+		n = deref(n)
+		var step string
+		var next *yaml.Node
+		var at int
+		if rest[0] == '[' {
+			j := strings.IndexByte(rest, ']')
+			if j < 0 {
+				break
+			}
+			idx, err := strconv.Atoi(rest[1:j])
+			if err != nil || n.Kind != yaml.SequenceNode || idx < 0 || idx >= len(n.Content) {
+				break
+			}
+			step, next = rest[:j+1], n.Content[idx]
+			at = next.Line
+		} else {
+			key := strings.TrimPrefix(rest, ".")
+			if key == rest && found != "" {
+				break // neither a key nor an index
+			}
+			if j := strings.IndexAny(key, ".["); j >= 0 {
+				key = key[:j]
+			}
+			if key == "" || n.Kind != yaml.MappingNode {
+				break
+			}
+			for k := 0; k+1 < len(n.Content); k += 2 {
+				// The first of a key given twice is the one checkShape
+				// keeps (the second is refused with both lines).
+				if n.Content[k].Value == key {
+					next, at = n.Content[k+1], n.Content[k].Line
+					break
+				}
+			}
+			if next == nil {
+				break
+			}
+			step = rest[:len(rest)-len(strings.TrimPrefix(rest, "."))+len(key)]
+		}
+		found += step
+		rest = rest[len(step):]
+		n, line = next, at
+	}
+	switch {
+	case found == "" || line == 0:
+		return ""
+	case rest == "":
+		return fmt.Sprintf(" (line %d)", line)
+	}
+	return fmt.Sprintf(" (in %s, line %d)", found, line)
+}
+
+// deref follows an alias to the value it names (where that value is
+// written, which is where an operator fixes it).
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
