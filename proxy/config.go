@@ -639,11 +639,28 @@ func checkShapeOnce(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, 
 			key, v := n.Content[i], n.Content[i+1]
 			k := key.Value
 			ft, ok := fields[k]
-			switch line, dup := first[k]; {
-			case !ok:
-				ce.add("%s: unknown key (line %d)", join(path, k), key.Line)
+			line, dup := first[k]
+			switch {
+			case isMergeKey(key) && !dup:
+				// YAML's merge key (<<: *defaults): the keys of the
+				// mappings it names, where this one does not set them.
+				first[k] = key.Line
+				if checkMerge(v, t, path, ce, seen) {
+					kept = append(kept, key, v)
+				}
+				continue
+			case path == "" && strings.HasPrefix(k, "x-") && !dup:
+				// An extension field, as in Compose files: a place for
+				// anchors that routes merge, never a misspelt key (no key
+				// of the config starts with x-). Not decoded.
+				first[k] = key.Line
+				continue
+			}
+			switch {
 			case dup:
 				ce.add("%s: line %d: given twice (first at line %d)", join(path, k), key.Line, line)
+			case !ok:
+				ce.add("%s: unknown key (line %d)", join(path, k), key.Line)
 			default:
 				first[k] = key.Line
 				if !checkShape(v, ft, join(path, k), ce, seen) {
@@ -704,6 +721,42 @@ func checkShapeOnce(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, 
 		return false
 	}
 	return true
+}
+
+// isMergeKey reports whether a mapping's key is YAML's merge key, <<
+// unquoted.
+func isMergeKey(key *yaml.Node) bool {
+	return key.Kind == yaml.ScalarNode && key.ShortTag() == "!!merge"
+}
+
+// checkMerge is checkShape of the value of a merge key in a mapping of
+// type t at path: a mapping, or a list of them, usually aliases
+// (<<: *defaults, <<: [*a, *b]). Each is checked as a mapping of t at
+// path, since its keys land there; yaml's decoder does the merge itself
+// (keys of the mapping win, then the first of a list that has the key).
+// An entry that is no mapping is refused and left out of the list, so that
+// the others still merge (Validate would otherwise call what they set
+// required). It reports whether anything is left to merge; the caller
+// drops the merge key when not.
+func checkMerge(v *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]*aliasChecked) bool {
+	list, d := []*yaml.Node{v}, deref(v)
+	if d.Kind == yaml.SequenceNode {
+		list = d.Content
+	}
+	kept := list[:0:0]
+	for _, m := range list {
+		if dm := deref(m); dm.Kind != yaml.MappingNode {
+			ce.add("%s: line %d: want a mapping to merge, or a list of them (such as *defaults or [*a, *b]), got %s", join(path, "<<"), m.Line, describeNode(dm))
+			continue
+		}
+		if checkShape(m, t, path, ce, seen) {
+			kept = append(kept, m)
+		}
+	}
+	if d.Kind == yaml.SequenceNode {
+		d.Content = kept
+	}
+	return len(kept) > 0
 }
 
 // placeholder stands in the tree for a value of type t that checkShape

@@ -159,6 +159,18 @@ flags: &f {file: flags.json}
 routes:
   - &r {name: a, path: /a, service: http://127.0.0.1:2}
 `,
+	mergeConfig,
+	`listen: 127.0.0.1:0
+monolith: http://127.0.0.1:1
+flags: {file: flags.json}
+x-a: &a {service: http://127.0.0.1:2, timeouts: {connect: 1s}}
+x-b: &b {service: http://127.0.0.1:3, max_body: 1KiB, eject: &e {base_time: 1s}}
+routes:
+  - {<<: [*a, *b], name: a, path: /a}
+  - {<<: *b, name: b, path: /b, eject: {<<: *e, max_time: 5s}}
+  - <<: {name: c, path: /c}
+    service: http://127.0.0.1:4
+`,
 }
 
 func TestAnchorsAgreeWithExpansion(t *testing.T) {

@@ -441,6 +441,7 @@ func FuzzParseConfig(f *testing.F) {
 		validConfig(""), "listen: [", "routes: [{name: a}]", "a: &x {b: *x}",
 		validConfig("    timeouts: {connect: 5}\nshadow_memory: 64kb\n"), validConfig("---\nlisten: x\n"),
 		"timeouts: &t {connect: 1s}\nroutes: [{name: a, path: '/a/{id:[0-9]{2}}', service: 'http://h', timeouts: *t}]\n",
+		mergeConfig, "x-a: &a {path: /a}\nroutes: [{<<: [*a, 5], name: a}, {<<: *a, <<: *a}]\n",
 	} {
 		f.Add(s)
 	}

@@ -75,14 +75,8 @@ func placeOf(root *yaml.Node, path string) string {
 			if key == "" || n.Kind != yaml.MappingNode {
 				break
 			}
-			for k := 0; k+1 < len(n.Content); k += 2 {
-				// The first of a key given twice is the one checkShape
-				// keeps (the second is refused with both lines).
-				if n.Content[k].Value == key {
-					next, at = n.Content[k+1], n.Content[k].Line
-					break
-				}
-			}
+			budget := 1000
+			next, at = lookupKey(n, key, &budget)
 			if next == nil {
 				break
 			}
@@ -99,6 +93,42 @@ func placeOf(root *yaml.Node, path string) string {
 		return fmt.Sprintf(" (line %d)", line)
 	}
 	return fmt.Sprintf(" (in %s, line %d)", found, line)
+}
+
+// lookupKey finds key in mapping m as the decoder does: the first of a
+// key given twice (the one checkShape keeps; the second is refused with
+// both lines), else through m's merge key, the first mapping merged that
+// has it. It returns the value and the key's line, or nil. budget bounds
+// the mappings it visits: merges of merges of aliases can name
+// exponentially many.
+func lookupKey(m *yaml.Node, key string, budget *int) (*yaml.Node, int) {
+	if *budget--; *budget < 0 {
+		return nil, 0
+	}
+	var merge *yaml.Node
+	for k := 0; k+1 < len(m.Content); k += 2 {
+		switch kn := m.Content[k]; {
+		case kn.Value == key && !isMergeKey(kn):
+			return m.Content[k+1], kn.Line
+		case isMergeKey(kn) && merge == nil:
+			merge = deref(m.Content[k+1])
+		}
+	}
+	if merge == nil {
+		return nil, 0
+	}
+	list := []*yaml.Node{merge}
+	if merge.Kind == yaml.SequenceNode {
+		list = merge.Content
+	}
+	for _, d := range list {
+		if d = deref(d); d.Kind == yaml.MappingNode {
+			if v, line := lookupKey(d, key, budget); v != nil {
+				return v, line
+			}
+		}
+	}
+	return nil, 0
 }
 
 // deref follows an alias to the value it names (where that value is

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mergeConfig shares a route's settings the way YAML files commonly do: an
+// anchor under an x- key, merged into each route with <<, and overridden
+// where a route sets the key itself.
+const mergeConfig = `listen: 127.0.0.1:0
+monolith: http://127.0.0.1:1
+flags: {file: flags.json}
+x-route: &route
+  service: http://127.0.0.1:2
+  timeouts: {connect: 1s}
+  shadow: {percent: 10, ignore_json: [/ts]}
+x-slow: &slow
+  timeouts: {connect: 3s, response_header: 9s}
+  max_body: 1KiB
+routes:
+  - <<: *route
+    name: a
+    path: /a
+  - <<: [*route, *slow]
+    name: b
+    path: /b
+    service: http://127.0.0.1:3
+`
+
+// YAML's merge key works as in Kubernetes and Compose files: the route's
+// own keys win, then the first merged mapping that has the key.
+func TestConfigMergeKeys(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadAnchored(t, mergeConfig)
+	if err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	a, b := cfg.Routes[0], cfg.Routes[1]
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"a.service (merged)", a.Service, "http://127.0.0.1:2"},
+		{"a.timeouts.connect (merged)", time.Duration(a.Timeouts.Connect), time.Second},
+		{"a.shadow.percent (merged)", a.Shadow.Percent, 10.0},
+		{"a.shadow.ignore_json (merged)", strings.Join(a.Shadow.IgnoreJSON, ","), "/ts"},
+		{"b.service (its own)", b.Service, "http://127.0.0.1:3"},
+		{"b.timeouts (the first merged that has it)", time.Duration(b.Timeouts.Connect), time.Second},
+		{"b.timeouts.response_header (not merged key by key)", time.Duration(b.Timeouts.ResponseHeader), DefaultResponseHeader},
+		{"b.max_body (the second merged)", int64(b.MaxBody), int64(1024)},
+		{"b.shadow.percent", b.Shadow.Percent, 10.0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+// What is wrong in a merged mapping is reported once, where it is written,
+// and what a merge cannot be is named; the rest of the file is still
+// judged.
+func TestConfigMergeProblems(t *testing.T) {
+	t.Parallel()
+	base := "listen: 127.0.0.1:0\nmonolith: http://127.0.0.1:1\nflags: {file: flags.json}\n"
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"an unknown key in the anchor: once, at its line",
+			base + "x-r: &r {servce: http://127.0.0.1:2}\nroutes:\n  - {<<: *r, name: a, path: /a, service: http://127.0.0.1:2}\n  - {<<: *r, name: b, path: /b, service: http://127.0.0.1:2}\n",
+			[]string{"routes[0].servce: unknown key (line 4)"}},
+		{"a value of the wrong kind in the anchor: once, and not called required",
+			base + "x-r: &r {service: http://127.0.0.1:2, timeouts: {connect: 5}}\nroutes:\n  - {<<: *r, name: a, path: /a}\n  - {<<: *r, name: b, path: /b}\n",
+			[]string{`routes[0].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`}},
+		{"a refused value in the anchor: each route that uses it, at the anchor's line",
+			base + "x-r: &r\n  service: htp:/x\nroutes:\n  - {<<: *r, name: a, path: /a}\n  - {<<: *r, name: b, path: /b}\n",
+			[]string{
+				`routes[0].service: invalid URL "htp:/x" ` + urlWant + " (line 5)",
+				`routes[1].service: invalid URL "htp:/x" ` + urlWant + " (line 5)",
+			}},
+		{"not a mapping",
+			base + "routes:\n  - {<<: 5, name: a, path: /a, service: 'htp:/y'}\n",
+			[]string{
+				`routes[0].<<: line 5: want a mapping to merge, or a list of them (such as *defaults or [*a, *b]), got "5"`,
+				`routes[0].service: invalid URL "htp:/y" ` + urlWant + " (line 5)",
+			}},
+		{"a list holding something else",
+			base + "x-r: &r {service: http://127.0.0.1:2}\nroutes:\n  - {<<: [*r, [1]], name: a, path: /a}\n",
+			[]string{
+				`routes[0].<<: line 6: want a mapping to merge, or a list of them (such as *defaults or [*a, *b]), got a list`,
+				// *r still merges.
+			}},
+		{"a quoted << is a key like any other",
+			base + "routes:\n  - {'<<': {service: http://127.0.0.1:2}, name: a, path: /a, service: http://127.0.0.1:2}\n",
+			[]string{"routes[0].<<: unknown key (line 5)"}},
+		{"x- keys only at the top",
+			base + "routes:\n  - {x-note: hi, name: a, path: /a, service: http://127.0.0.1:2}\n",
+			[]string{"routes[0].x-note: unknown key (line 5)"}},
+		{"an x- key given twice",
+			base + "x-a: 1\nx-a: 2\nroutes:\n  - {name: a, path: /a, service: http://127.0.0.1:2}\n",
+			[]string{"x-a: line 5: given twice (first at line 4)"}},
+		{"a merge key given twice",
+			base + "routes:\n  - {<<: {path: /a}, <<: {path: /b}, name: a, service: http://127.0.0.1:2}\n",
+			[]string{"routes[0].<<: line 5: given twice (first at line 5)"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := loadAnchored(t, c.yaml)
+			got := problemsOf(err)
+			if !slices.Equal(sortedProblems(got), sortedProblems(c.want)) {
+				t.Errorf("config:\n%s\ngot problems:\n%s\nwant:\n%s", c.yaml, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		})
+	}
+}
