@@ -13,6 +13,7 @@ import (
 	isync "github.com/open-feature/flagd/core/pkg/sync"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -163,6 +164,18 @@ func (d *daemonSync) open(ctx context.Context) (string, error) {
 		// the provider still sends too.
 		life = metadata.AppendToOutgoingContext(life, "flagd-selector", d.selector)
 		req.Selector = d.selector //lint:ignore SA1019 for daemons that predate the header
+	}
+	if d.conn.GetState() == connectivity.TransientFailure {
+		// gRPC dials again on its own schedule, and a call meanwhile
+		// fails at once with the last dial's error: a daemon up since
+		// would not be tried before gRPC's next dial (after the start
+		// window's last attempt, say). Dial now, and give the dial a
+		// moment to end; the channel stays in TransientFailure until
+		// it is ready (gRFC A62), so the wait ends on ready or time.
+		d.conn.ResetConnectBackoff()
+		settle, cancel := context.WithTimeout(ctx, dialSettle)
+		d.conn.WaitForStateChange(settle, connectivity.TransientFailure)
+		cancel()
 	}
 	// Without WaitForReady a call fails at once while gRPC cannot
 	// connect, which gives us the cause to report.
