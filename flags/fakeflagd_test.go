@@ -323,6 +323,19 @@ type flakyEval struct {
 	failure atomic.Pointer[connect.Code] // nil: answer
 	srv     *http.Server
 	port    uint16
+	// hold, when set, keeps every ResolveFloat waiting until it is
+	// closed (or the client gives up); held counts those waiting.
+	hold atomic.Pointer[chan struct{}]
+	held atomic.Int32
+}
+
+// holdAnswers keeps every evaluation waiting until the returned function
+// is called.
+func (d *flakyEval) holdAnswers() (release func()) {
+	c := make(chan struct{})
+	d.hold.Store(&c)
+	var once sync.Once
+	return func() { once.Do(func() { d.hold.Store(nil); close(c) }) }
 }
 
 // startFlakyEval serves flags like startEvalDaemon, on a port of its own.
@@ -344,6 +357,14 @@ func startFlakyEval(t testing.TB, flags string) *flakyEval {
 func (d *flakyEval) fail(code *connect.Code) { d.failure.Store(code) }
 
 func (d *flakyEval) ResolveFloat(ctx context.Context, req *connect.Request[evalv2.ResolveFloatRequest]) (*connect.Response[evalv2.ResolveFloatResponse], error) {
+	if c := d.hold.Load(); c != nil {
+		d.held.Add(1)
+		select {
+		case <-*c:
+		case <-ctx.Done():
+		}
+		d.held.Add(-1)
+	}
 	code := d.failure.Load()
 	switch {
 	case code == nil:

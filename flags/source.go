@@ -90,9 +90,14 @@ type Source struct {
 
 	// mu orders the writers of Flag.state (Flag and a reload), so a slow
 	// evaluation cannot overwrite a newer one. Percent never takes it.
+	// In rpc mode, where an evaluation is a call to the daemon, no call
+	// is made under it (a slow daemon held up every reload's Flag for
+	// handles × Timeout): gen, bumped by each refresh, tells a writer
+	// whether a newer refresh began while it asked.
 	mu      sync.Mutex
 	handles map[string]*Flag
 	file    *File // the flags the provider holds; nil in rpc mode
+	gen     uint64
 
 	closeMu  sync.Mutex
 	closed   bool // the API was shut down
@@ -223,9 +228,29 @@ func (s *Source) Flag(name string) *Flag {
 	if f, ok := s.handles[name]; ok {
 		return f
 	}
+	var st *flagState
+	if s.remote {
+		// Asked outside the lock. A refresh that began meanwhile did
+		// not see this handle, and its change may be newer than this
+		// answer: ask again (a third time, keep it; the next refresh
+		// sees the handle).
+		for try := 0; ; try++ {
+			gen := s.gen
+			s.mu.Unlock()
+			st, _ = s.evaluateState(name)
+			s.mu.Lock()
+			if f, ok := s.handles[name]; ok {
+				return f // another caller made it meanwhile
+			}
+			if s.gen == gen || try == 2 {
+				break
+			}
+		}
+	} else {
+		st, _ = s.evaluateState(name)
+	}
 	f := &Flag{name: name, src: s}
-	st, _ := s.evaluateState(name) // unreached: an error, asked again per request
-	f.state.Store(st)
+	f.state.Store(st) // unreached: an error, asked again per request
 	s.handles[name] = f
 	return f
 }
@@ -240,10 +265,14 @@ func (s *Source) reloaded(file *File) { s.update(file, true) }
 // handle whose evaluation did not reach the daemon; such a handle keeps
 // its last answer.
 func (s *Source) update(file *File, announce bool) (missed error) {
-	s.mu.Lock()
-	s.file = file
-	missed = s.refresh()
-	s.mu.Unlock()
+	if s.remote {
+		missed = s.refreshRemote()
+	} else {
+		s.mu.Lock()
+		s.file = file
+		missed = s.refresh()
+		s.mu.Unlock()
+	}
 	if announce {
 		s.announce()
 	}
@@ -271,6 +300,35 @@ func (s *Source) refresh() (missed error) {
 			continue // keep the last answer; the caller asks again
 		}
 		f.state.Store(st)
+	}
+	return missed
+}
+
+// refreshRemote is refresh in rpc mode: each handle's call to the daemon
+// is made without s.mu, and its answer is kept only while no newer
+// refresh has begun.
+func (s *Source) refreshRemote() (missed error) {
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	handles := make([]*Flag, 0, len(s.handles))
+	for _, f := range s.handles {
+		handles = append(handles, f)
+	}
+	s.mu.Unlock()
+	for _, f := range handles {
+		st, ok := s.evaluateState(f.name)
+		if !ok {
+			if missed == nil {
+				missed = st.err
+			}
+			continue // keep the last answer; the caller asks again
+		}
+		s.mu.Lock()
+		if s.gen == gen {
+			f.state.Store(st)
+		}
+		s.mu.Unlock()
 	}
 	return missed
 }
@@ -306,6 +364,12 @@ func (s *Source) Disabled(name string) bool {
 
 // check is Check with a disabled flag reported as ErrDisabled.
 func (s *Source) check(name string) error {
+	if s.remote {
+		// A call to the daemon, made without s.mu (see Source.mu).
+		d, err := s.evaluate(context.Background(), name, openfeature.EvaluationContext{})
+		_, err = percent(name, d, err)
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.file != nil {
@@ -389,7 +453,7 @@ func (f *Flag) Uniform() bool { return !f.state.Load().perRequest }
 // An error the daemon answered is the flag's state like any other
 // answer; one from a targeting rule cannot be cached, so the flag is then
 // evaluated per request, as in in-process mode. s.mu must be held (it
-// guards s.file).
+// guards s.file), except in rpc mode, where there is no file.
 func (s *Source) evaluateState(name string) (st *flagState, ok bool) {
 	if s.file != nil {
 		if err := s.file.flags[name].stateError(name); err != nil {
