@@ -26,6 +26,7 @@ const (
 	skipTooLarge = "too_large" // a body is over shadow.max_body, or both answers past max_decoded
 	skipOverload = "overload"  // the comparison pool's queue was full
 	skipEjected  = "ejected"   // the service is ejected
+	skipShutdown = "shutdown"  // queued when the proxy stopped: never sent
 	// A conditional request (If-None-Match…) one side answered 304 (or
 	// 412) and the other 2xx: the client's validator came from one side,
 	// and the two compute theirs differently, so the answers say nothing
@@ -57,7 +58,7 @@ type routeShadow struct {
 	monolith, service *upstream
 	state             *routeState
 
-	skipMethod, skipTooLarge, skipOverload, skipEjected, skipPrimaryFailed, skipConditional prometheus.Counter
+	skipMethod, skipTooLarge, skipOverload, skipEjected, skipPrimaryFailed, skipConditional, skipShutdown prometheus.Counter
 
 	results     [compare.Error + 1]prometheus.Counter // by compare.Outcome
 	kinds       [compare.KindBody + 1]prometheus.Counter
@@ -485,8 +486,8 @@ func (s *Server) startShadow(rt *route, r *http.Request, key string, attrs flags
 		p.pending = true
 		return p
 	}
-	if !s.pool.submit(p) {
-		sh.skipOverload.Inc()
+	if refused := s.pool.submit(p); refused != nil {
+		refused.Inc()
 		if bb != nil {
 			// The body stays in memory until the request's handler
 			// returns: its charge goes back to the request (ServeHTTP
@@ -519,8 +520,8 @@ func (p *shadowPair) sendPending() {
 	// Aged from now: the copy waited for the primary's answer, not in the
 	// queue.
 	p.queued = time.Now()
-	if !p.pool.submit(p) {
-		p.drop(p.sh.skipOverload)
+	if refused := p.pool.submit(p); refused != nil {
+		p.drop(refused)
 		p.halves.Add(1) // the copy's half: nothing will come
 	}
 }
@@ -553,8 +554,8 @@ func (s *Server) primaryDone(p *shadowPair, d time.Duration) {
 		p.release() // counted when dropped: nothing to hand to a worker
 		return
 	}
-	if !s.pool.submit(p) {
-		p.drop(p.sh.skipOverload)
+	if refused := s.pool.submit(p); refused != nil {
+		p.drop(refused)
 		p.release()
 	}
 }
@@ -567,6 +568,12 @@ type shadowPool struct {
 	jobs chan *shadowPair
 	done chan struct{}
 	wg   sync.WaitGroup
+	// stopping: stop has begun; what is submitted from then on is not
+	// sent (reason shutdown).
+	stopping atomic.Bool
+	// busy counts the workers in a job, for stop's account of what it
+	// abandoned.
+	busy atomic.Int32
 	// decoding bounds the comparisons that decode compressed answers at
 	// once. Their scratch buffers are not captures: a comparison may
 	// hold up to four of max_decoded (two sides, two buffers for stacked
@@ -589,22 +596,40 @@ func newShadowPool(s *Server, workers, queue int, memory int64) *shadowPool {
 	return sp
 }
 
-func (sp *shadowPool) submit(p *shadowPair) bool {
+// submit queues p, or returns the reason it was not: the queue is full
+// (overload), or the pool is stopping (shutdown).
+func (sp *shadowPool) submit(p *shadowPair) (refused prometheus.Counter) {
+	if sp.stopping.Load() {
+		return p.sh.skipShutdown
+	}
 	select {
 	case sp.jobs <- p:
-		return true
+		if sp.stopping.Load() {
+			// stop may have settled the queue before this job came (it
+			// read stopping before stop set it): settle what is queued,
+			// this job or another, each once. Otherwise stop's pass,
+			// which follows its setting of stopping, finds the job.
+			sp.settleQueued()
+		}
+		return nil
 	default:
-		return false
+		return p.sh.skipOverload
 	}
 }
 
 // stop ends the workers after their current job, waiting for them until
 // ctx ends, then settles the queued jobs without calling anyone: a copy
-// not sent is counted as dropped (reason overload: the queue was not
-// served) and its memory released, a copy already sent is compared. So
-// every sampled request is still counted once. The jobs channel is never
-// closed: request goroutines may still submit.
+// not sent is counted as skipped (reason shutdown; overload would page
+// for a full queue) and its memory released, a copy already sent is
+// compared. So every sampled request is still counted once, and the log
+// says how many were not compared. Copies are not sent during the exit:
+// their comparisons would end in a registry nobody scrapes again, and
+// the exit would wait for them.
+//
+// The jobs channel is never closed: request goroutines may still submit
+// (a handler that outlived shutdown_timeout); see submit.
 func (sp *shadowPool) stop(ctx context.Context) {
+	sp.stopping.Store(true)
 	close(sp.done)
 	idle := make(chan struct{})
 	go func() {
@@ -615,15 +640,30 @@ func (sp *shadowPool) stop(ctx context.Context) {
 	case <-idle:
 	case <-ctx.Done():
 	}
+	abandoned := sp.busy.Load()
+	if notSent := sp.settleQueued(); notSent > 0 || abandoned > 0 {
+		// Abandoned copies are counted nowhere: the process exits.
+		sp.s.log.Warn("shutdown: sampled requests not compared", "queued_not_sent", notSent,
+			"in_flight_abandoned", abandoned)
+	}
+}
+
+// settleQueued ends the queued jobs, which the workers will not run: a
+// copy not yet sent is dropped (reason shutdown), one already sent is
+// compared. It returns how many copies it dropped.
+func (sp *shadowPool) settleQueued() (notSent int) {
 	for {
 		select {
 		case p := <-sp.jobs:
+			if !p.called && !p.dropped.Load() {
+				notSent++
+			}
 			if !p.called {
-				p.drop(p.sh.skipOverload)
+				p.drop(p.sh.skipShutdown)
 			}
 			sp.run(p) // dropped: no call, only its half of the pair
 		default:
-			return
+			return notSent
 		}
 	}
 }
@@ -638,7 +678,9 @@ func (sp *shadowPool) work() {
 			// (select picks at random among ready cases, so a worker may
 			// still start a queued job as the pool stops; stop's ctx
 			// bounds the wait for it.)
+			sp.busy.Add(1)
 			sp.run(p)
+			sp.busy.Add(-1)
 		}
 	}
 }
@@ -928,6 +970,7 @@ func (s *Server) compileShadow(cfg *Config, rc Route) (*routeShadow, error) {
 		skipEjected:       m.shadowSkipped.WithLabelValues(rc.Name, skipEjected),
 		skipPrimaryFailed: m.shadowSkipped.WithLabelValues(rc.Name, skipPrimaryFailed),
 		skipConditional:   m.shadowSkipped.WithLabelValues(rc.Name, skipConditional),
+		skipShutdown:      m.shadowSkipped.WithLabelValues(rc.Name, skipShutdown),
 		noiseFields:       m.noiseFields.WithLabelValues(rc.Name),
 	}
 	if sc.Noise {

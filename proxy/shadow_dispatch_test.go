@@ -148,7 +148,10 @@ func TestShadowClientGoneMidAnswer(t *testing.T) {
 
 // Server shutdown with copies queued: the workers end, every sampled
 // request is counted once, and shadow_memory is all given back (queued
-// copies were left uncounted, holding their memory). Built by hand rather than with newEnv, whose
+// copies were left uncounted, holding their memory). The copies not sent
+// count as reason shutdown, not overload (which pages for a full queue),
+// and the log says how many there were (a review found them dropped
+// without a word). Built by hand rather than with newEnv, whose
 // cleanup calls Close again (a second Close panics on the closed done
 // channel).
 func TestShadowShutdownWithQueuedCopies(t *testing.T) {
@@ -169,7 +172,8 @@ func TestShadowShutdownWithQueuedCopies(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := New(ctx, cfg, Options{Logger: discardLogger()})
+	var logged lockedBuffer
+	srv, err := New(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,15 +199,26 @@ func TestShadowShutdownWithQueuedCopies(t *testing.T) {
 	t0 := time.Now()
 	srv.Close(context.Background())
 	closeTook := time.Since(t0)
-	counted := 0.0
+	counted, byReason := 0.0, map[string]float64{}
 	mfs, _ := srv.Registry().Gather()
 	for _, mf := range mfs {
 		switch mf.GetName() {
 		case "strangler_comparisons_total", "strangler_shadow_skipped_total":
 			for _, m := range mf.GetMetric() {
 				counted += m.GetCounter().GetValue()
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "reason" {
+						byReason[l.GetValue()] += m.GetCounter().GetValue()
+					}
+				}
 			}
 		}
+	}
+	if byReason["shutdown"] != n-1 || byReason["overload"] != 0 {
+		t.Errorf("skipped by reason: %v; want shutdown %d, overload 0", byReason, n-1)
+	}
+	if log := logged.String(); !strings.Contains(log, "sampled requests not compared") || !strings.Contains(log, fmt.Sprint("queued_not_sent=", n-1)) {
+		t.Errorf("the log does not say how many copies were not sent:\n%s", log)
 	}
 	t.Logf("Close took %v; %d sampled, %v counted; %d bytes of shadow_memory still held; %d pairs left in the queue",
 		closeTook, n, counted, srv.shadowMem.used.Load(), len(srv.pool.jobs))
