@@ -236,8 +236,6 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	return s.URL
 }
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // A reload that removes the route while its copies are queued: the copies
 // still run on the table they started with, and their memory comes back.
 func TestShadowReloadWithQueuedCopies(t *testing.T) {
