@@ -294,7 +294,7 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 	// that failed) go to the log, not as a plain line on stderr: set
 	// before the provider is built, which reports the settings' errors.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
-	tp, stopTracing, err := setupTracing(ctx)
+	tp, prop, stopTracing, err := setupTracing(ctx)
 	if err != nil {
 		ln.Close()
 		admin.Close()
@@ -303,7 +303,7 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 	defer func() { stopTracing(exit) }()
 	opts := proxy.Options{Logger: log}
 	if tp != nil {
-		opts.TracerProvider = tp
+		opts.TracerProvider, opts.Propagator = tp, prop
 		log.Info("tracing on")
 	}
 	s, err := proxy.New(ctx, cfg, opts)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/contrib/propagators/autoprop"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -40,20 +42,55 @@ func otelSettings() string {
 	return strings.Join(set, " ")
 }
 
+// propagators are the values OTEL_PROPAGATORS accepts (autoprop's).
+const propagators = "tracecontext, baggage, b3, b3multi, jaeger, xray, ottrace or none"
+
+// propagatorFromEnv builds the trace context propagator OTEL_PROPAGATORS
+// names, a comma-separated list: by default (unset or empty) W3C
+// tracecontext and baggage; "none", alone or in the list, propagates
+// nothing. A name it does not know is an error, not a warning and the
+// default: a proxy that quietly spoke W3C to a B3 mesh would split every
+// trace in two.
+func propagatorFromEnv() (propagation.TextMapPropagator, error) {
+	v := os.Getenv("OTEL_PROPAGATORS")
+	if strings.TrimSpace(v) == "" {
+		return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), nil
+	}
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	prop, err := autoprop.TextMapPropagator(names...)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTEL_PROPAGATORS=%q: %w (want %s)", v, err, propagators)
+	}
+	return prop, nil
+}
+
 // setupTracing builds a tracer provider from the OTEL_* environment
-// (exporter, endpoint, sampler, service name and resource attributes), or
-// returns nil when tracing is not configured. shutdown flushes spans.
-func setupTracing(ctx context.Context) (tp *sdktrace.TracerProvider, shutdown func(context.Context) error, err error) {
+// (exporter, endpoint, sampler, service name and resource attributes) and
+// the propagator OTEL_PROPAGATORS names, or returns nils when tracing is
+// not configured (OTEL_PROPAGATORS is then not read: nothing propagates).
+// shutdown flushes spans.
+func setupTracing(ctx context.Context) (tp *sdktrace.TracerProvider, prop propagation.TextMapPropagator, shutdown func(context.Context) error, err error) {
+	off := func(context.Context) error { return nil }
 	if !tracingConfigured() {
-		return nil, func(context.Context) error { return nil }, nil
+		return nil, nil, off, nil
+	}
+	// Before the exporter, which would then need shutting down.
+	prop, err = propagatorFromEnv()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tracing: %s: %w", otelSettings(), err)
+		return nil, nil, nil, fmt.Errorf("tracing: %s: %w", otelSettings(), err)
 	}
 	if autoexport.IsNoneSpanExporter(exp) {
-		return nil, func(context.Context) error { return nil }, nil
+		return nil, nil, off, nil
 	}
 	tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
-	return tp, tp.Shutdown, nil
+	return tp, prop, tp.Shutdown, nil
 }

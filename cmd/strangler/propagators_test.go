@@ -1,0 +1,251 @@
+package main
+
+// OTEL_PROPAGATORS chooses the trace context format the proxy reads from
+// clients and writes to upstreams, as the OpenTelemetry environment
+// specification has it. Each test runs the real `strangler serve` with the
+// console exporter (spans to the child's stdout, discarded) and
+// access_log on, whose trace_id is the server span's trace.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	propTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	propSpanID  = "00f067aa0ba902b7"
+)
+
+// tracingOn is the environment that turns tracing on, whatever the test
+// process's own OTEL_* settings are.
+var tracingOn = []string{"OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=console"}
+
+// propagated starts serve with env, sends one request with hdr and
+// returns the headers the monolith got and the access log's trace_id.
+func propagated(t *testing.T, hdr http.Header, env ...string) (upstream http.Header, serverTrace string) {
+	t.Helper()
+	got := make(chan http.Header, 1)
+	mono := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		io.WriteString(w, "monolith")
+	}))
+	p := startServe(t, mono, "access_log: true\nroutes: []\n", `{"flags":{}}`, env...)
+	req, _ := http.NewRequest("GET", "http://"+p.listen+"/x", nil)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	select {
+	case upstream = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the monolith got no request")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range strings.Split(p.logs.String(), "\n") {
+			var l struct {
+				Msg     string  `json:"msg"`
+				TraceID *string `json:"trace_id"`
+			}
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "access" && l.TraceID != nil {
+				return upstream, *l.TraceID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no access line in the log:\n%s", p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With OTEL_PROPAGATORS=b3 (Zipkin, Istio, Envoy) an incoming single b3
+// header is continued (the server span is in its trace) and the upstream
+// gets a b3 header of the same trace whose parent is the proxy's client
+// span, and no traceparent of another trace beside it. The proxy ignored
+// the variable: a new W3C trace, and the client's b3 passed on unchanged.
+func TestPropagatorsB3Continued(t *testing.T) {
+	t.Parallel()
+	incoming := propTraceID + "-" + propSpanID + "-1"
+	up, trace := propagated(t, http.Header{"B3": {incoming}}, append(tracingOn, "OTEL_PROPAGATORS=b3")...)
+	if trace != propTraceID {
+		t.Errorf("server span in trace %q, want the incoming b3 trace %s", trace, propTraceID)
+	}
+	b3 := up.Get("B3")
+	if !strings.HasPrefix(b3, propTraceID+"-") || b3 == incoming || !strings.HasSuffix(b3, "-1") {
+		t.Errorf("upstream b3 %q: want trace %s, the proxy's span as parent (not %s), sampled", b3, propTraceID, propSpanID)
+	}
+	if tp := up.Get("Traceparent"); tp != "" {
+		t.Errorf("upstream got a traceparent %q beside b3 %q", tp, b3)
+	}
+}
+
+// By default (OTEL_PROPAGATORS unset or empty, or tracecontext,baggage
+// named) the proxy continues W3C traceparent and passes baggage on, as
+// before; a b3 header is not its business and passes unchanged.
+func TestPropagatorsDefaultTraceContext(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", "tracecontext, baggage"} {
+		t.Run(fmt.Sprintf("%q", v), func(t *testing.T) {
+			t.Parallel()
+			incoming := "00-" + propTraceID + "-" + propSpanID + "-01"
+			b3 := "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"
+			up, trace := propagated(t, http.Header{"Traceparent": {incoming}, "Baggage": {"tenant=acme"}, "B3": {b3}},
+				append(tracingOn, "OTEL_PROPAGATORS="+v)...)
+			if trace != propTraceID {
+				t.Errorf("server span in trace %q, want %s", trace, propTraceID)
+			}
+			tp := up.Get("Traceparent")
+			if !strings.HasPrefix(tp, "00-"+propTraceID+"-") || tp == incoming {
+				t.Errorf("upstream traceparent %q: want trace %s with the proxy's span as parent", tp, propTraceID)
+			}
+			if got := up.Get("Baggage"); got != "tenant=acme" {
+				t.Errorf("upstream baggage %q, want tenant=acme", got)
+			}
+			if got := up.Get("B3"); got != b3 {
+				t.Errorf("upstream b3 %q, want the client's %q untouched", got, b3)
+			}
+		})
+	}
+}
+
+// OTEL_PROPAGATORS=b3multi continues X-B3-* headers and writes them
+// upstream, not the single b3 header.
+func TestPropagatorsB3Multi(t *testing.T) {
+	t.Parallel()
+	up, trace := propagated(t, http.Header{"X-B3-Traceid": {propTraceID}, "X-B3-Spanid": {propSpanID}, "X-B3-Sampled": {"1"}},
+		append(tracingOn, "OTEL_PROPAGATORS=b3multi")...)
+	if trace != propTraceID {
+		t.Errorf("server span in trace %q, want %s", trace, propTraceID)
+	}
+	if got := up.Get("X-B3-Traceid"); got != propTraceID {
+		t.Errorf("upstream X-B3-TraceId %q, want %s", got, propTraceID)
+	}
+	if got := up.Get("X-B3-Spanid"); len(got) != 16 || got == propSpanID {
+		t.Errorf("upstream X-B3-SpanId %q: want the proxy's client span, not the client's %s", got, propSpanID)
+	}
+	if got := up.Get("X-B3-Sampled"); got != "1" {
+		t.Errorf("upstream X-B3-Sampled %q, want 1", got)
+	}
+	if b3, tp := up.Get("B3"), up.Get("Traceparent"); b3 != "" || tp != "" {
+		t.Errorf("upstream got b3 %q / traceparent %q beside X-B3-*", b3, tp)
+	}
+}
+
+// OTEL_PROPAGATORS=none (alone or in a list) propagates nothing: each
+// request starts its own trace, and nothing is written upstream (the
+// client's own headers pass on as any header does).
+func TestPropagatorsNone(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"none", "tracecontext,none"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			incoming := "00-" + propTraceID + "-" + propSpanID + "-01"
+			up, trace := propagated(t, http.Header{"Traceparent": {incoming}}, append(tracingOn, "OTEL_PROPAGATORS="+v)...)
+			if trace == "" || trace == propTraceID {
+				t.Errorf("server span in trace %q: want a trace of its own (tracing on), not the client's", trace)
+			}
+			if got := up.Get("Traceparent"); got != incoming {
+				t.Errorf("upstream traceparent %q, want the client's %q as sent", got, incoming)
+			}
+			for _, h := range []string{"B3", "X-B3-Traceid", "Uber-Trace-Id", "Baggage", "Tracestate"} {
+				if got := up.Get(h); got != "" {
+					t.Errorf("upstream got %s %q", h, got)
+				}
+			}
+		})
+	}
+}
+
+// With tracing off (no exporter configured) OTEL_PROPAGATORS installs
+// nothing: headers pass as they came, there is no trace, and a value the
+// proxy would refuse with tracing on is not read.
+func TestPropagatorsTracingOff(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"b3", "b4"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			incoming := propTraceID + "-" + propSpanID + "-1"
+			up, trace := propagated(t, http.Header{"B3": {incoming}},
+				"OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=", "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=",
+				"OTEL_PROPAGATORS="+v)
+			if trace != "" {
+				t.Errorf("access log trace_id %q with tracing off", trace)
+			}
+			if got, tp := up.Get("B3"), up.Get("Traceparent"); got != incoming || tp != "" {
+				t.Errorf("upstream b3 %q traceparent %q, want the client's b3 as sent and nothing added", got, tp)
+			}
+		})
+	}
+}
+
+// serveFails runs serve with env and returns its exit code and stderr; it
+// must exit on its own.
+func serveFails(t *testing.T, env ...string) (int, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: http://127.0.0.1:1\nflags: {file: flags.json}\nroutes: []\n", freeAddr(t), freeAddr(t))
+	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "flags.json"), []byte(`{"flags":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := command(t, "serve", "--config", filepath.Join(dir, "s.yaml"))
+	cmd.Env = append(cmd.Env, env...)
+	var logs lockedBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), logs.String()
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill() // by PID: only the child this test started
+		<-done
+		t.Fatalf("serve still running with a bad setting:\n%s", logs.String())
+		return 0, ""
+	}
+}
+
+// A propagator name the proxy does not know is a startup error naming the
+// variable and its value, exit 1, as a bad OTEL_TRACES_EXPORTER is: the
+// SDK's own way is a warning and the W3C default, which in a B3 mesh
+// splits every trace in two.
+func TestPropagatorsUnknownRefused(t *testing.T) {
+	t.Parallel()
+	wantCode, ref := serveFails(t, "OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=bogus")
+	if wantCode != 1 || !strings.HasPrefix(ref, `strangler: tracing: OTEL_TRACES_EXPORTER="bogus": `) {
+		t.Fatalf("bad OTEL_TRACES_EXPORTER: code %d, stderr %q; the reference this test follows changed", wantCode, ref)
+	}
+	for _, v := range []string{"b4", "tracecontext,b4"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			code, stderr := serveFails(t, append(tracingOn, "OTEL_PROPAGATORS="+v)...)
+			want := fmt.Sprintf("strangler: tracing: OTEL_PROPAGATORS=%q: unknown propagator: b4 (want tracecontext, baggage, b3, b3multi, jaeger, xray, ottrace or none)\n", v)
+			if code != wantCode || stderr != want {
+				t.Errorf("code %d, stderr %q; want %d, %q", code, stderr, wantCode, want)
+			}
+		})
+	}
+}
