@@ -441,6 +441,38 @@ func checkPod(t *testing.T, r rendered, cfg podFacts) {
 		}
 	})
 
+	// The replicas go to different nodes where there are several, and a
+	// one-node cluster still runs them all.
+	t.Run("SpreadOverNodes", func(t *testing.T) {
+		podLabels := labels.Set(d.Spec.Template.Labels)
+		n := 0
+		for _, c := range spec.TopologySpreadConstraints {
+			if c.TopologyKey != corev1.LabelHostname {
+				continue
+			}
+			n++
+			if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+				t.Errorf("spread over %s: whenUnsatisfiable %s, want %s (a one-node cluster would run one replica)",
+					c.TopologyKey, c.WhenUnsatisfiable, corev1.ScheduleAnyway)
+			}
+			if c.MaxSkew != 1 {
+				t.Errorf("spread over %s: maxSkew %d, want 1", c.TopologyKey, c.MaxSkew)
+			}
+			ls, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
+			if err != nil {
+				t.Fatalf("spread over %s: %v", c.TopologyKey, err)
+			}
+			// Empty or nil selects no Pod at all: the constraint would count
+			// nothing and spread nothing.
+			if c.LabelSelector == nil || ls.Empty() || !ls.Matches(podLabels) {
+				t.Errorf("spread over %s: selector %v does not select the Pod's labels %v", c.TopologyKey, ls, podLabels)
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d topologySpreadConstraints on %s, want 1", n, corev1.LabelHostname)
+		}
+	})
+
 	t.Run("Ports", func(t *testing.T) {
 		listen, admin := addrPort(t, "listen", cfg.listen), addrPort(t, "admin_listen", cfg.adminListen)
 		if n, ok := containerPort(s, intstr.FromInt32(listen)); !ok || n != listen {
