@@ -571,9 +571,10 @@ type shadowPool struct {
 	// stopping: stop has begun; what is submitted from then on is not
 	// sent (reason shutdown).
 	stopping atomic.Bool
-	// busy counts the workers in a job, for stop's account of what it
-	// abandoned.
-	busy atomic.Int32
+	// busy counts the workers in a job, and notSent the copies settled
+	// unsent, for stop's account of what it abandoned.
+	busy    atomic.Int32
+	notSent atomic.Int32
 	// decoding bounds the comparisons that decode compressed answers at
 	// once. Their scratch buffers are not captures: a comparison may
 	// hold up to four of max_decoded (two sides, two buffers for stacked
@@ -641,31 +642,37 @@ func (sp *shadowPool) stop(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	abandoned := sp.busy.Load()
-	if notSent := sp.settleQueued(); notSent > 0 || abandoned > 0 {
+	sp.settleQueued()
+	if notSent := sp.notSent.Load(); notSent > 0 || abandoned > 0 {
 		// Abandoned copies are counted nowhere: the process exits.
 		sp.s.log.Warn("shutdown: sampled requests not compared", "queued_not_sent", notSent,
 			"in_flight_abandoned", abandoned)
 	}
 }
 
-// settleQueued ends the queued jobs, which the workers will not run: a
-// copy not yet sent is dropped (reason shutdown), one already sent is
-// compared. It returns how many copies it dropped.
-func (sp *shadowPool) settleQueued() (notSent int) {
+// settleQueued settles the queued jobs (see settle).
+func (sp *shadowPool) settleQueued() {
 	for {
 		select {
 		case p := <-sp.jobs:
-			if !p.called && !p.dropped.Load() {
-				notSent++
-			}
-			if !p.called {
-				p.drop(p.sh.skipShutdown)
-			}
-			sp.run(p) // dropped: no call, only its half of the pair
+			sp.settle(p)
 		default:
-			return notSent
+			return
 		}
 	}
+}
+
+// settle ends a job taken from the queue once the pool is stopping: a copy
+// not yet sent is dropped (reason shutdown, counted in notSent), one
+// already sent is compared.
+func (sp *shadowPool) settle(p *shadowPair) {
+	if !p.called && !p.dropped.Load() {
+		sp.notSent.Add(1)
+	}
+	if !p.called {
+		p.drop(p.sh.skipShutdown)
+	}
+	sp.run(p) // dropped: no call, only its half of the pair
 }
 
 func (sp *shadowPool) work() {
@@ -675,9 +682,12 @@ func (sp *shadowPool) work() {
 		case <-sp.done:
 			return
 		case p := <-sp.jobs:
-			// (select picks at random among ready cases, so a worker may
-			// still start a queued job as the pool stops; stop's ctx
-			// bounds the wait for it.)
+			if sp.stopping.Load() {
+				// select picks at random among ready cases: a job taken
+				// as the pool stops is settled, not sent.
+				sp.settle(p)
+				continue
+			}
 			sp.busy.Add(1)
 			sp.run(p)
 			sp.busy.Add(-1)
