@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os"
 	"net/http"
 	"slices"
 	"sync"
@@ -41,7 +42,7 @@ const guardLinger = 250 * time.Millisecond
 
 // guardListener wraps the proxy's listener so that every connection is
 // guarded (see guardConn).
-func (s *Server) guardListener(ln net.Listener, tunnels *tunnelSet) net.Listener {
+func (s *Server) guardListener(ln net.Listener, tunnels *tunnelSet) *guardedListener {
 	l := s.cfg.Limits
 	return &guardedListener{
 		Listener: ln,
@@ -60,6 +61,7 @@ type guardedListener struct {
 	maxHead     int
 	stall, idle time.Duration
 	tunnels     *tunnelSet
+	silent      silentConns
 }
 
 func (l *guardedListener) Accept() (net.Conn, error) {
@@ -67,7 +69,9 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: rawIO(c), stall: l.stall, idle: l.idle, tunnels: l.tunnels, f: framer{maxHead: l.maxHead}}, nil
+	g := &guardConn{Conn: rawIO(c), stall: l.stall, idle: l.idle, tunnels: l.tunnels, f: framer{maxHead: l.maxHead}}
+	l.silent.add(g)
+	return g, nil
 }
 
 // tunnelSet holds the WebSocket upgrades in flight on a listener, from
@@ -164,6 +168,12 @@ type guardConn struct {
 	resetting atomic.Bool // Close is waiting to reset
 	resetNow  atomic.Bool // a write to an HTTP/1.0 client stalled: Close resets at once
 
+	// silentIn holds this connection while it has not sent a byte
+	// (quiet: connFresh), for shutdown (see silentConns); nil outside
+	// Serve.
+	silentIn *silentConns
+	quiet    atomic.Int32
+
 	// Read's own state.
 	f      framer
 	soft   bool // the last head asked for an Upgrade: what follows may be tunnel data
@@ -191,6 +201,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		return c.readAfterCut(p)
 	}
 	n, err := c.Conn.Read(p)
+	if n > 0 && c.silentIn != nil && c.quiet.Load() != connSpoke && !c.spoke() {
+		// Closed at shutdown before it sent a byte: what came since is
+		// not read (see silentConns).
+		return 0, os.ErrDeadlineExceeded
+	}
 	tunnel := c.tunnel.Load()
 	if n > 0 && tunnel {
 		c.tunnelActive()
@@ -391,6 +406,10 @@ func (c *guardConn) SetWriteDeadline(t time.Time) error {
 func (c *guardConn) SetDeadline(t time.Time) error {
 	c.lastArm.Store(0)
 	c.bodyArmed.Store(false)
+	if c.quiet.Load() == connShut {
+		c.Conn.SetWriteDeadline(t)
+		return c.Conn.SetReadDeadline(time.Now()) // see silentConns
+	}
 	return c.Conn.SetDeadline(t)
 }
 
@@ -398,6 +417,9 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 // a body's stall deadline.
 func (c *guardConn) SetReadDeadline(t time.Time) error {
 	c.bodyArmed.Store(false)
+	if c.quiet.Load() == connShut {
+		t = time.Now() // see silentConns
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
@@ -440,6 +462,9 @@ func (c *guardConn) CloseWrite() error {
 // still sends for a moment: closing a socket with unread data sends a
 // reset, which can destroy the answer before the client reads it.
 func (c *guardConn) Close() error {
+	if c.silentIn != nil && c.quiet.Load() != connSpoke {
+		c.silentIn.forget(c)
+	}
 	if c.reset.Swap(false) {
 		c.resetting.Store(true)
 		c.resetAfterSent()

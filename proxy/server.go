@@ -604,7 +604,8 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	}
 	s.applyLimits(proxySrv)
 	var tunnels tunnelSet
-	ln = s.guardListener(ln, &tunnels)
+	guarded := s.guardListener(ln, &tunnels)
+	ln = guarded
 	// The admin API takes no bodies and its answers are small, so whole
 	// requests and answers are bounded: a client that announces a body and
 	// sends none (on /healthz, which needs no token) would otherwise hold
@@ -641,6 +642,7 @@ func (s *Server) Serve(ctx context.Context, ln, admin net.Listener) error {
 	}
 	s.abortMu.Unlock()
 	s.log.Info("shutting down", "timeout", timeout.String())
+	guarded.silent.shut()
 	if serr := proxySrv.Shutdown(sctx); serr != nil {
 		s.log.Warn("in-flight requests did not finish in time; closing them", "error", serr)
 		proxySrv.Close()
