@@ -17,6 +17,10 @@ import (
 // it without an OpenFeature provider.
 type File struct {
 	flags map[string]fileFlag
+	// objects are the lines of the "flags" keys, when the document has
+	// more than one (see Note); lost are the flags only the others define.
+	objects []int
+	lost    []string
 }
 
 // fileFlag is one flag definition as flagd will see it.
@@ -215,39 +219,77 @@ func parse(raw []byte) (*File, error) {
 
 		f.flags[name] = fl
 	}
-	for name, lines := range duplicateFlags(raw) {
-		if fl, ok := f.flags[name]; ok {
+	seen, objects := flagDefinitions(raw)
+	for name, lines := range seen {
+		fl, ok := f.flags[name]
+		switch {
+		case !ok:
+			f.lost = append(f.lost, name)
+		case len(lines) > 1:
 			fl.lines = lines
 			f.flags[name] = fl
 		}
 	}
+	if len(objects) > 1 {
+		f.objects = objects
+		slices.Sort(f.lost)
+	} else {
+		f.lost = nil
+	}
 	return f, nil
 }
 
-// duplicateFlags finds the flags a document defines more than once, with
-// the lines of their definitions: decoding keeps only the last, silently.
+// Note is what a valid file holds that flagd reads otherwise than it
+// reads, or "": a document with two "flags" objects (a key repeated, or
+// "Flags", which encoding/json also takes for it: files merged by hand or
+// by a template) is read as one of them, the other's flags silently
+// missing, while an editor shows them all. flagd accepts such a file, so
+// it is not an error (a file shared with applications must not stop the
+// proxy); validate and serve say it, and Ramp refuses to edit it.
+func (f *File) Note() string {
+	if f == nil || len(f.objects) < 2 {
+		return ""
+	}
+	lines := make([]string, len(f.objects))
+	for i, l := range f.objects {
+		lines[i] = strconv.Itoa(l)
+	}
+	lost := "every flag is in the one read"
+	switch n := len(f.lost); {
+	case n == 1:
+		lost = fmt.Sprintf("flag %q, defined only in another, is not read", f.lost[0])
+	case n > 1:
+		lost = fmt.Sprintf("%d flags defined only in the others are not read (%s)", n, strings.Join(f.lost, ", "))
+	}
+	return fmt.Sprintf(`the file has %d "flags" objects (lines %s): flagd reads only one of them, and %s; merge them into one`,
+		len(f.objects), strings.Join(lines, ", "), lost)
+}
+
+// flagDefinitions finds the lines where the document defines each flag,
+// in every "flags" object (decoding keeps one object, and in it the last
+// definition of a flag, silently), and the lines of those objects' keys.
 // The document is valid JSON (parse decoded it).
-func duplicateFlags(raw []byte) map[string][]int {
+func flagDefinitions(raw []byte) (seen map[string][]int, objects []int) {
 	line := func(off int64) int { return bytes.Count(raw[:off], []byte{'\n'}) + 1 }
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil
+		return nil, nil
 	}
-	// One set for every "flags" object: a second one (a key repeated, or
-	// "Flags", which encoding/json takes for it too) is merged by decoding.
-	seen := map[string][]int{}
+	seen = map[string][]int{}
 	for dec.More() {
+		keyAt := dec.InputOffset()
 		t, err := dec.Token()
 		if err != nil {
-			return nil
+			return nil, nil
 		}
 		var value json.RawMessage
 		if dec.Decode(&value) != nil {
-			return nil
+			return nil, nil
 		}
 		if key, _ := t.(string); !strings.EqualFold(key, "flags") || len(value) == 0 || value[0] != '{' {
 			continue
 		}
+		objects = append(objects, line(keyAt+int64(len(raw[keyAt:])-len(bytes.TrimLeft(raw[keyAt:], " \t\r\n,")))))
 		base := dec.InputOffset() - int64(len(value))
 		flags := json.NewDecoder(bytes.NewReader(value))
 		flags.Token() // "{"
@@ -255,7 +297,7 @@ func duplicateFlags(raw []byte) map[string][]int {
 			off := flags.InputOffset()
 			t, err := flags.Token()
 			if err != nil {
-				return nil
+				return nil, nil
 			}
 			name, _ := t.(string)
 			// The key's own offset, past the "," and spaces before it.
@@ -263,16 +305,11 @@ func duplicateFlags(raw []byte) map[string][]int {
 			seen[name] = append(seen[name], line(base+at))
 			var skip json.RawMessage
 			if flags.Decode(&skip) != nil {
-				return nil
+				return nil, nil
 			}
 		}
 	}
-	for name, lines := range seen {
-		if len(lines) < 2 {
-			delete(seen, name)
-		}
-	}
-	return seen
+	return seen, objects
 }
 
 // checkEvaluator rejects an evaluator that flagd would accept but not run

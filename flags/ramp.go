@@ -111,6 +111,11 @@ func Ramp(path, flag string, percent float64) (old float64, note string, err err
 	if err != nil {
 		return 0, "", fmt.Errorf("flag file %s: %w", path, err)
 	}
+	if note := file.Note(); note != "" {
+		// Which object to edit is for the operator to say: an edit of
+		// one flagd does not read would not take.
+		return 0, "", fmt.Errorf("%s: %s, then ramp", path, note)
+	}
 	fl, ok := file.flags[flag]
 	if !ok {
 		note, err := addFlag(path, raw, info, file, flag, percent)

@@ -136,7 +136,7 @@ func TestRampRefuses(t *testing.T) {
 		{"NaN", rampFile, "orders-percent", math.NaN(), ErrRange, "NaN"},
 		{"infinity", rampFile, "orders-percent", math.Inf(1), ErrRange, "Inf"},
 		{"unknown flag, differently cased flags key", `{"Flags":{}}`, "nope", 5, ErrNotFound, `cannot find its "flags" object`},
-		{"unknown flag, second flags object", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}},"flags":{}}`, "nope", 5, nil, `adding flag "nope"`},
+		{"unknown flag, second flags object", `{"flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}},"flags":{}}`, "nope", 5, nil, `2 "flags" objects (lines 1, 1)`},
 		{"disabled flag, ramped up", `{"flags":{"a":{"state":"DISABLED","variants":{"on":10},"defaultVariant":"on"}}}`, "a", 30, ErrDisabled, `set its "state" to "ENABLED"`},
 		{"invalid file", `{"flags":5}`, "a", 5, nil, `"flags" is a number`},
 		{"differently cased key", `{"Flags":{"a":{"state":"ENABLED","variants":{"on":1},"defaultVariant":"on"}}}`, "a", 5, nil, "cannot find"},

@@ -273,6 +273,9 @@ func (s *Source) update(file *File, announce bool) (missed error) {
 		missed = s.refresh()
 		s.mu.Unlock()
 	}
+	if note := file.Note(); announce && note != "" {
+		s.log.Warn("flags reloaded, but "+note, "source", s.origin)
+	}
 	if announce {
 		s.announce()
 	}

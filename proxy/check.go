@@ -20,11 +20,16 @@ import (
 // is there but cannot be a percentage is a problem of the returned
 // ConfigError, whose FlagsOnly then says that the source itself is fine.
 func Check(cfg *Config) (warnings []string, err error) {
-	lookup, done, err := flagLookup(cfg)
+	lookup, note, done, err := flagLookup(cfg)
 	if err != nil {
 		return nil, &ConfigError{Problems: []string{err.Error()}}
 	}
 	defer done()
+	if note != "" {
+		// Not "flags.file: …", which would be given the config's line
+		// (withLines) beside the flag file's.
+		warnings = append(warnings, fmt.Sprintf("flag file %s: %s", cfg.FlagFile(), note))
+	}
 	if cfg.AdminTokenFile == "" && !loopback(cfg.AdminListen) {
 		warnings = append(warnings, fmt.Sprintf("admin_listen: %s is reachable from other hosts and admin_token_file is not set: anyone who reaches it can read /api/routes and /api/diffs (response samples)", cfg.AdminListen))
 	}
@@ -58,25 +63,25 @@ func Check(cfg *Config) (warnings []string, err error) {
 // flagLookup reports, for a flag name, whether the source has it and what
 // is wrong with it as a percentage; flags.ErrDisabled for a DISABLED flag,
 // which is valid but sends its route to the monolith (a warning).
-func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), err error) {
+func flagLookup(cfg *Config) (lookup func(string) (bool, error), note string, done func(), err error) {
 	if cfg.Flags.Flagd == nil {
 		f, err := flags.Load(cfg.FlagFile())
 		if err != nil {
-			return nil, nil, fmt.Errorf("flags.file: %w", err)
+			return nil, "", nil, fmt.Errorf("flags.file: %w", err)
 		}
 		return func(name string) (bool, error) {
 			if f.Disabled(name) {
 				return true, flags.ErrDisabled
 			}
 			return f.Has(name), f.CheckPercent(name)
-		}, func() {}, nil
+		}, f.Note(), func() {}, nil
 	}
 	opts := cfg.flagOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	src, err := flags.Open(context.Background(), opts)
 	if err != nil {
 		// The flags package's own "flags: " would say it twice.
-		return nil, nil, errors.New("flags.flagd: " + strings.TrimPrefix(err.Error(), "flags: "))
+		return nil, "", nil, errors.New("flags.flagd: " + strings.TrimPrefix(err.Error(), "flags: "))
 	}
 	lookup = func(name string) (bool, error) {
 		if src.Disabled(name) {
@@ -85,7 +90,7 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), done func(), er
 		err := src.Check(name)
 		return !errors.Is(err, flags.ErrNotFound), err
 	}
-	return lookup, func() { src.Close(context.Background()) }, nil
+	return lookup, "", func() { src.Close(context.Background()) }, nil
 }
 
 // loopback reports whether addr listens only on the loopback interface.

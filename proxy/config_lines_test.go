@@ -110,3 +110,22 @@ func TestPlaceOfOddPaths(t *testing.T) {
 		t.Errorf("unparsable file: %q", got[0])
 	}
 }
+
+// A flag file with two "flags" objects is a warning of Check (validate
+// and serve print it), naming the flag file's lines, not the config's.
+func TestCheckWarnsOfTwoFlagsObjects(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "flags.json"), "{\"flags\": {},\n\"flags\": "+strings.TrimPrefix(flagJSON("orders-percent", 10), `{"flags":`)+"\n")
+	path := filepath.Join(dir, "strangler.yaml")
+	writeFile(t, path, allProblemsBase)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings, err := Check(cfg)
+	want := "flag file " + filepath.Join(dir, "flags.json") + `: the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and every flag is in the one read; merge them into one`
+	if err != nil || !slices.Contains(warnings, want) {
+		t.Errorf("Check: %q, %v; want the warning\n%s", warnings, err, want)
+	}
+}

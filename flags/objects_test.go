@@ -1,0 +1,103 @@
+package flags
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// A file with two "flags" objects (merged by hand or by a template) is
+// read by flagd as one of them: the others' flags are silently missing
+// while an editor shows them. Load says so (Note) without refusing the
+// file, which flagd accepts, and Ramp will not edit it: an edit of an
+// object flagd does not read would not take.
+func TestFileWithTwoFlagsObjects(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, content string
+		read, lost    string
+		note          string
+	}{
+		{"a key repeated: the last is read",
+			"{\"flags\": {\"orders-percent\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}},\n" +
+				" \"flags\": {\"users-percent\": {\"state\":\"ENABLED\",\"variants\":{\"on\":5},\"defaultVariant\":\"on\"}}}\n",
+			"users-percent", "orders-percent",
+			`the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and flag "orders-percent", defined only in another, is not read; merge them into one`},
+		{"another case: encoding/json takes Flags for flags",
+			"{\n\"flags\": {\"a\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}, \"b\": {\"state\":\"ENABLED\",\"variants\":{\"on\":1},\"defaultVariant\":\"on\"}},\n" +
+				"\"Flags\": {\"c\": {\"state\":\"ENABLED\",\"variants\":{\"on\":5},\"defaultVariant\":\"on\"}}}\n",
+			"a", "c",
+			`the file has 2 "flags" objects (lines 2, 3): flagd reads only one of them, and flag "c", defined only in another, is not read; merge them into one`},
+		{"the same flags in both",
+			"{\"flags\": {\"a\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}},\n" +
+				"\"flags\": {\"a\": {\"state\":\"ENABLED\",\"variants\":{\"on\":20},\"defaultVariant\":\"on\"}}}\n",
+			"a", "",
+			`the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and every flag is in the one read; merge them into one`},
+		{"one object", rampFile, "orders-percent", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFlags(t, t.TempDir(), c.content)
+			f, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load refused a file flagd accepts: %v", err)
+			}
+			if got := f.Note(); got != c.note {
+				t.Errorf("Note:\n got %q\nwant %q", got, c.note)
+			}
+			if !f.Has(c.read) || (c.lost != "" && f.Has(c.lost)) {
+				t.Errorf("flags read: %v; want %s read and %q not", f.Names(), c.read, c.lost)
+			}
+			if c.note == "" {
+				return
+			}
+			_, _, err = Ramp(path, c.read, 50)
+			if err == nil || !strings.Contains(err.Error(), c.note) {
+				t.Errorf("Ramp: %v; want it refused with the note", err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != c.content {
+				t.Errorf("Ramp changed the file:\n%s", b)
+			}
+		})
+	}
+}
+
+// A change to such a file is applied (flagd would apply it) and the log
+// says what it holds.
+func TestReloadOfTwoFlagsObjectsIsLogged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFlags(t, dir, flagFile("10"))
+	var mu sync.Mutex
+	var logged strings.Builder
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	})
+	var changes atomic.Int32
+	s, err := Open(context.Background(), Options{File: path, Logger: slog.New(slog.NewTextHandler(w, nil)),
+		OnChange: func() { changes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	writeFlags(t, dir, "{\"flags\": {},\n"+strings.TrimPrefix(flagFile("20"), "{"))
+	eventually(t, "the change applied", func() bool { return changes.Load() > 0 })
+	if v, err := s.Flag("orders").Current(); err != nil || v != 20 {
+		t.Errorf("orders: %v, %v; want 20", v, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), `the file has 2 \"flags\" objects (lines 1, 2)`) {
+		t.Errorf("the log does not say the file has two flags objects:\n%s", logged.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
