@@ -406,21 +406,28 @@ func (c *guardConn) SetWriteDeadline(t time.Time) error {
 func (c *guardConn) SetDeadline(t time.Time) error {
 	c.lastArm.Store(0)
 	c.bodyArmed.Store(false)
-	if c.quiet.Load() == connShut {
-		c.Conn.SetWriteDeadline(t)
-		return c.Conn.SetReadDeadline(time.Now()) // see silentConns
-	}
-	return c.Conn.SetDeadline(t)
+	err := c.Conn.SetDeadline(t)
+	c.keepShut()
+	return err
 }
 
 // SetReadDeadline is net/http's (and ResponseController's): it replaces
 // a body's stall deadline.
 func (c *guardConn) SetReadDeadline(t time.Time) error {
 	c.bodyArmed.Store(false)
+	err := c.Conn.SetReadDeadline(t)
+	c.keepShut()
+	return err
+}
+
+// keepShut puts back the read deadline of now of a connection shut at
+// shutdown (see silentConns), after net/http set its own. Checked after
+// the set: shutSilent stores the state before it sets the deadline, so
+// one of the two sets it last.
+func (c *guardConn) keepShut() {
 	if c.quiet.Load() == connShut {
-		t = time.Now() // see silentConns
+		c.Conn.SetReadDeadline(time.Now())
 	}
-	return c.Conn.SetReadDeadline(t)
 }
 
 // armBody sets (or, with a zero t, clears) the stall deadline of the body

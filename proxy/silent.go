@@ -65,7 +65,15 @@ func (c *guardConn) spoke() bool {
 }
 
 // shutSilent closes a connection that has not spoken (see silentConns).
+// Bytes already in its socket are a request net/http has not read yet (a
+// busy CPU, a backlog accepted as the proxy stops): that connection has
+// spoken, and is served. (Where the socket cannot be peeked, not Linux or
+// BSD, it is closed.)
 func (c *guardConn) shutSilent() {
+	if socketHasBytes(c.Conn) {
+		c.spoke()
+		return
+	}
 	if c.quiet.CompareAndSwap(connFresh, connShut) {
 		c.Conn.SetReadDeadline(time.Now())
 	}
