@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,6 +246,36 @@ func TestPropagatorsUnknownRefused(t *testing.T) {
 			want := fmt.Sprintf("strangler: tracing: OTEL_PROPAGATORS=%q: unknown propagator: b4 (want tracecontext, baggage, b3, b3multi, jaeger, xray, ottrace or none)\n", v)
 			if code != wantCode || stderr != want {
 				t.Errorf("code %d, stderr %q; want %d, %q", code, stderr, wantCode, want)
+			}
+		})
+	}
+}
+
+// OTEL_PROPAGATORS's names are read case-insensitively (the OpenTelemetry
+// environment specification's rule for enum values), and a value of only
+// commas is the default, not "no names": autoprop reads none as no
+// propagation, which turned propagation off without a word (a review).
+func TestPropagatorsCaseAndEmptyEntries(t *testing.T) {
+	for _, c := range []struct {
+		value  string
+		fields []string // sorted
+	}{
+		{",", []string{"baggage", "traceparent", "tracestate"}},
+		{" , ,", []string{"baggage", "traceparent", "tracestate"}},
+		{"B3", []string{"b3"}},
+		{"TraceContext, Baggage", []string{"baggage", "traceparent", "tracestate"}},
+		{"NONE", nil},
+	} {
+		t.Run(c.value, func(t *testing.T) {
+			t.Setenv("OTEL_PROPAGATORS", c.value)
+			p, err := propagatorFromEnv()
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			got := p.Fields()
+			slices.Sort(got)
+			if !slices.Equal(got, c.fields) {
+				t.Errorf("fields %q, want %q", got, c.fields)
 			}
 		})
 	}

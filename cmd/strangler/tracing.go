@@ -53,14 +53,17 @@ const propagators = "tracecontext, baggage, b3, b3multi, jaeger, xray, ottrace o
 // trace in two.
 func propagatorFromEnv() (propagation.TextMapPropagator, error) {
 	v := os.Getenv("OTEL_PROPAGATORS")
-	if strings.TrimSpace(v) == "" {
-		return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), nil
-	}
 	var names []string
 	for _, n := range strings.Split(v, ",") {
-		if n = strings.TrimSpace(n); n != "" {
+		// The specification reads enum values case-insensitively.
+		if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
 			names = append(names, n)
 		}
+	}
+	if len(names) == 0 {
+		// Unset, empty or only commas: autoprop would read no names as
+		// no propagation at all.
+		return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), nil
 	}
 	prop, err := autoprop.TextMapPropagator(names...)
 	if err != nil {
