@@ -61,8 +61,36 @@ func startServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) 
 			<-p.done
 		}
 	})
-	waitHTTP(t, "http://"+p.admin+"/readyz", 200)
+	p.waitReady(t)
 	return p
+}
+
+// waitReady waits for /readyz, for as long as a race-built process may
+// take to start on a loaded 2-core machine (a CI run waited 10 s in vain,
+// with the proxy package's tests beside it), and fails at once, with the
+// process's log, if it exits first (a port taken since freeAddr, say).
+func (p *serveProc) waitReady(t *testing.T) {
+	t.Helper()
+	url := "http://" + p.admin + "/readyz"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("serve exited before it was ready (%v); its log:\n%s", p.waitErr, p.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer 200 in time (last: %v); serve's log:\n%s", url, err, p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (p *serveProc) signal(t *testing.T, sig os.Signal) {
