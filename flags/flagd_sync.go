@@ -165,13 +165,16 @@ func (d *daemonSync) open(ctx context.Context) (string, error) {
 		life = metadata.AppendToOutgoingContext(life, "flagd-selector", d.selector)
 		req.Selector = d.selector //lint:ignore SA1019 for daemons that predate the header
 	}
-	if d.conn.GetState() == connectivity.TransientFailure {
+	if _, start := ctx.Deadline(); start && d.conn.GetState() == connectivity.TransientFailure {
 		// gRPC dials again on its own schedule, and a call meanwhile
 		// fails at once with the last dial's error: a daemon up since
 		// would not be tried before gRPC's next dial (after the start
 		// window's last attempt, say). Dial now, and give the dial a
 		// moment to end; the channel stays in TransientFailure until
 		// it is ready (gRFC A62), so the wait ends on ready or time.
+		// Only in the start window (a ctx with a deadline): in a long
+		// outage it would restart gRPC's backoff at every attempt, a
+		// dial every RetryBackoff from every Pod.
 		d.conn.ResetConnectBackoff()
 		settle, cancel := context.WithTimeout(ctx, dialSettle)
 		d.conn.WaitForStateChange(settle, connectivity.TransientFailure)
