@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Validate's and Check's problems name a key path; LoadConfig and Check add
@@ -127,5 +130,43 @@ func TestCheckWarnsOfTwoFlagsObjects(t *testing.T) {
 	want := "flag file " + filepath.Join(dir, "flags.json") + `: the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and every flag is in the one read; merge them into one`
 	if err != nil || !slices.Contains(warnings, want) {
 		t.Errorf("Check: %q, %v; want the warning\n%s", warnings, err, want)
+	}
+}
+
+// withLines' work grows with the file and the problems, not with their
+// product: a lookup per problem that scanned the whole mapping made 40,000
+// x- keys and 40,000 problems take minutes (a regression review). Four
+// times the size must cost about four times as much, not sixteen; the
+// ratio is of two measures taken in one run, each the best of three.
+func TestWithLinesWorkIsLinear(t *testing.T) {
+	build := func(n int) ([]byte, []string) {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "x-%d: 0\n", i)
+		}
+		b.WriteString("trusted_proxies:\n")
+		problems := make([]string, n)
+		for i := range n {
+			b.WriteString("  - x\n")
+			problems[i] = fmt.Sprintf("trusted_proxies[%d]: invalid CIDR %q", i, "x")
+		}
+		return []byte(b.String()), problems
+	}
+	cost := func(n int) time.Duration {
+		raw, problems := build(n)
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			start := time.Now()
+			got := withLines(raw, problems)
+			best = min(best, time.Since(start))
+			if !strings.HasSuffix(got[n-1], fmt.Sprintf("(line %d)", 2*n+1)) {
+				t.Fatalf("last problem: %q", got[n-1])
+			}
+		}
+		return best
+	}
+	small, large := cost(5000), cost(20000)
+	if ratio := float64(large) / float64(small); ratio > 9 {
+		t.Errorf("4 times the keys and problems cost %.1f times as much (%v, %v): quadratic", ratio, small, large)
 	}
 }

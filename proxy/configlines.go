@@ -27,10 +27,48 @@ func withLines(raw []byte, problems []string) []string {
 		return problems
 	}
 	out := make([]string, len(problems))
+	idx := keyIndex{}
 	for i, p := range problems {
-		out[i] = p + placeOf(doc.Content[0], problemPath(p))
+		out[i] = p + placeOf(doc.Content[0], problemPath(p), idx)
 	}
 	return out
+}
+
+// keyIndex holds, for each mapping looked into, its keys (the first of a
+// key given twice) and its merge key's value: a lookup per problem that
+// scanned the mapping made a file of many keys and many problems
+// quadratic (40,000 of each took minutes).
+type keyIndex map[*yaml.Node]*mappingKeysAt
+
+type mappingKeysAt struct {
+	keys  map[string]keyAt
+	merge *yaml.Node // the value of <<, nil without one
+}
+
+type keyAt struct {
+	value *yaml.Node
+	line  int
+}
+
+func (idx keyIndex) of(m *yaml.Node) *mappingKeysAt {
+	if k, ok := idx[m]; ok {
+		return k
+	}
+	k := &mappingKeysAt{keys: make(map[string]keyAt, len(m.Content)/2)}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		switch kn := m.Content[i]; {
+		case isMergeKey(kn):
+			if k.merge == nil {
+				k.merge = deref(m.Content[i+1])
+			}
+		default:
+			if _, dup := k.keys[kn.Value]; !dup {
+				k.keys[kn.Value] = keyAt{m.Content[i+1], kn.Line}
+			}
+		}
+	}
+	idx[m] = k
+	return k
 }
 
 // problemPath is the key path a problem starts with: keys apart by dots,
@@ -45,7 +83,7 @@ func problemPath(p string) string {
 
 // placeOf is the note withLines adds for path in the document whose top
 // value is root: "" when not even its first key is in the file.
-func placeOf(root *yaml.Node, path string) string {
+func placeOf(root *yaml.Node, path string, idx keyIndex) string {
 	n, found, line := root, "", 0
 	rest := path
 	for rest != "" {
@@ -76,7 +114,7 @@ func placeOf(root *yaml.Node, path string) string {
 				break
 			}
 			budget := 1000
-			next, at = lookupKey(n, key, &budget)
+			next, at = idx.lookup(n, key, &budget)
 			if next == nil {
 				break
 			}
@@ -95,35 +133,30 @@ func placeOf(root *yaml.Node, path string) string {
 	return fmt.Sprintf(" (in %s, line %d)", found, line)
 }
 
-// lookupKey finds key in mapping m as the decoder does: the first of a
-// key given twice (the one checkShape keeps; the second is refused with
-// both lines), else through m's merge key, the first mapping merged that
-// has it. It returns the value and the key's line, or nil. budget bounds
-// the mappings it visits: merges of merges of aliases can name
-// exponentially many.
-func lookupKey(m *yaml.Node, key string, budget *int) (*yaml.Node, int) {
+// lookup finds key in mapping m as the decoder does: the first of a key
+// given twice (the one checkShape keeps; the second is refused with both
+// lines), else through m's merge key, the first mapping merged that has
+// it. It returns the value and the key's line, or nil. budget bounds the
+// mappings it visits: merges of merges of aliases can name exponentially
+// many.
+func (idx keyIndex) lookup(m *yaml.Node, key string, budget *int) (*yaml.Node, int) {
 	if *budget--; *budget < 0 {
 		return nil, 0
 	}
-	var merge *yaml.Node
-	for k := 0; k+1 < len(m.Content); k += 2 {
-		switch kn := m.Content[k]; {
-		case kn.Value == key && !isMergeKey(kn):
-			return m.Content[k+1], kn.Line
-		case isMergeKey(kn) && merge == nil:
-			merge = deref(m.Content[k+1])
-		}
+	k := idx.of(m)
+	if v, ok := k.keys[key]; ok {
+		return v.value, v.line
 	}
-	if merge == nil {
+	if k.merge == nil {
 		return nil, 0
 	}
-	list := []*yaml.Node{merge}
-	if merge.Kind == yaml.SequenceNode {
-		list = merge.Content
+	list := []*yaml.Node{k.merge}
+	if k.merge.Kind == yaml.SequenceNode {
+		list = k.merge.Content
 	}
 	for _, d := range list {
 		if d = deref(d); d.Kind == yaml.MappingNode {
-			if v, line := lookupKey(d, key, budget); v != nil {
+			if v, line := idx.lookup(d, key, budget); v != nil {
 				return v, line
 			}
 		}
