@@ -552,11 +552,17 @@ type shapeSeen struct {
 }
 
 // aliasChecked is what checking an alias target found: whether it
-// decodes, and the paths it refused, relative to where it was used.
+// decodes, and the paths it refused and the problems it found, relative to
+// where it was used.
 type aliasChecked struct {
-	ok    bool
-	hides []string
+	ok       bool
+	hides    []string
+	problems []string
 }
+
+// maxReplayed bounds the problems an anchor's later uses repeat: aliases
+// of aliases can name exponentially many places.
+const maxReplayed = 1000
 
 var (
 	durationType = reflect.TypeFor[Duration]()
@@ -589,20 +595,36 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 		// alias. Its problems are reported there; what it refused is
 		// refused at every use, and Validate must not judge the
 		// placeholders under those paths either.
+		//
+		// Its problems are repeated at every later use, under that use's
+		// path and with the anchor's lines: each place that takes the
+		// value has the problem (ramp reads a route's problems to know
+		// whether its flag is the one meant).
 		k := shapeSeen{n, t}
 		if a, done := seen[k]; done {
 			for _, h := range a.hides {
 				ce.hidePath(path + h)
 			}
+			for _, p := range a.problems {
+				if len(ce.Problems) >= maxReplayed {
+					break
+				}
+				ce.add("%s%s", path, p)
+			}
 			return a.ok
 		}
 		a := &aliasChecked{ok: true} // an anchor inside itself is the decoder's to refuse
 		seen[k] = a
-		from := len(ce.hide)
+		from, fromP := len(ce.hide), len(ce.Problems)
 		a.ok = checkShapeOnce(n, t, path, ce, seen)
 		for _, h := range ce.hide[from:] {
 			if rest, ok := strings.CutPrefix(h, path); ok {
 				a.hides = append(a.hides, rest)
+			}
+		}
+		for _, p := range ce.Problems[fromP:] {
+			if rest, ok := strings.CutPrefix(p, path); ok && path != "" {
+				a.problems = append(a.problems, rest)
 			}
 		}
 		return a.ok
@@ -634,6 +656,7 @@ func checkShapeOnce(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, 
 			}
 		}
 		first := map[string]int{}
+		var own map[string]bool // the mapping's own keys, when it merges others
 		kept := make([]*yaml.Node, 0, len(n.Content))
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, v := n.Content[i], n.Content[i+1]
@@ -645,7 +668,10 @@ func checkShapeOnce(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, 
 				// YAML's merge key (<<: *defaults): the keys of the
 				// mappings it names, where this one does not set them.
 				first[k] = key.Line
-				if checkMerge(v, t, path, ce, seen) {
+				if own == nil {
+					own = mappingKeys(n)
+				}
+				if checkMerge(v, t, path, own, ce, seen) {
 					kept = append(kept, key, v)
 				}
 				continue
@@ -738,11 +764,23 @@ func isMergeKey(key *yaml.Node) bool {
 // the others still merge (Validate would otherwise call what they set
 // required). It reports whether anything is left to merge; the caller
 // drops the merge key when not.
-func checkMerge(v *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen map[shapeSeen]*aliasChecked) bool {
+//
+// What a merged mapping refuses hides Validate's problems of those keys
+// (see ConfigError.hide), except for the keys the merging mapping sets
+// itself (own): its own value is the one decoded, and judged.
+func checkMerge(v *yaml.Node, t reflect.Type, path string, own map[string]bool, ce *ConfigError, seen map[shapeSeen]*aliasChecked) bool {
 	list, d := []*yaml.Node{v}, deref(v)
 	if d.Kind == yaml.SequenceNode {
+		if v.Kind == yaml.AliasNode {
+			// yaml's decoder merges an alias of a mapping and a list
+			// written in place, and refuses the whole file (naming
+			// nothing) for an alias of a list.
+			ce.add("%s: line %d: an alias of a list cannot be merged: write the list in place (<<: [*a, *b])", join(path, "<<"), v.Line)
+			return false
+		}
 		list = d.Content
 	}
+	from := len(ce.hide)
 	kept := list[:0:0]
 	for _, m := range list {
 		if dm := deref(m); dm.Kind != yaml.MappingNode {
@@ -755,6 +793,14 @@ func checkMerge(v *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 	}
 	if d.Kind == yaml.SequenceNode {
 		d.Content = kept
+	}
+	hides := ce.hide[from:]
+	ce.hide = ce.hide[:from]
+	for _, h := range hides {
+		key, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(h, path), "."), ".")
+		if !own[key] {
+			ce.hide = append(ce.hide, h)
+		}
 	}
 	return len(kept) > 0
 }

@@ -69,12 +69,25 @@ func TestConfigMergeProblems(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"an unknown key in the anchor: once, at its line",
+		{"an unknown key in the anchor: for each route that merges it, at the anchor's line",
 			base + "x-r: &r {servce: http://127.0.0.1:2}\nroutes:\n  - {<<: *r, name: a, path: /a, service: http://127.0.0.1:2}\n  - {<<: *r, name: b, path: /b, service: http://127.0.0.1:2}\n",
-			[]string{"routes[0].servce: unknown key (line 4)"}},
-		{"a value of the wrong kind in the anchor: once, and not called required",
+			[]string{"routes[0].servce: unknown key (line 4)", "routes[1].servce: unknown key (line 4)"}},
+		{"a value of the wrong kind in the anchor: for each route, and not called required",
 			base + "x-r: &r {service: http://127.0.0.1:2, timeouts: {connect: 5}}\nroutes:\n  - {<<: *r, name: a, path: /a}\n  - {<<: *r, name: b, path: /b}\n",
-			[]string{`routes[0].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`}},
+			[]string{
+				`routes[0].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
+				`routes[1].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
+			}},
+		{"a refused value in the anchor does not hide a route's own value",
+			base + "x-r: &r {service: [http://127.0.0.1:2]}\nroutes:\n  - {<<: *r, name: a, path: /a, service: http://127.0.0.1:3}\n  - {<<: *r, name: b, path: /b, service: 'htp:/x'}\n",
+			[]string{
+				"routes[0].service: line 4: want a single value, got a list",
+				"routes[1].service: line 4: want a single value, got a list",
+				`routes[1].service: invalid URL "htp:/x" ` + urlWant + " (line 7)",
+			}},
+		{"an alias of a list is not merged, with its place",
+			base + "x-a: &a {service: http://127.0.0.1:2}\nx-l: &l [*a]\nroutes:\n  - {<<: *l, name: a, path: /a, service: http://127.0.0.1:2}\n",
+			[]string{"routes[0].<<: line 7: an alias of a list cannot be merged: write the list in place (<<: [*a, *b])"}},
 		{"a refused value in the anchor: each route that uses it, at the anchor's line",
 			base + "x-r: &r\n  service: htp:/x\nroutes:\n  - {<<: *r, name: a, path: /a}\n  - {<<: *r, name: b, path: /b}\n",
 			[]string{
@@ -115,5 +128,33 @@ func TestConfigMergeProblems(t *testing.T) {
 				t.Errorf("config:\n%s\ngot problems:\n%s\nwant:\n%s", c.yaml, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
 		})
+	}
+}
+
+// A misspelt flag key in a merged anchor leaves every route that merges it
+// on its default flag: ramp refuses each of them, not only the one the
+// problem was first reported under (a regression review: ramp b set
+// b-percent, a flag the route was never meant to read).
+func TestRampRefusesEveryRouteMergingAMisspeltFlag(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadAnchored(t, `listen: 127.0.0.1:0
+monolith: http://127.0.0.1:1
+flags: {file: flags.json}
+x-route: &route
+  service: http://127.0.0.1:2
+  flag_name: shared-percent
+routes:
+  - <<: *route
+    name: a
+    path: /a
+  - <<: *route
+    name: b
+    path: /b
+`)
+	problems := problemsOf(err)
+	for _, name := range []string{"a", "b"} {
+		if _, flag, err := RampTarget(cfg, problems, name); err == nil {
+			t.Errorf("ramp %s: would set %q; want it refused (problems: %q)", name, flag, problems)
+		}
 	}
 }
