@@ -74,32 +74,51 @@ func TestShutdownClosesConnectionsThatSentNothing(t *testing.T) {
 	}
 }
 
+// guardedWithRequest is a guarded listener on loopback with a client
+// connected to it that has sent a whole request.
+func guardedWithRequest(t *testing.T) *guardedListener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if _, err := client.Write([]byte("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	return &guardedListener{Listener: ln, maxHead: 64 << 10}
+}
+
+// readsTheRequest does what net/http does with a new connection: set its
+// header deadline and read.
+func readsTheRequest(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil {
+		t.Fatalf("a request sent before shutdown began was not read (%v): the client gets no answer", err)
+	}
+	if req.URL.Path != "/x" {
+		t.Fatalf("read %q", req.URL.Path)
+	}
+}
+
 // A request already in the socket, which net/http's goroutine has not
 // read yet (a busy CPU at SIGTERM), is served: the connection has spoken,
 // though the proxy had not read it. The first version of shut took it
 // for a preconnect and cut it (a review).
 func TestShutServesARequestWaitingInTheSocket(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	gl := &guardedListener{Listener: ln, maxHead: 64 << 10}
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if _, err := client.Write([]byte("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	gl := guardedWithRequest(t)
 	c, err := gl.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	g := c.(*guardConn)
-	// The request is in the socket before shutdown begins.
 	deadline := time.Now().Add(5 * time.Second)
 	for !socketHasBytes(g.Conn) {
 		if time.Now().After(deadline) {
@@ -108,42 +127,20 @@ func TestShutServesARequestWaitingInTheSocket(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	gl.silent.shut()
-	// What net/http then does: set its header deadline and read.
-	g.SetReadDeadline(time.Now().Add(2 * time.Second))
-	req, err := http.ReadRequest(bufio.NewReader(g))
-	if err != nil {
-		t.Fatalf("a request fully sent before shutdown began was not read (%v): the client gets no answer", err)
-	}
-	if req.URL.Path != "/x" {
-		t.Fatalf("read %q", req.URL.Path)
-	}
+	readsTheRequest(t, g)
 }
 
 // Same for a connection accepted after shut (between shut and Shutdown
 // closing the listener) whose request is already there.
 func TestShutServesARequestOnAConnectionAcceptedAfter(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	gl := &guardedListener{Listener: ln, maxHead: 64 << 10}
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	client.Write([]byte("GET /x HTTP/1.1\r\nHost: x\r\n\r\n"))
+	gl := guardedWithRequest(t)
 	gl.silent.shut()
 	c, err := gl.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-		t.Fatalf("request waiting on a connection accepted during shutdown not read: %v", err)
-	}
+	readsTheRequest(t, c)
 }
 
 // shutSilent and net/http's SetReadDeadline (the header deadline, set
