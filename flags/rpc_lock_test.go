@@ -7,10 +7,9 @@ import (
 
 // In rpc mode a refresh after a change asks the daemon once per handle.
 // Those calls are made without the Source's lock: a reload compiles its
-// routes through Flag, and with a
-// slow daemon each waited for the whole refresh, handles × Timeout (10 s
-// for 20 flags at the default 500 ms), though the README says the flag
-// source's state does not block a reload.
+// routes through Flag, and with a slow daemon each waited for the whole
+// refresh, handles × Timeout (10 s for 20 flags at the default 500 ms),
+// though the README says the flag source's state does not block a reload.
 func TestRPCRefreshDoesNotHoldUpFlag(t *testing.T) {
 	t.Parallel()
 	d := startFlakyEval(t, fleet(10, 5))
