@@ -317,6 +317,9 @@ type ConfigError struct {
 	// a top-level key set in a second YAML document (which is not read, so
 	// "monolith: required" would be false to the operator who set it there).
 	hide []string
+	// replayed counts the hides and problems an anchor's later uses
+	// repeated (see checkShape); past maxReplayed the file is refused.
+	replayed int
 
 	// flagsOnly: every problem is a route's flag that cannot serve as a
 	// percentage (Check), the flag source itself being fine.
@@ -500,7 +503,12 @@ func parseConfig(b []byte, dir string) (*Config, error) {
 		return nil, &ce
 	}
 	cfg := &Config{dir: dir}
-	if !checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]*aliasChecked{}) {
+	ok := checkShape(root, reflect.TypeOf(*cfg), "", &ce, map[shapeSeen]*aliasChecked{})
+	if ce.replayed > maxReplayed {
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf(
+			"config: its anchors repeat problems in more than %d places (aliases of aliases): write the shared settings out with fewer levels of aliases", maxReplayed)}}
+	}
+	if !ok {
 		// Not a mapping: nothing of it is a config, and Validate would
 		// only call every key required.
 		return nil, &ce
@@ -560,9 +568,12 @@ type aliasChecked struct {
 	problems []string
 }
 
-// maxReplayed bounds the problems an anchor's later uses repeat: aliases
-// of aliases can name exponentially many places.
-const maxReplayed = 1000
+// maxReplayed bounds the hides and problems anchors' later uses repeat,
+// all together: aliases of aliases name exponentially many places (ten
+// aliases of ten aliases, six deep, made a 700-byte file take 232 MiB
+// before yaml's own check of excessive aliasing was reached). A file past
+// it is refused as yaml refuses one.
+const maxReplayed = 10000
 
 var (
 	durationType = reflect.TypeFor[Duration]()
@@ -602,13 +613,13 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, ce *ConfigError, seen
 		// whether its flag is the one meant).
 		k := shapeSeen{n, t}
 		if a, done := seen[k]; done {
+			if ce.replayed += len(a.hides) + len(a.problems); ce.replayed > maxReplayed {
+				return a.ok // parseConfig refuses the file
+			}
 			for _, h := range a.hides {
 				ce.hidePath(path + h)
 			}
 			for _, p := range a.problems {
-				if len(ce.Problems) >= maxReplayed {
-					break
-				}
 				ce.add("%s%s", path, p)
 			}
 			return a.ok
@@ -797,7 +808,10 @@ func checkMerge(v *yaml.Node, t reflect.Type, path string, own map[string]bool, 
 	hides := ce.hide[from:]
 	ce.hide = ce.hide[:from]
 	for _, h := range hides {
-		key, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(h, path), "."), ".")
+		key := strings.TrimPrefix(strings.TrimPrefix(h, path), ".")
+		if i := strings.IndexAny(key, ".["); i >= 0 {
+			key = key[:i] // methods of methods[1]
+		}
 		if !own[key] {
 			ce.hide = append(ce.hide, h)
 		}

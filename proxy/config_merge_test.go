@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -156,5 +158,81 @@ routes:
 		if _, flag, err := RampTarget(cfg, problems, name); err == nil {
 			t.Errorf("ramp %s: would set %q; want it refused (problems: %q)", name, flag, problems)
 		}
+	}
+}
+
+// mergeHead is the start of a config the merge tests add routes to.
+const mergeHead = `listen: 127.0.0.1:0
+monolith: http://127.0.0.1:1
+flags: {file: flags.json}
+`
+
+// The route's own list replaces a merged one whole, so what the merged
+// list refused does not hide the problems of the route's own list (the
+// first fix matched the hide methods[1] against the key methods; a
+// review).
+func TestMergedListRefusalDoesNotHideOwnList(t *testing.T) {
+	t.Parallel()
+	_, err := loadAnchored(t, mergeHead+`x-a: &a {methods: [GET, [x]]}
+routes:
+  - <<: *a
+    name: a
+    path: /a
+    service: http://127.0.0.1:2
+    methods: [GET, "BAD METHOD"]
+`)
+	for _, p := range problemsOf(err) {
+		if strings.Contains(p, "BAD METHOD") {
+			return
+		}
+	}
+	t.Fatalf("the route's own bad method is not reported: %q", problemsOf(err))
+}
+
+// An anchor's problems are repeated for each route that merges it however
+// many problems the file has elsewhere (the first cap counted them all:
+// past 1,000, ramp of a later route took its default flag again; a
+// review).
+func TestMergedProblemsRepeatedPastManyOthers(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString(mergeHead + "x-a: &a {service: http://127.0.0.1:2, flga: orders-percent}\nroutes:\n  - name: z\n    path: /z\n    service: http://127.0.0.1:2\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "    bad%d: 1\n", i)
+	}
+	b.WriteString("  - {<<: *a, name: a, path: /a}\n  - {<<: *a, name: b, path: /b}\n")
+	cfg, err := loadAnchored(t, b.String())
+	if cfg == nil {
+		t.Fatalf("no config: %v", err)
+	}
+	if _, flag, err := RampTarget(cfg, problemsOf(err), "b"); err == nil {
+		t.Fatalf("ramp of route b (merging a misspelt flag key) goes to flag %q", flag)
+	}
+}
+
+// Aliases of aliases, ten wide and six deep, in a dozen lines: each level
+// multiplied the places an anchor's refused values were repeated, and a
+// 700-byte config took 232 MiB (1.5 GB at seven levels) before yaml's own
+// check of excessive aliasing was reached (a review). Past a bound it is
+// refused, as yaml refuses one.
+func TestNestedAliasesOfRefusedValuesAreBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(mergeHead + "routes:\n  - &m0 {name: a, path: /a, service: http://127.0.0.1:2, timeouts: {connect: bad}}\n")
+	for d := 1; d <= 6; d++ {
+		refs := make([]string, 10)
+		for i := range refs {
+			refs[i] = fmt.Sprintf("*m%d", d-1)
+		}
+		fmt.Fprintf(&b, "  - &m%d {<<: [%s], name: r%d, path: /r%d}\n", d, strings.Join(refs, ", "), d, d)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := loadAnchored(t, b.String())
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("LoadConfig of a %d-byte config allocated %d MiB", b.Len(), got>>20)
+	}
+	if ps := problemsOf(err); len(ps) != 1 || !strings.Contains(ps[0], "aliases of aliases") {
+		t.Errorf("problems: %q; want the file refused for its aliases", ps)
 	}
 }
