@@ -791,7 +791,7 @@ func checkMerge(v *yaml.Node, t reflect.Type, path string, own map[string]bool, 
 		}
 		list = d.Content
 	}
-	from := len(ce.hide)
+	from, fromP := len(ce.hide), len(ce.Problems)
 	kept := list[:0:0]
 	for _, m := range list {
 		if dm := deref(m); dm.Kind != yaml.MappingNode {
@@ -805,17 +805,22 @@ func checkMerge(v *yaml.Node, t reflect.Type, path string, own map[string]bool, 
 	if d.Kind == yaml.SequenceNode {
 		d.Content = kept
 	}
-	hides := ce.hide[from:]
-	ce.hide = ce.hide[:from]
-	for _, h := range hides {
-		key := strings.TrimPrefix(strings.TrimPrefix(h, path), ".")
-		if i := strings.IndexAny(key, ".["); i >= 0 {
-			key = key[:i] // methods of methods[1]
+	// What the merged mappings say of a key the mapping sets itself is
+	// not this place's: its own value is decoded and judged. (An anchor's
+	// problems are recorded before this, so another route that takes the
+	// anchor's value still has them.)
+	ownKey := func(p string) bool {
+		rest, ok := strings.CutPrefix(p, path+".")
+		if !ok {
+			return false
 		}
-		if !own[key] {
-			ce.hide = append(ce.hide, h)
+		if i := strings.IndexAny(rest, ".[: "); i >= 0 {
+			rest = rest[:i] // methods of methods[1]
 		}
+		return rest != "<<" && own[rest]
 	}
+	ce.hide = append(ce.hide[:from], slices.DeleteFunc(ce.hide[from:], ownKey)...)
+	ce.Problems = append(ce.Problems[:fromP], slices.DeleteFunc(ce.Problems[fromP:], ownKey)...)
 	return len(kept) > 0
 }
 

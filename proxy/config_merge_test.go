@@ -80,12 +80,17 @@ func TestConfigMergeProblems(t *testing.T) {
 				`routes[0].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
 				`routes[1].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
 			}},
-		{"a refused value in the anchor does not hide a route's own value",
+		{"a refused value in the anchor does not hide a route's own value, nor is it judged where overridden",
 			base + "x-r: &r {service: [http://127.0.0.1:2]}\nroutes:\n  - {<<: *r, name: a, path: /a, service: http://127.0.0.1:3}\n  - {<<: *r, name: b, path: /b, service: 'htp:/x'}\n",
 			[]string{
-				"routes[0].service: line 4: want a single value, got a list",
-				"routes[1].service: line 4: want a single value, got a list",
 				`routes[1].service: invalid URL "htp:/x" ` + urlWant + " (line 7)",
+			}},
+		{"a route that sets the key itself is not judged by the anchor's value; one that takes it is",
+			base + "x-r: &r {service: http://127.0.0.1:2, timeouts: {connect: 5, conect: 1s}, max_body: 10XB}\nroutes:\n" +
+				"  - {<<: *r, name: a, path: /a, timeouts: {connect: 1s}, max_body: 1MiB}\n  - {<<: *r, name: b, path: /b, max_body: 1MiB}\n",
+			[]string{
+				`routes[1].timeouts.connect: line 4: invalid duration "5" (use Go syntax such as 250ms, 2s, 1m)`,
+				"routes[1].timeouts.conect: unknown key (line 4)",
 			}},
 		{"an alias of a list is not merged, with its place",
 			base + "x-a: &a {service: http://127.0.0.1:2}\nx-l: &l [*a]\nroutes:\n  - {<<: *l, name: a, path: /a, service: http://127.0.0.1:2}\n",
