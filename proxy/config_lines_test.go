@@ -37,6 +37,12 @@ func TestConfigProblemsSayTheirLine(t *testing.T) {
 			// base is no key of the config; the route's timeouts are
 			// fine. The anchor is refused once, at its definition.
 			[]string{"base: unknown key (line 1)"}},
+		{"a scalar behind an alias: the anchor's line, not the alias's",
+			"x-url: &url 'htp:/x'\nx-pct: &pct 150\n" + strings.Replace(allProblemsBase, "    service: http://127.0.0.1:8082\n", "    service: *url\n    shadow: {percent: *pct}\n", 1),
+			[]string{
+				`routes[0].service: invalid URL "htp:/x" ` + urlWant + " (line 1)",
+				"routes[0].shadow.percent: 150 is outside 0..100 (line 2)",
+			}},
 		{"a bad value behind an alias: the anchor's line",
 			"trusted_proxies: &p [10.0.0.0/8, nonsense]\n" + allProblemsBase,
 			[]string{`trusted_proxies[1]: invalid CIDR "nonsense" (line 1)`}},
@@ -127,7 +133,7 @@ func TestCheckWarnsOfTwoFlagsObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	warnings, err := Check(cfg)
-	want := "flag file " + filepath.Join(dir, "flags.json") + `: the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and every flag is in the one read; merge them into one`
+	want := "flag file " + filepath.Join(dir, "flags.json") + `: the file has 2 "flags" objects (lines 1, 2): flagd reads only the one at line 2, and every flag is in the one read; merge them into one`
 	if err != nil || !slices.Contains(warnings, want) {
 		t.Errorf("Check: %q, %v; want the warning\n%s", warnings, err, want)
 	}

@@ -120,6 +120,11 @@ func placeOf(root *yaml.Node, path string, idx keyIndex) string {
 			}
 			step = rest[:len(rest)-len(strings.TrimPrefix(rest, "."))+len(key)]
 		}
+		if next.Kind == yaml.AliasNode {
+			// Where the value is written, as the problems of shape
+			// say: the anchor's line, not the alias's.
+			at = deref(next).Line
+		}
 		found += step
 		rest = rest[len(step):]
 		n, line = next, at
