@@ -20,6 +20,7 @@ type File struct {
 	// objects are the lines of the "flags" keys, when the document has
 	// more than one (see Note); lost are the flags only the others define.
 	objects []int
+	read    int // the line of the one flagd reads
 	lost    []string
 }
 
@@ -219,7 +220,7 @@ func parse(raw []byte) (*File, error) {
 
 		f.flags[name] = fl
 	}
-	seen, objects := flagDefinitions(raw)
+	seen, objects, read := flagDefinitions(raw)
 	for name, lines := range seen {
 		fl, ok := f.flags[name]
 		switch {
@@ -231,7 +232,7 @@ func parse(raw []byte) (*File, error) {
 		}
 	}
 	if len(objects) > 1 {
-		f.objects = objects
+		f.objects, f.read = objects, objects[read]
 		slices.Sort(f.lost)
 	} else {
 		f.lost = nil
@@ -261,15 +262,16 @@ func (f *File) Note() string {
 	case n > 1:
 		lost = fmt.Sprintf("%d flags defined only in the others are not read (%s)", n, strings.Join(f.lost, ", "))
 	}
-	return fmt.Sprintf(`the file has %d "flags" objects (lines %s): flagd reads only one of them, and %s; merge them into one`,
-		len(f.objects), strings.Join(lines, ", "), lost)
+	return fmt.Sprintf(`the file has %d "flags" objects (lines %s): flagd reads only the one at line %d, and %s; merge them into one`,
+		len(f.objects), strings.Join(lines, ", "), f.read, lost)
 }
 
 // flagDefinitions finds the lines where the document defines each flag,
 // in every "flags" object (decoding keeps one object, and in it the last
 // definition of a flag, silently), and the lines of those objects' keys.
 // The document is valid JSON (parse decoded it).
-func flagDefinitions(raw []byte) (seen map[string][]int, objects []int) {
+func flagDefinitions(raw []byte) (seen map[string][]int, objects []int, read int) {
+	var readKey string
 	// Lines counted from where the last count ended: the offsets only
 	// grow, and a count from the start each time made a file of many
 	// flags quadratic (60,000 flags took 5 s, on every load).
@@ -284,23 +286,30 @@ func flagDefinitions(raw []byte) (seen map[string][]int, objects []int) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, nil
+		return nil, nil, 0
 	}
 	seen = map[string][]int{}
 	for dec.More() {
 		keyAt := dec.InputOffset()
 		t, err := dec.Token()
 		if err != nil {
-			return nil, nil
+			return nil, nil, 0
 		}
 		var value json.RawMessage
 		if dec.Decode(&value) != nil {
-			return nil, nil
+			return nil, nil, 0
 		}
-		if key, _ := t.(string); !strings.EqualFold(key, "flags") || len(value) == 0 || value[0] != '{' {
+		key, _ := t.(string)
+		if !strings.EqualFold(key, "flags") || len(value) == 0 || value[0] != '{' {
 			continue
 		}
 		objects = append(objects, line(keyAt+int64(len(raw[keyAt:])-len(bytes.TrimLeft(raw[keyAt:], " \t\r\n,")))))
+		// The one read (see parse): of the keys' spellings, the last in
+		// byte order (the normalized copy sorts them, and the decoder
+		// keeps the last that matches); of one spelling, the last.
+		if len(objects) == 1 || key >= readKey {
+			read, readKey = len(objects)-1, key
+		}
 		base := dec.InputOffset() - int64(len(value))
 		flags := json.NewDecoder(bytes.NewReader(value))
 		flags.Token() // "{"
@@ -308,7 +317,7 @@ func flagDefinitions(raw []byte) (seen map[string][]int, objects []int) {
 			off := flags.InputOffset()
 			t, err := flags.Token()
 			if err != nil {
-				return nil, nil
+				return nil, nil, 0
 			}
 			name, _ := t.(string)
 			// The key's own offset, past the "," and spaces before it.
@@ -316,11 +325,11 @@ func flagDefinitions(raw []byte) (seen map[string][]int, objects []int) {
 			seen[name] = append(seen[name], line(base+at))
 			var skip json.RawMessage
 			if flags.Decode(&skip) != nil {
-				return nil, nil
+				return nil, nil, 0
 			}
 		}
 	}
-	return seen, objects
+	return seen, objects, read
 }
 
 // checkEvaluator rejects an evaluator that flagd would accept but not run

@@ -29,17 +29,17 @@ func TestFileWithTwoFlagsObjects(t *testing.T) {
 			"{\"flags\": {\"orders-percent\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}},\n" +
 				" \"flags\": {\"users-percent\": {\"state\":\"ENABLED\",\"variants\":{\"on\":5},\"defaultVariant\":\"on\"}}}\n",
 			"users-percent", "orders-percent",
-			`the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and flag "orders-percent", defined only in another, is not read; merge them into one`},
+			`the file has 2 "flags" objects (lines 1, 2): flagd reads only the one at line 2, and flag "orders-percent", defined only in another, is not read; merge them into one`},
 		{"another case: encoding/json takes Flags for flags",
 			"{\n\"flags\": {\"a\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}, \"b\": {\"state\":\"ENABLED\",\"variants\":{\"on\":1},\"defaultVariant\":\"on\"}},\n" +
 				"\"Flags\": {\"c\": {\"state\":\"ENABLED\",\"variants\":{\"on\":5},\"defaultVariant\":\"on\"}}}\n",
 			"a", "c",
-			`the file has 2 "flags" objects (lines 2, 3): flagd reads only one of them, and flag "c", defined only in another, is not read; merge them into one`},
+			`the file has 2 "flags" objects (lines 2, 3): flagd reads only the one at line 2, and flag "c", defined only in another, is not read; merge them into one`},
 		{"the same flags in both",
 			"{\"flags\": {\"a\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}},\n" +
 				"\"flags\": {\"a\": {\"state\":\"ENABLED\",\"variants\":{\"on\":20},\"defaultVariant\":\"on\"}}}\n",
 			"a", "",
-			`the file has 2 "flags" objects (lines 1, 2): flagd reads only one of them, and every flag is in the one read; merge them into one`},
+			`the file has 2 "flags" objects (lines 1, 2): flagd reads only the one at line 2, and every flag is in the one read; merge them into one`},
 		{"one object", rampFile, "orders-percent", "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func TestLoadWorkIsLinearInTheFlags(t *testing.T) {
 		best := time.Duration(math.MaxInt64)
 		for range 3 {
 			start := time.Now()
-			seen, _ := flagDefinitions(raw) // where the lines are counted
+			seen, _, _ := flagDefinitions(raw) // where the lines are counted
 			best = min(best, time.Since(start))
 			if len(seen) != n {
 				t.Fatalf("%d flags found of %d", len(seen), n)
