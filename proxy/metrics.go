@@ -110,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"route", "kind"})
 	m.shadowSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strangler_shadow_skipped_total",
-		Help: "Sampled requests not compared, by route and reason (method, too_large, overload, ejected, primary_failed, conditional).",
+		Help: "Sampled requests not compared, by route and reason (method, too_large, overload, ejected, primary_failed, conditional, shutdown).",
 	}, []string{"route", "reason"})
 	m.noiseFields = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "strangler_noise_fields",
