@@ -40,6 +40,8 @@ type fileFlag struct {
 	// lines are where the flag is defined, when the file defines it more
 	// than once (the last one counts, as in flagd).
 	lines []int
+	// line is where its last definition starts (0: not known).
+	line int
 }
 
 // Load reads and validates the flag file at path. The error names the file
@@ -145,6 +147,10 @@ func (fl fileFlag) duplicateError(name string) error {
 		ErrDuplicate, name, len(fl.lines), strings.Join(lines, ", "))
 }
 
+// Line returns the line where the file defines the flag (its last
+// definition), or 0.
+func (f *File) Line(name string) int { return f.flags[name].line }
+
 // Disabled reports whether the file has the flag and it is DISABLED: valid,
 // but every evaluation fails, so its route serves only the monolith.
 func (f *File) Disabled(name string) bool {
@@ -223,13 +229,15 @@ func parse(raw []byte) (*File, error) {
 	seen, objects, read := flagDefinitions(raw)
 	for name, lines := range seen {
 		fl, ok := f.flags[name]
-		switch {
-		case !ok:
+		if !ok {
 			f.lost = append(f.lost, name)
-		case len(lines) > 1:
-			fl.lines = lines
-			f.flags[name] = fl
+			continue
 		}
+		fl.line = lines[len(lines)-1]
+		if len(lines) > 1 {
+			fl.lines = lines
+		}
+		f.flags[name] = fl
 	}
 	if len(objects) > 1 {
 		f.objects, f.read = objects, objects[read]

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 
 	"github.com/strangler-proxy/strangler/flags"
@@ -73,7 +74,13 @@ func flagLookup(cfg *Config) (lookup func(string) (bool, error), note string, do
 			if f.Disabled(name) {
 				return true, flags.ErrDisabled
 			}
-			return f.Has(name), f.CheckPercent(name)
+			err := f.CheckPercent(name)
+			if l := f.Line(name); err != nil && l > 0 && !errors.Is(err, flags.ErrDuplicate) {
+				// The problem is in the flag file: its place there, before
+				// the config's place that names the flag (withLines).
+				err = fmt.Errorf("%w (%s line %d)", err, filepath.Base(cfg.FlagFile()), l)
+			}
+			return f.Has(name), err
 		}, f.Note(), func() {}, nil
 	}
 	opts := cfg.flagOptions()

@@ -70,11 +70,12 @@ func TestConfigProblemsSayTheirLine(t *testing.T) {
 }
 
 // Check's problems and warnings (a route's flag that is no percentage, or
-// not in the flag file yet) name the route's line too.
+// not in the flag file yet) name the route's line too, and a flag's
+// problem its line in the flag file, where it is to be fixed.
 func TestCheckProblemsSayTheirLine(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "flags.json"), flagJSON("orders-percent", `"x"`))
+	writeFile(t, filepath.Join(dir, "flags.json"), "{\"flags\": {\n"+strings.TrimPrefix(flagJSON("orders-percent", `"x"`), `{"flags":{`)+"\n")
 	path := filepath.Join(dir, "strangler.yaml")
 	writeFile(t, path, allProblemsBase+"    flag: orders-percent\n  - name: users\n    path: /api/users/*\n    service: http://127.0.0.1:8083\n")
 	cfg, err := LoadConfig(path)
@@ -83,8 +84,8 @@ func TestCheckProblemsSayTheirLine(t *testing.T) {
 	}
 	warnings, err := Check(cfg)
 	var ce *ConfigError
-	if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.HasPrefix(ce.Problems[0], "routes[0].flag: ") || !strings.HasSuffix(ce.Problems[0], " (line 9)") {
-		t.Errorf("Check's problems: %v, want routes[0].flag's, at line 9", err)
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.HasPrefix(ce.Problems[0], "routes[0].flag: ") || !strings.HasSuffix(ce.Problems[0], " (flags.json line 2) (line 9)") {
+		t.Errorf("Check's problems: %v, want routes[0].flag's, at line 2 of the flag file and line 9 of the config", err)
 	}
 	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], `routes[1].flag: flag "users-percent" is not in`) || !strings.HasSuffix(warnings[0], " (in routes[1], line 10)") {
 		t.Errorf("Check's warnings: %q, want routes[1].flag's, in the entry at line 10", warnings)
