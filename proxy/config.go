@@ -809,8 +809,9 @@ func checkMerge(v *yaml.Node, t reflect.Type, path string, own map[string]bool, 
 	// not this place's: its own value is decoded and judged. (An anchor's
 	// problems are recorded before this, so another route that takes the
 	// anchor's value still has them.)
+	under := join(path, "") // "routes[0]." or, at the top, ""
 	ownKey := func(p string) bool {
-		rest, ok := strings.CutPrefix(p, path+".")
+		rest, ok := strings.CutPrefix(p, under)
 		if !ok {
 			return false
 		}
