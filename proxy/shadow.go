@@ -136,10 +136,12 @@ type shadowPair struct {
 // given up already: the request goroutine (a failed primary, a fallback)
 // and a worker (a copy too late to send) may both try, and a sampled
 // request is counted once.
-func (p *shadowPair) drop(reason prometheus.Counter) {
+func (p *shadowPair) drop(reason prometheus.Counter) bool {
 	if p.dropped.CompareAndSwap(false, true) {
 		reason.Inc()
+		return true
 	}
+	return false
 }
 
 func (p *shadowPair) primaryBackend() string { return backendName(p.primaryService) }
@@ -666,11 +668,8 @@ func (sp *shadowPool) settleQueued() {
 // not yet sent is dropped (reason shutdown, counted in notSent), one
 // already sent is compared.
 func (sp *shadowPool) settle(p *shadowPair) {
-	if !p.called && !p.dropped.Load() {
+	if !p.called && p.drop(p.sh.skipShutdown) {
 		sp.notSent.Add(1)
-	}
-	if !p.called {
-		p.drop(p.sh.skipShutdown)
 	}
 	sp.run(p) // dropped: no call, only its half of the pair
 }
