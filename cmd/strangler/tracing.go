@@ -61,9 +61,9 @@ func propagatorFromEnv() (propagation.TextMapPropagator, error) {
 		}
 	}
 	if len(names) == 0 {
-		// Unset, empty or only commas: autoprop would read no names as
-		// no propagation at all.
-		return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), nil
+		// Unset, empty or only commas: the specification's default
+		// (autoprop would read no names as no propagation at all).
+		names = []string{"tracecontext", "baggage"}
 	}
 	prop, err := autoprop.TextMapPropagator(names...)
 	if err != nil {
