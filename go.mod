@@ -13,6 +13,7 @@ require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-logr/logr v1.4.4
 	github.com/mccutchen/go-httpbin/v2 v2.26.0
+	github.com/moby/patternmatcher v0.6.1
 	github.com/open-feature/flagd/core v0.16.0
 	github.com/open-feature/go-sdk v1.20.0
 	github.com/open-feature/go-sdk-contrib/providers/flagd v0.6.0

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"encoding/json"
 	"maps"
 	"net"
 	"net/url"
@@ -319,25 +318,12 @@ func configMapWith(t *testing.T, r rendered, key string) string {
 // must be mounted there.
 func imageConfigPath(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../Dockerfile")
-	if err != nil {
-		t.Fatal(err)
+	stages := readDockerfile(t)
+	argv := entrypoint(t, stages[len(stages)-1])
+	if i := slices.Index(argv, "--config"); i >= 0 && i+1 < len(argv) {
+		return argv[i+1]
 	}
-	for line := range strings.Lines(string(b)) {
-		rest, ok := strings.CutPrefix(line, "ENTRYPOINT ")
-		if !ok {
-			continue
-		}
-		var argv []string
-		if err := json.Unmarshal([]byte(rest), &argv); err != nil {
-			t.Fatalf("Dockerfile ENTRYPOINT is not the JSON form: %v", err)
-		}
-		if i := slices.Index(argv, "--config"); i >= 0 && i+1 < len(argv) {
-			return argv[i+1]
-		}
-		t.Fatalf("Dockerfile ENTRYPOINT %q has no --config", argv)
-	}
-	t.Fatal("Dockerfile has no ENTRYPOINT")
+	t.Fatalf("Dockerfile ENTRYPOINT %q has no --config", argv)
 	return ""
 }
 
