@@ -328,6 +328,32 @@ func TestServeExitBoundedDespiteHangingShadow(t *testing.T) {
 	}
 }
 
+// A second signal after the drain, while the exit waits for comparisons
+// in flight, ends that wait too: it was not shortened, so Ctrl-C twice
+// left a shadowed proxy running for proxy.ExitGrace (3 s) more.
+func TestServeSecondSignalEndsExitWait(t *testing.T) {
+	t.Parallel()
+	p := shadowHangSetup(t)
+	p.signal(t, syscall.SIGTERM)
+	// Both listeners closed: Serve has returned, the exit waits for the
+	// hanging copy.
+	refusing(t, p.listen, 5*time.Second)
+	refusing(t, p.admin, 5*time.Second)
+	p.signal(t, syscall.SIGINT)
+	// Well under what was left of the wait (about 3 s), which the
+	// process would otherwise spend.
+	if !p.exited(proxy.ExitGrace * 2 / 3) {
+		t.Fatalf("serve still running %v after a second signal during the exit's wait for a hanging comparison\nlogs:\n%s",
+			proxy.ExitGrace*2/3, p.logs.String())
+	}
+	if p.waitErr != nil {
+		t.Errorf("exit: %v", p.waitErr)
+	}
+	if !strings.Contains(p.logs.String(), `"in_flight_abandoned":1`) {
+		t.Errorf("the abandoned comparison is not logged:\n%s", p.logs.String())
+	}
+}
+
 // A SIGHUP after the drain (while the comparisons in flight and the
 // flush run) does not kill the process: serve catches SIGHUP until it
 // returns. The deferred signal.Stop(hup) restored its default action

@@ -256,6 +256,7 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var srv atomic.Pointer[proxy.Server]
+	aborted := make(chan struct{})
 	go func() {
 		select {
 		case <-term:
@@ -265,17 +266,19 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		<-term
 		log.Warn("second signal: closing requests in flight now")
+		close(aborted)
 		if s := srv.Load(); s != nil {
 			s.Abort()
 		}
 	}()
-	return runServer(ctx, cfg, *path, log, hup, &srv)
+	return runServer(ctx, cfg, *path, log, hup, &srv, aborted)
 }
 
 // runServer listens, serves until ctx ends, and shuts down. It reloads the
 // config file on SIGHUP (hup) and when the file changes. It publishes the
-// server in srv, for a second signal to abort the drain.
-func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger, hup <-chan os.Signal, srv *atomic.Pointer[proxy.Server]) error {
+// server in srv, for a second signal to abort the drain; that signal also
+// closes aborted, which ends the exit's wait too.
+func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger, hup <-chan os.Signal, srv *atomic.Pointer[proxy.Server], aborted <-chan struct{}) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -329,14 +332,23 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 		}
 	}()
 	err = s.Serve(ctx, ln, admin)
-	exit = exitContext()
+	exit = exitContext(aborted)
 	return err
 }
 
-// exitContext ends proxy.ExitGrace from now; its own timer releases it.
-func exitContext() context.Context {
+// exitContext ends proxy.ExitGrace from now, or when aborted is closed (a
+// second signal, before or during the exit): the operator asked for an
+// exit now, so the comparisons in flight and the last spans are not
+// waited for.
+func exitContext(aborted <-chan struct{}) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), proxy.ExitGrace)
-	time.AfterFunc(proxy.ExitGrace, cancel)
+	go func() {
+		select {
+		case <-aborted:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	return ctx
 }
 
