@@ -56,8 +56,7 @@ routes:
 `
 
 func demo(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", "[--listen ADDR] [--admin ADDR] [--percent PCT] [--requests N]", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "proxy address (by default, a free port if 8080 is taken)")
 	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin address (by default, a free port if 9090 is taken)")
 	percent := fs.String("percent", "10", "starting percentage of orders traffic for the service")
@@ -70,6 +69,9 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	pct, ok := parsePercent(*percent)
 	if !ok {
 		return badArgs("demo: --percent %q: want a number from 0 to 100", *percent)
+	}
+	if *requests < 0 {
+		return badArgs("demo: --requests %d: want 0 or more", *requests)
 	}
 	for _, a := range []struct{ flag, addr string }{{"listen", *listen}, {"admin", *adminAddr}} {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "" || !validPort(port) {

@@ -496,6 +496,7 @@ func TestBadArgumentsExitTwo(t *testing.T) {
 		{[]string{"serve", "--config", "x.yaml", "--log-level", "loud"}, `--log-level: "loud"`},
 		{[]string{"demo", "--percent", "abc"}, `demo: --percent "abc": want a number from 0 to 100`},
 		{[]string{"demo", "extra"}, `demo: unexpected argument "extra"`},
+		{[]string{"demo", "--requests", "-1"}, `demo: --requests -1: want 0 or more`},
 		{[]string{"demo", "--listen", "nonsense"}, `demo: --listen "nonsense": want host:port`},
 		{[]string{"demo", "--admin", "127.0.0.1"}, `demo: --admin "127.0.0.1": want host:port`},
 		{[]string{"demo", "--listen", "127.0.0.1:99999"}, `demo: --listen "127.0.0.1:99999": want host:port`},

@@ -70,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = demo(args, stdout, stderr)
 	case "version", "--version", "-version":
+		if len(args) == 1 && isHelp(args[0]) {
+			fmt.Fprintln(stdout, "Usage: strangler version")
+			break
+		}
 		if len(args) > 0 {
 			err = badArgs("version: unexpected argument %q", args[0])
 			break
@@ -155,6 +159,28 @@ func badArgs(format string, a ...any) error {
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// newFlagSet is a command's flag set. Its usage, printed for --help and
+// with a bad flag, starts with the command's synopsis: flag's default
+// names only the flags, not ramp's ROUTE and PCT.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: strangler %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// isHelp reports whether arg asks for help as the flag package takes it.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h":
+		return true
+	}
+	return false
+}
+
 func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "strangler.yaml", "path of the YAML config file")
 }
@@ -216,8 +242,7 @@ func inFile(path string, err error) error {
 }
 
 func serve(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", "--config FILE [--log-format json|text] [--log-level debug|info|warn|error]", stderr)
 	path := configFlag(fs)
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -353,8 +378,7 @@ func exitContext(aborted <-chan struct{}) context.Context {
 }
 
 func validate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("validate", "--config FILE", stderr)
 	path := configFlag(fs)
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
@@ -374,8 +398,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 }
 
 func ramp(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ramp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ramp", "--config FILE ROUTE PCT\n\nsets route ROUTE to PCT percent (0..100, or 25%) in its flag file", stderr)
 	path := configFlag(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {

@@ -219,10 +219,23 @@ func TestVersionAndUsage(t *testing.T) {
 	if code, _, errOut := runCmd("frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("unknown command: %d %q", code, errOut)
 	}
-	// Help asked for is not an error, for the command or a subcommand.
-	for _, args := range [][]string{{"--help"}, {"demo", "--help"}, {"validate", "-h"}} {
-		if code, _, _ := runCmd(args...); code != 0 {
-			t.Errorf("%q: exit %d, want 0", args, code)
+	// Help asked for is not an error, for the command or a subcommand,
+	// and a subcommand's names what it takes besides its flags (ramp's
+	// ROUTE and PCT were missing; version refused --help as an argument).
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Usage:"},
+		{[]string{"demo", "--help"}, "Usage: strangler demo [--listen ADDR]"},
+		{[]string{"validate", "-h"}, "Usage: strangler validate --config FILE"},
+		{[]string{"serve", "--help"}, "Usage: strangler serve --config FILE [--log-format"},
+		{[]string{"ramp", "--help"}, "Usage: strangler ramp --config FILE ROUTE PCT"},
+		{[]string{"version", "--help"}, "Usage: strangler version"},
+	} {
+		code, out, errOut := runCmd(tc.args...)
+		if code != 0 || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%q: exit %d, output:\n%s%s\nwant exit 0 and %q", tc.args, code, out, errOut, tc.want)
 		}
 	}
 }
