@@ -276,10 +276,14 @@ func (d *evalDaemon) ResolveFloat(ctx context.Context, req *connect.Request[eval
 
 func (d *evalDaemon) EventStream(ctx context.Context, req *connect.Request[evalv2.EventStreamRequest], stream *connect.ServerStream[evalv2.EventStreamResponse]) error {
 	d.opened(req.Header().Get("flagd-selector"))
+	// Subscribe before provider_ready: once the client has
+	// it, a push must reach this stream. Taken after the send, a push made
+	// while this goroutine waited to run again closed a channel it never
+	// saw, and the change was lost.
+	_, changed := d.current()
 	if err := stream.Send(&evalv2.EventStreamResponse{Type: "provider_ready"}); err != nil {
 		return err
 	}
-	_, changed := d.current()
 	for {
 		select {
 		case <-changed:
