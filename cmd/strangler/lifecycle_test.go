@@ -34,7 +34,29 @@ type serveProc struct {
 
 // startServe writes a config (extra appended to listen/admin/monolith/
 // flags) and starts `strangler serve` on it, waiting until /readyz is 200.
+//
+// The ports come from freeAddr, which closes its listener: until the
+// child binds them, any other process on the machine (the proxy package's
+// tests run beside these, each listening on port 0 thousands of times)
+// can be handed the same port, and the child exits with "address already
+// in use". That is no failure of serve: it is started again on new ports.
 func startServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) *serveProc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p := tryServe(t, monolith, extra, flagsJSON, env...)
+		err := p.waitReady(t)
+		if err == nil {
+			return p
+		}
+		if attempt < 5 && errors.Is(err, errPortTaken) {
+			t.Logf("attempt %d: %v; again on other ports", attempt, err)
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+func tryServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) *serveProc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &serveProc{listen: freeAddr(t), admin: freeAddr(t), logs: &lockedBuffer{}, done: make(chan struct{})}
@@ -61,15 +83,19 @@ func startServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) 
 			<-p.done
 		}
 	})
-	p.waitReady(t)
 	return p
 }
 
+// errPortTaken: serve exited because a port freeAddr chose was taken
+// before serve could bind it.
+var errPortTaken = errors.New("a port was taken between freeAddr and serve's listen")
+
 // waitReady waits for /readyz, for as long as a race-built process may
 // take to start on a loaded 2-core machine (a CI run waited 10 s in vain,
-// with the proxy package's tests beside it), and fails at once, with the
-// process's log, if it exits first (a port taken since freeAddr, say).
-func (p *serveProc) waitReady(t *testing.T) {
+// with the proxy package's tests beside it), and returns at once, with the
+// process's log, if it exits first (wrapping errPortTaken when a port
+// was taken since freeAddr).
+func (p *serveProc) waitReady(t *testing.T) error {
 	t.Helper()
 	url := "http://" + p.admin + "/readyz"
 	deadline := time.Now().Add(30 * time.Second)
@@ -78,16 +104,20 @@ func (p *serveProc) waitReady(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("serve exited before it was ready (%v); its log:\n%s", p.waitErr, p.logs.String())
+			logs := p.logs.String()
+			if strings.Contains(logs, "address already in use") {
+				return fmt.Errorf("%w: serve exited (%v); its log:\n%s", errPortTaken, p.waitErr, logs)
+			}
+			return fmt.Errorf("serve exited before it was ready (%v); its log:\n%s", p.waitErr, logs)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 in time (last: %v); serve's log:\n%s", url, err, p.logs.String())
+			return fmt.Errorf("%s did not answer 200 in time (last: %v); serve's log:\n%s", url, err, p.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -78,19 +77,8 @@ func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
 	go mono.Serve(ln)
 	t.Cleanup(func() { mono.Close() })
 
-	dir := t.TempDir()
-	listen, admin := freeAddr(t), freeAddr(t)
-	cfg := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: http://%s\nflags: {file: flags.json}\nroutes: []\n", listen, admin, ln.Addr())
-	os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(cfg), 0o644)
-	os.WriteFile(filepath.Join(dir, "flags.json"), []byte(`{"flags":{}}`), 0o644)
-	cmd := command(t, "serve", "--config", filepath.Join(dir, "s.yaml"))
-	var logs strings.Builder
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	waitHTTP(t, "http://"+admin+"/readyz", 200)
+	p := startServe(t, "http://"+ln.Addr().String(), "routes: []\n", `{"flags":{}}`)
+	listen, admin, logs := p.listen, p.admin, p.logs
 
 	slow := make(chan string, 1)
 	go func() {
@@ -104,7 +92,7 @@ func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
 		slow <- string(b)
 	}()
 	<-arrived // the request is in flight through the proxy
-	cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	// Shutting down while the request still runs: not ready any more, so a
 	// load balancer stops sending.
 	waitHTTP(t, "http://"+admin+"/readyz", http.StatusServiceUnavailable)
@@ -112,7 +100,8 @@ func TestServeRunsAndExitsZeroOnSIGTERM(t *testing.T) {
 	if got := <-slow; got != "monolith" {
 		t.Errorf("in-flight request got %q", got)
 	}
-	if err := cmd.Wait(); err != nil {
+	<-p.done
+	if err := p.waitErr; err != nil {
 		t.Fatalf("exit: %v\n%s", err, logs.String())
 	}
 	if !strings.Contains(logs.String(), `"msg":"shutting down"`) {
@@ -130,20 +119,9 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		return "http://" + ln.Addr().String()
 	}
 	mono, svc := backend("monolith"), backend("service")
-	dir := t.TempDir()
-	listen, admin := freeAddr(t), freeAddr(t)
-	base := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: %s\nflags: {file: flags.json}\n", listen, admin, mono)
-	cfgPath := filepath.Join(dir, "s.yaml")
-	os.WriteFile(cfgPath, []byte(base+"routes: []\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "flags.json"), []byte(`{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on"}}}`), 0o644)
-	cmd := command(t, "serve", "--config", cfgPath)
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitHTTP(t, "http://"+admin+"/readyz", 200)
+	p := startServe(t, mono, "routes: []\n", `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":100},"defaultVariant":"on"}}}`)
+	listen, cfgPath, logs, cmd := p.listen, p.cfgPath, p.logs, p.cmd
+	base := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: %s\nflags: {file: flags.json}\n", p.listen, p.admin, mono)
 	get := func() string {
 		resp, err := http.Get("http://" + listen + "/api/orders/1")
 		if err != nil {
