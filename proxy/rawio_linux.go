@@ -22,10 +22,11 @@ import (
 // call made through entersyscall wakes it, and it polls every 20 µs until
 // the P idles again: per request, a wake-up of another thread, its sleeps
 // and context switches, which perf measured at about a third of the
-// proxy's CPU at 3,000 requests/s (README, "Go's monitor thread"). The
-// socket is non-blocking, so a read or write here never blocks and sysmon
-// has nothing to retake from it. Everything else (file I/O, accept,
-// connect) still goes through entersyscall and wakes sysmon as before;
+// proxy's CPU at 3,000 requests/s (cmd/strangler-bench/PERFORMANCE.md,
+// "Go's monitor thread"). The socket is non-blocking, so a read or write
+// here never blocks and sysmon has nothing to retake from it. Everything
+// else (file I/O, accept, connect) still goes through entersyscall and
+// wakes sysmon as before;
 // see wakeMonitor for the work that must stay preemptible.
 //
 // A goroutine that never has to wait (a body streamed between two peers
