@@ -81,10 +81,26 @@ func TestGroupMemSumsTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.stop()
+	// Three processes, and both children past their exec of sleep: a
+	// child forked but not yet exec'd has the shell's memory, and its
+	// VmHWM changes under the two readings below.
 	deadline := time.Now().Add(20 * time.Second)
-	for len(groupPIDs(p.pgid())) < 3 {
+	for sleeping := 0; sleeping < 2; {
+		pids := groupPIDs(p.pgid())
+		sleeping = 0
+		for _, pid := range pids {
+			if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); string(comm) == "sleep\n" {
+				sleeping++
+			}
+		}
+		if sleeping == 2 {
+			if len(pids) != 3 {
+				t.Fatalf("the group has %d processes, want 3", len(pids))
+			}
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the group has %d processes, want 3", len(groupPIDs(p.pgid())))
+			t.Fatalf("the group has %d processes, %d of them sleep, want 3 and 2", len(pids), sleeping)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
