@@ -81,31 +81,36 @@ func TestGroupMemSumsTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.stop()
-	// Three processes, and both children past their exec of sleep: a
-	// child forked but not yet exec'd has the shell's memory, and its
-	// VmHWM changes under the two readings below.
+	// The group is stable once it has three processes whose VmHWM does
+	// not move between two readings: a child between fork and exec has
+	// the shell's memory, and one just past exec still grows as sleep
+	// loads. groupMemKB's reading is taken between the two.
 	deadline := time.Now().Add(20 * time.Second)
-	for sleeping := 0; sleeping < 2; {
+	for {
 		pids := groupPIDs(p.pgid())
-		sleeping = 0
-		for _, pid := range pids {
-			if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); string(comm) == "sleep\n" {
-				sleeping++
-			}
+		before, biggest := hwmSum(t, pids)
+		got, err := groupMemKB(p.pgid(), "VmHWM")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if sleeping == 2 {
-			if len(pids) != 3 {
-				t.Fatalf("the group has %d processes, want 3", len(pids))
+		after, _ := hwmSum(t, groupPIDs(p.pgid()))
+		if len(pids) == 3 && before == after {
+			if got != before || got <= biggest {
+				t.Errorf("groupMemKB %d KiB; the processes' sum %d, the biggest %d", got, before, biggest)
 			}
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the group has %d processes, %d of them sleep, want 3 and 2", len(pids), sleeping)
+			t.Fatalf("the group never settled: %d processes, VmHWM summed %d then %d KiB", len(pids), before, after)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var sum, biggest uint64
-	for _, pid := range groupPIDs(p.pgid()) {
+}
+
+// hwmSum sums the processes' VmHWM and gives the biggest.
+func hwmSum(t *testing.T, pids []int) (sum, biggest uint64) {
+	t.Helper()
+	for _, pid := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 		if err != nil {
 			t.Fatal(err)
@@ -117,13 +122,7 @@ func TestGroupMemSumsTheGroup(t *testing.T) {
 		sum += v
 		biggest = max(biggest, v)
 	}
-	got, err := groupMemKB(p.pgid(), "VmHWM")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != sum || got <= biggest {
-		t.Errorf("groupMemKB %d KiB; the processes' sum %d, the biggest %d", got, sum, biggest)
-	}
+	return sum, biggest
 }
 
 // Every request of the schedule is answered or an error: sends that never
