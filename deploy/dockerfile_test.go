@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -157,35 +158,64 @@ func TestDockerfileBuildStageMakesAStaticBinary(t *testing.T) {
 	}
 
 	// The context Docker sends: the module's folder less .dockerignore's
-	// matches, copied to WORKDIR as `COPY . .` does.
+	// matches.
 	ctx := t.TempDir()
 	copyBuildContext(t, "..", ctx)
 
-	// The build stage's RUN commands in that folder, with its ARGs as
-	// Docker passes them (VERSION as a release build names it). Absolute
-	// paths the commands write (-o /out/strangler) go under root.
+	// The build stage replayed in order in a file system of its own
+	// (root stands for the image's /): WORKDIR, COPY from the context,
+	// ARG as Docker passes it (VERSION as a release build names it) and
+	// RUN, in the working folder. Absolute paths a RUN writes (-o
+	// /out/strangler) go under root.
 	root := t.TempDir()
 	const version = "v9.8.7-dockerfile-test"
 	env := buildEnv(t)
+	workdir := "/"
+	inRoot := func(p string) string {
+		if !path.IsAbs(p) {
+			p = path.Join(workdir, p)
+		}
+		return filepath.Join(root, filepath.FromSlash(path.Clean(p)))
+	}
+	outFlag := regexp.MustCompile(`(-o[= ]\s*)(/[^\s"']+)`)
 	for _, in := range build.body {
 		switch in.cmd {
-		case "ARG":
-			name, def, _ := strings.Cut(in.args, "=")
-			if name == "VERSION" {
-				def = version
+		case "WORKDIR":
+			workdir = path.Join(workdir, in.args)
+			if err := os.MkdirAll(inRoot("."), 0o755); err != nil {
+				t.Fatal(err)
 			}
-			env = append(env, name+"="+def)
+		case "COPY":
+			args := strings.Fields(in.args)
+			if len(args) < 2 || strings.HasPrefix(args[0], "--") {
+				t.Fatalf("Dockerfile line %d: COPY %s: this test knows COPY SRC... DST from the context only", in.line, in.args)
+			}
+			dockerCopy(t, in, ctx, args[:len(args)-1], inRoot(args[len(args)-1]), strings.HasSuffix(args[len(args)-1], "/"))
+		case "ARG":
+			for _, arg := range strings.Fields(in.args) {
+				name, def, _ := strings.Cut(arg, "=")
+				def = strings.Trim(def, `"'`)
+				if name == "VERSION" {
+					def = version
+				}
+				env = append(env, name+"="+def)
+			}
 		case "RUN":
-			script := regexp.MustCompile(`(-o\s+)(/\S+)`).ReplaceAllString(in.args, "${1}"+root+"${2}")
+			script := outFlag.ReplaceAllString(in.args, "${1}"+root+"${2}")
 			cmd := exec.Command("sh", "-c", script)
-			cmd.Dir = ctx
+			cmd.Dir = inRoot(".")
 			cmd.Env = env
 			if out, err := cmd.CombinedOutput(); err != nil {
+				if strings.Contains(in.args, "go mod download") && offline(out) {
+					t.Skipf("Dockerfile line %d: RUN %s needs the Go module proxy, which this machine cannot reach:\n%s", in.line, in.args, out)
+				}
 				t.Fatalf("Dockerfile line %d: RUN %s: %v\n%s", in.line, in.args, err, out)
 			}
+		default:
+			t.Fatalf("Dockerfile line %d: %s in the build stage is new to this test", in.line, in.cmd)
 		}
 	}
-	bin := filepath.Join(root, filepath.FromSlash(built))
+	bin := filepath.Join(root, filepath.FromSlash(path.Clean(built)))
 	assertStatic(t, bin)
 
 	if runtime.GOOS != "linux" || runtime.GOARCH != goarchOf(env) {
@@ -208,7 +238,7 @@ func TestDockerfileBuildStageMakesAStaticBinary(t *testing.T) {
 
 // buildEnv is the environment of the build stage's RUN commands: what the
 // golang image sets that matters to the build (GOTOOLCHAIN=local: the
-// image's Go, never a download), the image's platform, and this
+// image's Go, never a download; cgo on), the image's platform, and this
 // machine's module and build caches, which only make it faster.
 func buildEnv(t *testing.T) []string {
 	t.Helper()
@@ -220,6 +250,11 @@ func buildEnv(t *testing.T) []string {
 		"PATH=" + filepath.Dir(goBin) + ":/usr/local/bin:/usr/bin:/bin",
 		"HOME=" + t.TempDir(),
 		"GOTOOLCHAIN=local",
+		// The golang image has gcc, so cgo is on there unless the
+		// Dockerfile turns it off: set it here too, so that a build
+		// that drops CGO_ENABLED=0 fails below (dynamic, or no C
+		// compiler) on any machine.
+		"CGO_ENABLED=1",
 		"GOOS=linux",
 		"GOARCH=" + runtime.GOARCH,
 	}
@@ -262,38 +297,17 @@ func copyBuildContext(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatalf(".dockerignore: %v", err)
 	}
-	var sent int
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
+	// Not a folder it ignores, unless a later "!" pattern may take back
+	// something inside it.
+	sent, err := copyTree(src, dst, func(rel string, dir bool) error {
 		ignored, err := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
-		if err != nil {
-			return err
-		}
-		if ignored {
-			if d.IsDir() && !pm.Exclusions() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		to := filepath.Join(dst, rel)
 		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, to)
-		case d.Type().IsRegular():
-			sent++
-			return copyFile(p, to)
+		case err != nil:
+			return err
+		case ignored && dir && !pm.Exclusions():
+			return filepath.SkipDir
+		case ignored:
+			return errSkip
 		}
 		return nil
 	})
@@ -311,6 +325,98 @@ func copyBuildContext(t *testing.T, src, dst string) {
 	if sent == 0 {
 		t.Fatal("the build context is empty")
 	}
+}
+
+// dockerCopy does what COPY srcs... dst does with sources from the build
+// context: a folder's contents (the context's own for "."), or a file,
+// into dst, which is a folder when it ends in "/" or there are several
+// sources. A source the context does not hold fails, as in Docker.
+func dockerCopy(t *testing.T, in instruction, ctx string, srcs []string, dst string, dstDir bool) {
+	t.Helper()
+	dstDir = dstDir || len(srcs) > 1
+	for _, src := range srcs {
+		from := filepath.Join(ctx, filepath.FromSlash(path.Clean("/"+src)))
+		fi, err := os.Stat(from)
+		if err != nil {
+			t.Fatalf("Dockerfile line %d: COPY %s: %s is not in the build context (%v)", in.line, in.args, src, err)
+		}
+		switch {
+		case fi.IsDir():
+			_, err = copyTree(from, dst, nil)
+		case dstDir:
+			if err = os.MkdirAll(dst, 0o755); err == nil {
+				err = copyFile(from, filepath.Join(dst, filepath.Base(from)))
+			}
+		default:
+			if err = os.MkdirAll(filepath.Dir(dst), 0o755); err == nil {
+				err = copyFile(from, dst)
+			}
+		}
+		if err != nil {
+			t.Fatalf("Dockerfile line %d: COPY %s: %v", in.line, in.args, err)
+		}
+	}
+}
+
+// errSkip, from copyTree's skip, leaves an entry out (but not, for a
+// folder, what is inside it).
+var errSkip = errors.New("skip")
+
+// copyTree copies the folder from's contents into dst, over what is
+// there (as COPY does), less what skip (if not nil) refuses with errSkip
+// or filepath.SkipDir, given the path relative to from. It returns how
+// many files it copied.
+func copyTree(from, dst string, skip func(rel string, dir bool) error) (files int, err error) {
+	err = filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, p)
+		if err != nil {
+			return err
+		}
+		if skip != nil && rel != "." {
+			switch err := skip(rel, d.IsDir()); {
+			case errors.Is(err, errSkip):
+				return nil
+			case err != nil:
+				return err
+			}
+		}
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		// A file taken back by a "!" pattern inside a folder left out.
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			os.Remove(to)
+			return os.Symlink(target, to)
+		case d.Type().IsRegular():
+			files++
+			return copyFile(p, to)
+		}
+		return nil // a socket or FIFO: Docker sends none either
+	})
+	return files, err
+}
+
+// offline reports whether go's output says the module proxy could not be
+// reached (or may not be asked), rather than that the build is wrong.
+func offline(out []byte) bool {
+	for _, sign := range []string{"GOPROXY=off", "dial tcp", "no such host", "network is unreachable", "i/o timeout"} {
+		if bytes.Contains(out, []byte(sign)) {
+			return true
+		}
+	}
+	return false
 }
 
 func copyFile(from, to string) error {
