@@ -56,7 +56,7 @@ routes:
 `
 
 func demo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "[--listen ADDR] [--admin ADDR] [--percent PCT] [--requests N]", stderr)
+	fs := newFlagSet("demo", "[--listen ADDR] [--admin ADDR] [--percent PCT] [--requests N]", args, stdout, stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "proxy address (by default, a free port if 8080 is taken)")
 	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin address (by default, a free port if 9090 is taken)")
 	percent := fs.String("percent", "10", "starting percentage of orders traffic for the service")

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -59,10 +60,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "help" || isHelp(cmd) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(args, stderr)
+		err = serve(args, stdout, stderr)
 	case "validate":
 		err = validate(args, stdout, stderr)
 	case "ramp":
@@ -70,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = demo(args, stdout, stderr)
 	case "version", "--version", "-version":
-		if len(args) == 1 && isHelp(args[0]) {
+		if slices.ContainsFunc(args, isHelp) {
 			fmt.Fprintln(stdout, "Usage: strangler version")
 			break
 		}
@@ -79,8 +84,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 			break
 		}
 		fmt.Fprintln(stdout, "strangler", buildVersion())
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "strangler: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -159,13 +162,19 @@ func badArgs(format string, a ...any) error {
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// newFlagSet is a command's flag set. Its usage, printed for --help and
-// with a bad flag, starts with the command's synopsis: flag's default
-// names only the flags, not ramp's ROUTE and PCT.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet is the flag set of a command given args. Its usage, printed
+// for --help and with a bad flag, starts with the command's synopsis:
+// flag's default names only the flags, not ramp's ROUTE and PCT. Asked
+// for, it goes to stdout (`strangler serve --help | less`); after a bad
+// flag, to stderr with the error.
+func newFlagSet(name, synopsis string, args []string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
+		if slices.ContainsFunc(args, isHelp) {
+			fs.SetOutput(stdout)
+			defer fs.SetOutput(stderr)
+		}
 		fmt.Fprintf(fs.Output(), "Usage: strangler %s %s\n\nFlags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
@@ -241,8 +250,8 @@ func inFile(path string, err error) error {
 	return out
 }
 
-func serve(args []string, stderr io.Writer) error {
-	fs := newFlagSet("serve", "--config FILE [--log-format json|text] [--log-level debug|info|warn|error]", stderr)
+func serve(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "--config FILE [--log-format json|text] [--log-level debug|info|warn|error]", args, stdout, stderr)
 	path := configFlag(fs)
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -378,7 +387,7 @@ func exitContext(aborted <-chan struct{}) context.Context {
 }
 
 func validate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("validate", "--config FILE", stderr)
+	fs := newFlagSet("validate", "--config FILE", args, stdout, stderr)
 	path := configFlag(fs)
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
@@ -398,7 +407,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 }
 
 func ramp(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ramp", "--config FILE ROUTE PCT\n\nsets route ROUTE to PCT percent (0..100, or 25%) in its flag file", stderr)
+	fs := newFlagSet("ramp", "--config FILE ROUTE PCT\n\nsets route ROUTE to PCT percent (0..100, or 25%) in its flag file", args, stdout, stderr)
 	path := configFlag(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {

@@ -232,10 +232,14 @@ func TestVersionAndUsage(t *testing.T) {
 		{[]string{"serve", "--help"}, "Usage: strangler serve --config FILE [--log-format"},
 		{[]string{"ramp", "--help"}, "Usage: strangler ramp --config FILE ROUTE PCT"},
 		{[]string{"version", "--help"}, "Usage: strangler version"},
+		{[]string{"version", "--help", "extra"}, "Usage: strangler version"},
+		{[]string{"ramp", "orders", "25", "-h"}, "Usage: strangler ramp"},
+		{[]string{"-help"}, "Usage:"},
 	} {
+		// Asked for, help is the answer: on stdout, for a pager.
 		code, out, errOut := runCmd(tc.args...)
-		if code != 0 || !strings.Contains(out+errOut, tc.want) {
-			t.Errorf("%q: exit %d, output:\n%s%s\nwant exit 0 and %q", tc.args, code, out, errOut, tc.want)
+		if code != 0 || !strings.Contains(out, tc.want) || errOut != "" {
+			t.Errorf("%q: exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 0 and %q on stdout only", tc.args, code, out, errOut, tc.want)
 		}
 	}
 }
