@@ -70,7 +70,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&opt.rate, "rate", 0, "open-loop requests/s (default: 50 % of nginx's closed-loop throughput in the first run, or Strangler's without nginx; with -soak, 2000)")
 	fs.IntVar(&opt.idleConns, "idle-conns", 1000, "idle keep-alive connections held in the idle scenario")
 	fs.StringVar(&opt.strangler, "strangler", "", "a prebuilt strangler binary (default: go build ./cmd/strangler once)")
-	fs.StringVar(&opt.godebug, "godebug", "", "GODEBUG for the Go peers only (strangler, go-nethttp, go-net; not the backends), e.g. schedtrace=2147483647 to keep Go's sysmon thread from parking between requests (README, Performance)")
+	fs.StringVar(&opt.godebug, "godebug", "", "GODEBUG for the Go peers only (strangler, go-nethttp, go-net; not the backends), e.g. schedtrace=2147483647 to keep Go's sysmon thread from parking between requests (cmd/strangler-bench/PERFORMANCE.md)")
 	fs.DurationVar(&opt.soak, "soak", 0, "soak mode: Strangler alone for this long (after a 30s warm-up) at -rate, while the service is killed, fails and resets, the flag ramps and the config reloads; prints a table and exits 1 if a goal is missed (see doc.go)")
 	if err := fs.Parse(args); err != nil {
 		return opt, err
