@@ -64,21 +64,15 @@ func TestStickyIPv4MappedAddresses(t *testing.T) {
 	}
 }
 
-// ejectGapConfig is a route at 100 % to the service with a long response
-// header timeout, so that only the client ends a hung call.
+// ejectGapConfig is fallbackConfig's route with a long response header
+// timeout, so that only the client ends a hung call.
 func ejectGapConfig(extra string) string {
-	return `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-monolith: {{monolith}}
-flags: {file: flags.json}
-routes:
-  - name: orders
-    path: /api/orders/*
-    service: {{service}}
-    sticky: header:X-User-Id
-    timeouts: {response_header: 10s}
-` + extra
+	cfg := fallbackConfig("{{service}}", extra)
+	long := strings.Replace(cfg, "response_header: 300ms", "response_header: 10s", 1)
+	if long == cfg {
+		panic("fallbackConfig has no response_header: 300ms to lengthen")
+	}
+	return long
 }
 
 // TestFallback5xxNeedsTheWholeBody: a 5xx is replayed only
