@@ -360,17 +360,24 @@ func TestServeExitBoundedDespiteHangingShadow(t *testing.T) {
 	}
 }
 
+// drainedWithHangingCopy is shadowHangSetup's serve after a SIGTERM, once
+// both listeners are closed: Serve has returned, and the exit waits for
+// the hanging comparison.
+func drainedWithHangingCopy(t *testing.T) *serveProc {
+	t.Helper()
+	p := shadowHangSetup(t)
+	p.signal(t, syscall.SIGTERM)
+	refusing(t, p.listen, 5*time.Second)
+	refusing(t, p.admin, 5*time.Second)
+	return p
+}
+
 // A second signal after the drain, while the exit waits for comparisons
 // in flight, ends that wait too: it was not shortened, so Ctrl-C twice
 // left a shadowed proxy running for proxy.ExitGrace (3 s) more.
 func TestServeSecondSignalEndsExitWait(t *testing.T) {
 	t.Parallel()
-	p := shadowHangSetup(t)
-	p.signal(t, syscall.SIGTERM)
-	// Both listeners closed: Serve has returned, the exit waits for the
-	// hanging copy.
-	refusing(t, p.listen, 5*time.Second)
-	refusing(t, p.admin, 5*time.Second)
+	p := drainedWithHangingCopy(t)
 	p.signal(t, syscall.SIGINT)
 	// Well under what was left of the wait (about 3 s), which the
 	// process would otherwise spend.
@@ -392,11 +399,7 @@ func TestServeSecondSignalEndsExitWait(t *testing.T) {
 // (terminate) while Server.Close still ran.
 func TestServeSIGHUPAfterDrainDoesNotKill(t *testing.T) {
 	t.Parallel()
-	p := shadowHangSetup(t)
-	p.signal(t, syscall.SIGTERM)
-	// Both listeners closed: Serve has returned, Close waits for the shadow.
-	refusing(t, p.listen, 5*time.Second)
-	refusing(t, p.admin, 5*time.Second)
+	p := drainedWithHangingCopy(t)
 	if p.exited(0) {
 		t.Skip("exited before the window could be hit")
 	}
