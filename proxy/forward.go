@@ -270,6 +270,7 @@ func newUpstream(o upstreamOptions) *upstream {
 				pr.Out.Host = pr.In.Host
 			}
 			setForwarded(pr)
+			o.tracing.dropIncoming(pr.Out.Header)
 			// Request trailers are not forwarded (nginx does not forward
 			// them either): sent after the body, they would get past
 			// every rule applied to the head (underscore names, the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,10 @@ const (
 type tracing struct {
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
+	// owned are the request headers the proxy writes its own trace
+	// context to, dropped from each upstream call before it does: see
+	// ownedFields.
+	owned []string
 }
 
 func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tracing {
@@ -47,7 +52,49 @@ func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tr
 	if prop == nil {
 		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
-	return &tracing{tp: tp, prop: prop}
+	return &tracing{tp: tp, prop: prop, owned: ownedFields(prop)}
+}
+
+// b3Fields are every header of B3's two encodings. The b3 propagator
+// reads either encoding but writes one, and never X-B3-ParentSpanId:
+// the client's fields of the other would pass upstream beside the
+// proxy's, naming the client's span as the parent and skipping the
+// proxy's (a service reading X-B3-* first, behind a proxy writing b3).
+var b3Fields = []string{"B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "X-B3-Flags"}
+
+// ownedFields are the headers of the trace context formats prop writes,
+// whose incoming values are dropped from an upstream call before the
+// proxy's own are written: what it writes replaces them, and what it
+// does not write (a tracestate after a traceparent it could not read, the
+// other B3 encoding) must not pass beside it, as it would into another
+// trace or under the wrong parent. Envoy's tracers overwrite them too.
+// Headers of formats prop does not speak pass as sent, and so does
+// baggage, which the proxy writes as it read it but which is the
+// application's data, not trace context.
+func ownedFields(prop propagation.TextMapPropagator) []string {
+	var owned []string
+	for _, f := range prop.Fields() {
+		switch f = http.CanonicalHeaderKey(f); {
+		case f == "Baggage":
+		case f == "B3" || strings.HasPrefix(f, "X-B3-"):
+			owned = append(owned, b3Fields...)
+		default:
+			owned = append(owned, f)
+		}
+	}
+	slices.Sort(owned)
+	return slices.Compact(owned)
+}
+
+// dropIncoming removes from an upstream call's headers the trace context
+// the proxy is about to write there itself (ownedFields).
+func (tr *tracing) dropIncoming(h http.Header) {
+	if tr == nil {
+		return
+	}
+	for _, f := range tr.owned {
+		delete(h, f)
+	}
 }
 
 // handler wraps the proxy in a server span that continues an incoming

@@ -146,6 +146,63 @@ func TestPropagatorsB3Multi(t *testing.T) {
 	}
 }
 
+// The trace context headers of the formats the proxy writes reach the
+// upstream only as the proxy wrote them: a client's header the propagator
+// read but does not write (the other B3 encoding, X-B3-ParentSpanId, a
+// tracestate after a traceparent that could not be read) used to pass
+// beside the proxy's, under the client's span or in another trace.
+// Headers of other formats, and baggage, pass as sent.
+func TestPropagatorsDropStaleTraceContext(t *testing.T) {
+	t.Parallel()
+	multi := http.Header{"X-B3-Traceid": {propTraceID}, "X-B3-Spanid": {propSpanID},
+		"X-B3-Parentspanid": {"1111111111111111"}, "X-B3-Flags": {"1"}}
+	for _, tc := range []struct {
+		name, propagators string
+		in                http.Header
+		trace             string      // the server span's trace; "" any other
+		want              []string    // headers that must carry the trace
+		gone              []string    // headers it must not
+		kept              http.Header // headers it must get as sent
+	}{
+		{name: "b3 single after multi", propagators: "b3", in: multi, trace: propTraceID,
+			want: []string{"B3"}, gone: []string{"X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Flags", "X-B3-Sampled"}},
+		{name: "b3multi after single", propagators: "b3multi",
+			in:    http.Header{"B3": {propTraceID + "-" + propSpanID + "-d-1111111111111111"}, "X-B3-Parentspanid": {"1111111111111111"}},
+			trace: propTraceID, want: []string{"X-B3-Traceid"}, gone: []string{"B3", "X-B3-Parentspanid"}},
+		{name: "tracestate after an unreadable traceparent", propagators: "tracecontext,baggage",
+			in:   http.Header{"Traceparent": {"00-" + propTraceID + "-0000000000000000-01"}, "Tracestate": {"vendor=client"}, "Baggage": {"tenant=acme"}},
+			want: []string{"Traceparent"}, gone: []string{"Tracestate"}, kept: http.Header{"Baggage": {"tenant=acme"}}},
+		{name: "other formats pass", propagators: "tracecontext", in: multi,
+			want: []string{"Traceparent"}, kept: multi},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up, trace := propagated(t, tc.in, append(tracingOn, "OTEL_PROPAGATORS="+tc.propagators)...)
+			if tc.trace != "" && trace != tc.trace {
+				t.Errorf("server span in trace %q, want the client's %s", trace, tc.trace)
+			}
+			if tc.trace == "" && (trace == "" || trace == propTraceID) {
+				t.Errorf("server span in trace %q, want one of its own", trace)
+			}
+			for _, h := range tc.want {
+				if len(up[h]) != 1 || !strings.Contains(up[h][0], trace) {
+					t.Errorf("upstream %s %q, want one of trace %s", h, up[h], trace)
+				}
+			}
+			for _, h := range tc.gone {
+				if v, ok := up[h]; ok {
+					t.Errorf("upstream got the client's %s %q", h, v)
+				}
+			}
+			for h, v := range tc.kept {
+				if !slices.Equal(up[h], v) {
+					t.Errorf("upstream %s %q, want %q as sent", h, up[h], v)
+				}
+			}
+		})
+	}
+}
+
 // OTEL_PROPAGATORS=none (alone or in a list) propagates nothing: each
 // request starts its own trace, and nothing is written upstream (the
 // client's own headers pass on as any header does).
