@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -289,7 +288,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(term)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var srv atomic.Pointer[proxy.Server]
 	aborted := make(chan struct{})
 	go func() {
 		select {
@@ -301,18 +299,15 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		<-term
 		log.Warn("second signal: closing requests in flight now")
 		close(aborted)
-		if s := srv.Load(); s != nil {
-			s.Abort()
-		}
 	}()
-	return runServer(ctx, cfg, *path, log, hup, &srv, aborted)
+	return runServer(ctx, cfg, *path, log, hup, aborted)
 }
 
 // runServer listens, serves until ctx ends, and shuts down. It reloads the
-// config file on SIGHUP (hup) and when the file changes. It publishes the
-// server in srv, for a second signal to abort the drain; that signal also
-// closes aborted, which ends the exit's wait too.
-func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger, hup <-chan os.Signal, srv *atomic.Pointer[proxy.Server], aborted <-chan struct{}) error {
+// config file on SIGHUP (hup) and when the file changes. Once aborted is
+// closed (a second signal, whenever it comes) the drain and the exit's
+// wait stop at once.
+func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Logger, hup <-chan os.Signal, aborted <-chan struct{}) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -350,7 +345,18 @@ func runServer(ctx context.Context, cfg *proxy.Config, path string, log *slog.Lo
 		return err
 	}
 	defer func() { s.Close(exit) }()
-	srv.Store(s)
+	// Watched from here, not by the signal's goroutine: a second signal
+	// that came while the server was being built still aborts its drain
+	// (Abort before Serve holds for the shutdown to come).
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case <-aborted:
+			s.Abort()
+		case <-served:
+		}
+	}()
 
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
