@@ -62,8 +62,12 @@ func (s *Server) Reload(cfg *Config) error {
 	// reload: with flagd down or the flag file mid-edit, taking a route out
 	// of the config may be the one way left to roll it back. What Check
 	// finds is logged; a route whose flag is unusable stays on the
-	// monolith, and the flag's errors are counted as they are met.
-	if _, err := Check(cfg); err != nil {
+	// monolith, and the flag's errors are counted as they are met. Its
+	// warnings are logged once the config is in force, as at startup: a
+	// route added with a flag the file lacks stays on the monolith, and
+	// the operator who sent SIGHUP is told so.
+	warnings, err := Check(cfg)
+	if err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			for _, p := range ce.Problems {
@@ -92,6 +96,9 @@ func (s *Server) Reload(cfg *Config) error {
 		return err
 	}
 	s.install(t)
+	for _, w := range warnings {
+		s.log.Warn("config reload: applied with a warning", "warning", w)
+	}
 	return nil
 }
 

@@ -299,3 +299,35 @@ func TestAdminTokenGoneIsLogged(t *testing.T) {
 		t.Errorf("the log has %d lines %q, want 1:\n%s", n, want, logs.String())
 	}
 }
+
+// What serve warns of at startup (a route's flag missing from the flag
+// file, a DISABLED flag) it warns of after a reload too, once the config
+// is in force: the warnings were dropped, and a route added with a
+// misspelt flag sat on the monolith without a word.
+func TestReloadLogsCheckWarnings(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	e := newEnvWith(t, basicConfig, `{"flags": {
+		"orders-percent": {"state": "ENABLED", "variants": {"on": 100}, "defaultVariant": "on"},
+		"users-percent": {"state": "DISABLED", "variants": {"on": 100}, "defaultVariant": "on"}}}`, nil, nil,
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if strings.Contains(logs.String(), "warning") {
+		t.Fatalf("warned before the reload:\n%s", logs.String())
+	}
+	e.rewriteConfig(twoRoutes + `  - name: carts
+    path: /api/carts/*
+    service: {{service}}
+    flag: carts-pct
+`)
+	if err := e.srv.ReloadFile(e.configPath()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`routes[1].flag: flag \"users-percent\" is DISABLED in`,
+		`routes[2].flag: flag \"carts-pct\" is not in`,
+	} {
+		if !strings.Contains(logs.String(), `level=WARN msg="config reload: applied with a warning" warning="`+want) {
+			t.Errorf("the log lacks a warning %s:\n%s", want, logs.String())
+		}
+	}
+}
