@@ -166,6 +166,9 @@ func TestContractDiffsJSON(t *testing.T) {
 			t.Errorf("/api/diffs entry lacks %q: %s", k, body[:min(len(body), 600)])
 		}
 	}
+	if v, ok := raw[0]["trace_id"]; ok {
+		t.Errorf("/api/diffs entry has a trace_id %s with tracing off", v)
+	}
 	var typed []struct {
 		Time    time.Time `json:"time"`
 		Path    string    `json:"path"`

@@ -42,6 +42,9 @@ type DiffSample struct {
 	Shadow      SampleSide           `json:"shadow"`
 	Differences []compare.Difference `json:"differences"`
 	Omitted     int                  `json:"omitted,omitempty"`
+	// TraceID is the request's trace, which holds both calls' spans and
+	// the access log's line; empty with tracing off.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // SampleSide is one side of a DiffSample.
@@ -64,6 +67,7 @@ func newSample(p *shadowPair, res compare.Result) DiffSample {
 		Path:    redactQuery(p.req.URL.EscapedPath(), p.req.URL.RawQuery),
 		Primary: sampleSide(p.primaryBackend(), &p.primary, p.primaryDur, secrets),
 		Shadow:  sampleSide(p.shadowBackend(), &p.shadow, p.shadowDur, secrets),
+		TraceID: traceID(p.client),
 	}
 	s.Differences, s.Omitted = boundDifferences(res.Differences, res.Omitted)
 	if len(secrets) > 0 {

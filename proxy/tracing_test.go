@@ -329,3 +329,28 @@ func TestTracingCutAnswerIsError(t *testing.T) {
 		t.Errorf("server span status %+v, want an error: answer cut mid-body", server.Status())
 	}
 }
+
+// A mismatch sample names the request's trace, which holds the primary
+// and shadow calls' spans (and the access log's line): from /api/diffs to
+// the trace of the request that diverged.
+func TestTracingSampleNamesTheTrace(t *testing.T) {
+	t.Parallel()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	e := newEnvWith(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), nil, nil, Options{TracerProvider: tp})
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	e.get("/api/orders/7", "X-User-Id", "u", "Traceparent", "00-"+trace+"-00f067aa0ba902b7-01")
+	if v := e.waitMetric(`strangler_comparisons_total{result="mismatch",route="orders"}`, 1); v != 1 {
+		t.Fatalf("mismatches %v, want 1", v)
+	}
+	_, body := e.adminGet("/api/diffs?route=orders")
+	var samples []struct {
+		TraceID string `json:"trace_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &samples); err != nil || len(samples) != 1 {
+		t.Fatalf("/api/diffs: %v %s", err, body)
+	}
+	if samples[0].TraceID != trace {
+		t.Errorf("sample trace_id %q, want the request's %s", samples[0].TraceID, trace)
+	}
+}
