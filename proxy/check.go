@@ -21,6 +21,13 @@ import (
 // is there but cannot be a percentage is a problem of the returned
 // ConfigError, whose FlagsOnly then says that the source itself is fine.
 func Check(cfg *Config) (warnings []string, err error) {
+	return check(cfg, cfg.AdminListen)
+}
+
+// check is Check with the admin API listening on adminListen: a reload
+// judges the address the process listens on, which admin_listen changes
+// only at a restart, not the one the new file names.
+func check(cfg *Config, adminListen string) (warnings []string, err error) {
 	lookup, note, done, err := flagLookup(cfg)
 	if err != nil {
 		return nil, &ConfigError{Problems: []string{err.Error()}}
@@ -31,8 +38,12 @@ func Check(cfg *Config) (warnings []string, err error) {
 		// (withLines) beside the flag file's.
 		warnings = append(warnings, fmt.Sprintf("flag file %s: %s", cfg.FlagFile(), note))
 	}
-	if cfg.AdminTokenFile == "" && !loopback(cfg.AdminListen) {
-		warnings = append(warnings, fmt.Sprintf("admin_listen: %s is reachable from other hosts and admin_token_file is not set: anyone who reaches it can read /api/routes and /api/diffs (response samples)", cfg.AdminListen))
+	if cfg.AdminTokenFile == "" && !loopback(adminListen) {
+		where := adminListen
+		if adminListen != cfg.AdminListen {
+			where += " (where the admin API listens until a restart)"
+		}
+		warnings = append(warnings, fmt.Sprintf("admin_listen: %s is reachable from other hosts and admin_token_file is not set: anyone who reaches it can read /api/routes and /api/diffs (response samples)", where))
 	}
 	var ce ConfigError
 	for i, r := range cfg.Routes {

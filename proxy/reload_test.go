@@ -331,3 +331,38 @@ func TestReloadLogsCheckWarnings(t *testing.T) {
 		}
 	}
 }
+
+// The open-admin warning after a reload is about the address the admin
+// API listens on, which admin_listen changes only at a restart: a file
+// that moves it beyond loopback opens nothing yet, and one that moves it
+// back leaves it open until then.
+func TestReloadWarnsOfTheRunningAdminAddress(t *testing.T) {
+	t.Parallel()
+	const open = "is reachable from other hosts"
+	for _, tc := range []struct{ running, file, want string }{
+		{"127.0.0.1:0", "0.0.0.0:9999", ""},
+		{"0.0.0.0:0", "127.0.0.1:0", "admin_listen: 0.0.0.0:0 (where the admin API listens until a restart) " + open},
+		{"0.0.0.0:0", "0.0.0.0:0", "admin_listen: 0.0.0.0:0 " + open},
+	} {
+		t.Run(tc.running+" to "+tc.file, func(t *testing.T) {
+			t.Parallel()
+			var logs lockedBuffer
+			withAdmin := func(addr string) string {
+				return strings.Replace(basicConfig, "admin_listen: 127.0.0.1:0", "admin_listen: "+addr, 1)
+			}
+			e := newEnvWith(t, withAdmin(tc.running), flagJSON("orders-percent", 10), nil, nil,
+				Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			e.rewriteConfig(withAdmin(tc.file))
+			if err := e.srv.ReloadFile(e.configPath()); err != nil {
+				t.Fatal(err)
+			}
+			got := logs.String()
+			if tc.want == "" && strings.Contains(got, open) {
+				t.Errorf("warned of an admin API open to other hosts that is not:\n%s", got)
+			}
+			if tc.want != "" && !strings.Contains(got, `msg="config reload: applied with a warning" warning="`+tc.want) {
+				t.Errorf("the log lacks %q:\n%s", tc.want, got)
+			}
+		})
+	}
+}
