@@ -68,9 +68,9 @@ var b3Fields = []string{"B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid"
 // does not write (a tracestate after a traceparent it could not read, the
 // other B3 encoding) must not pass beside it, as it would into another
 // trace or under the wrong parent. Envoy's tracers overwrite them too.
-// Headers of formats prop does not speak pass as sent, and so does
-// baggage, which the proxy writes as it read it but which is the
-// application's data, not trace context.
+// Headers of formats prop does not speak pass as sent. Baggage is kept:
+// it is the application's data, not trace context, and one the proxy
+// could not parse passes as sent (one it read is written again).
 func ownedFields(prop propagation.TextMapPropagator) []string {
 	var owned []string
 	for _, f := range prop.Fields() {
