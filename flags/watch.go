@@ -162,7 +162,7 @@ func (w *fileSync) concerns(name string) bool {
 		if !filepath.IsAbs(to) {
 			to = filepath.Join(filepath.Dir(p), to)
 		}
-		if rel, err := filepath.Rel(dir, to); err == nil && !strings.HasPrefix(rel, "..") {
+		if rel, err := filepath.Rel(dir, to); err == nil && !outside(rel) {
 			if first, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); first == base {
 				return true
 			}
@@ -170,6 +170,13 @@ func (w *fileSync) concerns(name string) bool {
 		p = to
 	}
 	return false
+}
+
+// outside reports whether a path relative to a directory leaves it: ".."
+// or "../…", not an entry of its own named "..v2.json".
+func outside(rel string) bool {
+	rel = filepath.ToSlash(rel)
+	return rel == ".." || strings.HasPrefix(rel, "../")
 }
 
 // rewatch restores the watch after the directory itself was removed

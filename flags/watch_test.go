@@ -485,7 +485,8 @@ func TestWatchConcerns(t *testing.T) {
 		}
 	}
 	writeFile("v1.json")
-	for _, l := range [][2]string{{"releases/v1", "current"}, {"current/flags.json", "deployed.json"}, {"v1.json", "cur.json"}, {"cur.json", "chained.json"}} {
+	writeFile("..v2.json")
+	for _, l := range [][2]string{{"releases/v1", "current"}, {"current/flags.json", "deployed.json"}, {"v1.json", "cur.json"}, {"cur.json", "chained.json"}, {"..v2.json", "dotted.json"}} {
 		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
 			t.Fatal(err)
 		}
@@ -504,6 +505,7 @@ func TestWatchConcerns(t *testing.T) {
 		{"chained.json", "cur.json", true},
 		{"chained.json", "v1.json", true},
 		{"chained.json", "app.log", false},
+		{"dotted.json", "..v2.json", true}, // an entry of its own whose name starts with ".."
 	} {
 		w := &fileSync{path: filepath.Join(dir, tc.file)}
 		if got := w.concerns(filepath.Join(dir, tc.event)); got != tc.want {
