@@ -38,9 +38,10 @@ type fileFlag struct {
 	// badState: state is neither "ENABLED" nor "DISABLED".
 	badState bool
 	// lines are where the flag is defined, when the file defines it more
-	// than once (the last one counts, as in flagd).
+	// than once (the last one in the "flags" object read counts, as in
+	// flagd).
 	lines []int
-	// line is where its last definition starts (0: not known).
+	// line is where the definition in force starts (0: not known).
 	line int
 }
 
@@ -143,8 +144,8 @@ func (fl fileFlag) duplicateError(name string) error {
 	for i, l := range fl.lines {
 		lines[i] = strconv.Itoa(l)
 	}
-	return fmt.Errorf("%w: flag %q is defined %d times (lines %s): one counts (within one \"flags\" object, the last), which an editor hides; remove the others",
-		ErrDuplicate, name, len(fl.lines), strings.Join(lines, ", "))
+	return fmt.Errorf("%w: flag %q is defined %d times (lines %s): the one at line %d counts, which an editor hides; remove the others",
+		ErrDuplicate, name, len(fl.lines), strings.Join(lines, ", "), fl.line)
 }
 
 // Line returns the line where the file defines the flag (its last
@@ -227,15 +228,24 @@ func parse(raw []byte) (*File, error) {
 		f.flags[name] = fl
 	}
 	seen, objects, read := flagDefinitions(raw)
-	for name, lines := range seen {
+	for name, defs := range seen {
 		fl, ok := f.flags[name]
 		if !ok {
 			f.lost = append(f.lost, name)
 			continue
 		}
-		fl.line = lines[len(lines)-1]
-		if len(lines) > 1 {
-			fl.lines = lines
+		// The last definition in the object read: in another object
+		// (a "Flags" after the "flags" read) it changes nothing.
+		for _, d := range defs {
+			if d.object == read {
+				fl.line = d.line
+			}
+		}
+		if len(defs) > 1 {
+			fl.lines = make([]int, len(defs))
+			for i, d := range defs {
+				fl.lines[i] = d.line
+			}
 		}
 		f.flags[name] = fl
 	}
@@ -274,11 +284,15 @@ func (f *File) Note() string {
 		len(f.objects), strings.Join(lines, ", "), f.read, lost)
 }
 
+// flagDef is where a flag is defined: its line, and the index of the
+// "flags" object it is in.
+type flagDef struct{ line, object int }
+
 // flagDefinitions finds the lines where the document defines each flag,
 // in every "flags" object (decoding keeps one object, and in it the last
 // definition of a flag, silently), and the lines of those objects' keys.
 // The document is valid JSON (parse decoded it).
-func flagDefinitions(raw []byte) (seen map[string][]int, objects []int, read int) {
+func flagDefinitions(raw []byte) (seen map[string][]flagDef, objects []int, read int) {
 	var readKey string
 	// Lines counted from where the last count ended: the offsets only
 	// grow, and a count from the start each time made a file of many
@@ -296,7 +310,7 @@ func flagDefinitions(raw []byte) (seen map[string][]int, objects []int, read int
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, nil, 0
 	}
-	seen = map[string][]int{}
+	seen = map[string][]flagDef{}
 	for dec.More() {
 		keyAt := dec.InputOffset()
 		t, err := dec.Token()
@@ -330,7 +344,7 @@ func flagDefinitions(raw []byte) (seen map[string][]int, objects []int, read int
 			name, _ := t.(string)
 			// The key's own offset, past the "," and spaces before it.
 			at := off + int64(len(value[off:])-len(bytes.TrimLeft(value[off:], " \t\r\n,")))
-			seen[name] = append(seen[name], line(base+at))
+			seen[name] = append(seen[name], flagDef{line: line(base + at), object: len(objects) - 1})
 			var skip json.RawMessage
 			if flags.Decode(&skip) != nil {
 				return nil, nil, 0

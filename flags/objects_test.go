@@ -2,6 +2,7 @@ package flags
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -66,6 +67,27 @@ func TestFileWithTwoFlagsObjects(t *testing.T) {
 				t.Errorf("Ramp changed the file:\n%s", b)
 			}
 		})
+	}
+}
+
+// A flag defined in two "flags" objects is placed, and its problems
+// named, at the definition in the object flagd reads, which need not be
+// the last in the file: "flags" is read over a later "Flags". Pointing at
+// the other sent the operator to fix a definition that changes nothing.
+func TestLineOfAFlagInTwoObjectsIsTheOneRead(t *testing.T) {
+	t.Parallel()
+	f, err := Load(writeFlags(t, t.TempDir(), "{\n"+
+		"\"flags\": {\"p\": {\"state\":\"ENABLED\",\"variants\":{\"on\":20},\"defaultVariant\":\"on\"}},\n"+
+		"\"Flags\": {\"p\": {\"state\":\"ENABLED\",\"variants\":{\"on\":10},\"defaultVariant\":\"on\"}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Line("p"); got != 2 {
+		t.Errorf("Line = %d, want 2, the definition flagd reads", got)
+	}
+	err = f.CheckPercent("p")
+	if !errors.Is(err, ErrDuplicate) || !strings.Contains(err.Error(), "(lines 2, 3): the one at line 2 counts") {
+		t.Errorf("CheckPercent = %v; want the duplicate named, line 2 in force", err)
 	}
 }
 
