@@ -103,7 +103,11 @@ func (p *serveProc) waitReady(t *testing.T) error {
 		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// Ready, and bound by this process: another test's serve
+			// holding the same port freeAddr drew answers 200 too,
+			// while this one failed to bind and exits.
+			if logs := p.logs.String(); resp.StatusCode == http.StatusOK &&
+				(strings.Contains(logs, `"msg":"serving"`) || strings.Contains(logs, "msg=serving")) {
 				return nil
 			}
 		}
