@@ -473,18 +473,7 @@ func TestCheckLooksTwiceAtEveryFailure(t *testing.T) {
 			var reloaded, rejected int
 			w := newFileSync(path, []byte(flagFile("10")), slog.New(slog.DiscardHandler),
 				func(*File) { reloaded++ }, func(error) { rejected++ })
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			out := make(chan isync.DataSync, 1)
-			go func() { // the provider's reader
-				for {
-					select {
-					case <-out:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}()
+			ctx, out := providerReader(t)
 			for i, s := range tc.steps {
 				if s.content == gone {
 					if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -511,18 +500,7 @@ func TestReSyncHandsTheLiveFlags(t *testing.T) {
 	t.Parallel()
 	path := writeFlags(t, t.TempDir(), flagFile("10"))
 	w := newFileSync(path, []byte(flagFile("10")), slog.New(slog.DiscardHandler), func(*File) {}, func(error) {})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(chan isync.DataSync, 1)
-	go func() { // the provider's reader
-		for {
-			select {
-			case <-out:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	ctx, out := providerReader(t)
 	if w.IsReady() {
 		t.Error("ready before the first flag set was handed over")
 	}

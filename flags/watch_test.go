@@ -47,18 +47,7 @@ func TestCheckWaitsOutAHalfWrittenFile(t *testing.T) {
 	var reloaded []*File
 	w := newFileSync(path, []byte(flagFile("10")), slog.New(slog.DiscardHandler),
 		func(f *File) { reloaded = append(reloaded, f) }, func(err error) { rejected = append(rejected, err) })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(chan isync.DataSync, 1)
-	go func() { // the provider's reader
-		for {
-			select {
-			case <-out:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	ctx, out := providerReader(t)
 	next := flagFile("20")
 	const gone = "(removed)"
 	for i, step := range []struct {
@@ -512,4 +501,22 @@ func TestWatchConcerns(t *testing.T) {
 			t.Errorf("%s, an event on %s: concerns %v, want %v", tc.file, tc.event, got, tc.want)
 		}
 	}
+}
+
+// providerReader is a context and a channel read as the provider reads
+// a sync's flag sets, until the test ends.
+func providerReader(t *testing.T) (context.Context, chan isync.DataSync) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	out := make(chan isync.DataSync, 1)
+	go func() {
+		for {
+			select {
+			case <-out:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ctx, out
 }
