@@ -53,6 +53,22 @@ func wantConfigError(t *testing.T, err error, want string) bool {
 	return false
 }
 
+// configCase is a config and the problems Validate reports for it, one
+// per line ("" when it is accepted).
+type configCase struct{ name, yaml, want string }
+
+// validateCases runs each case as a parallel subtest.
+func validateCases(t *testing.T, cases []configCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseAndValidate(t, c.yaml)
+			wantConfigError(t, err, c.want)
+		})
+	}
+}
+
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	cfg, err := parseAndValidate(t, validConfig(`timeouts: {connect: 250ms}

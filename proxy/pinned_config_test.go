@@ -80,10 +80,7 @@ func TestPinnedConfigBounds(t *testing.T) {
 	monolith := func(url string) string {
 		return strings.Replace(validConfig(""), "monolith: http://127.0.0.1:8081", "monolith: '"+url+"'", 1)
 	}
-	cases := []struct {
-		name, yaml string
-		want       string // "" when accepted
-	}{
+	validateCases(t, []configCase{
 		{"workers zero is the default", validConfig("shadow_workers: 0\n"), ""},
 		{"workers negative", validConfig("shadow_workers: -1\n"), "shadow_workers: must not be negative"},
 		{"queue zero is the default", validConfig("shadow_queue: 0\n"), ""},
@@ -112,14 +109,7 @@ func TestPinnedConfigBounds(t *testing.T) {
 		{"upstream port at the maximum", monolith("http://127.0.0.1:65535"), ""},
 		{"upstream port zero", monolith("http://127.0.0.1:0"), `monolith: invalid URL "http://127.0.0.1:0": bad port`},
 		{"upstream port above the maximum", monolith("http://127.0.0.1:65536"), `monolith: invalid URL "http://127.0.0.1:65536": bad port`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := parseAndValidate(t, c.yaml)
-			wantConfigError(t, err, c.want)
-		})
-	}
+	})
 }
 
 // A duration of one nanosecond below zero is as negative as any.
@@ -169,10 +159,7 @@ func TestPinnedUnmarshalNamesTheLine(t *testing.T) {
 func TestPinnedConfigRefusals(t *testing.T) {
 	t.Parallel()
 	route := func(from, to string) string { return strings.Replace(validConfig(""), from, to, 1) }
-	cases := []struct {
-		name, yaml string
-		want       string // "" when accepted
-	}{
+	validateCases(t, []configCase{
 		{"route without a name", route("  - name: orders\n", "  - flag: orders-percent\n"), "routes[0].name: required"},
 		{"route name with an underscore", route("name: orders", "name: my_orders"), `routes[0].name: invalid name "my_orders" (use lower-case letters, digits and -)`},
 		{"secret header with a space", validConfig("secret_headers: [X-Api-Key, 'X Token']\n"), `secret_headers[1]: invalid header name "X Token"`},
@@ -190,14 +177,7 @@ func TestPinnedConfigRefusals(t *testing.T) {
 		{"pattern with a stray closing brace", route("/api/orders/*", "/api/orders}"), `routes[0].path: invalid pattern "/api/orders}": unbalanced braces`},
 		{"sticky query without a name", route("header:X-User-Id", "'query:'"), `routes[0].sticky: invalid sticky "query:": query needs a name (query:NAME)`},
 		{"sticky header without a name", route("header:X-User-Id", "'header:'"), `routes[0].sticky: invalid sticky "header:": header needs a name (header:NAME)`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := parseAndValidate(t, c.yaml)
-			wantConfigError(t, err, c.want)
-		})
-	}
+	})
 }
 
 // Two routes of one pattern clash when their methods overlap, and a route
@@ -211,32 +191,22 @@ monolith: http://127.0.0.1:8081
 flags: {file: flags.json}
 routes:
 `
-	cases := []struct {
-		name, routes string
-		want         string
-	}{
-		{"all methods, then GET", `  - {name: a, path: /x/*, service: 'http://127.0.0.1:1'}
+	validateCases(t, []configCase{
+		{"all methods, then GET", head + `  - {name: a, path: /x/*, service: 'http://127.0.0.1:1'}
   - {name: b, path: /x/*, methods: [GET], service: 'http://127.0.0.1:1'}
 `, `routes[1].path: "/x/*" is already routed by routes[0] (a) for the same methods`},
-		{"GET, then all methods", `  - {name: a, path: /x/*, methods: [GET], service: 'http://127.0.0.1:1'}
+		{"GET, then all methods", head + `  - {name: a, path: /x/*, methods: [GET], service: 'http://127.0.0.1:1'}
   - {name: b, path: '/x/*', service: 'http://127.0.0.1:1'}
 `, `routes[1].path: "/x/*" is already routed by routes[0] (a) for the same methods`},
-		{"GET, all methods, then POST", `  - {name: a, path: '/x/{id}', methods: [GET], service: 'http://127.0.0.1:1'}
+		{"GET, all methods, then POST", head + `  - {name: a, path: '/x/{id}', methods: [GET], service: 'http://127.0.0.1:1'}
   - {name: b, path: '/x/{id}', service: 'http://127.0.0.1:1'}
   - {name: c, path: '/x/{uid}', methods: [POST], service: 'http://127.0.0.1:1'}
 `, `routes[1].path: "/x/{id}" is already routed by routes[0] (a) for the same methods
 routes[2].path: "/x/{uid}" is already routed by routes[1] (b) as "/x/{id}" for the same methods: chi ignores parameter names, so only one of the two would get requests`},
-		{"GET, then POST", `  - {name: a, path: /x/*, methods: [GET], service: 'http://127.0.0.1:1'}
+		{"GET, then POST", head + `  - {name: a, path: /x/*, methods: [GET], service: 'http://127.0.0.1:1'}
   - {name: b, path: /x/*, methods: [POST], service: 'http://127.0.0.1:1'}
 `, ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := parseAndValidate(t, head+c.routes)
-			wantConfigError(t, err, c.want)
-		})
-	}
+	})
 }
 
 // Sticky keys parseSticky refuses beside those other tests pin.

@@ -67,7 +67,7 @@ var b3Fields = []string{"B3", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid"
 // proxy's own are written: what it writes replaces them, and what it
 // does not write (a tracestate after a traceparent it could not read, the
 // other B3 encoding) must not pass beside it, as it would into another
-// trace or under the wrong parent. Envoy's tracers overwrite them too.
+// trace or under the wrong parent.
 // Headers of formats prop does not speak pass as sent. Baggage is kept:
 // it is the application's data, not trace context, and one the proxy
 // could not parse passes as sent (one it read is written again).
