@@ -44,6 +44,15 @@ type FlagdOptions struct {
 	RetryBackoffMax time.Duration
 }
 
+// DefaultPort is flagd's port for mode: its sync service (8015) in
+// in-process mode, its evaluation service (8013) in rpc mode.
+func DefaultPort(mode string) uint16 {
+	if mode == ModeRPC {
+		return 8013
+	}
+	return 8015
+}
+
 // tcpKeepAlive is the idle time before TCP keepalive probes start on a
 // connection to the daemon, and the time between probes. A daemon that
 // vanished without closing the connection (host gone, network cut) is
@@ -54,8 +63,6 @@ const tcpKeepAlive = 15 * time.Second
 
 const (
 	defaultStartTimeout    = 5 * time.Second
-	defaultSyncPort        = 8015
-	defaultEvalPort        = 8013
 	defaultEvalTimeout     = 500 * time.Millisecond
 	defaultRetryBackoff    = time.Second
 	defaultRetryBackoffMax = 12 * time.Second
@@ -76,10 +83,7 @@ func (o FlagdOptions) withDefaults() (FlagdOptions, error) {
 		return o, errors.New("negative timeout or retry backoff")
 	}
 	if o.Port == 0 {
-		o.Port = defaultSyncPort
-		if o.Mode == ModeRPC {
-			o.Port = defaultEvalPort
-		}
+		o.Port = DefaultPort(o.Mode)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = defaultEvalTimeout

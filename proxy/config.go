@@ -1073,6 +1073,13 @@ func validateFlagd(ce *ConfigError, f *FlagdConfig) {
 	case flags.ModeInProcess, flags.ModeRPC:
 	default:
 		ce.add("flags.flagd.mode: %q: want in-process or rpc", f.Mode)
+		return
+	}
+	// Defaulted here, not only when dialling, so that a config naming the
+	// default port is the same flag source as one leaving it out (a reload
+	// between them is no change of source) and messages name the real port.
+	if f.Port == 0 {
+		f.Port = int(flags.DefaultPort(f.Mode))
 	}
 }
 

@@ -358,6 +358,46 @@ func TestPinnedReloadRefusesAnotherFlagd(t *testing.T) {
 	}
 }
 
+// Leaving flagd's port out means its default port for the mode, so a
+// reload that writes the default out is the same flag source, not a change
+// needing a restart. Messages name the port dialled, not 0.
+func TestFlagdDefaultPortIsTheSameSource(t *testing.T) {
+	t.Parallel()
+	load := func(flagd string) *Config {
+		t.Helper()
+		cfg, err := parseAndValidate(t, strings.Replace(validConfig(""), "file: flags.json", "flagd: "+flagd, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	for _, c := range []struct{ running, next, source string }{
+		{"{host: flagd}", "{host: flagd, port: 8015}", "flagd at flagd:8015 (in-process)"},
+		{"{host: flagd, port: 8015, mode: in-process}", "{host: flagd}", "flagd at flagd:8015 (in-process)"},
+		{"{host: flagd, mode: rpc}", "{host: flagd, port: 8013, mode: rpc}", "flagd at flagd:8013 (rpc)"},
+	} {
+		t.Run(c.running+" to "+c.next, func(t *testing.T) {
+			t.Parallel()
+			old := load(c.running)
+			if got := old.flagSource(); got != c.source {
+				t.Errorf("flag source %q, want %q", got, c.source)
+			}
+			s := &Server{cfg: old, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			s.table.Store(&table{cfg: old})
+			var err error
+			func() {
+				// Past the flag source check, this bare Server has nothing
+				// to reload with; going on is what the test wants to see.
+				defer func() { recover() }()
+				err = s.Reload(load(c.next))
+			}()
+			if err != nil && strings.Contains(err.Error(), "changing the flag source") {
+				t.Errorf("reload refused as a change of flag source: %v", err)
+			}
+		})
+	}
+}
+
 // Whether a reload drops the admin token is judged against the config in
 // force, not the one the process started with: a token added by a reload
 // is not dropped by the next while the admin API listens beyond loopback.
