@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/strangler-proxy/strangler/flags"
@@ -21,13 +22,56 @@ import (
 // is there but cannot be a percentage is a problem of the returned
 // ConfigError, whose FlagsOnly then says that the source itself is fine.
 func Check(cfg *Config) (warnings []string, err error) {
-	return check(cfg, cfg.AdminListen)
+	return check(cfg, cfg.AdminListen, nil)
 }
 
-// check is Check with the admin API listening on adminListen: a reload
+// CheckAlongside is Check of a config that LoadConfig refused with
+// problems: the flags of the routes that have no problem of their own are
+// checked too, so that one run of validate names every problem instead
+// of the flag file's after the config's are fixed. Nothing is checked when
+// a problem could change which flags are meant: one of the document as a
+// whole, the flag source or the routes list. With no problems it is Check.
+func CheckAlongside(cfg *Config, problems []string) (warnings []string, err error) {
+	broken := map[int]bool{}
+	for _, p := range problems {
+		if whichFlagsProblem(p) {
+			return nil, nil
+		}
+		if i, ok := routeOf(p); ok {
+			broken[i] = true
+		}
+	}
+	return check(cfg, cfg.AdminListen, broken)
+}
+
+// whichFlagsProblem reports whether a config problem could change which
+// flags the routes mean: one of the document as a whole, the flag source
+// or the routes list.
+func whichFlagsProblem(p string) bool {
+	return strings.HasPrefix(p, "config:") || strings.HasPrefix(p, "flags") ||
+		strings.HasPrefix(p, "routes:") || strings.HasPrefix(p, "routes ")
+}
+
+// routeOf is the index of the route a problem is about: "routes[2].flag:
+// ..." and "routes[2]: ..." are about routes[2].
+func routeOf(problem string) (int, bool) {
+	rest, ok := strings.CutPrefix(problem, "routes[")
+	if !ok {
+		return 0, false
+	}
+	n, rest, ok := strings.Cut(rest, "]")
+	i, err := strconv.Atoi(n)
+	if !ok || err != nil || rest == "" || !strings.ContainsRune(":. ", rune(rest[0])) {
+		return 0, false
+	}
+	return i, true
+}
+
+// check is Check with the admin API listening on adminListen (a reload
 // judges the address the process listens on, which admin_listen changes
-// only at a restart, not the one the new file names.
-func check(cfg *Config, adminListen string) (warnings []string, err error) {
+// only at a restart, not the one the new file names), passing over the
+// routes skip holds.
+func check(cfg *Config, adminListen string, skip map[int]bool) (warnings []string, err error) {
 	lookup, note, done, err := flagLookup(cfg)
 	if err != nil {
 		return nil, &ConfigError{Problems: []string{err.Error()}}
@@ -47,6 +91,9 @@ func check(cfg *Config, adminListen string) (warnings []string, err error) {
 	}
 	var ce ConfigError
 	for i, r := range cfg.Routes {
+		if skip[i] {
+			continue
+		}
 		// The shadow flag is optional: without it, shadow.percent applies.
 		switch present, err := lookup(r.Shadow.Flag); {
 		case errors.Is(err, flags.ErrDisabled):

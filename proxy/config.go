@@ -1548,8 +1548,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // "flag_name:" leaves the default in place of the flag meant).
 func RampTarget(cfg *Config, problems []string, name string) (flagFile, flag string, err error) {
 	for _, p := range problems {
-		if strings.HasPrefix(p, "config:") || strings.HasPrefix(p, "flags") ||
-			strings.HasPrefix(p, "routes:") || strings.HasPrefix(p, "routes ") {
+		if whichFlagsProblem(p) {
 			return "", "", errors.New(p)
 		}
 	}

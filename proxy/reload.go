@@ -66,7 +66,7 @@ func (s *Server) Reload(cfg *Config) error {
 	// warnings are logged once the config is in force, as at startup: a
 	// route added with a flag the file lacks stays on the monolith, and
 	// the operator who sent SIGHUP is told so.
-	warnings, err := check(cfg, old.AdminListen)
+	warnings, err := check(cfg, old.AdminListen, nil)
 	if err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {

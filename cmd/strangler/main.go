@@ -200,19 +200,29 @@ func configFlag(fs *flag.FlagSet) *string {
 // the flag's errors are counted, as a running
 // proxy does when the flag file changes to it. A fleet shares one flag
 // file, and a Pod restarted during a bad edit of it must not crash-loop
-// while the others serve; validate still refuses it.
+// while the others serve; validate still refuses it. A config with
+// problems has the flags of its other routes checked too, so that one run
+// names every problem.
 func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, error) {
-	cfg, err := loadConfig(path)
-	if err != nil {
-		return nil, err
+	cfg, err := proxy.LoadConfig(path)
+	var ce *proxy.ConfigError
+	if err != nil && (cfg == nil || !errors.As(err, &ce)) {
+		return nil, inFile(path, err)
 	}
-	warnings, err := proxy.Check(cfg)
+	var problems []string
+	var warnings []string
+	if ce != nil {
+		problems = ce.Problems
+		warnings, err = proxy.CheckAlongside(cfg, problems)
+	} else {
+		warnings, err = proxy.Check(cfg)
+	}
 	for _, w := range warnings {
 		warn(w)
 	}
-	var ce *proxy.ConfigError
-	if serving && errors.As(err, &ce) && ce.FlagsOnly() {
-		for _, p := range ce.Problems {
+	var fe *proxy.ConfigError
+	if serving && errors.As(err, &fe) && fe.FlagsOnly() {
+		for _, p := range fe.Problems {
 			switch {
 			case strings.Contains(p, ".shadow.flag:"):
 				warn(p + ": the route compares nothing until the flag is fixed")
@@ -224,15 +234,17 @@ func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, e
 				warn(p + ": the route stays on the monolith until the flag is fixed")
 			}
 		}
-		return cfg, nil
+		err = nil
 	}
-	return cfg, inFile(path, err)
-}
-
-// loadConfig is proxy.LoadConfig with each problem naming the file.
-func loadConfig(path string) (*proxy.Config, error) {
-	cfg, err := proxy.LoadConfig(path)
-	return cfg, inFile(path, err)
+	if errors.As(err, &fe) {
+		problems = append(slices.Clone(problems), fe.Problems...)
+	} else if err != nil {
+		return nil, inFile(path, err)
+	}
+	if problems != nil {
+		return nil, inFile(path, &proxy.ConfigError{Problems: problems})
+	}
+	return cfg, nil
 }
 
 // inFile prefixes each problem of a config error with the file's path,

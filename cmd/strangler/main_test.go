@@ -211,6 +211,62 @@ func TestValidateExitCodes(t *testing.T) {
 	}
 }
 
+// A config with problems has the flags of its other routes checked in
+// the same run, so an operator fixing a typo is not sent back for the
+// flag file's problem next; a route with a problem of its own, or a
+// problem that could change which flags are meant, is not judged by a
+// flag it may not mean. serve says the same, the flags' as warnings (as
+// it would start with them), and starts nothing.
+func TestValidateNamesFlagProblemsWithConfigProblems(t *testing.T) {
+	t.Parallel()
+	const badFlags = `{"flags": {
+  "orders-percent": {"state": "ENABLED", "variants": {"on": 150}, "defaultVariant": "on"},
+  "users-percent": {"state": "ENABLED", "variants": {"on": "x"}, "defaultVariant": "on"}}}`
+	const (
+		orders = "routes[0].flag: flag value outside 0..100"
+		users  = "routes[1].flag: flag value is not a number"
+	)
+	for _, tc := range []struct {
+		name, from, to string
+		want, not      []string
+	}{
+		{"a typo in another route", "  - name: users\n", "  - name: users\n    stikcy: ip\n",
+			[]string{"routes[1].stikcy: unknown key", orders}, []string{"routes[1].flag"}},
+		{"a problem outside the routes", "listen: 127.0.0.1:8080\n", "listen: nowhere\n",
+			[]string{`listen: invalid address "nowhere"`, orders, users}, nil},
+		{"a problem of the document", "    service: http://127.0.0.1:8083\n", "    service: http://127.0.0.1:8083\n---\nlisten: x\n",
+			[]string{"config: line 13: a second YAML document"}, []string{".flag:"}},
+		{"a problem in the flag source", "  file: flags.json\n", "  file: flags.json\n  fiel: flags2.json\n",
+			[]string{"flags.fiel: unknown key"}, []string{".flag:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, _ := writeSetup(t, badFlags)
+			b, _ := os.ReadFile(cfg)
+			if !bytes.Contains(b, []byte(tc.from)) {
+				t.Fatalf("the setup has no %q", tc.from)
+			}
+			os.WriteFile(cfg, bytes.Replace(b, []byte(tc.from), []byte(tc.to), 1), 0o644)
+			for _, cmd := range []string{"validate", "serve"} {
+				code, out, errOut := runCmd(cmd, "--config", cfg)
+				if code != 1 || out != "" {
+					t.Errorf("%s: exit %d, stdout %q, want 1 and nothing; stderr:\n%s", cmd, code, out, errOut)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(errOut, w) {
+						t.Errorf("%s: stderr lacks %q:\n%s", cmd, w, errOut)
+					}
+				}
+				for _, n := range tc.not {
+					if strings.Contains(errOut, n) {
+						t.Errorf("%s: stderr has %q:\n%s", cmd, n, errOut)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestVersionAndUsage(t *testing.T) {
 	t.Parallel()
 	if code, out, _ := runCmd("version"); code != 0 || !strings.HasPrefix(out, "strangler ") {
