@@ -35,14 +35,22 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n loopback addresses free a moment ago, all
+// different: each is held until the last is drawn, since the kernel may
+// hand a port just closed to the next bind (a CI run drew one port for
+// serve's listen and admin_listen five times in a row).
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 func waitHTTP(t *testing.T, url string, want int) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,12 +36,24 @@ var tracingOn = []string{"OTEL_SDK_DISABLED=", "OTEL_TRACES_EXPORTER=console"}
 func propagated(t *testing.T, hdr http.Header, env ...string) (upstream http.Header, serverTrace string) {
 	t.Helper()
 	got := make(chan http.Header, 1)
+	// Only this test's request is taken: the backend's port may have been
+	// another test's, whose pollers still knock (a CI run took one of
+	// their requests for this one's, and the wanted request waited out
+	// the proxy's timeout behind it).
+	path := fmt.Sprintf("/propagated/%d", rand.Uint64())
 	mono := plainBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Clone()
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case got <- r.Header.Clone():
+		default:
+		}
 		io.WriteString(w, "monolith")
 	}))
 	p := startServe(t, mono, "access_log: true\nroutes: []\n", `{"flags":{}}`, env...)
-	req, _ := http.NewRequest("GET", "http://"+p.listen+"/x", nil)
+	req, _ := http.NewRequest("GET", "http://"+p.listen+path, nil)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
@@ -60,9 +73,10 @@ func propagated(t *testing.T, hdr http.Header, env ...string) (upstream http.Hea
 		for _, line := range strings.Split(p.logs.String(), "\n") {
 			var l struct {
 				Msg     string  `json:"msg"`
+				Path    string  `json:"path"`
 				TraceID *string `json:"trace_id"`
 			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "access" && l.TraceID != nil {
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "access" && l.Path == path && l.TraceID != nil {
 				return upstream, *l.TraceID
 			}
 		}
@@ -255,7 +269,10 @@ func TestPropagatorsTracingOff(t *testing.T) {
 func serveFails(t *testing.T, env ...string) (int, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: http://127.0.0.1:1\nflags: {file: flags.json}\nroutes: []\n", freeAddr(t), freeAddr(t))
+	// Port 0: serve may listen before it fails, and a port freeAddrs drew
+	// may be taken by then by another test's process (a CI run failed
+	// with "address already in use" instead of the error wanted).
+	cfg := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nmonolith: http://127.0.0.1:1\nflags: {file: flags.json}\nroutes: []\n"
 	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
