@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,11 +129,31 @@ func (t *h1Transport) pool(host string) *h1Pool {
 		return p.(*h1Pool)
 	}
 	addr := host
-	if _, port, err := net.SplitHostPort(host); err != nil || port == "" {
-		addr = net.JoinHostPort(stripBrackets(host), "80")
+	if a, err := httpguts.PunycodeHostPort(host); err == nil {
+		addr = a // dialled in ASCII, as net/http dials it
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		addr = net.JoinHostPort(stripBrackets(addr), "80")
 	}
 	p, _ := t.pools.LoadOrStore(host, &h1Pool{t: t, addr: addr})
 	return p.(*h1Pool)
+}
+
+// removeZone drops the zone of an IPv6 literal host ("[fe80::1%eth0]:80"
+// is "[fe80::1]:80"), as net/http does before writing a Host field.
+func removeZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i := strings.LastIndexByte(host, ']')
+	if i < 0 {
+		return host
+	}
+	j := strings.LastIndexByte(host[:i], '%')
+	if j < 0 {
+		return host
+	}
+	return host[:j] + host[i:]
 }
 
 func stripBrackets(h string) string {
@@ -551,9 +572,15 @@ const defaultUserAgent = "Go-http-client/1.1"
 // methods net/http sends none, and some upstreams refuse a length on a
 // TRACE).
 func appendRequestLine(b []byte, method, path string, u *url.URL, host, ua string) ([]byte, error) {
-	if !httpguts.ValidHostHeader(host) {
+	// As net/http writes it: an internationalized name in ASCII
+	// (punycode), which is what the upstream's virtual hosts are named by,
+	// and an IPv6 address without its zone, which names an interface of
+	// this machine only. A host in ASCII returns at once.
+	host, err := httpguts.PunycodeHostPort(host)
+	if err != nil || !httpguts.ValidHostHeader(host) {
 		return b, errors.New("invalid Host header")
 	}
+	host = removeZone(host)
 	if method == "" || !httpguts.ValidHeaderFieldName(method) { // a method is a token
 		return b, fmt.Errorf("invalid method %q", method)
 	}
