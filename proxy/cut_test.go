@@ -188,3 +188,40 @@ func TestBodyPastMaxBodyMidAnswer(t *testing.T) {
 		t.Errorf("a warning for the client's body:\n%s", logs.String())
 	}
 }
+
+// A shadow copy's answer cut mid-body is its comparison's error, not an
+// upstream error of the route: strangler_upstream_errors_total counts the
+// calls that served clients, and the service's errors there page whoever
+// ramps it, though no client saw this one.
+func TestShadowCopyCutIsNoUpstreamError(t *testing.T) {
+	t.Parallel()
+	for name, cut := range map[string]string{
+		"content-length": "Content-Length: 10\r\n\r\n{\"a\"",
+		"chunked":        "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cutting := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				c, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"+cut)
+				c.Close()
+			})
+			e := newEnv(t, shadowConfig("      percent: 100\n"), flagJSON("orders-percent", 0), answer(200, `{"a":1}`), cutting)
+			if resp, body := e.get("/api/orders/1", "X-User-Id", "u"); resp.StatusCode != 200 || body != `{"a":1}` {
+				t.Fatalf("client got %d %q, want the monolith's 200", resp.StatusCode, body)
+			}
+			if got := e.waitMetric(`strangler_comparisons_total{result="error",route="orders"}`, 1); got != 1 {
+				t.Fatalf("comparison errors %v, want 1", got)
+			}
+			for _, kind := range []string{errConnect, errTimeout, errReset, errCanceled} {
+				if v := e.metric(`strangler_upstream_errors_total{backend="service",kind="` + kind + `",route="orders"}`); v != 0 {
+					t.Errorf("upstream errors of kind %s: %v, want 0", kind, v)
+				}
+			}
+		})
+	}
+}
