@@ -210,13 +210,10 @@ func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, e
 		return nil, inFile(path, err)
 	}
 	var problems []string
-	var warnings []string
 	if ce != nil {
 		problems = ce.Problems
-		warnings, err = proxy.CheckAlongside(cfg, problems)
-	} else {
-		warnings, err = proxy.Check(cfg)
 	}
+	warnings, err := proxy.CheckAlongside(cfg, problems)
 	for _, w := range warnings {
 		warn(w)
 	}
@@ -237,11 +234,11 @@ func loadChecked(path string, serving bool, warn func(string)) (*proxy.Config, e
 		err = nil
 	}
 	if errors.As(err, &fe) {
-		problems = append(slices.Clone(problems), fe.Problems...)
+		problems = append(problems, fe.Problems...)
 	} else if err != nil {
 		return nil, inFile(path, err)
 	}
-	if problems != nil {
+	if len(problems) > 0 {
 		return nil, inFile(path, &proxy.ConfigError{Problems: problems})
 	}
 	return cfg, nil
