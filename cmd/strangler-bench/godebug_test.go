@@ -46,8 +46,12 @@ func TestParseOptionsGodebug(t *testing.T) {
 // measure something other than what its header says.
 func TestGodebugReachesGoPeersOnly(t *testing.T) {
 	t.Parallel()
+	// The binaries are never run but for Strangler's "version": a program
+	// that ignores its arguments. The test binary itself would run this
+	// package's tests again on "version", each run starting the next.
+	const bin = "/usr/bin/true"
 	peers := discoverPeers(context.Background(), []string{peerDirect, peerStrangler, peerNginx, peerHAProxy, peerGoHTTP, peerGoNet},
-		false, os.Args[0], t.TempDir(), os.Args[0])
+		false, bin, t.TempDir(), bin)
 	base := make([]string, 0, 8) // spare capacity: an append would write into it
 	base = append(base, childEnv()...)
 	before := slices.Clone(base)
