@@ -134,28 +134,32 @@ routes:
 	}
 }
 
+// fullDuplexEcho answers at once and echoes the request body as it comes,
+// each read flushed: a client that waits for each piece's echo before it
+// sends the next stalls if anything on the way buffers the body.
+var fullDuplexEcho = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	rc.EnableFullDuplex()
+	w.WriteHeader(200)
+	rc.Flush()
+	buf := make([]byte, 1024)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			w.Write(buf[:n])
+			rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+})
+
 func TestRequestBodyStreamsBothWays(t *testing.T) {
 	t.Parallel()
 	// The upstream answers before the client finished sending: neither side
 	// may be buffered whole by the proxy, nor read ahead: a client that
 	// waits for each line's echo before it sends the next would stall.
-	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		rc.EnableFullDuplex()
-		w.WriteHeader(200)
-		rc.Flush()
-		buf := make([]byte, 1024)
-		for {
-			n, err := r.Body.Read(buf)
-			if n > 0 {
-				w.Write(buf[:n])
-				rc.Flush()
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
 	for _, c := range []struct{ name, cfg, path string }{
 		{"monolith", basicConfig, "/upload"},
 		// The default fallback replays GET, HEAD and OPTIONS only: a POST's
@@ -165,7 +169,7 @@ func TestRequestBodyStreamsBothWays(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, c.cfg, flagJSON("orders-percent", 100), echo, echo)
+			e := newEnv(t, c.cfg, flagJSON("orders-percent", 100), fullDuplexEcho, fullDuplexEcho)
 			pr, pw := io.Pipe()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -447,24 +447,7 @@ func TestPinnedFirstProbeRightAfterStart(t *testing.T) {
 // each piece's answer would stall until max_body or the end of its body.
 func TestPinnedConnectOnlyFallbackStreamsBodies(t *testing.T) {
 	t.Parallel()
-	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		rc.EnableFullDuplex()
-		w.WriteHeader(200)
-		rc.Flush()
-		buf := make([]byte, 1024)
-		for {
-			n, err := r.Body.Read(buf)
-			if n > 0 {
-				w.Write(buf[:n])
-				rc.Flush()
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
-	e := newEnv(t, basicConfig+"    fallback: {on: [connect], methods: [GET, POST]}\n", flagJSON("orders-percent", 100), echo, echo)
+	e := newEnv(t, basicConfig+"    fallback: {on: [connect], methods: [GET, POST]}\n", flagJSON("orders-percent", 100), fullDuplexEcho, fullDuplexEcho)
 	for _, method := range []string{"GET", "POST"} {
 		t.Run(method, func(t *testing.T) {
 			pr, pw := io.Pipe()

@@ -5,11 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,12 +154,7 @@ func TestPinnedShadowAnnouncedPastMaxBodyHoldsNothing(t *testing.T) {
 	const size, first = 3 << 20, 256 << 10
 	big := strings.Repeat("x", size)
 	release := make(chan struct{})
-	var once atomic.Bool
-	open := func() {
-		if once.CompareAndSwap(false, true) {
-			close(release)
-		}
-	}
+	open := sync.OnceFunc(func() { close(release) })
 	defer open()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -249,17 +244,8 @@ func TestPinnedShadowPendingWriteRefusedByAFullQueue(t *testing.T) {
 	t.Parallel()
 	var held, copies atomic.Int32
 	gate, release := make(chan struct{}), make(chan struct{})
-	var gateOnce, releaseOnce atomic.Bool
-	openGate := func() {
-		if gateOnce.CompareAndSwap(false, true) {
-			close(gate)
-		}
-	}
-	openRelease := func() {
-		if releaseOnce.CompareAndSwap(false, true) {
-			close(release)
-		}
-	}
+	openGate := sync.OnceFunc(func() { close(gate) })
+	openRelease := sync.OnceFunc(func() { close(release) })
 	defer openRelease()
 	defer openGate()
 	hold := hangUntil(&held, release)
@@ -330,17 +316,8 @@ func TestPinnedShadowComparisonRefusedByAFullQueue(t *testing.T) {
 	var held atomic.Int32
 	var slowCopied atomic.Bool
 	gate, release := make(chan struct{}), make(chan struct{})
-	var gateOnce, releaseOnce atomic.Bool
-	openGate := func() {
-		if gateOnce.CompareAndSwap(false, true) {
-			close(gate)
-		}
-	}
-	openRelease := func() {
-		if releaseOnce.CompareAndSwap(false, true) {
-			close(release)
-		}
-	}
+	openGate := sync.OnceFunc(func() { close(gate) })
+	openRelease := sync.OnceFunc(func() { close(release) })
 	defer openRelease()
 	defer openGate()
 	hold := hangUntil(&held, release)
@@ -394,12 +371,7 @@ func TestPinnedShadowQueuedCopyOfAFailedPrimaryIsNotSent(t *testing.T) {
 	t.Parallel()
 	var held, resets, posts atomic.Int32
 	release := make(chan struct{})
-	var once atomic.Bool
-	open := func() {
-		if once.CompareAndSwap(false, true) {
-			close(release)
-		}
-	}
+	open := sync.OnceFunc(func() { close(release) })
 	defer open()
 	hold := hangUntil(&held, release)
 	reset := resetAfterReading(&resets)
@@ -449,12 +421,7 @@ func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 	var held atomic.Int32
 	var slowCopied atomic.Bool
 	gate, release := make(chan struct{}), make(chan struct{})
-	var gateOnce atomic.Bool
-	openGate := func() {
-		if gateOnce.CompareAndSwap(false, true) {
-			close(gate)
-		}
-	}
+	openGate := sync.OnceFunc(func() { close(gate) })
 	defer openGate()
 	hold := hangUntil(&held, release)
 	mono := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -476,26 +443,10 @@ func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 		}
 		answer(200, `{}`).ServeHTTP(w, r)
 	}))
-	dir := t.TempDir()
-	writeFile(t, dir+"/flags.json", flagJSON("orders-percent", 0))
-	writeFile(t, dir+"/strangler.yaml", strings.NewReplacer("{{monolith}}", mono, "{{service}}", svc).Replace(
-		shadowConfig("      percent: 100\n      timeout: 30s\n", "shadow_workers: 1", "shadow_queue: 1")))
-	cfg, err := LoadConfig(dir + "/strangler.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logged lockedBuffer
-	srv, err := New(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, admin := listen(t), listen(t)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, admin) }()
+	h := serveByHand(t, mono, svc, "      percent: 100\n      timeout: 30s\n", "shadow_workers: 1", "shadow_queue: 1")
+	srv := h.srv
 	get := func(path string) {
-		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
+		req, _ := http.NewRequest("GET", "http://"+h.addr+path, nil)
 		req.Header.Set("X-User-Id", "u")
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			io.Copy(io.Discard, resp.Body)
@@ -513,8 +464,7 @@ func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 	openGate()
 	<-slowDone
 	eventually(t, pinnedWait, "the slow request's pair queued for its comparison", func() bool { return len(srv.pool.jobs) == 1 })
-	cancel()
-	<-done
+	h.stopServing()
 	ended, end := context.WithCancel(context.Background())
 	end()
 	srv.Close(ended)
@@ -524,26 +474,13 @@ func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 	srv.shadowTS.closeIdle()
 	srv.flags.Close(context.Background())
 
-	counted := map[string]float64{}
-	mfs, _ := srv.Registry().Gather()
-	for _, mf := range mfs {
-		switch mf.GetName() {
-		case "strangler_comparisons_total", "strangler_shadow_skipped_total":
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if (l.GetName() == "result" || l.GetName() == "reason") && m.GetCounter().GetValue() > 0 {
-						counted[l.GetValue()] += m.GetCounter().GetValue()
-					}
-				}
-			}
-		}
-	}
+	counted := h.sampledCounts()
 	// The copy in flight may have been compared since (it was released
 	// above): only the sent-and-queued pair's outcome is pinned.
 	if counted["match"] < 1 || counted["shutdown"] != 0 {
 		t.Errorf("counted %v; want the queued pair whose copy was sent compared (match), nothing skipped as shutdown", counted)
 	}
-	if log := logged.String(); !strings.Contains(log, "sampled requests not compared") ||
+	if log := h.logged.String(); !strings.Contains(log, "sampled requests not compared") ||
 		!strings.Contains(log, "in_flight_abandoned=1") || !strings.Contains(log, "queued_not_sent=0") {
 		t.Errorf("the log does not say that one copy in flight was abandoned:\n%s", log)
 	}
@@ -755,12 +692,7 @@ func TestPinnedShadowNoNoiseCopyForAFailedPrimary(t *testing.T) {
 	t.Parallel()
 	var extras, resets, held atomic.Int32
 	release := make(chan struct{})
-	var once atomic.Bool
-	open := func() {
-		if once.CompareAndSwap(false, true) {
-			close(release)
-		}
-	}
+	open := sync.OnceFunc(func() { close(release) })
 	defer open()
 	reset := resetAfterReading(&resets)
 	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -799,10 +731,10 @@ func TestPinnedShadowCopyWaitsOnlyForAReplayableWrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			copied := make(chan struct{})
-			var once atomic.Bool
+			markCopied := sync.OnceFunc(func() { close(copied) })
 			mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get(shadowHeader) != "" && once.CompareAndSwap(false, true) {
-					close(copied)
+				if r.Header.Get(shadowHeader) != "" {
+					markCopied()
 				}
 				answer(200, `{}`).ServeHTTP(w, r)
 			})

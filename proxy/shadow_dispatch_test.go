@@ -146,6 +146,67 @@ func TestShadowClientGoneMidAnswer(t *testing.T) {
 	e.settled()
 }
 
+// handServer is a proxy built by hand rather than with newEnv, whose
+// cleanup calls Close again (a second Close panics on the closed done
+// channel): for tests of Close itself.
+type handServer struct {
+	srv    *Server
+	addr   string // the proxy listener's
+	logged *lockedBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// serveByHand starts a proxy of the orders route with shadowConfig's
+// shadow block and top-level lines, the route's flag at 0 %.
+func serveByHand(t *testing.T, mono, svc, shadow string, top ...string) *handServer {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, dir+"/flags.json", flagJSON("orders-percent", 0))
+	writeFile(t, dir+"/strangler.yaml", strings.NewReplacer("{{monolith}}", mono, "{{service}}", svc).Replace(shadowConfig(shadow, top...)))
+	cfg, err := LoadConfig(dir + "/strangler.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &handServer{logged: new(lockedBuffer), cancel: cancel, done: make(chan error, 1)}
+	h.srv, err = New(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(h.logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, admin := listen(t), listen(t)
+	h.addr = ln.Addr().String()
+	go func() { h.done <- h.srv.Serve(ctx, ln, admin) }()
+	return h
+}
+
+// stopServing ends Serve, as SIGTERM does, and waits for it to return.
+func (h *handServer) stopServing() {
+	h.cancel()
+	<-h.done
+}
+
+// sampledCounts are the route's sampled requests as counted so far, by
+// comparison result and skip reason.
+func (h *handServer) sampledCounts() map[string]float64 {
+	counted := map[string]float64{}
+	mfs, _ := h.srv.Registry().Gather()
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "strangler_comparisons_total", "strangler_shadow_skipped_total":
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if v := m.GetCounter().GetValue(); (l.GetName() == "result" || l.GetName() == "reason") && v > 0 {
+						counted[l.GetValue()] += v
+					}
+				}
+			}
+		}
+	}
+	return counted
+}
+
 // Server shutdown with copies queued: the workers end, every sampled
 // request is counted once, and shadow_memory is all given back (queued
 // copies were left uncounted, holding their memory). The copies not sent
@@ -161,28 +222,11 @@ func TestShadowShutdownWithQueuedCopies(t *testing.T) {
 	defer close(release)
 	mono := httptestServer(t, answer(200, `{}`))
 	svc := httptestServer(t, hangUntil(&started, release))
-	dir := t.TempDir()
-	writeFile(t, dir+"/flags.json", flagJSON("orders-percent", 0))
-	cfgYAML := strings.NewReplacer("{{monolith}}", mono, "{{service}}", svc).Replace(
-		shadowConfig("      percent: 100\n      timeout: 2s\n", "shadow_workers: 1", "shadow_queue: 4", "shutdown_timeout: 1s"))
-	writeFile(t, dir+"/strangler.yaml", cfgYAML)
-	cfg, err := LoadConfig(dir + "/strangler.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logged lockedBuffer
-	srv, err := New(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, admin := listen(t), listen(t)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, admin) }()
+	h := serveByHand(t, mono, svc, "      percent: 100\n      timeout: 2s\n", "shadow_workers: 1", "shadow_queue: 4", "shutdown_timeout: 1s")
+	srv := h.srv
 	const n = 3
 	for i := range n {
-		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/api/orders/1", nil)
+		req, _ := http.NewRequest("GET", "http://"+h.addr+"/api/orders/1", nil)
 		req.Header.Set("X-User-Id", fmt.Sprint("u", i))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -194,30 +238,18 @@ func TestShadowShutdownWithQueuedCopies(t *testing.T) {
 	eventually(t, 5*time.Second, "one copy in the worker, the rest queued", func() bool {
 		return started.Load() == 1 && len(srv.pool.jobs) == n-1
 	})
-	cancel()
-	<-done
+	h.stopServing()
 	t0 := time.Now()
 	srv.Close(context.Background())
 	closeTook := time.Since(t0)
-	counted, byReason := 0.0, map[string]float64{}
-	mfs, _ := srv.Registry().Gather()
-	for _, mf := range mfs {
-		switch mf.GetName() {
-		case "strangler_comparisons_total", "strangler_shadow_skipped_total":
-			for _, m := range mf.GetMetric() {
-				counted += m.GetCounter().GetValue()
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "reason" {
-						byReason[l.GetValue()] += m.GetCounter().GetValue()
-					}
-				}
-			}
-		}
+	byReason, counted := h.sampledCounts(), 0.0
+	for _, v := range byReason {
+		counted += v
 	}
 	if byReason["shutdown"] != n-1 || byReason["overload"] != 0 {
-		t.Errorf("skipped by reason: %v; want shutdown %d, overload 0", byReason, n-1)
+		t.Errorf("counted by result and reason: %v; want shutdown %d, overload 0", byReason, n-1)
 	}
-	if log := logged.String(); !strings.Contains(log, "sampled requests not compared") || !strings.Contains(log, fmt.Sprint("queued_not_sent=", n-1)) {
+	if log := h.logged.String(); !strings.Contains(log, "sampled requests not compared") || !strings.Contains(log, fmt.Sprint("queued_not_sent=", n-1)) {
 		t.Errorf("the log does not say how many copies were not sent:\n%s", log)
 	}
 	t.Logf("Close took %v; %d sampled, %v counted; %d bytes of shadow_memory still held; %d pairs left in the queue",
