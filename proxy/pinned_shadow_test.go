@@ -7,14 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/strangler-proxy/strangler/flags"
 )
 
 // Tests from a hand mutation test of the shadow pipeline (shadow.go): each
@@ -772,33 +769,6 @@ func TestPinnedShadowCopyWaitsOnlyForAReplayableWrite(t *testing.T) {
 			e.accountedAs(t, map[string]float64{"match": 1})
 		})
 	}
-}
-
-// A shadow call that panics (a bug, not an aborted answer) after its
-// primary has finished still completes the pair: the request is counted
-// once, as a comparison error, and its memory comes back.
-// TestShadowCallPanicStillCounted covers the other order (the copy's half
-// first); here the worker's recovery is the second half, and must hand
-// the pair to the comparison itself. A panic cannot be caused from
-// outside, so the test runs the pair as TestShadowCallPanicStillCounted
-// does.
-func TestPinnedShadowCallPanicAfterThePrimary(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n"), flagJSON("orders-percent", 100), nil, nil)
-	rt := e.srv.table.Load().routes[0]
-	r := httptest.NewRequest("POST", "/api/orders/1", nil)
-	// A write whose primary is the service waits for its answer before it
-	// is queued: the test runs it instead of a worker.
-	p := e.srv.startShadow(rt, r, "u", flags.Attrs{}, true, time.Now())
-	if p == nil || !p.pending {
-		t.Fatal("not sampled as a pending copy")
-	}
-	p.pending = false
-	e.srv.primaryDone(p, time.Millisecond) // the client's half, first
-	p.req = nil                            // the call dereferences it: a panic inside callShadow
-	p.pool.run(p)
-	e.accountedAs(t, map[string]float64{"error": 1})
-	e.memoryBack(t)
 }
 
 // A comparison that decodes compressed answers holds one of the decoding

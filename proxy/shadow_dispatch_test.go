@@ -302,26 +302,36 @@ func TestShadowReloadWithQueuedCopies(t *testing.T) {
 // A shadow call that panics (a bug, not an aborted answer) still does its
 // half of the pair: the request is counted once, as a comparison error,
 // and its memory comes back. The worker recovered the panic but left the
-// pair half done: never counted, holding its share of shadow_memory.
+// pair half done: never counted, holding its share of shadow_memory. In
+// either order of the halves: when the client's comes first, the
+// worker's recovery is the second half and must hand the pair to the
+// comparison itself. A panic cannot be caused from outside: the test runs
+// the pair instead of a worker.
 func TestShadowCallPanicStillCounted(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n"), flagJSON("orders-percent", 100), nil, nil)
-	rt := e.srv.table.Load().routes[0]
-	r := httptest.NewRequest("POST", "/api/orders/1", nil)
-	// A write whose primary is the service waits for its answer before it
-	// is queued: the test runs it instead of a worker.
-	p := e.srv.startShadow(rt, r, "u", flags.Attrs{}, true, time.Now())
-	if p == nil || !p.pending {
-		t.Fatal("not sampled as a pending copy")
-	}
-	p.pending = false
-	p.req = nil // the call dereferences it: a panic inside callShadow
-	p.pool.run(p)
-	e.srv.primaryDone(p, time.Millisecond) // the client's half
-	if got := e.comparisons(1); got["error"] != 1 {
-		t.Errorf("comparisons %v, want 1 error", got)
-	}
-	if used := e.srv.shadowMem.used.Load(); used != 0 {
-		t.Errorf("%d bytes of shadow_memory still held", used)
+	for _, primaryFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("primary first ", primaryFirst), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, shadowConfig("      percent: 100\n      methods: [POST]\n"), flagJSON("orders-percent", 100), nil, nil)
+			rt := e.srv.table.Load().routes[0]
+			r := httptest.NewRequest("POST", "/api/orders/1", nil)
+			// A write whose primary is the service waits for its answer
+			// before it is queued, so no worker takes it.
+			p := e.srv.startShadow(rt, r, "u", flags.Attrs{}, true, time.Now())
+			if p == nil || !p.pending {
+				t.Fatal("not sampled as a pending copy")
+			}
+			p.pending = false
+			if primaryFirst {
+				e.srv.primaryDone(p, time.Millisecond)
+			}
+			p.req = nil // the call dereferences it: a panic inside callShadow
+			p.pool.run(p)
+			if !primaryFirst {
+				e.srv.primaryDone(p, time.Millisecond)
+			}
+			e.accountedAs(t, map[string]float64{"error": 1})
+			e.memoryBack(t)
+		})
 	}
 }
