@@ -149,7 +149,17 @@ func TestPinnedRampFromZeroStartsAfresh(t *testing.T) {
 			t.Fatalf("a failing call: status %d, want the service's 503", resp.StatusCode)
 		}
 	}
+	// held and release are the "in flight at the rollback" subtest's: its
+	// call waits at the service until released, then fails.
+	var held atomic.Int32
+	release := make(chan struct{})
+	letGo := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(letGo)
 	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Hold") != "" {
+			held.Add(1)
+			<-release
+		}
 		if r.Header.Get("X-Fail") != "" {
 			w.WriteHeader(503)
 			return
@@ -201,6 +211,39 @@ func TestPinnedRampFromZeroStartsAfresh(t *testing.T) {
 		fail(t, e)
 		if n := ejections(e); n != 1 {
 			t.Errorf("on probation before the rollback, one failure after the ramp back up ejected the service again (%v ejections, want 1) at consecutive_failures 2", n)
+		}
+	})
+	// A call in flight at the rollback that fails once the route is at 0 %
+	// is not counted at all, rather than counted and then forgotten by the
+	// ramp back up: the way back may not be a ramp from 0 % (a broken flag
+	// in between, which is no rollback and forgets nothing), and the fixed
+	// service would then be ejected by its first failure.
+	t.Run("in flight at the rollback", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, ejectGapConfig("    eject: {consecutive_failures: 2, base_time: 1h, max_time: 2h}\n"), flagJSON("orders-percent", 100), nil, svc)
+		answered := make(chan int, 1)
+		go func() {
+			resp, _ := e.get("/api/orders/1", "X-User-Id", "u", "X-Hold", "1", "X-Fail", "1")
+			answered <- resp.StatusCode
+		}()
+		eventually(t, 10*time.Second, "the held call at the service", func() bool { return held.Load() == 1 })
+		writeFile(t, e.flagFile, flagJSON("orders-percent", 0))
+		eventually(t, 10*time.Second, "the route at 0 %", func() bool { return shareIs(e, 0) })
+		letGo() // it fails now, at 0 %
+		if status := <-answered; status != 503 {
+			t.Fatalf("the held call: status %d, want the service's 503", status)
+		}
+		writeFile(t, e.flagFile, `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":"lots"},"defaultVariant":"on"}}}`)
+		eventually(t, 10*time.Second, "the flag unusable", func() bool { return e.routeStatus().FlagError != "" })
+		writeFile(t, e.flagFile, flagJSON("orders-percent", 100))
+		eventually(t, 10*time.Second, "the route back at 100 %", func() bool { return shareIs(e, 100) })
+		fail(t, e)
+		if n := ejections(e); n != 0 {
+			t.Fatalf("one failure after the way back ejected the service (%v ejections) at consecutive_failures 2: the failure at 0 %% was counted", n)
+		}
+		fail(t, e) // control: two in a row now
+		if n := ejections(e); n != 1 {
+			t.Errorf("two failures in a row after the way back: %v ejections, want 1", n)
 		}
 	})
 }
