@@ -31,10 +31,7 @@ import (
 // would run the order with an empty or cut body.
 func TestPinnedFallbackReplaysTheWholeBody(t *testing.T) {
 	t.Parallel()
-	fails503 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(503)
-	})
+	fails503 := answer(503, "") // after reading the body
 	var resets atomic.Int32
 	long := strings.Repeat("0123456789abcdef", 320) // 5120 bytes: 512, 1024, 2048, 4096, then the rest
 	for _, tc := range []struct {
@@ -386,10 +383,7 @@ func TestPinnedClientIPEdges(t *testing.T) {
 // service's 503 for a body the fallback was configured to keep.
 func TestPinnedFallbackReadsOnPastTheShadowsLimit(t *testing.T) {
 	t.Parallel()
-	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(503)
-	})
+	svc := answer(503, "") // after reading the body
 	var mono atomic.Int32
 	extra := "    fallback: {on: [5xx], methods: [POST], max_body: 16}\n" +
 		"    shadow: {percent: 100, methods: [POST], max_body: 15}\n" +

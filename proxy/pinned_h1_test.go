@@ -366,12 +366,7 @@ func TestPinnedH1Got1xxErrorEndsTheCall(t *testing.T) {
 	if !errors.Is(f.err, refused) {
 		t.Fatalf("error %v, want the hook's", f.err)
 	}
-	if f := fetch(tr, newRequest(t, t.Context(), http.MethodGet, "http://"+u.addr+"/")); f.err != nil || f.body != "ok" {
-		t.Fatalf("next request: body %q, error %v", f.body, f.err)
-	}
-	if n := u.accepts.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2: the one with an answer left on it is closed", n)
-	}
+	u.nextOn(t, tr, 2, ": the one with an answer left on it is closed")
 }
 
 // Interim answers handed on to no one (a 100 Continue to a request that
@@ -472,12 +467,7 @@ func TestPinnedH1ConnectionOutlivesACallDeadline(t *testing.T) {
 	}
 	resp.Body.Close()
 	eventually(t, 5*time.Second, "the call's deadline passes", func() bool { return time.Now().After(deadline) })
-	if f := fetch(tr, newRequest(t, t.Context(), http.MethodGet, "http://"+u.addr+"/")); f.err != nil || f.body != "ok" {
-		t.Fatalf("next request: body %q, error %v", f.body, f.err)
-	}
-	if n := u.accepts.Load(); n != 1 {
-		t.Fatalf("%d connections, want 1", n)
-	}
+	u.nextOn(t, tr, 1, "")
 }
 
 // A call canceled before its body's last byte was read does not pool its
@@ -500,12 +490,7 @@ func TestPinnedH1CanceledCallDoesNotPoolItsConnection(t *testing.T) {
 	cancel()
 	io.ReadAll(resp.Body) // the last byte, from the buffer, or the cancel
 	resp.Body.Close()
-	if f := fetch(tr, newRequest(t, t.Context(), http.MethodGet, "http://"+u.addr+"/")); f.err != nil || f.body != "ok" {
-		t.Fatalf("next request: body %q, error %v", f.body, f.err)
-	}
-	if n := u.accepts.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2: the canceled call's is not reused", n)
-	}
+	u.nextOn(t, tr, 2, ": the canceled call's is not reused")
 }
 
 // A Host or a method that would break the request line is refused before
@@ -724,12 +709,7 @@ func TestPinnedH1BodyClosedEarlyEndsItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if f := fetch(tr, newRequest(t, t.Context(), http.MethodGet, "http://"+u.addr+"/")); f.err != nil || f.body != "ok" {
-		t.Fatalf("next request: body %q, error %v", f.body, f.err)
-	}
-	if n := u.accepts.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
-	}
+	u.nextOn(t, tr, 2, "")
 }
 
 // On both ways to the client, a trailer named Upgrade is dropped with the

@@ -304,21 +304,27 @@ func TestPinnedShadowPendingWriteRefusedByAFullQueue(t *testing.T) {
 	}
 }
 
-// A pair whose copy answered first and whose primary then finds the queue
-// full (the comparison must go through the queue) is counted once, as
-// overload, and gives its memory back: a slow primary under load must not
-// leave its request uncounted or its answers held.
-func TestPinnedShadowComparisonRefusedByAFullQueue(t *testing.T) {
-	t.Parallel()
-	var held atomic.Int32
-	var slowCopied atomic.Bool
+// slowPrimaryBackends are a monolith that holds the primary of
+// /api/orders/slow until openGate, and a service that notes that
+// request's copy (slowCopied) and holds the copies of /api/orders/hold…
+// until openRelease: with one shadow worker and a queue of one, the tests
+// below fill the pool while a pair waits for its primary. Callers defer
+// openRelease and openGate (before the servers' cleanups, which wait for
+// the held calls).
+type slowPrimaryBackends struct {
+	held                  atomic.Int32
+	slowCopied            atomic.Bool
+	openGate, openRelease func()
+	mono, svc             http.Handler
+}
+
+func newSlowPrimaryBackends() *slowPrimaryBackends {
+	b := &slowPrimaryBackends{}
 	gate, release := make(chan struct{}), make(chan struct{})
-	openGate := sync.OnceFunc(func() { close(gate) })
-	openRelease := sync.OnceFunc(func() { close(release) })
-	defer openRelease()
-	defer openGate()
-	hold := hangUntil(&held, release)
-	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.openGate = sync.OnceFunc(func() { close(gate) })
+	b.openRelease = sync.OnceFunc(func() { close(release) })
+	hold := hangUntil(&b.held, release)
+	b.mono = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/orders/slow" {
 			select {
 			case <-gate:
@@ -327,17 +333,29 @@ func TestPinnedShadowComparisonRefusedByAFullQueue(t *testing.T) {
 		}
 		answer(200, `{}`).ServeHTTP(w, r)
 	})
-	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.svc = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/api/orders/slow":
-			slowCopied.Store(true)
+			b.slowCopied.Store(true)
 		case strings.HasPrefix(r.URL.Path, "/api/orders/hold"):
 			hold.ServeHTTP(w, r)
 			return
 		}
 		answer(200, `{}`).ServeHTTP(w, r)
 	})
-	e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 30s\n", "shadow_workers: 1", "shadow_queue: 1"), flagJSON("orders-percent", 0), mono, svc)
+	return b
+}
+
+// A pair whose copy answered first and whose primary then finds the queue
+// full (the comparison must go through the queue) is counted once, as
+// overload, and gives its memory back: a slow primary under load must not
+// leave its request uncounted or its answers held.
+func TestPinnedShadowComparisonRefusedByAFullQueue(t *testing.T) {
+	t.Parallel()
+	b := newSlowPrimaryBackends()
+	defer b.openRelease()
+	defer b.openGate()
+	e := newEnv(t, shadowConfig("      percent: 100\n      timeout: 30s\n", "shadow_workers: 1", "shadow_queue: 1"), flagJSON("orders-percent", 0), b.mono, b.svc)
 	slowDone := make(chan struct{})
 	go func() {
 		defer close(slowDone)
@@ -348,15 +366,15 @@ func TestPinnedShadowComparisonRefusedByAFullQueue(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	eventually(t, pinnedWait, "the slow request's copy answered", slowCopied.Load)
+	eventually(t, pinnedWait, "the slow request's copy answered", b.slowCopied.Load)
 	e.get("/api/orders/hold1", "X-User-Id", "u") // its copy holds the worker, once the slow one's is done
-	eventually(t, pinnedWait, "next copy in the worker", func() bool { return held.Load() == 1 })
+	eventually(t, pinnedWait, "next copy in the worker", func() bool { return b.held.Load() == 1 })
 	e.get("/api/orders/hold2", "X-User-Id", "u") // its copy fills the queue
 	eventually(t, pinnedWait, "last copy queued", func() bool { return len(e.srv.pool.jobs) == 1 })
-	openGate()
+	b.openGate()
 	<-slowDone
 	e.accountedAs(t, map[string]float64{"overload": 1})
-	openRelease()
+	b.openRelease()
 	e.accountedAs(t, map[string]float64{"overload": 1, "match": 2})
 	e.memoryBack(t)
 }
@@ -415,32 +433,10 @@ func TestPinnedShadowQueuedCopyOfAFailedPrimaryIsNotSent(t *testing.T) {
 // the in-flight copy's connection for the test to close.
 func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 	t.Parallel()
-	var held atomic.Int32
-	var slowCopied atomic.Bool
-	gate, release := make(chan struct{}), make(chan struct{})
-	openGate := sync.OnceFunc(func() { close(gate) })
-	defer openGate()
-	hold := hangUntil(&held, release)
-	mono := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/orders/slow" {
-			select {
-			case <-gate:
-			case <-r.Context().Done():
-			}
-		}
-		answer(200, `{}`).ServeHTTP(w, r)
-	}))
-	svc := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api/orders/slow":
-			slowCopied.Store(true)
-		case "/api/orders/hold":
-			hold.ServeHTTP(w, r)
-			return
-		}
-		answer(200, `{}`).ServeHTTP(w, r)
-	}))
-	h := serveByHand(t, mono, svc, "      percent: 100\n      timeout: 30s\n", "shadow_workers: 1", "shadow_queue: 1")
+	b := newSlowPrimaryBackends()
+	defer b.openRelease()
+	defer b.openGate()
+	h := serveByHand(t, httptestServer(t, b.mono), httptestServer(t, b.svc), "      percent: 100\n      timeout: 30s\n", "shadow_workers: 1", "shadow_queue: 1")
 	srv := h.srv
 	get := func(path string) {
 		req, _ := http.NewRequest("GET", "http://"+h.addr+path, nil)
@@ -455,10 +451,10 @@ func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 		defer close(slowDone)
 		get("/api/orders/slow")
 	}()
-	eventually(t, pinnedWait, "the slow request's copy answered", slowCopied.Load)
+	eventually(t, pinnedWait, "the slow request's copy answered", b.slowCopied.Load)
 	get("/api/orders/hold") // its copy holds the worker, once the slow one's is done
-	eventually(t, pinnedWait, "next copy in the worker", func() bool { return held.Load() == 1 })
-	openGate()
+	eventually(t, pinnedWait, "next copy in the worker", func() bool { return b.held.Load() == 1 })
+	b.openGate()
 	<-slowDone
 	eventually(t, pinnedWait, "the slow request's pair queued for its comparison", func() bool { return len(srv.pool.jobs) == 1 })
 	h.stopServing()
@@ -466,7 +462,7 @@ func TestPinnedShadowShutdownComparesSentCopies(t *testing.T) {
 	end()
 	srv.Close(ended)
 	// The copy in flight ends, then what Close left behind is closed.
-	close(release)
+	b.openRelease()
 	srv.pool.wg.Wait()
 	srv.shadowTS.closeIdle()
 	srv.flags.Close(context.Background())
@@ -692,19 +688,32 @@ func TestPinnedShadowNoNoiseCopyForAFailedPrimary(t *testing.T) {
 	open := sync.OnceFunc(func() { close(release) })
 	defer open()
 	reset := resetAfterReading(&resets)
+	// The primary fails only once the copy is at the service: failed
+	// first, it would leave the copy unsent in the queue.
+	copyOut := make(chan struct{})
+	markOut := sync.OnceFunc(func() { close(copyOut) })
+	hold := hangUntil(&held, release)
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		markOut()
+		hold.ServeHTTP(w, r)
+	})
 	mono := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(shadowHeader) == "" {
+			select {
+			case <-copyOut:
+			case <-r.Context().Done():
+				return
+			}
 			reset.ServeHTTP(w, r) // the client's call fails
 			return
 		}
 		extras.Add(1)
 		answer(200, `{}`).ServeHTTP(w, r)
 	})
-	e := newEnv(t, shadowConfig("      percent: 100\n      noise: true\n      timeout: 30s\n"), flagJSON("orders-percent", 0), mono, hangUntil(&held, release))
+	e := newEnv(t, shadowConfig("      percent: 100\n      noise: true\n      timeout: 30s\n"), flagJSON("orders-percent", 0), mono, svc)
 	if resp, _ := e.get("/api/orders/7", "X-User-Id", "u"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("client got %d, want 502 from the monolith's reset", resp.StatusCode)
 	}
-	eventually(t, pinnedWait, "the copy at the service", func() bool { return held.Load() == 1 })
 	e.accountedAs(t, map[string]float64{"primary_failed": 1})
 	open() // the copy answers after its primary failed
 	e.memoryBack(t)
