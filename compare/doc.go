@@ -265,7 +265,8 @@
 //     about the body: learning "" (the whole body) from a failure would
 //     hide every later whole-body difference;
 //   - two bodies that are not JSON (an HTML page with a CSRF token)
-//     differ as a span: the bytes they share at the start and the end.
+//     differ as a span: the bytes they share at the start and the end;
+//     past max_decoded too, where they are compared as bytes (above).
 //     The primary and shadow bodies' difference is noise only within
 //     the span of this request's monolith answers (it keeps at least the
 //     start and end they share), and the whole body ("") is never
