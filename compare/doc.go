@@ -130,7 +130,7 @@
 //
 // A body that parses as several JSON values, each apart from the next by
 // whitespace (NDJSON, JSON Lines, a Kubernetes watch), or any body under
-// a stream's media type (of one value too; under application/json-seq
+// a stream's media type (of one value or none too; under application/json-seq
 // its values may follow RFC 7464's record separators), is compared as
 // the array of those values: a difference in the third line is at
 // "/2/...", and ignore_json, noise and unordered_json ("") apply per

@@ -39,6 +39,12 @@ func TestJSONSequences(t *testing.T) {
 			resp("text/plain", "{\"ts\":\"10:00\",\"id\":1}\n{\"ts\":\"10:01\",\"id\":2}\n"), "[]"},
 		{"scalars", compare.RulesConfig{}, resp("application/x-ndjson", "1\n\"a\"\ntrue\n"),
 			resp("application/x-ndjson", "1.0\n\"a\"\nfalse\n"), `[{"kind":"body","pointer":"/2","primary":true,"shadow":false}]`},
+		// A stream of no values (nothing found, or a watch that ended at
+		// once) is an empty array, however its encoder ends it.
+		{"no values", compare.RulesConfig{}, resp("application/x-ndjson", ""), resp("application/x-ndjson", "\n"), "[]"},
+		{"no values against one", compare.RulesConfig{}, resp("application/x-ndjson", " \r\n"),
+			resp("application/x-ndjson", stream), `[{"kind":"body","pointer":"/0","shadow":{"id":1,"ts":"10:00"}},{"kind":"body","pointer":"/1","shadow":{"id":2,"ts":"10:01"}}]`},
+		{"no records", compare.RulesConfig{}, resp("application/json-seq", "\x1e\n"), resp("application/json-seq", ""), "[]"},
 	}
 	for _, tt := range tests {
 		res := compare.Compare(tt.primary, tt.shadow, mustRules(t, tt.rules))
