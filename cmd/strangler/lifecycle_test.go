@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +25,8 @@ import (
 // serveProc is one `strangler serve` child.
 type serveProc struct {
 	cmd           *exec.Cmd
-	logs          *lockedBuffer
+	logs, out     *lockedBuffer // stderr, stdout
+	quiet         bool          // its log level leaves out "serving"
 	done          chan struct{}
 	waitErr       error
 	listen, admin string
@@ -42,8 +44,14 @@ type serveProc struct {
 // in use". That is no failure of serve: it is started again on new ports.
 func startServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) *serveProc {
 	t.Helper()
+	return startServeArgs(t, monolith, extra, flagsJSON, nil, env...)
+}
+
+// startServeArgs is startServe with args after serve's --config FILE.
+func startServeArgs(t *testing.T, monolith, extra, flagsJSON string, args []string, env ...string) *serveProc {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		p := tryServe(t, monolith, extra, flagsJSON, env...)
+		p := tryServe(t, monolith, extra, flagsJSON, args, env...)
 		err := p.waitReady(t)
 		if err == nil {
 			return p
@@ -56,11 +64,14 @@ func startServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) 
 	}
 }
 
-func tryServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) *serveProc {
+func tryServe(t *testing.T, monolith, extra, flagsJSON string, args []string, env ...string) *serveProc {
 	t.Helper()
 	dir := t.TempDir()
 	addrs := freeAddrs(t, 2)
-	p := &serveProc{listen: addrs[0], admin: addrs[1], logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &serveProc{listen: addrs[0], admin: addrs[1], logs: &lockedBuffer{}, out: &lockedBuffer{}, done: make(chan struct{})}
+	if i := slices.Index(args, "--log-level"); i >= 0 && i+1 < len(args) {
+		p.quiet = args[i+1] == "warn" || args[i+1] == "error"
+	}
 	cfg := fmt.Sprintf("listen: %s\nadmin_listen: %s\nmonolith: %s\nflags: {file: flags.json}\n%s", p.listen, p.admin, monolith, extra)
 	p.cfgPath = filepath.Join(dir, "s.yaml")
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
@@ -69,9 +80,9 @@ func tryServe(t *testing.T, monolith, extra, flagsJSON string, env ...string) *s
 	if err := os.WriteFile(filepath.Join(dir, "flags.json"), []byte(flagsJSON), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = command(t, "serve", "--config", p.cfgPath)
+	p.cmd = command(t, append([]string{"serve", "--config", p.cfgPath}, args...)...)
 	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stderr = p.logs
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +117,10 @@ func (p *serveProc) waitReady(t *testing.T) error {
 			resp.Body.Close()
 			// Ready, and bound by this process: another test's serve
 			// holding the same port freeAddrs drew answers 200 too,
-			// while this one failed to bind and exits.
+			// while this one failed to bind and exits. (A quiet one
+			// does not say it serves: alive is the most it shows.)
 			if logs := p.logs.String(); resp.StatusCode == http.StatusOK &&
-				(strings.Contains(logs, `"msg":"serving"`) || strings.Contains(logs, "msg=serving")) {
+				(strings.Contains(logs, `"msg":"serving"`) || strings.Contains(logs, "msg=serving") || p.quiet && !p.exited(0)) {
 				return nil
 			}
 		}
@@ -138,6 +150,30 @@ func (p *serveProc) signal(t *testing.T, sig os.Signal) {
 	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// stop sends SIGTERM and wants exit 0.
+func (p *serveProc) stop(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGTERM)
+	if !p.exited(30 * time.Second) {
+		t.Fatalf("serve still running after SIGTERM:\n%s", p.logs.String())
+	}
+	if p.waitErr != nil {
+		t.Fatalf("serve exit: %v\n%s", p.waitErr, p.logs.String())
+	}
+}
+
+// waitLog polls the log until it has want.
+func (p *serveProc) waitLog(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log lacks %q:\n%s", want, p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

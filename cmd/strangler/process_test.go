@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,12 +29,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// command is the shipped program, run as a child with args. The child
+// starts with SIGHUP's default action: once an in-process serve
+// (runCmd("serve", ...)) has returned, this process ignores SIGHUP
+// (serve's deferred signal.Ignore), exec passes that on, and a serve that
+// did not catch SIGHUP would pass the SIGHUP tests.
 func command(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	argv := append(append(slices.Clone(defaultHUP()), os.Args[0]), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "STRANGLER_MAIN=1")
 	return cmd
 }
+
+// defaultHUP is the command that starts another with SIGHUP's default
+// action (GNU env 8.31 or later), or nil where there is none.
+var defaultHUP = sync.OnceValue(func() []string {
+	wrap := []string{"env", "--default-signal=HUP"}
+	if exec.Command(wrap[0], wrap[1], "true").Run() != nil {
+		return nil
+	}
+	return wrap
+})
 
 // freeAddrs returns n loopback addresses free a moment ago, all
 // different: each is held until the last is drawn, since the kernel may
@@ -177,26 +194,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 
 func TestDemoRunsAndStopsOnCtrlC(t *testing.T) {
 	t.Parallel()
-	cmd := command(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--requests", "100")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	var text strings.Builder
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		text.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "Press Ctrl-C") {
-			break
-		}
-	}
-	got := text.String()
+	cmd, got, stderr := startDemo(t, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--requests", "100")
 	m := regexp.MustCompile(`proxy:\s+(http://\S+)`).FindStringSubmatch(got)
 	a := regexp.MustCompile(`admin:\s+(http://\S+)/api/routes`).FindStringSubmatch(got)
 	if m == nil || a == nil {
@@ -223,6 +221,43 @@ func TestDemoRunsAndStopsOnCtrlC(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("demo exit: %v\n%s", err, stderr.String())
 	}
+}
+
+// startDemo starts `strangler demo args...` and returns its stdout up to
+// and with the line that says it is ready ("Press Ctrl-C"), and its
+// stderr as it comes.
+func startDemo(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+	t.Helper()
+	cmd := command(t, append([]string{"demo"}, args...)...)
+	// A pipe of its own, not StdoutPipe: what the demo prints after that
+	// line is read (and dropped) while the test goes on, and Wait does
+	// not wait for that read.
+	stdout, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdout.Close() })
+	stderr := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = w, stderr
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A demo that never gets to that line is killed, which ends the
+	// read below.
+	killer := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	t.Cleanup(func() { killer.Stop(); cmd.Process.Kill() })
+	var text strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		text.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "Press Ctrl-C") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	return cmd, text.String(), stderr
 }
 
 // lockedBuffer collects a child's output while the test reads it.
