@@ -472,7 +472,8 @@ func (s *Source) evaluateState(name string) (st *flagState, ok bool) {
 // cacheable reports whether an empty-context evaluation is the answer for
 // every request. The reason comes from the same store read as the value,
 // so it cannot disagree with it; the parsed file is only needed for a type
-// mismatch, which flagd reports without saying whether a rule was involved.
+// mismatch and a missing variant, which flagd reports without saying
+// whether a rule was involved.
 func (s *Source) cacheable(name string, d openfeature.FloatEvaluationDetails) bool {
 	switch {
 	case d.ErrorCode == "" && d.Reason == openfeature.StaticReason:
@@ -481,7 +482,11 @@ func (s *Source) cacheable(name string, d openfeature.FloatEvaluationDetails) bo
 		return true // flagd never runs the rule of a disabled flag
 	case d.ErrorCode == openfeature.FlagNotFoundCode:
 		return true
-	case d.ErrorCode == openfeature.TypeMismatchCode && s.file != nil:
+	case d.ErrorCode == openfeature.TypeMismatchCode && s.file != nil,
+		// No variant: a flag without "defaultVariant". With no rule, no
+		// request gets one either, so it is unusable for all alike (and
+		// logged as such), not a rule's to decide per request.
+		d.ErrorCode == "" && d.Variant == "" && s.file != nil:
 		fl, ok := s.file.flags[name]
 		return ok && !fl.targeted
 	}

@@ -168,7 +168,10 @@ func TestPercentErrors(t *testing.T) {
 	  "ruled-word": {"state":"ENABLED","variants":{"ok":10,"bad":"x"},"defaultVariant":"ok",
 	    "targeting":{"if":[{"==":[{"var":"targetingKey"},"x"]},"bad",null]}},
 	  "ruled-word-default": {"state":"ENABLED","variants":{"ok":10,"bad":"x"},"defaultVariant":"bad",
-	    "targeting":{"if":[{"==":[{"var":"targetingKey"},"x"]},"ok",null]}}
+	    "targeting":{"if":[{"==":[{"var":"targetingKey"},"x"]},"ok",null]}},
+	  "no-default": {"state":"ENABLED","variants":{"on":10}},
+	  "ruled-no-default": {"state":"ENABLED","variants":{"on":10},
+	    "targeting":{"if":[{"==":[{"var":"targetingKey"},"y"]},"on",null]}}
 	}}`))
 	tests := []struct {
 		flag, key string
@@ -183,6 +186,10 @@ func TestPercentErrors(t *testing.T) {
 		{"ruled-high", "x", ErrRange, false},
 		{"ruled-word", "x", ErrType, false},
 		{"ruled-word-default", "y", ErrType, false},
+		// No default variant: with no rule, no request gets a variant
+		// (one answer for all, cached); with one, those it places do.
+		{"no-default", "x", ErrNoDefault, true},
+		{"ruled-no-default", "x", ErrNoDefault, false},
 	}
 	for _, tt := range tests {
 		f := s.Flag(tt.flag)

@@ -564,3 +564,23 @@ func TestPinnedTracingNoExemplarForAnUnsampledTrace(t *testing.T) {
 		t.Error("an exemplar names a trace that was not sampled")
 	}
 }
+
+// A flag with no default variant and no targeting rule (an edit that
+// dropped "defaultVariant") is unusable, and the log says so at WARN:
+// every request of its route stays on the monolith. Logged today as the
+// targeted case's INFO note ("its targeting rule decides each request"),
+// it tells an operator a rule is at work where none is, at a level no
+// alert looks at.
+func TestPinnedServerFlagWithoutDefaultIsUnusable(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	e := startEnv(t, basicConfig, `{"flags":{"orders-percent":{"state":"ENABLED","variants":{"on":100}}}}`, nil, nil, false,
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const want = `level=WARN msg="route's flag is unusable: its traffic stays on the monolith" route=orders`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log has no %q:\n%s", want, logs.String())
+	}
+	if resp, _ := e.get("/api/orders/1", "X-User-Id", "u"); resp.Header.Get("X-Served-By") != "monolith" {
+		t.Errorf("served by %q, want the monolith", resp.Header.Get("X-Served-By"))
+	}
+}
