@@ -21,6 +21,11 @@ func ctJSON(body string) *Response {
 	return &Response{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)}
 }
 
+// ctText is a 200 answer of body as text/plain.
+func ctText(body string) *Response {
+	return &Response{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte(body)}
+}
+
 func ctGzip(t *testing.T, b []byte) []byte {
 	var buf bytes.Buffer
 	w := gzip.NewWriter(&buf)

@@ -240,10 +240,7 @@ func TestNoiseInAMovedListGoesByFieldInAnyElement(t *testing.T) {
 func TestNoiseTextSpanBounds(t *testing.T) {
 	t.Parallel()
 	r := ctRules(t, RulesConfig{})
-	text := func(b string) *Response {
-		return &Response{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte(b)}
-	}
-	token := func(tok string) *Response { return text("<p>token=" + tok + ";</p>") }
+	token := func(tok string) *Response { return ctText("<p>token=" + tok + ";</p>") }
 	for _, tc := range []struct {
 		name                    string
 		primary, shadow, ma, mb *Response
@@ -251,14 +248,14 @@ func TestNoiseTextSpanBounds(t *testing.T) {
 	}{
 		// Shared start and end of exactly half the shorter answer still
 		// make a span (2*(prefix+suffix) >= shortest).
-		{"shared half", text("ab1234cd"), text("ab0000cd"), text("ab1234cd"), text("ab5678cd"), true},
+		{"shared half", ctText("ab1234cd"), ctText("ab0000cd"), ctText("ab1234cd"), ctText("ab5678cd"), true},
 		// An empty monolith answer shares nothing: no span (prefix+suffix > 0).
-		{"one monolith answer empty", text("abc"), text("xyz"), text(""), text("abc"), false},
+		{"one monolith answer empty", ctText("abc"), ctText("xyz"), ctText(""), ctText("abc"), false},
 		// The middle may grow to twice the monolith's plus 16 bytes.
 		{"middle at the bound", token("AAAA"), token(strings.Repeat("x", 24)), token("AAAA"), token("BBBB"), true},
 		{"middle past the bound", token("AAAA"), token(strings.Repeat("x", 25)), token("AAAA"), token("BBBB"), false},
 		// A difference starting one byte before the span is outside it.
-		{"starts one byte early", token("AAAA"), text("<p>token:CCCC;</p>"), token("AAAA"), token("BBBB"), false},
+		{"starts one byte early", token("AAAA"), ctText("<p>token:CCCC;</p>"), token("AAAA"), token("BBBB"), false},
 	} {
 		res := NewNoise(0).Compare(tc.primary, tc.shadow, tc.ma, tc.mb, r)
 		if got := res.Outcome == Match; got != tc.match {
@@ -358,9 +355,6 @@ func TestXGzipIsGzip(t *testing.T) {
 func TestDifferenceTextIsReadable(t *testing.T) {
 	t.Parallel()
 	r := ctRules(t, RulesConfig{})
-	text := func(b string) *Response {
-		return &Response{Status: 200, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte(b)}
-	}
 	long := strings.Repeat("x", maxValueBytes-2)
 	for _, tc := range []struct {
 		name            string
@@ -369,11 +363,11 @@ func TestDifferenceTextIsReadable(t *testing.T) {
 		note            string // want a substring of the note
 		noNote          bool   // a whole value: no note at all
 	}{
-		{"lead of 32 bytes", text(strings.Repeat("a", 100) + "X"), text(strings.Repeat("a", 100) + "Y"),
+		{"lead of 32 bytes", ctText(strings.Repeat("a", 100) + "X"), ctText(strings.Repeat("a", 100) + "Y"),
 			strings.Repeat("a", 32) + "X", strings.Repeat("a", 32) + "Y", "excerpts start at byte 68", false},
-		{"excerpt starts at a whole character", text(strings.Repeat("é", 50) + "zX"), text(strings.Repeat("é", 50) + "zY"),
+		{"excerpt starts at a whole character", ctText(strings.Repeat("é", 50) + "zX"), ctText(strings.Repeat("é", 50) + "zY"),
 			strings.Repeat("é", 15) + "zX", strings.Repeat("é", 15) + "zY", "", false},
-		{"excerpt ends at a whole character", text("X" + strings.Repeat("é", 200)), text("Y" + strings.Repeat("é", 200)),
+		{"excerpt ends at a whole character", ctText("X" + strings.Repeat("é", 200)), ctText("Y" + strings.Repeat("é", 200)),
 			"X" + strings.Repeat("é", 127), "Y" + strings.Repeat("é", 127), "", false},
 		{"4096-byte value shown whole", ctJSON(`{"v":"` + long + `"}`), ctJSON(`{"v":"y"}`), long, "y", "", true},
 		{"invalid UTF-8 as U+FFFD", ctJSON("{\"v\":\"x\xffy\"}"), ctJSON(`{"v":"z"}`), "x\ufffdy", "z", "", true},
