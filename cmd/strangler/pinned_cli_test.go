@@ -6,13 +6,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -163,21 +161,9 @@ func TestPinnedDemoChosenAddressTaken(t *testing.T) {
 	cmd := command(t, "demo", "--listen", taken.Addr().String(), "--admin", "127.0.0.1:0", "--requests", "0")
 	var out, errb lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), "address already in use") || out.String() != "" {
-			t.Errorf("exit %v, stdout %q, stderr %q; want 1, nothing served, the address in use", err, out.String(), errb.String())
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill() // by PID: only the child this test started
-		<-done
-		t.Fatalf("the demo ran on another address than the one chosen:\n%s", out.String())
+	code := exitCode(t, cmd, 30*time.Second, "the demo ran on another address than the one chosen", &out)
+	if code != 1 || !strings.Contains(errb.String(), "address already in use") || out.String() != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing served, the address in use", code, out.String(), errb.String())
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -258,6 +259,31 @@ func startDemo(t *testing.T, args ...string) (*exec.Cmd, string, *lockedBuffer) 
 	}
 	go io.Copy(io.Discard, stdout)
 	return cmd, text.String(), stderr
+}
+
+// exitCode starts cmd and returns its exit code, failing the test (with
+// why, and what the child wrote to output) unless it exits on its own
+// within d.
+func exitCode(t *testing.T, cmd *exec.Cmd, d time.Duration, why string, output *lockedBuffer) int {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		cmd.Process.Kill() // by PID: only the child this test started
+		<-done
+		t.Fatalf("%s:\n%s", why, output.String())
+		return 0
+	}
 }
 
 // lockedBuffer collects a child's output while the test reads it.

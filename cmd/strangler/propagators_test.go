@@ -8,13 +8,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -283,24 +281,8 @@ func serveFails(t *testing.T, env ...string) (int, string) {
 	cmd.Env = append(cmd.Env, env...)
 	var logs lockedBuffer
 	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), logs.String()
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill() // by PID: only the child this test started
-		<-done
-		t.Fatalf("serve still running with a bad setting:\n%s", logs.String())
-		return 0, ""
-	}
+	code := exitCode(t, cmd, 20*time.Second, "serve still running with a bad setting", &logs)
+	return code, logs.String()
 }
 
 // A propagator name the proxy does not know is a startup error naming the
