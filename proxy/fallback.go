@@ -464,9 +464,15 @@ func (e *ejector) success() {
 		return
 	}
 	e.mu.Lock()
-	e.streak = 0
-	e.setProbation(false)
-	e.recovering.Store(false)
+	// During an ejection (until it is noticed over, as in failure) an
+	// answer is from a call sent before it, and says nothing of the
+	// service since: the probe after it decides. Else a slow call that
+	// succeeded put a service failing fast back to base_time each time.
+	if e.until.Load() == 0 {
+		e.streak = 0
+		e.setProbation(false)
+		e.recovering.Store(false)
+	}
 	e.mu.Unlock()
 }
 

@@ -298,6 +298,58 @@ func TestPinnedFailureDuringAnEjectionIsNotCounted(t *testing.T) {
 	}
 }
 
+// A call that was in flight when the service was ejected and succeeds
+// afterwards does not reset the doubling either: it was sent before the
+// ejection, and the probe after it is what says the service is back. A
+// service that fails fast while its slow calls still succeed (overload)
+// was otherwise put back to base_time by each slow success, and never
+// kept out longer while its probes kept failing.
+func TestPinnedSuccessDuringAnEjectionKeepsTheDoubling(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	let := sync.OnceFunc(func() { close(release) })
+	var held atomic.Int32
+	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Hold") != "" {
+			held.Add(1)
+			<-release
+			io.WriteString(w, "service")
+			return
+		}
+		w.WriteHeader(503)
+	})
+	const base = 3 * time.Second
+	e := newEnv(t, ejectGapConfig("    eject: {consecutive_failures: 1, base_time: 3s, max_time: 1h}\n"), flagJSON("orders-percent", 100), nil, svc)
+	t.Cleanup(let)
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := e.get("/api/orders/1", "X-User-Id", "u", "X-Hold", "1")
+		done <- resp.StatusCode
+	}()
+	eventually(t, 10*time.Second, "the held call at the service", func() bool { return held.Load() == 1 })
+	e.get("/api/orders/1", "X-User-Id", "u") // 503: ejected for base_time
+	if st := e.routeStatus(); st.State != "ejected" {
+		t.Fatalf("setup: not ejected: %+v", st)
+	}
+	let() // the call in flight succeeds now, during the ejection
+	if status := <-done; status != 200 {
+		t.Fatalf("the held call: status %d, want the service's 200", status)
+	}
+	eventually(t, pinnedWait, "the ejection over", func() bool { return e.routeStatus().State == "serving" })
+	before := time.Now()
+	e.get("/api/orders/1", "X-User-Id", "u") // the probe fails: ejected again
+	st := e.routeStatus()
+	if st.State != "ejected" || st.EjectedUntil == nil {
+		t.Fatalf("a failed probe did not eject the service: %+v", st)
+	}
+	// Twice base_time from the probe's failure, which came after before;
+	// reset, it would be base_time from it (under 2×base unless the probe
+	// took a whole base_time to fail).
+	if d := st.EjectedUntil.Sub(before); d < 2*base-time.Second/2 {
+		t.Errorf("ejected again for %v after a failed probe, want twice base_time (%v): a call sent before the first ejection reset the doubling", d.Round(time.Millisecond), 2*base)
+	}
+}
+
 // The sticky key from the request, where the value is unusual: the first
 // of repeated header fields; an empty value as no value (the client
 // address is the key, not "" shared by every such client); a cookie in
