@@ -245,6 +245,23 @@ func TestPinnedRampFromZeroStartsAfresh(t *testing.T) {
 	})
 }
 
+// heldService is a service that fails every call (503) but those with
+// X-Hold, which it holds until let is called and then answers with
+// status; held counts the calls it holds.
+func heldService(status int) (svc http.Handler, held *atomic.Int32, let func()) {
+	release := make(chan struct{})
+	held = new(atomic.Int32)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Hold") != "" {
+			held.Add(1)
+			<-release
+			w.WriteHeader(status)
+			return
+		}
+		w.WriteHeader(503)
+	}), held, sync.OnceFunc(func() { close(release) })
+}
+
 // A call that was in flight when the service was ejected and fails
 // afterwards neither extends the ejection nor doubles it: the service is
 // already out, and a hung service's calls time out one by one for up to
@@ -253,16 +270,7 @@ func TestPinnedRampFromZeroStartsAfresh(t *testing.T) {
 // out for hours.
 func TestPinnedFailureDuringAnEjectionIsNotCounted(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	let := sync.OnceFunc(func() { close(release) })
-	var held atomic.Int32
-	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Hold") != "" {
-			held.Add(1)
-			<-release
-		}
-		w.WriteHeader(503)
-	})
+	svc, held, let := heldService(503)
 	e := newEnv(t, ejectGapConfig("    eject: {consecutive_failures: 1, base_time: 1h, max_time: 8h}\n"), flagJSON("orders-percent", 100), nil, svc)
 	t.Cleanup(let) // before the servers' own cleanups, which wait for the held call
 	done := make(chan int, 1)
@@ -306,18 +314,7 @@ func TestPinnedFailureDuringAnEjectionIsNotCounted(t *testing.T) {
 // kept out longer while its probes kept failing.
 func TestPinnedSuccessDuringAnEjectionKeepsTheDoubling(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	let := sync.OnceFunc(func() { close(release) })
-	var held atomic.Int32
-	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Hold") != "" {
-			held.Add(1)
-			<-release
-			io.WriteString(w, "service")
-			return
-		}
-		w.WriteHeader(503)
-	})
+	svc, held, let := heldService(200)
 	const base = 3 * time.Second
 	e := newEnv(t, ejectGapConfig("    eject: {consecutive_failures: 1, base_time: 3s, max_time: 1h}\n"), flagJSON("orders-percent", 100), nil, svc)
 	t.Cleanup(let)
