@@ -571,10 +571,19 @@ func TestPinnedMetricsDurationIsANativeHistogram(t *testing.T) {
 		if mf.GetName() != "strangler_request_duration_seconds" {
 			continue
 		}
+		checked := 0
 		for _, m := range mf.GetMetric() {
-			if h := m.GetHistogram(); h.GetSampleCount() == 1 && (h.Schema == nil || h.GetSchema() != 3 || len(h.GetBucket()) != len(durationBuckets)) {
+			h := m.GetHistogram()
+			if h.GetSampleCount() != 1 {
+				continue
+			}
+			checked++
+			if h.Schema == nil || h.GetSchema() != 3 || len(h.GetBucket()) != len(durationBuckets) {
 				t.Errorf("%v: schema %v, %d classic buckets; want a native histogram of schema 3 beside the %d classic buckets", m.GetLabel(), h.Schema, len(h.GetBucket()), len(durationBuckets))
 			}
+		}
+		if checked == 0 {
+			t.Error("strangler_request_duration_seconds in protobuf has no series with the request")
 		}
 		return
 	}
